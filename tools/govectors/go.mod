@@ -1,0 +1,3 @@
+module thanosbridge/govectors
+
+go 1.24
