@@ -1,0 +1,77 @@
+/**
+ * Turns catalogue entries into the PromQL actually sent for one cluster: the
+ * cluster matcher injected, range windows rewritten (BRIDGE §1), and, for
+ * server-side reduction, wrapped in `*_over_time((…)[1h:1m])`.
+ *
+ * @module
+ */
+
+import type { CostQuery } from "./catalogue_groups.ts";
+import { rewriteQuery } from "./promql_rewrite.ts";
+import { type ServerAggregate, serverAggregates } from "./reduce.ts";
+
+/** A catalogue query bound to one cluster. */
+export interface PlannedQuery {
+  /** The catalogue entry. */
+  readonly query: CostQuery;
+  /** The rewritten expression (cluster matcher, range window). */
+  readonly expr: string;
+  /** For server-side reduction: one wrapped expression per aggregate needed. */
+  readonly server: readonly { readonly aggregate: ServerAggregate; readonly expr: string }[];
+}
+
+/** How queries are bound to a cluster. */
+export interface PlanOptions {
+  /** Label carrying the cluster id, e.g. `clusterID`. */
+  readonly clusterLabel: string;
+  /** The cluster id to match. */
+  readonly clusterId: string;
+  /** Range window for rate/irate/increase/*_over_time, e.g. `15m`. */
+  readonly rateWindow: string;
+}
+
+/**
+ * Wraps an expression so that one evaluation at H:59:59 aggregates CMMO's 60
+ * evaluation points H:00:00 … H:59:00: the subquery `[1h:1m]` evaluated at
+ * H:59:59 has its start at (H−1):59:59, which is not on the minute grid, so
+ * both Prometheus 2.x (closed start) and 3.x/Thanos (open start) pick exactly
+ * H:00 … H:59.
+ *
+ * @example
+ * ```ts
+ * import { serverExpr } from "./query_plan.ts";
+ * serverExpr("up", "sum"); // "sum_over_time((up)[1h:1m])"
+ * ```
+ */
+export function serverExpr(expr: string, aggregate: ServerAggregate): string {
+  return `${aggregate}_over_time((${expr.trim()})[1h:1m])`;
+}
+
+/**
+ * Binds every query to a cluster.
+ *
+ * @example
+ * ```ts
+ * import { planQueries } from "./query_plan.ts";
+ * import { COST_QUERIES } from "./catalogue.ts";
+ * const plan = planQueries(COST_QUERIES, { clusterLabel: "clusterID", clusterId: "c1", rateWindow: "15m" });
+ * plan.length; // 36
+ * ```
+ */
+export function planQueries(
+  queries: readonly CostQuery[],
+  options: PlanOptions,
+): PlannedQuery[] {
+  return queries.map((query) => {
+    const expr = rewriteQuery(query.expr, {
+      label: options.clusterLabel,
+      value: options.clusterId,
+      rangeWindow: options.rateWindow,
+    });
+    const server = serverAggregates(query.value?.reduction ?? null).map((aggregate) => ({
+      aggregate,
+      expr: serverExpr(expr, aggregate),
+    }));
+    return { query, expr, server };
+  });
+}

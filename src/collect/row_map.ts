@@ -1,0 +1,106 @@
+/**
+ * CMMO's `mappedResults`: one map per query group from row key to row fields,
+ * filled series by series with last-writer-wins (contract §3.3, §3.5).
+ *
+ * @module
+ */
+
+import { formatFloat } from "../package/go_float.ts";
+import type { CostQuery } from "./catalogue_groups.ts";
+import type { Reduced } from "./reduce.ts";
+import { compareUtf8 } from "./utf8_compare.ts";
+
+/** Fields of one row: field name → already formatted string. */
+export type Row = Map<string, string>;
+/** Row key → row. */
+export type RowMap = Map<string, Row>;
+/** Labels of one series. */
+export type Labels = Readonly<Record<string, string>>;
+
+/**
+ * The row key of a series: the single RowKey label's value, or the values of
+ * several RowKey labels sorted (byte order) and joined with `,` (CMMO
+ * `generateKey`). Absent labels count as `""`.
+ *
+ * @example
+ * ```ts
+ * import { rowKey } from "./row_map.ts";
+ * rowKey({ pod: "a", namespace: "b" }, ["pod", "namespace"]); // "a,b"
+ * ```
+ */
+export function rowKey(metric: Labels, keys: readonly string[]): string {
+  if (keys.length === 1) return metric[keys[0]!] ?? "";
+  return keys.map((k) => metric[k] ?? "").sort(compareUtf8).join(",");
+}
+
+const regexCache = new Map<string, RegExp>();
+
+/**
+ * CMMO `findFields`: every label whose **name** matches the (unanchored) Go
+ * regexp becomes `name:value`; the strings are sorted by byte order and joined
+ * with `|`. No matches give `""`. Nothing is escaped.
+ *
+ * @example
+ * ```ts
+ * import { serializeLabels } from "./row_map.ts";
+ * serializeLabels({ label_b: "2", label_a: "x:y", pod: "p" }, "label_*");
+ * // "label_a:x:y|label_b:2"
+ * ```
+ */
+export function serializeLabels(metric: Labels, pattern: string): string {
+  let re = regexCache.get(pattern);
+  if (!re) {
+    re = new RegExp(pattern);
+    regexCache.set(pattern, re);
+  }
+  const out: string[] = [];
+  for (const name in metric) {
+    if (re.test(name)) out.push(`${name}:${metric[name]}`);
+  }
+  return out.length === 0 ? "" : out.sort(compareUtf8).join("|");
+}
+
+/**
+ * Writes one series into a row map exactly as CMMO's `iterateMatrix`: label
+ * fields, regex label fields, then the reduced value under `value.field` and,
+ * if the query has one, `value × 60` (sum) or `value × (60·n)` (max) under
+ * `value.transformedField`, all formatted with Go's `%.6f`.
+ *
+ * @example
+ * ```ts
+ * import { applySeries, type RowMap } from "./row_map.ts";
+ * import { COST_QUERIES } from "./catalogue.ts";
+ * const rows: RowMap = new Map();
+ * const q = COST_QUERIES.find((q) => q.name === "node-capacity-cpu-cores")!;
+ * applySeries(rows, q, { node: "n1", provider_id: "aws:///x/i-1" }, { value: 4, n: 60 });
+ * rows.get("n1")!.get("node-capacity-cpu-core-seconds"); // "14400.000000"
+ * ```
+ */
+export function applySeries(
+  rows: RowMap,
+  query: CostQuery,
+  metric: Labels,
+  reduced: Reduced | null,
+): void {
+  const key = rowKey(metric, query.rowKey);
+  let row = rows.get(key);
+  if (!row) {
+    row = new Map();
+    rows.set(key, row);
+  }
+  for (const field in query.labels) {
+    row.set(field, metric[query.labels[field]!] ?? "");
+  }
+  for (const field in query.labelRegex) {
+    row.set(field, serializeLabels(metric, query.labelRegex[field]!));
+  }
+  const value = query.value;
+  if (value && reduced) {
+    row.set(value.field, formatFloat(reduced.value));
+    if (value.transformedField !== null) {
+      let factor = 60;
+      if (value.reduction === "max") factor *= reduced.n;
+      row.set(value.transformedField, formatFloat(reduced.value * factor));
+    }
+  }
+}
