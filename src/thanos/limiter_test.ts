@@ -1,0 +1,79 @@
+import assert from "node:assert/strict";
+import { Limiter } from "./limiter.ts";
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => resolve = r);
+  return { promise, resolve };
+}
+
+Deno.test("Limiter never exceeds its size and serves waiters in FIFO order", async () => {
+  const limiter = new Limiter(3);
+  let running = 0;
+  let peak = 0;
+  const order: number[] = [];
+  const gates = Array.from({ length: 10 }, () => deferred());
+  const tasks = gates.map((gate, i) =>
+    limiter.run(async () => {
+      order.push(i);
+      peak = Math.max(peak, ++running);
+      await gate.promise;
+      running--;
+    })
+  );
+  await Promise.resolve();
+  assert.equal(limiter.active, 3);
+  assert.equal(limiter.pending, 7);
+  // Finish them in reverse order of start; starts must still be FIFO.
+  for (let i = gates.length - 1; i >= 0; i--) {
+    gates[i]?.resolve();
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  await Promise.all(tasks);
+  assert.equal(peak, 3);
+  assert.equal(limiter.active, 0);
+  assert.equal(limiter.pending, 0);
+  // The first three start at once; then each freed slot goes to the oldest waiter.
+  assert.deepEqual(order.slice(0, 3), [0, 1, 2]);
+  assert.deepEqual([...order].sort((a, b) => a - b), order.slice().sort((a, b) => a - b));
+  assert.deepEqual(order, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+});
+
+Deno.test("Limiter release is idempotent and releases on throw", async () => {
+  const limiter = new Limiter(1);
+  const release = await limiter.acquire();
+  release();
+  release();
+  assert.equal(limiter.active, 0);
+  await assert.rejects(limiter.run(() => Promise.reject(new Error("boom"))), /boom/);
+  assert.equal(limiter.active, 0);
+  const again = await limiter.acquire();
+  assert.equal(limiter.active, 1);
+  again();
+});
+
+Deno.test("Limiter drops an aborted waiter without taking a slot", async () => {
+  const limiter = new Limiter(1);
+  const holder = await limiter.acquire();
+  const controller = new AbortController();
+  const reason = new Error("gave up");
+  const waiting = limiter.acquire(controller.signal);
+  const next = limiter.acquire();
+  assert.equal(limiter.pending, 2);
+  controller.abort(reason);
+  await assert.rejects(waiting, (error) => error === reason);
+  assert.equal(limiter.pending, 1);
+  holder();
+  const release = await next;
+  assert.equal(limiter.active, 1);
+  release();
+  assert.equal(limiter.active, 0);
+  await assert.rejects(limiter.acquire(controller.signal), (error) => error === reason);
+  assert.equal(limiter.active, 0);
+});
+
+Deno.test("Limiter rejects a bad size", () => {
+  for (const bad of [0, -1, 1.5, Number.NaN]) {
+    assert.throws(() => new Limiter(bad), RangeError);
+  }
+});

@@ -1,0 +1,314 @@
+/**
+ * Record and replay of `query_range` traffic, as `fetch` wrappers to pass as
+ * the `fetch` option of `ThanosClient`.
+ *
+ * A recording is a folder with one gzip-compressed answer body per request,
+ * `<key>.json.gz`, and an `index.jsonl` with one line per recorded request:
+ * `{"key","query","start","end","step","bytes"}`. The key is the SHA-256 (hex)
+ * of the canonical request (see {@linkcode recordingKey}): the path
+ * `/api/v1/query_range` and the form parameters `query`, `start`, `end`, `step`
+ * only. Host, path prefix, headers (and so the token), `dedup` and
+ * `partial_response` are not part of it, so a recording made against one URL
+ * replays for any URL. Request headers are never stored.
+ *
+ * @module
+ */
+
+const QUERY_RANGE_SUFFIX = "/api/v1/query_range";
+const INDEX_FILE = "index.jsonl";
+
+/** The request parameters that identify a recorded answer. */
+export interface RecordedRequest {
+  /** PromQL expression, as sent. */
+  query: string;
+  /** `start` form value, as sent (unix seconds). */
+  start: string;
+  /** `end` form value, as sent (unix seconds). */
+  end: string;
+  /** `step` form value, as sent (seconds). */
+  step: string;
+}
+
+/** One line of `index.jsonl`. */
+export interface RecordingIndexEntry {
+  /** SHA-256 hex of the canonical request; the body is in `<key>.json.gz`. */
+  key: string;
+  /** PromQL expression. */
+  query: string;
+  /** Unix seconds. */
+  start: number;
+  /** Unix seconds. */
+  end: number;
+  /** Seconds. */
+  step: number;
+  /** Size of the uncompressed answer body. */
+  bytes: number;
+}
+
+/**
+ * The canonical text of a request, hashed into its key:
+ * `/api/v1/query_range?query=…&start=…&end=…&step=…` (form-encoded, in this order).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { canonicalRequest } from "./recording.ts";
+ *
+ * assert.equal(
+ *   canonicalRequest({ query: "up", start: "0", end: "3540", step: "60" }),
+ *   "/api/v1/query_range?query=up&start=0&end=3540&step=60",
+ * );
+ * ```
+ */
+export function canonicalRequest(request: RecordedRequest): string {
+  const params = new URLSearchParams([
+    ["query", request.query],
+    ["start", request.start],
+    ["end", request.end],
+    ["step", request.step],
+  ]);
+  return `${QUERY_RANGE_SUFFIX}?${params}`;
+}
+
+/**
+ * SHA-256 (lowercase hex) of {@linkcode canonicalRequest}: the recording key.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { recordingKey } from "./recording.ts";
+ *
+ * const key = await recordingKey({ query: "up", start: "0", end: "3540", step: "60" });
+ * assert.match(key, /^[0-9a-f]{64}$/);
+ * ```
+ */
+export async function recordingKey(request: RecordedRequest): Promise<string> {
+  const digest = await crypto.subtle.digest(
+    "SHA-256",
+    new TextEncoder().encode(canonicalRequest(request)),
+  );
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Extracts the `query_range` parameters of a fetch call, from the form body and
+ * the URL's search parameters (form values win). Returns `undefined` for any
+ * other request (other path, or a missing parameter).
+ */
+async function readQueryRange(
+  input: RequestInfo | URL,
+  init: RequestInit | undefined,
+): Promise<RecordedRequest | undefined> {
+  const request = new Request(input instanceof Request ? input.clone() : input, init);
+  const url = new URL(request.url);
+  if (!url.pathname.endsWith(QUERY_RANGE_SUFFIX)) {
+    await request.body?.cancel();
+    return undefined;
+  }
+  const params = new URLSearchParams(url.search);
+  if (request.body !== null) {
+    for (const [name, value] of new URLSearchParams(await request.text())) {
+      params.set(name, value);
+    }
+  }
+  const query = params.get("query");
+  const start = params.get("start");
+  const end = params.get("end");
+  const step = params.get("step");
+  if (query === null || start === null || end === null || step === null) return undefined;
+  return { query, start, end, step };
+}
+
+/** Appends to `index.jsonl` one line at a time per folder, in this process. */
+const indexQueues = new Map<string, Promise<void>>();
+
+function appendIndex(dir: string, entry: RecordingIndexEntry): Promise<void> {
+  const line = JSON.stringify(entry) + "\n";
+  const previous = indexQueues.get(dir) ?? Promise.resolve();
+  // One write() with O_APPEND per line: whole lines even across processes.
+  const next = previous.catch(() => {}).then(() =>
+    Deno.writeTextFile(`${dir}/${INDEX_FILE}`, line, { append: true, create: true })
+  );
+  indexQueues.set(dir, next);
+  next.finally(() => {
+    if (indexQueues.get(dir) === next) indexQueues.delete(dir);
+  }).catch(() => {});
+  return next;
+}
+
+/**
+ * Wraps `inner` so that every successful (2xx) `query_range` answer is also
+ * stored in `dir` while the caller streams it: each chunk is written through a
+ * gzip `CompressionStream` to `<key>.json.gz.tmp-…` before it is passed on,
+ * so memory stays bounded; when the body ends, the file is renamed to
+ * `<key>.json.gz` and a line is appended to `index.jsonl`, all before the
+ * caller sees the end of the body. A body that is cancelled or fails leaves
+ * nothing behind. A later answer to the same request (a retry, a re-run)
+ * replaces the stored body and appends another index line for the same key;
+ * the last line for a key describes the stored body.
+ * Non-2xx answers and other requests pass through unrecorded. `init` (with a
+ * TLS `client`, signal, headers) is passed to `inner` unchanged; headers are
+ * never written to disk.
+ *
+ * @example Record while querying
+ * ```ts ignore
+ * import { recordingFetch } from "./recording.ts";
+ * import { ThanosClient } from "./thanos_client.ts";
+ *
+ * await Deno.mkdir("recording", { recursive: true });
+ * const client = new ThanosClient({ url: "https://thanos:9091", fetch: recordingFetch("recording") });
+ * ```
+ */
+export function recordingFetch(dir: string, inner: typeof fetch = fetch): typeof fetch {
+  return async (input, init) => {
+    const request = await readQueryRange(input, init);
+    const response = await inner(input, init);
+    if (request === undefined || !response.ok || response.body === null) return response;
+    const key = await recordingKey(request);
+    return new Response(recordBody(dir, key, request, response.body), {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
+  };
+}
+
+/**
+ * Passes `source` through chunk by chunk (pulled on demand, so nothing piles
+ * up), writing each chunk to a gzip spool file first; publishes the file and
+ * its index line when `source` ends, and deletes it if `source` fails or the
+ * reader cancels.
+ */
+function recordBody(
+  dir: string,
+  key: string,
+  request: RecordedRequest,
+  source: ReadableStream<Uint8Array>,
+): ReadableStream<Uint8Array> {
+  const finalPath = `${dir}/${key}.json.gz`;
+  const tmpPath = `${finalPath}.tmp-${crypto.randomUUID()}`;
+  const reader = source.getReader();
+  let spool:
+    | { writer: WritableStreamDefaultWriter<BufferSource>; written: Promise<void> }
+    | undefined;
+  let bytes = 0;
+  let settled = false;
+
+  const open = async () => {
+    await Deno.mkdir(dir, { recursive: true });
+    const file = await Deno.open(tmpPath, { write: true, createNew: true });
+    const gzip = new CompressionStream("gzip");
+    const written = gzip.readable.pipeTo(file.writable);
+    written.catch(() => {}); // awaited in finish() / discard()
+    return { writer: gzip.writable.getWriter(), written };
+  };
+  const discard = async (reason: unknown) => {
+    if (settled) return;
+    settled = true;
+    if (spool === undefined) return;
+    await spool.writer.abort(reason).catch(() => {});
+    await spool.written.catch(() => {});
+    await Deno.remove(tmpPath).catch(() => {});
+  };
+  const finish = async () => {
+    spool ??= await open();
+    await spool.writer.close();
+    await spool.written;
+    await Deno.rename(tmpPath, finalPath);
+    settled = true;
+    await appendIndex(dir, {
+      key,
+      query: request.query,
+      start: Number(request.start),
+      end: Number(request.end),
+      step: Number(request.step),
+      bytes,
+    });
+  };
+
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        spool ??= await open();
+        const next = await reader.read();
+        if (next.done) {
+          await finish();
+          controller.close();
+          return;
+        }
+        bytes += next.value.byteLength;
+        await spool.writer.write(next.value as Uint8Array<ArrayBuffer>);
+        controller.enqueue(next.value);
+      } catch (error) {
+        await discard(error);
+        reader.cancel(error).catch(() => {});
+        controller.error(error);
+      }
+    },
+    async cancel(reason) {
+      await reader.cancel(reason).catch(() => {});
+      await discard(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** Options of {@linkcode replayFetch}. */
+export interface ReplayOptions {
+  /** Called for each request that has no recorded answer (before the 404 answer). */
+  onMissing?: (request: RecordedRequest, key: string) => void;
+}
+
+/**
+ * A `fetch` that answers `query_range` requests from a recording in `dir`,
+ * without any network: the stored `<key>.json.gz` is streamed through a
+ * `DecompressionStream` (never read whole). A request with no recorded answer
+ * gets an HTTP 404 answer with a Prometheus-style error body naming the query
+ * and its key, which `ThanosClient` turns into an immediate,
+ * non-retried error. Any other request gets a 404 as well. `init.client` and
+ * headers are ignored.
+ *
+ * @example Replay a recording
+ * ```ts ignore
+ * import { replayFetch } from "./recording.ts";
+ * import { ThanosClient } from "./thanos_client.ts";
+ *
+ * const client = new ThanosClient({ url: "http://replay.invalid", fetch: replayFetch("recording") });
+ * ```
+ */
+export function replayFetch(dir: string, options: ReplayOptions = {}): typeof fetch {
+  return async (input, init) => {
+    const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined);
+    signal?.throwIfAborted();
+    const request = await readQueryRange(input, init);
+    if (request === undefined) {
+      return errorResponse(404, "not_found", "replay only answers POST /api/v1/query_range");
+    }
+    const key = await recordingKey(request);
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(`${dir}/${key}.json.gz`, { read: true });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      options.onMissing?.(request, key);
+      return errorResponse(
+        404,
+        "not_found",
+        `no recorded answer in ${dir} for query ${JSON.stringify(request.query)} ` +
+          `(start=${request.start}, end=${request.end}, step=${request.step}, key ${key})`,
+      );
+    }
+    const body = file.readable.pipeThrough(new DecompressionStream("gzip"));
+    return new Response(body, {
+      status: 200,
+      headers: { "Content-Type": "application/json" },
+    });
+  };
+}
+
+function errorResponse(status: number, errorType: string, error: string): Response {
+  return new Response(JSON.stringify({ status: "error", errorType, error }), {
+    status,
+    statusText: status === 404 ? "Not Found" : "",
+    headers: { "Content-Type": "application/json" },
+  });
+}

@@ -1,0 +1,304 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { gunzipSync } from "node:zlib";
+import {
+  canonicalRequest,
+  recordingFetch,
+  type RecordingIndexEntry,
+  recordingKey,
+  replayFetch,
+} from "./recording.ts";
+import {
+  type QueryErrorCause,
+  type RangeQuery,
+  type Series,
+  ThanosClient,
+} from "./thanos_client.ts";
+
+const TOKEN = "rec-token-7c1e-do-not-store";
+
+function seriesFor(query: string): Series[] {
+  return [
+    { metric: { query, pod: 'p-ü "1"' }, values: [[1_793_491_200, "1"], [1_793_491_260, "2"]] },
+    { metric: { query, pod: "p2" }, values: [[1_793_491_200, "0.5"]] },
+  ];
+}
+
+function answerFor(query: string): string {
+  return JSON.stringify({
+    status: "success",
+    data: { resultType: "matrix", result: seriesFor(query) },
+  });
+}
+
+function rangeOf(query: string): RangeQuery {
+  return { query, start: 1_793_491_200, end: 1_793_494_799, step: 60 };
+}
+
+/** A body in small chunks; with `stallAfter`, it hangs after that many bytes until `stop`. */
+function chunked(
+  text: string,
+  stallAfter?: number,
+  stop?: AbortSignal,
+): ReadableStream<Uint8Array> {
+  const bytes = new TextEncoder().encode(text);
+  let at = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      if (stallAfter !== undefined && at >= stallAfter) {
+        await new Promise<void>((resolve) => {
+          if (stop?.aborted) resolve();
+          stop?.addEventListener("abort", () => resolve(), { once: true });
+        });
+        c.close();
+        return;
+      }
+      if (at >= bytes.length) return c.close();
+      c.enqueue(bytes.slice(at, at + 5));
+      at += 5;
+    },
+  });
+}
+
+async function withServer(
+  handler: (form: URLSearchParams, n: number, stop: AbortSignal) => Response,
+  fn: (url: string) => Promise<void>,
+): Promise<void> {
+  const stopper = new AbortController();
+  let n = 0;
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
+    const form = new URLSearchParams(await req.text());
+    return handler(form, ++n, stopper.signal);
+  });
+  try {
+    await fn(`http://127.0.0.1:${server.addr.port}`);
+  } finally {
+    stopper.abort();
+    await server.shutdown();
+  }
+}
+
+async function readIndex(dir: string): Promise<RecordingIndexEntry[]> {
+  const text = await Deno.readTextFile(`${dir}/index.jsonl`);
+  assert.ok(text.endsWith("\n"));
+  return text.trimEnd().split("\n").map((line) => JSON.parse(line));
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+  return names.sort();
+}
+
+const fast = { baseDelayMs: 1, maxDelayMs: 1, sleep: () => Promise.resolve() };
+
+Deno.test("record then replay gives the same series, for any URL, without headers on disk", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "recording_test_" });
+  try {
+    const queries = ["sum(rate(a[15m]))", 'kube_pod_labels{clusterID="c1"}'];
+    const recorded = new Map<string, Series[]>();
+    await withServer(
+      (form) => new Response(chunked(answerFor(form.get("query") ?? ""))),
+      async (url) => {
+        const client = new ThanosClient({
+          url: `${url}/thanos`,
+          token: TOKEN,
+          headers: { "X-Tenant": "t1" },
+          fetch: recordingFetch(dir),
+          ...fast,
+        });
+        for (const query of queries) {
+          const got: Series[] = [];
+          await client.queryRange(rangeOf(query), (s) => got.push(s));
+          assert.deepEqual(got, seriesFor(query));
+          recorded.set(query, got);
+        }
+      },
+    );
+
+    const index = await readIndex(dir);
+    assert.equal(index.length, 2);
+    for (const [i, query] of queries.entries()) {
+      const entry = index[i] as RecordingIndexEntry;
+      const body = answerFor(query);
+      assert.deepEqual(entry, {
+        key: entry.key,
+        query,
+        start: 1_793_491_200,
+        end: 1_793_494_799,
+        step: 60,
+        bytes: new TextEncoder().encode(body).byteLength,
+      });
+      // Key = SHA-256 of the canonical request, computed independently here.
+      const canonical = `/api/v1/query_range?${new URLSearchParams({
+        query,
+        start: "1793491200",
+        end: "1793494799",
+        step: "60",
+      })}`;
+      assert.equal(
+        canonicalRequest({ query, start: "1793491200", end: "1793494799", step: "60" }),
+        canonical,
+      );
+      assert.equal(entry.key, createHash("sha256").update(canonical).digest("hex"));
+      const stored = await Deno.readFile(`${dir}/${entry.key}.json.gz`);
+      assert.equal(new TextDecoder().decode(gunzipSync(stored)), body);
+    }
+    assert.deepEqual(
+      await listDir(dir),
+      [...index.map((e) => `${e.key}.json.gz`), "index.jsonl"].sort(),
+    );
+    // No request header (token, tenant) is stored anywhere, compressed or not.
+    for (const name of await listDir(dir)) {
+      const raw = await Deno.readFile(`${dir}/${name}`);
+      const text = new TextDecoder().decode(name.endsWith(".gz") ? gunzipSync(raw) : raw);
+      assert.ok(!text.includes(TOKEN) && !text.includes('t1"'), name);
+    }
+
+    // Replay against another URL: same series, no network.
+    const replay = new ThanosClient({
+      url: "http://replay.invalid:1/other/",
+      fetch: replayFetch(dir),
+    });
+    for (const query of queries) {
+      const got: Series[] = [];
+      const stats = await replay.queryRange(rangeOf(query), (s) => got.push(s));
+      assert.deepEqual(got, recorded.get(query));
+      assert.equal(stats.bytes, index.find((e) => e.query === query)?.bytes);
+    }
+
+    // A request that was never recorded fails at once, naming the query.
+    const missing: string[] = [];
+    const strict = new ThanosClient({
+      url: "http://replay.invalid",
+      fetch: replayFetch(dir, { onMissing: (r) => missing.push(r.query) }),
+      ...fast,
+    });
+    await assert.rejects(strict.queryRange(rangeOf("not_recorded_metric"), () => {}), (error) => {
+      assert.ok(error instanceof Error);
+      assert.match(error.message, /not_recorded_metric/);
+      assert.match(error.message, /HTTP 404.*not_found: no recorded answer in/);
+      const cause = error.cause as QueryErrorCause;
+      assert.equal(cause.attempts, 1);
+      assert.equal(cause.retryable, false);
+      return true;
+    });
+    // Same query, another window: also missing.
+    await assert.rejects(
+      strict.queryRange({ ...rangeOf(queries[0] as string), end: 1_793_494_800 }, () => {}),
+      /no recorded answer/,
+    );
+    assert.deepEqual(missing, ["not_recorded_metric", queries[0]]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the key ignores host, prefix, dedup and partial_response", async () => {
+  const base = { query: "up", start: "1", end: "2", step: "60" };
+  const key = await recordingKey(base);
+  assert.match(key, /^[0-9a-f]{64}$/);
+  assert.notEqual(await recordingKey({ ...base, step: "30" }), key);
+  assert.notEqual(await recordingKey({ ...base, query: "up " }), key);
+
+  const dir = await Deno.makeTempDir({ prefix: "recording_key_test_" });
+  try {
+    const body = answerFor("up");
+    const inner: typeof fetch = () => Promise.resolve(new Response(body));
+    const record = recordingFetch(dir, inner);
+    const form = new URLSearchParams({ ...base, dedup: "true", partial_response: "false" });
+    const res = await record("http://a.example:9091/x/api/v1/query_range", {
+      method: "POST",
+      body: form,
+    });
+    assert.equal(await res.text(), body);
+    // Replay with other non-key parameters, another host, and as a GET with a query string.
+    const replay = replayFetch(dir);
+    const viaPost = await replay("https://b.example/api/v1/query_range", {
+      method: "POST",
+      body: new URLSearchParams(base),
+    });
+    assert.equal(await viaPost.text(), body);
+    const viaGet = await replay(`http://c/api/v1/query_range?${new URLSearchParams(base)}`);
+    assert.equal(await viaGet.text(), body);
+    const other = await replay("http://c/api/v1/query", {
+      method: "POST",
+      body: new URLSearchParams(base),
+    });
+    assert.equal(other.status, 404);
+    await other.body?.cancel();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("failed, cancelled and non-2xx answers leave nothing behind", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "recording_fail_test_" });
+  try {
+    await withServer(
+      (form, n, stop) => {
+        const query = form.get("query") ?? "";
+        if (query === "bad") return new Response("bad query", { status: 400 });
+        // "stall": first answer hangs half-way (timeout), second is fine.
+        if (query === "stall" && n === 2) return new Response(chunked(answerFor(query), 30, stop));
+        return new Response(chunked(answerFor(query)));
+      },
+      async (url) => {
+        const client = new ThanosClient({
+          url,
+          fetch: recordingFetch(dir),
+          timeoutMs: 200,
+          ...fast,
+        });
+        await assert.rejects(client.queryRange(rangeOf("bad"), () => {}), /HTTP 400/);
+        let got: Series[] = [];
+        const stats = await client.queryRange(
+          rangeOf("stall"),
+          (s) => got.push(s),
+          undefined,
+          () => {
+            got = [];
+          },
+        );
+        assert.equal(stats.attempts, 2);
+        assert.deepEqual(got, seriesFor("stall"));
+      },
+    );
+    const index = await readIndex(dir);
+    assert.deepEqual(index.map((e) => e.query), ["stall"]);
+    assert.deepEqual(await listDir(dir), [`${index[0]?.key}.json.gz`, "index.jsonl"].sort());
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("concurrent recordings append whole index lines", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "recording_concurrent_test_" });
+  try {
+    const queries = Array.from(
+      { length: 16 },
+      (_, i) => `metric_${i}{long_label="${"x".repeat(i * 50)}"}`,
+    );
+    await withServer(
+      (form) => new Response(chunked(answerFor(form.get("query") ?? ""))),
+      async (url) => {
+        const client = new ThanosClient({ url, fetch: recordingFetch(dir), concurrency: 8 });
+        await Promise.all(queries.map((q) => client.queryRange(rangeOf(q), () => {})));
+      },
+    );
+    const index = await readIndex(dir);
+    assert.deepEqual(index.map((e) => e.query).sort(), [...queries].sort());
+    const replay = new ThanosClient({
+      url: "http://replay.invalid",
+      fetch: replayFetch(dir),
+      concurrency: 8,
+    });
+    await Promise.all(queries.map(async (q) => {
+      const got: Series[] = [];
+      await replay.queryRange(rangeOf(q), (s) => got.push(s));
+      assert.deepEqual(got, seriesFor(q));
+    }));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

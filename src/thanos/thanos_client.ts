@@ -1,0 +1,660 @@
+/**
+ * HTTP client for the Thanos Query (Prometheus HTTP API) `query_range` endpoint:
+ * POST form requests, streaming parsing, retries with backoff, a per-client
+ * concurrency limit, bearer token, extra headers and custom TLS.
+ *
+ * @module
+ */
+
+import { abortableSleep, backoffDelay, parseRetryAfter } from "./backoff.ts";
+import { Limiter } from "./limiter.ts";
+import {
+  parseSeriesStream,
+  type Series,
+  type SeriesStreamErrorCause,
+  type SeriesStreamResult,
+} from "./series_stream.ts";
+
+export type { Series } from "./series_stream.ts";
+
+/** Version sent in the `User-Agent` header (`thanos-bridge/<version>`). */
+export const THANOS_BRIDGE_VERSION = "0.1.0";
+
+/** A range query. Times are unix seconds, `step` is in seconds. */
+export interface RangeQuery {
+  /** PromQL expression. */
+  query: string;
+  /** First evaluation time, unix seconds. */
+  start: number;
+  /** Last evaluation time, unix seconds. */
+  end: number;
+  /** Evaluation step in seconds (e.g. `60`). */
+  step: number;
+}
+
+/** What one {@linkcode ThanosClient.queryRange} call did. */
+export interface QueryStats {
+  /** Bytes of the accepted answer body (the successful attempt). */
+  bytes: number;
+  /** Series streamed from the accepted answer. */
+  series: number;
+  /** Attempts made, including the successful one. */
+  attempts: number;
+  /** Wall time of the whole call in ms, including queueing and retry sleeps. */
+  ms: number;
+}
+
+/** Options of {@linkcode ThanosClient}. */
+export interface ThanosClientOptions {
+  /** Base URL, e.g. `https://thanos-query:9091`; a path prefix is allowed (`https://h/prefix`). */
+  url: string;
+  /** Timeout per attempt in ms, covering the whole body (default 120 000, CMMO's `context_timeout`). */
+  timeoutMs?: number;
+  /** Attempts per query, including the first (default 5). */
+  maxAttempts?: number;
+  /** Base of the exponential backoff in ms (default 1000). */
+  baseDelayMs?: number;
+  /** Cap of any retry delay in ms, including `Retry-After` (default 30 000). */
+  maxDelayMs?: number;
+  /** Requests in flight across all callers of this client (default 4). */
+  concurrency?: number;
+  /** Bearer token. Never logged, and removed from any error text. */
+  token?: string;
+  /** Extra request headers, e.g. a tenant header. */
+  headers?: Record<string, string>;
+  /** Extra trusted CA certificate(s), PEM. */
+  caCert?: string;
+  /** Client certificate chain for mTLS, PEM (requires `clientKey`). */
+  clientCert?: string;
+  /** Client private key for mTLS, PEM (requires `clientCert`). */
+  clientKey?: string;
+  /**
+   * Transport (record/replay, tests); defaults to the global `fetch`. When TLS
+   * options are given, the `Deno.HttpClient` built from them is passed as
+   * `init.client` to this function too, so a wrapper that forwards `init` to
+   * the global `fetch` (like `recordingFetch`) keeps the TLS settings.
+   */
+  fetch?: typeof fetch;
+  /** Jitter source in [0, 1) (default `Math.random`). */
+  random?: () => number;
+  /** Sleep between attempts (default: an abortable `setTimeout`). */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** `User-Agent` header (default `thanos-bridge/<THANOS_BRIDGE_VERSION>`). */
+  userAgent?: string;
+}
+
+/** Passed to the `onRetry` callback of {@linkcode ThanosClient.queryRange}. */
+export interface RetryInfo {
+  /** Number of the attempt about to be made (2 for the first retry). */
+  attempt: number;
+  /** Delay before that attempt, in ms. */
+  delayMs: number;
+  /** Why the previous attempt failed (never contains the token). */
+  reason: string;
+}
+
+/** Structured details in the `cause` of an error from {@linkcode ThanosClient.queryRange}. */
+export interface QueryErrorCause {
+  /** The full PromQL expression. */
+  query: string;
+  /** What went wrong in the last attempt. */
+  kind: "http" | "api" | "warnings" | "result" | "malformed" | "network" | "timeout";
+  /** Whether the last failure was of a retryable kind. */
+  retryable: boolean;
+  /** Attempts made. */
+  attempts: number;
+  /** HTTP status of the last answer, if one arrived. */
+  status?: number;
+  /** Prometheus `errorType`, if the answer had one. */
+  errorType?: string;
+  /** Warnings of the last answer, if that was the failure. */
+  warnings?: string[];
+}
+
+/** Totals since construction of a {@linkcode ThanosClient}. */
+export interface ThanosClientTotals {
+  /** `queryRange` calls started. */
+  queries: number;
+  /** HTTP attempts made. */
+  attempts: number;
+  /** Body bytes received, over all attempts (failed ones included). */
+  bytes: number;
+}
+
+const QUERY_RANGE_PATH = "/api/v1/query_range";
+const ERROR_BODY_LIMIT = 64 * 1024;
+const RETRYABLE_ERROR_TYPES = new Set([
+  "timeout",
+  "canceled",
+  "execution",
+  "internal",
+  "unavailable",
+]);
+
+/**
+ * Shortens a PromQL expression for messages: whitespace runs become one space,
+ * and anything beyond `max` characters is replaced by `…`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { shortenQuery } from "./thanos_client.ts";
+ *
+ * assert.equal(shortenQuery("sum by (pod) (\n  x\n)"), "sum by (pod) ( x )");
+ * assert.equal(shortenQuery("abcdef", 4), "abc…");
+ * ```
+ */
+export function shortenQuery(query: string, max = 160): string {
+  const flat = query.replace(/\s+/g, " ").trim();
+  return flat.length <= max ? flat : `${flat.slice(0, max - 1)}…`;
+}
+
+/**
+ * Builds the form body of a `query_range` request: `query`, `start`, `end`,
+ * `step` (seconds), `partial_response=false`, `dedup=true`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { queryRangeForm } from "./thanos_client.ts";
+ *
+ * const form = queryRangeForm({ query: "up", start: 0, end: 3540, step: 60 });
+ * assert.equal(form.toString(), "query=up&start=0&end=3540&step=60&partial_response=false&dedup=true");
+ * ```
+ */
+export function queryRangeForm(q: RangeQuery): URLSearchParams {
+  if (typeof q.query !== "string" || q.query.trim() === "") {
+    throw new TypeError(`query must be a non-empty PromQL string, got ${JSON.stringify(q.query)}`);
+  }
+  for (const name of ["start", "end", "step"] as const) {
+    if (!Number.isFinite(q[name])) {
+      throw new RangeError(`${name} must be a finite number of seconds, got ${q[name]}`);
+    }
+  }
+  if (q.step <= 0) throw new RangeError(`step must be positive, got ${q.step}`);
+  if (q.end < q.start) {
+    throw new RangeError(`end (${q.end}) must not be before start (${q.start})`);
+  }
+  return new URLSearchParams([
+    ["query", q.query],
+    ["start", String(q.start)],
+    ["end", String(q.end)],
+    ["step", String(q.step)],
+    ["partial_response", "false"],
+    ["dedup", "true"],
+  ]);
+}
+
+/** Internal: one failed attempt. */
+class AttemptFailure {
+  constructor(
+    readonly reason: string,
+    readonly kind: QueryErrorCause["kind"],
+    readonly retryable: boolean,
+    readonly extra: { status?: number; errorType?: string; warnings?: string[] } = {},
+    readonly retryAfterMs?: number,
+  ) {}
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  }
+  return value;
+}
+
+function nonNegative(name: string, value: number): number {
+  if (!Number.isFinite(value) || value < 0) {
+    throw new RangeError(`${name} must be a non-negative number of ms, got ${value}`);
+  }
+  return value;
+}
+
+/** Reads at most about `limit` bytes of an error body as text; aborts with `signal`. */
+async function readLimitedText(
+  body: ReadableStream<Uint8Array> | null,
+  limit: number,
+  signal: AbortSignal,
+): Promise<string> {
+  if (body === null) return "";
+  const reader = body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  let done = false;
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  aborted.catch(() => {});
+  try {
+    while (size < limit) {
+      const next = await Promise.race([reader.read(), aborted]);
+      if (next.done) {
+        done = true;
+        break;
+      }
+      parts.push(next.value);
+      size += next.value.byteLength;
+    }
+  } finally {
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+    if (!done) reader.cancel().catch(() => {});
+    reader.releaseLock();
+  }
+  const all = new Uint8Array(Math.min(size, limit));
+  let at = 0;
+  for (const part of parts) {
+    const take = Math.min(part.byteLength, all.byteLength - at);
+    all.set(part.subarray(0, take), at);
+    at += take;
+  }
+  const text = new TextDecoder().decode(all);
+  return size > limit ? `${text}…` : text;
+}
+
+/**
+ * Client for one Thanos Query endpoint. All calls of one client share one FIFO
+ * limit of requests in flight; a request holds its slot for the whole attempt,
+ * body included, but not while sleeping before a retry.
+ *
+ * Retried (up to `maxAttempts`, capped exponential backoff with full jitter,
+ * `Retry-After` honoured on 429/503 and capped at `maxDelayMs`): network errors,
+ * timeouts, bodies that end early, HTTP 429, 422 and 5xx, `status: "error"`
+ * answers whose `errorType` is transient (`timeout`, `canceled`, `execution`,
+ * `internal`, `unavailable`), and answers with a non-empty `warnings` array.
+ *
+ * **Warnings decision:** Thanos puts partial-response problems (an unreachable
+ * store, a dropped series set) in `warnings`, and those are usually transient, so
+ * an answer with warnings is retried like a 5xx; if the last attempt still has
+ * warnings the call fails with an error naming the query and the warnings. Its
+ * series are never accepted (BRIDGE.md §1). `infos` are ignored.
+ *
+ * Not retried (fail at once with the server's text): other 4xx (400 bad query,
+ * 401, 403, 404 …), other `status: "error"` answers, a `resultType` other than
+ * `matrix`, and answers that are not valid JSON. An abort through the caller's
+ * signal rejects at once with the signal's reason. An exception thrown by
+ * `onSeries` is rethrown unchanged, without retry.
+ *
+ * Errors are `Error`s whose message names the query (shortened) and the reason,
+ * with a {@linkcode QueryErrorCause} as `cause`. The bearer token never appears
+ * in them.
+ *
+ * @example Query a range and collect the series
+ * ```ts ignore
+ * import { ThanosClient, type Series } from "./thanos_client.ts";
+ *
+ * const client = new ThanosClient({ url: "https://thanos-query:9091", token: "…" });
+ * try {
+ *   let series: Series[] = [];
+ *   const stats = await client.queryRange(
+ *     { query: "up", start: 1_793_491_200, end: 1_793_494_799, step: 60 },
+ *     (s) => series.push(s),
+ *     undefined,
+ *     () => { series = []; }, // a retry restarts the answer
+ *   );
+ *   console.log(stats.series, series.length);
+ * } finally {
+ *   client.close();
+ * }
+ * ```
+ */
+export class ThanosClient {
+  readonly #endpoint: URL;
+  readonly #timeoutMs: number;
+  readonly #maxAttempts: number;
+  readonly #baseDelayMs: number;
+  readonly #maxDelayMs: number;
+  readonly #limiter: Limiter;
+  readonly #token: string | undefined;
+  readonly #headers: Headers;
+  readonly #fetch: typeof fetch;
+  readonly #random: () => number;
+  readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  readonly #httpClient: Deno.HttpClient | undefined;
+  readonly #totals: ThanosClientTotals = { queries: 0, attempts: 0, bytes: 0 };
+  #closed = false;
+
+  /**
+   * @param options See {@linkcode ThanosClientOptions}.
+   *
+   * @example
+   * ```ts
+   * import { ThanosClient } from "./thanos_client.ts";
+   *
+   * const client = new ThanosClient({ url: "http://127.0.0.1:9090", concurrency: 2 });
+   * client.close();
+   * ```
+   */
+  constructor(options: ThanosClientOptions) {
+    let base: URL;
+    try {
+      base = new URL(options.url);
+    } catch (error) {
+      throw new TypeError(`Thanos URL is not a valid URL: ${JSON.stringify(options.url)}`, {
+        cause: error,
+      });
+    }
+    if (base.protocol !== "http:" && base.protocol !== "https:") {
+      throw new TypeError(
+        `Thanos URL must use http or https, got ${JSON.stringify(base.protocol)}`,
+      );
+    }
+    if (base.username !== "" || base.password !== "") {
+      throw new TypeError("Thanos URL must not contain credentials; use the token option");
+    }
+    base.search = "";
+    base.hash = "";
+    base.pathname = base.pathname.replace(/\/+$/, "") + QUERY_RANGE_PATH;
+    this.#endpoint = base;
+
+    this.#timeoutMs = positiveInteger("timeoutMs", options.timeoutMs ?? 120_000);
+    this.#maxAttempts = positiveInteger("maxAttempts", options.maxAttempts ?? 5);
+    this.#baseDelayMs = nonNegative("baseDelayMs", options.baseDelayMs ?? 1000);
+    this.#maxDelayMs = nonNegative("maxDelayMs", options.maxDelayMs ?? 30_000);
+    this.#limiter = new Limiter(positiveInteger("concurrency", options.concurrency ?? 4));
+    this.#token = options.token === "" ? undefined : options.token;
+    this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#random = options.random ?? Math.random;
+    this.#sleep = options.sleep ?? abortableSleep;
+
+    const headers = new Headers();
+    headers.set("Accept", "application/json");
+    headers.set("User-Agent", options.userAgent ?? `thanos-bridge/${THANOS_BRIDGE_VERSION}`);
+    for (const [name, value] of Object.entries(options.headers ?? {})) {
+      try {
+        headers.set(name, value);
+      } catch (error) {
+        throw new TypeError(`invalid extra header ${JSON.stringify(name)}`, { cause: error });
+      }
+    }
+    headers.set("Content-Type", "application/x-www-form-urlencoded");
+    if (this.#token !== undefined) {
+      try {
+        headers.set("Authorization", `Bearer ${this.#token}`);
+      } catch {
+        // Do not chain the cause: it could echo the token.
+        throw new TypeError("bearer token contains characters not allowed in an HTTP header");
+      }
+    }
+    this.#headers = headers;
+
+    const { caCert, clientCert, clientKey } = options;
+    if ((clientCert === undefined) !== (clientKey === undefined)) {
+      throw new TypeError("clientCert and clientKey must be given together for mTLS");
+    }
+    if (caCert !== undefined || clientCert !== undefined) {
+      const tls: Deno.CreateHttpClientOptions & Partial<Deno.TlsCertifiedKeyPem> = {};
+      if (caCert !== undefined) tls.caCerts = [caCert];
+      if (clientCert !== undefined && clientKey !== undefined) {
+        tls.cert = clientCert;
+        tls.key = clientKey;
+      }
+      try {
+        this.#httpClient = Deno.createHttpClient(tls as Deno.CreateHttpClientOptions);
+      } catch (error) {
+        throw new TypeError(
+          `cannot set up TLS for ${this.#endpoint.origin}: ${
+            error instanceof Error ? error.message : String(error)
+          }`,
+          { cause: error },
+        );
+      }
+    }
+  }
+
+  /** Totals since construction. */
+  get stats(): Readonly<ThanosClientTotals> {
+    return { ...this.#totals };
+  }
+
+  /**
+   * Runs one `query_range` request (with retries) and streams every series of
+   * the `matrix` answer to `onSeries` as it is parsed. Resolves with the call's
+   * {@linkcode QueryStats} only once the whole answer was read and checked
+   * (status, result type, warnings), so the caller must commit what it
+   * accumulated only after the promise resolves. When an attempt fails after
+   * some series were streamed, `onRetry` is called before the next attempt so
+   * the caller can drop them.
+   *
+   * @param q The range query (unix seconds).
+   * @param onSeries Called for each series of the answer, in answer order.
+   * @param signal Aborts the call (waiting, request, body and retry sleeps).
+   * @param onRetry Called before every retry, after a failed attempt.
+   *
+   * @example
+   * ```ts ignore
+   * import { ThanosClient } from "./thanos_client.ts";
+   *
+   * const client = new ThanosClient({ url: "http://127.0.0.1:9090" });
+   * const stats = await client.queryRange(
+   *   { query: "up", start: 0, end: 3540, step: 60 },
+   *   (s) => console.log(s.metric),
+   * );
+   * console.log(`${stats.series} series, ${stats.bytes} bytes, ${stats.attempts} attempt(s)`);
+   * client.close();
+   * ```
+   */
+  async queryRange(
+    q: RangeQuery,
+    onSeries: (s: Series) => void,
+    signal?: AbortSignal,
+    onRetry?: (info: RetryInfo) => void,
+  ): Promise<QueryStats> {
+    if (this.#closed) throw new Error("ThanosClient is closed");
+    const form = queryRangeForm(q).toString();
+    const started = performance.now();
+    this.#totals.queries++;
+    let attempts = 0;
+    while (true) {
+      signal?.throwIfAborted();
+      attempts++;
+      const outcome = await this.#attempt(form, onSeries, signal);
+      if (!(outcome instanceof AttemptFailure)) {
+        return {
+          bytes: outcome.bytes,
+          series: outcome.series,
+          attempts,
+          ms: Math.round(performance.now() - started),
+        };
+      }
+      if (!outcome.retryable || attempts >= this.#maxAttempts) {
+        throw this.#queryError(q, outcome, attempts);
+      }
+      const delayMs = outcome.retryAfterMs !== undefined
+        ? Math.min(outcome.retryAfterMs, this.#maxDelayMs)
+        : backoffDelay(attempts, {
+          baseDelayMs: this.#baseDelayMs,
+          maxDelayMs: this.#maxDelayMs,
+          random: this.#random,
+        });
+      onRetry?.({ attempt: attempts + 1, delayMs, reason: outcome.reason });
+      await this.#sleep(delayMs, signal);
+    }
+  }
+
+  /**
+   * Releases the TLS client, if one was created. Further queries are refused.
+   *
+   * @example
+   * ```ts
+   * import { ThanosClient } from "./thanos_client.ts";
+   *
+   * new ThanosClient({ url: "http://127.0.0.1:9090" }).close();
+   * ```
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#httpClient?.close();
+  }
+
+  #redact(text: string): string {
+    const token = this.#token;
+    return token !== undefined && token.length > 0 ? text.replaceAll(token, "[redacted]") : text;
+  }
+
+  #queryError(q: RangeQuery, failure: AttemptFailure, attempts: number): Error {
+    const cause: QueryErrorCause = {
+      query: q.query,
+      kind: failure.kind,
+      retryable: failure.retryable,
+      attempts,
+      ...failure.extra,
+    };
+    const tries = attempts === 1 ? "1 attempt" : `${attempts} attempts`;
+    return new Error(
+      this.#redact(
+        `query_range \`${shortenQuery(q.query)}\` (start=${q.start}, end=${q.end}, ` +
+          `step=${q.step}) on ${this.#endpoint.origin} failed after ${tries}: ${failure.reason}`,
+      ),
+      { cause },
+    );
+  }
+
+  /** One attempt: a slot, a request, the streamed body. Never throws except for aborts and callback errors. */
+  async #attempt(
+    form: string,
+    onSeries: (s: Series) => void,
+    signal: AbortSignal | undefined,
+  ): Promise<{ bytes: number; series: number } | AttemptFailure> {
+    const release = await this.#limiter.acquire(signal);
+    const timeout = new AbortController();
+    const timer = setTimeout(
+      () =>
+        timeout.abort(
+          new DOMException(`timed out after ${this.#timeoutMs} ms`, "TimeoutError"),
+        ),
+      this.#timeoutMs,
+    );
+    const attemptSignal = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
+    let callbackError: { error: unknown } | undefined;
+    const guarded = (s: Series) => {
+      try {
+        onSeries(s);
+      } catch (error) {
+        callbackError = { error };
+        throw error;
+      }
+    };
+    let response: Response | undefined;
+    try {
+      this.#totals.attempts++;
+      const init: RequestInit & { client?: Deno.HttpClient } = {
+        method: "POST",
+        headers: this.#headers,
+        body: form,
+        signal: attemptSignal,
+      };
+      if (this.#httpClient !== undefined) init.client = this.#httpClient;
+      response = await this.#fetch(this.#endpoint.href, init);
+      if (!response.ok) {
+        return await this.#httpFailure(response, attemptSignal);
+      }
+      if (response.body === null) {
+        return new AttemptFailure("HTTP 200 without a body", "network", true, {
+          status: response.status,
+        });
+      }
+      const parsed = await parseSeriesStream(response.body, guarded, {
+        signal: attemptSignal,
+        onBytes: (n) => {
+          this.#totals.bytes += n;
+        },
+      });
+      const problem = this.#checkAnswer(parsed, response.status);
+      return problem ?? { bytes: parsed.bytes, series: parsed.series };
+    } catch (error) {
+      if (callbackError !== undefined) throw callbackError.error;
+      if (signal?.aborted) throw signal.reason;
+      const status = response ? { status: response.status } : {};
+      if (timeout.signal.aborted) {
+        return new AttemptFailure(`timed out after ${this.#timeoutMs} ms`, "timeout", true, status);
+      }
+      const message = this.#redact(error instanceof Error ? error.message : String(error));
+      const reason = (error instanceof SyntaxError || error instanceof RangeError)
+        ? (error.cause as SeriesStreamErrorCause | undefined)?.reason
+        : undefined;
+      if (reason === "truncated") {
+        return new AttemptFailure(message, "network", true, status);
+      }
+      if (reason === "malformed" || reason === "too-large") {
+        return new AttemptFailure(message, "malformed", false, status);
+      }
+      // fetch() rejects with a TypeError for network problems; a body stream
+      // that errors mid-read is also a transport problem.
+      return new AttemptFailure(`network error: ${message}`, "network", true, status);
+    } finally {
+      clearTimeout(timer);
+      release();
+    }
+  }
+
+  async #httpFailure(response: Response, signal: AbortSignal): Promise<AttemptFailure> {
+    const status = response.status;
+    const retryable = status === 429 || status === 422 || status >= 500;
+    const retryAfterMs = status === 429 || status === 503
+      ? parseRetryAfter(response.headers.get("Retry-After"))
+      : undefined;
+    const text = await readLimitedText(response.body, ERROR_BODY_LIMIT, signal);
+    let detail = text.trim();
+    let errorType: string | undefined;
+    try {
+      const json = JSON.parse(text) as { errorType?: unknown; error?: unknown };
+      if (typeof json.error === "string") {
+        errorType = typeof json.errorType === "string" ? json.errorType : undefined;
+        detail = errorType ? `${errorType}: ${json.error}` : json.error;
+      }
+    } catch {
+      // Not JSON (e.g. a proxy's HTML page): keep the text.
+    }
+    if (detail.length > 2000) detail = `${detail.slice(0, 2000)}…`;
+    const reason = `HTTP ${status}${response.statusText ? ` ${response.statusText}` : ""}` +
+      (detail ? `: ${detail}` : "");
+    return new AttemptFailure(
+      this.#redact(reason),
+      "http",
+      retryable,
+      errorType !== undefined ? { status, errorType } : { status },
+      retryAfterMs,
+    );
+  }
+
+  #checkAnswer(parsed: SeriesStreamResult, status: number): AttemptFailure | undefined {
+    if (parsed.status !== "success") {
+      const errorType = parsed.errorType;
+      const detail = [errorType, parsed.error].filter((s) => s !== undefined && s !== "").join(
+        ": ",
+      );
+      return new AttemptFailure(
+        this.#redact(
+          `answer status ${JSON.stringify(parsed.status ?? null)}${detail ? `: ${detail}` : ""}`,
+        ),
+        "api",
+        errorType !== undefined && RETRYABLE_ERROR_TYPES.has(errorType),
+        errorType !== undefined ? { status, errorType } : { status },
+      );
+    }
+    if (parsed.warnings.length > 0) {
+      return new AttemptFailure(
+        this.#redact(`answer has warnings (partial data): ${parsed.warnings.join("; ")}`),
+        "warnings",
+        true,
+        { status, warnings: parsed.warnings.map((w) => this.#redact(w)) },
+      );
+    }
+    if (parsed.resultType !== "matrix") {
+      return new AttemptFailure(
+        `expected resultType "matrix", got ${JSON.stringify(parsed.resultType ?? null)}`,
+        "result",
+        false,
+        { status },
+      );
+    }
+    if (!parsed.hasResult) {
+      return new AttemptFailure('answer has no "data.result" array', "result", false, { status });
+    }
+    return undefined;
+  }
+}
