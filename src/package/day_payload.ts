@@ -1,0 +1,496 @@
+/**
+ * Assembles one cumulative cluster-day payload (BRIDGE §2) from the hour
+ * fragments of the state store: the CSVs (header + fragments of hours
+ * 0..lastHour), manifest.json and one tar.gz (or one per CSV when CMMO would
+ * split, contract §4.5), written to a spool folder.
+ *
+ * Naming follows CMMO (contract §4.3): member `<uuid>-<filePrefix>-<YYYYMM>.<idx>.csv`
+ * (split parts `…-<YYYYMM><k>.<idx>.csv`), idx = position in the alphabetical
+ * staged list, manifest.json last. Tarballs are `<uuid>.tar.gz`, or
+ * `<uuid>-<idx>.tar.gz` once split.
+ *
+ * The output is a pure function of the state and the request: the uuid is
+ * derived from the window, `date` is the newest `collectedAt` of the included
+ * hours, and every tar header uses that date, so re-building the same window
+ * gives byte-identical files.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import type { EventEmitter } from "node:events";
+import { createWriteStream } from "node:fs";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGzip } from "node:zlib";
+import { pack as tarPack } from "tar-stream";
+import { REPORT_NAMES, reportDefinition, type ReportName } from "../collect/reports.ts";
+import { encodeRecord, readCsvRecords } from "./csv.ts";
+import { formatGoJsonTime, manifestUuid, renderManifest } from "./manifest.ts";
+import { DEFAULT_MAX_BYTES, needSplit, splitCsv } from "./split.ts";
+import {
+  assertClusterId,
+  assertDay,
+  assertHour,
+  type HourMeta,
+  type StateStore,
+} from "./state_store.ts";
+
+/** What to build. */
+export interface DayPayloadRequest {
+  /** Where the hour fragments are. */
+  store: StateStore;
+  /** Cluster id (manifest `cluster_id`). */
+  clusterId: string;
+  /** UTC day, `YYYY-MM-DD`. */
+  day: string;
+  /** Newest hour to include; hours 0..lastHour must all be committed. */
+  lastHour: number;
+  /** Which reports to include (all six by default). */
+  reports?: readonly ReportName[];
+  /** manifest `version` (a CMMO commit). */
+  manifestVersion: string;
+  /** thanos-bridge's own version, written to `cr_status.source.bridge_version`. */
+  bridgeVersion: string;
+  /** Split limit; default 104 857 600 (contract §4.5). */
+  maxBytes?: number;
+  /** Where tarball parts (and, temporarily, split CSV parts) are written. */
+  spoolDir: string;
+}
+
+/** One tarball of a payload. */
+export interface DayPayloadPart {
+  /** Absolute or spool-relative path of the tarball. */
+  path: string;
+  /** Base name of the tarball. */
+  fileName: string;
+  /** Size of the tarball in bytes. */
+  bytes: number;
+  /** Tar members in order, `manifest.json` last. */
+  members: string[];
+}
+
+/** A built payload. */
+export interface DayPayload {
+  /** manifest uuid (the idempotency key). */
+  uuid: string;
+  /** Cluster id. */
+  clusterId: string;
+  /** UTC day, `YYYY-MM-DD`. */
+  day: string;
+  /** First hour included (always 0: payloads are cumulative). */
+  firstHour: number;
+  /** Last hour included. */
+  lastHour: number;
+  /** Number of hours included. */
+  hours: number;
+  /** manifest `start`. */
+  start: string;
+  /** manifest `end`. */
+  end: string;
+  /** manifest `date`. */
+  date: string;
+  /** Data rows per report (0 for reports not included). */
+  rows: Record<ReportName, number>;
+  /** Size of each whole CSV incl. header, before any split (0 for reports not included). */
+  csvBytes: Record<ReportName, number>;
+  /** The tarballs. */
+  parts: DayPayloadPart[];
+  /** manifest.json text. */
+  manifest: string;
+}
+
+const encoder = new TextEncoder();
+const READ_CHUNK = 256 * 1024;
+
+/** A file path or bytes in memory. */
+type Source = string | Uint8Array;
+
+/** Streams the concatenation of `sources`, reading files chunk by chunk. */
+function concatSources(sources: readonly Source[]): ReadableStream<Uint8Array> {
+  let i = 0;
+  let file: Deno.FsFile | null = null;
+  const closeFile = () => {
+    if (file) {
+      try {
+        file.close();
+      } catch {
+        // already closed
+      }
+      file = null;
+    }
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        while (i < sources.length) {
+          const src = sources[i]!;
+          if (typeof src !== "string") {
+            i++;
+            if (src.length > 0) {
+              controller.enqueue(src);
+              return;
+            }
+            continue;
+          }
+          file ??= await Deno.open(src, { read: true });
+          const buf = new Uint8Array(READ_CHUNK);
+          const n = await file.read(buf);
+          if (n === null) {
+            closeFile();
+            i++;
+            continue;
+          }
+          controller.enqueue(buf.subarray(0, n));
+          return;
+        }
+        controller.close();
+      } catch (err) {
+        closeFile();
+        throw err;
+      }
+    },
+    cancel() {
+      closeFile();
+    },
+  });
+}
+
+/** Go `time.Parse("2006-01-02 15:04:05.999999999 -0700 MST", s)`, as UTC; null when it fails. */
+function parseGoTimeString(s: string | undefined): Date | null {
+  if (s === undefined) return null;
+  const m =
+    /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))? ([+-])(\d{2})(\d{2}) (?:[A-Za-z]{3,}|[+-]\d+)$/
+      .exec(s);
+  if (!m) return null;
+  const n = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const [y, mo, d, h, mi, sec] = n;
+  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59) return null;
+  const ms = m[7] ? Math.trunc(Number(`0.${m[7]}`) * 1000) : 0;
+  const t = new Date(0);
+  t.setUTCFullYear(y, mo - 1, d);
+  if (t.getUTCDate() !== d) return null;
+  t.setUTCHours(h, mi, sec, ms);
+  const offsetMin = (Number(m[9]) * 60 + Number(m[10])) * (m[8] === "-" ? -1 : 1);
+  return new Date(t.getTime() - offsetMin * 60_000);
+}
+
+async function firstRecord(path: string): Promise<string[] | null> {
+  for await (const record of readCsvRecords(concatSources([path]))) return record;
+  return null;
+}
+
+async function lastRecord(path: string): Promise<string[] | null> {
+  let last: string[] | null = null;
+  for await (const record of readCsvRecords(concatSources([path]))) last = record;
+  return last;
+}
+
+function zeroCounts(): Record<ReportName, number> {
+  const out = {} as Record<ReportName, number>;
+  for (const name of REPORT_NAMES) out[name] = 0;
+  return out;
+}
+
+/** One CSV of the staged list. */
+interface Staged {
+  /** Staged base name without `.csv`, e.g. `<uuid>-cm-openshift-pod-usage-202611` (+ k). */
+  base: string;
+  /** Contents, concatenated. */
+  sources: Source[];
+  /** Total size. */
+  size: number;
+}
+
+/** A tar member. */
+interface TarEntry {
+  name: string;
+  size: number;
+  sources: Source[];
+}
+
+function drained(sink: EventEmitter): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onDrain = () => {
+      cleanup();
+      resolve();
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new Error("tar entry closed before it drained"));
+    };
+    const onError = (err: unknown) => {
+      cleanup();
+      reject(err);
+    };
+    const cleanup = () => {
+      sink.off("drain", onDrain);
+      sink.off("close", onClose);
+      sink.off("error", onError);
+    };
+    sink.on("drain", onDrain);
+    sink.on("close", onClose);
+    sink.on("error", onError);
+  });
+}
+
+async function writeTarGz(path: string, entries: readonly TarEntry[], mtime: Date): Promise<void> {
+  const pack = tarPack();
+  const piping = pipeline(
+    pack as unknown as Readable,
+    createGzip({ level: 6 }),
+    createWriteStream(path, { flags: "wx" }),
+  );
+  const producing = (async () => {
+    for (const entry of entries) {
+      await new Promise<void>((resolve, reject) => {
+        const sink = pack.entry({
+          name: entry.name,
+          size: entry.size,
+          mode: 0o644,
+          mtime,
+          uid: 0,
+          gid: 0,
+          uname: "",
+          gname: "",
+          type: "file",
+        }, (err) => err ? reject(err) : resolve());
+        // Failures reach the caller through reject(); without a listener, the
+        // "error" event of a destroyed entry would be thrown as uncaught.
+        (sink as unknown as EventEmitter).on("error", () => {});
+        (async () => {
+          for await (const chunk of concatSources(entry.sources)) {
+            const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+            if (!sink.write(buf)) await drained(sink as unknown as EventEmitter);
+          }
+          sink.end(undefined);
+        })().catch((err) => {
+          sink.destroy(err);
+          reject(err);
+        });
+      });
+    }
+    pack.finalize();
+  })();
+  producing.catch((err) => pack.destroy(err));
+  const [produced, piped] = await Promise.allSettled([producing, piping]);
+  if (produced.status === "rejected") throw produced.reason;
+  if (piped.status === "rejected") throw piped.reason;
+}
+
+async function fileSize(path: string): Promise<number | null> {
+  try {
+    return (await Deno.stat(path)).size;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+}
+
+/**
+ * Builds the payload of hours 0..lastHour of one cluster-day into `spoolDir`.
+ *
+ * @throws {RangeError} when an hour of 0..lastHour is not committed (the
+ * message names the missing hours), or on an invalid cluster id, day, hour,
+ * report or maxBytes.
+ *
+ * @example
+ * ```ts
+ * import { buildDayPayload } from "./day_payload.ts";
+ * import { StateStore } from "./state_store.ts";
+ * import { DEFAULT_MANIFEST_VERSION } from "./manifest.ts";
+ * const store = new StateStore(await Deno.makeTempDir());
+ * const w = await store.beginHour("cluster-a", "2026-11-01", 0);
+ * await w.commit({ collectedAt: new Date("2026-11-01T01:10:00Z"), mode: "raw", noData: true });
+ * const payload = await buildDayPayload({
+ *   store, clusterId: "cluster-a", day: "2026-11-01", lastHour: 0,
+ *   manifestVersion: DEFAULT_MANIFEST_VERSION, bridgeVersion: "0.1.0",
+ *   spoolDir: await Deno.makeTempDir(),
+ * });
+ * payload.parts[0]?.fileName; // `${payload.uuid}.tar.gz`
+ * ```
+ */
+export async function buildDayPayload(req: DayPayloadRequest): Promise<DayPayload> {
+  const { store, clusterId, day, lastHour } = req;
+  assertClusterId(clusterId);
+  assertDay(day);
+  assertHour(lastHour);
+  const maxBytes = req.maxBytes ?? DEFAULT_MAX_BYTES;
+  if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) {
+    throw new RangeError(`Invalid maxBytes ${maxBytes}: expected a positive integer`, {
+      cause: { maxBytes },
+    });
+  }
+  const requested = new Set<ReportName>(req.reports ?? REPORT_NAMES);
+  for (const name of requested) reportDefinition(name);
+  if (requested.size === 0) throw new RangeError("buildDayPayload: no reports requested");
+  // Alphabetical file-prefix order = REPORTS order (contract §4.3).
+  const reports = REPORT_NAMES.filter((name) => requested.has(name));
+
+  const committed = await store.listHours(clusterId, day);
+  const metas: HourMeta[] = [];
+  const missing: number[] = [];
+  for (let h = 0; h <= lastHour; h++) {
+    const meta = committed.get(h);
+    if (meta) metas.push(meta);
+    else missing.push(h);
+  }
+  if (missing.length > 0) {
+    throw new RangeError(
+      `Cannot build ${clusterId} ${day} up to hour ${lastHour}: hour(s) ${
+        missing.join(", ")
+      } not collected`,
+      { cause: { clusterId, day, lastHour, missing } },
+    );
+  }
+
+  const uuid = manifestUuid(clusterId, day, lastHour, reports);
+  const yyyymm = day.slice(0, 4) + day.slice(5, 7);
+  const date = new Date(Math.max(...metas.map((m) => Date.parse(m.collectedAt))));
+  // Go's tar writer rounds ModTime to the nearest second.
+  const mtime = new Date(Math.round(date.getTime() / 1000) * 1000);
+
+  const rows = zeroCounts();
+  const csvBytes = zeroCounts();
+  const whole: Staged[] = [];
+  for (const name of reports) {
+    const def = reportDefinition(name);
+    const header = encoder.encode(encodeRecord(def.header));
+    const sources: Source[] = [header];
+    let size = header.length;
+    for (const meta of metas) {
+      const path = store.fragmentPath(clusterId, day, meta.hour, name);
+      const actual = await fileSize(path);
+      if (actual === null && meta.bytes[name] === 0) continue;
+      if (actual !== meta.bytes[name]) {
+        throw new Error(
+          `State corrupt: ${path} has ${actual ?? "no file"} bytes, hour.json says ${
+            meta.bytes[name]
+          }`,
+          { cause: { path, actual, recorded: meta.bytes[name] } },
+        );
+      }
+      if (actual > 0) sources.push(path);
+      size += actual;
+      rows[name] += meta.rows[name];
+    }
+    csvBytes[name] = size;
+    whole.push({ base: `${uuid}-${def.filePrefix}-${yyyymm}`, sources, size });
+  }
+
+  // manifest start/end from the pod report (contract §4.2 step 3).
+  let start: Date | null = null;
+  let end: Date | null = null;
+  if (requested.has("pod")) {
+    const podHours = metas.filter((m) => m.rows.pod > 0);
+    const first = podHours[0];
+    const last = podHours[podHours.length - 1];
+    if (first && last) {
+      const header = reportDefinition("pod").header;
+      const rec0 = await firstRecord(store.fragmentPath(clusterId, day, first.hour, "pod"));
+      const recN = await lastRecord(store.fragmentPath(clusterId, day, last.hour, "pod"));
+      start = parseGoTimeString(rec0?.[header.indexOf("interval_start")]);
+      end = parseGoTimeString(recN?.[header.indexOf("interval_end")]);
+    }
+  }
+
+  await Deno.mkdir(req.spoolDir, { recursive: true });
+  let workDir: string | null = null;
+  const written: string[] = [];
+  try {
+    const split = needSplit(whole.map((s) => s.size), maxBytes);
+    let staged: Staged[] = whole;
+    if (split) {
+      staged = [];
+      for (const s of whole) {
+        if (s.size < maxBytes) {
+          staged.push(s);
+          continue;
+        }
+        workDir ??= await Deno.makeTempDir({ dir: req.spoolDir, prefix: ".split-" });
+        const dir = workDir;
+        const parts = await splitCsv(readCsvRecords(concatSources(s.sources)), {
+          maxBytes,
+          partPath: (k) => join(dir, `${s.base}${k}.csv`),
+        });
+        for (const p of parts) {
+          staged.push({ base: `${s.base}${p.k}`, sources: [p.path], size: p.bytes });
+        }
+      }
+    }
+    const entries: TarEntry[] = staged.map((s, idx) => ({
+      name: `${s.base}.${idx}.csv`,
+      size: s.size,
+      sources: s.sources,
+    }));
+    const manifest = renderManifest({
+      uuid,
+      clusterId,
+      version: req.manifestVersion,
+      date,
+      files: entries.map((e) => e.name),
+      start,
+      end,
+      bridgeVersion: req.bridgeVersion,
+    });
+    const manifestBytes = encoder.encode(manifest);
+    const manifestEntry: TarEntry = {
+      name: "manifest.json",
+      size: manifestBytes.length,
+      sources: [manifestBytes],
+    };
+
+    const tarballs: Array<{ fileName: string; entries: TarEntry[] }> = split
+      ? entries.map((e, idx) => ({
+        fileName: `${uuid}-${idx}.tar.gz`,
+        entries: [e, manifestEntry],
+      }))
+      : [{ fileName: `${uuid}.tar.gz`, entries: [...entries, manifestEntry] }];
+
+    const parts: DayPayloadPart[] = [];
+    for (const t of tarballs) {
+      const path = join(req.spoolDir, t.fileName);
+      const temp = join(req.spoolDir, `.${t.fileName}.${crypto.randomUUID()}.partial`);
+      try {
+        await writeTarGz(temp, t.entries, mtime);
+        const file = await Deno.open(temp, { read: true });
+        try {
+          await file.sync();
+        } finally {
+          file.close();
+        }
+        await Deno.rename(temp, path);
+      } catch (err) {
+        await Deno.remove(temp).catch(() => {});
+        throw err;
+      }
+      written.push(path);
+      parts.push({
+        path,
+        fileName: t.fileName,
+        bytes: (await Deno.stat(path)).size,
+        members: t.entries.map((e) => e.name),
+      });
+    }
+    written.length = 0; // success: keep them
+    return {
+      uuid,
+      clusterId,
+      day,
+      firstHour: 0,
+      lastHour,
+      hours: metas.length,
+      start: formatGoJsonTime(start),
+      end: formatGoJsonTime(end),
+      date: formatGoJsonTime(date),
+      rows,
+      csvBytes,
+      parts,
+      manifest,
+    };
+  } finally {
+    for (const path of written) await Deno.remove(path).catch(() => {});
+    if (workDir) await Deno.remove(workDir, { recursive: true }).catch(() => {});
+  }
+}

@@ -1,0 +1,568 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { REPORT_NAMES, reportDefinition, type ReportName } from "../collect/reports.ts";
+import { buildDayPayload, type DayPayload } from "./day_payload.ts";
+import { DEFAULT_MANIFEST_VERSION, manifestUuid, validateManifest } from "./manifest.ts";
+import { StateStore } from "./state_store.ts";
+
+const CLUSTER = "16b9a60d-0774-4102-9028-bd28d6c38ac2";
+const DAY = "2026-11-01";
+const decoder = new TextDecoder();
+
+function dates(hour: number): string[] {
+  const hh = String(hour).padStart(2, "0");
+  return [
+    "2026-11-01 00:00:00 +0000 UTC",
+    "2026-12-01 00:00:00 +0000 UTC",
+    `2026-11-01 ${hh}:00:00 +0000 UTC`,
+    `2026-11-01 ${hh}:59:59 +0000 UTC`,
+  ];
+}
+
+function podRow(hour: number, pod: string, labels: string): string[] {
+  return [
+    ...dates(hour),
+    "node-a",
+    "openshift-etcd",
+    pod,
+    "51.626897",
+    "36.000000",
+    "",
+    "354808627200.000000",
+    "188743680000.000000",
+    "",
+    "4.000000",
+    "14400.000000",
+    "16502939648.000000",
+    "59410582732800.000000",
+    "worker",
+    "i-0d747f55dc1009705",
+    labels,
+  ];
+}
+
+interface HourSpec {
+  hour: number;
+  collectedAt: string;
+  rows: Partial<Record<ReportName, string[][]>>;
+}
+
+async function fillStore(store: StateStore, hours: HourSpec[]): Promise<void> {
+  for (const h of hours) {
+    const w = await store.beginHour(CLUSTER, DAY, h.hour);
+    for (const [report, rows] of Object.entries(h.rows)) {
+      await w.writeRows(report as ReportName, rows);
+    }
+    await w.commit({ collectedAt: new Date(h.collectedAt), mode: "raw", noData: false });
+  }
+}
+
+/** Hours 0-3 with hostile values; pod rows only in hours 1 and 2. */
+const HOSTILE: HourSpec[] = [
+  {
+    hour: 0,
+    collectedAt: "2026-11-01T01:10:00.250Z",
+    rows: {
+      namespace: [
+        [...dates(0), "ns,comma", 'label_a:say "hi"|label_b:x'],
+        [...dates(0), "ns-newline", "label_a:line1\nline2\r\nline3"],
+      ],
+      node: [[...dates(0), "node-a", "label_kubernetes_io_hostname:node-a"]],
+    },
+  },
+  {
+    hour: 1,
+    collectedAt: "2026-11-01T05:00:00.750Z", // re-collected later: the newest collectedAt
+    rows: {
+      namespace: [[...dates(1), " leading-space", "label_ünï:çødé ✓"]],
+      pod: [podRow(1, "etcd-0", "label_app:etcd"), podRow(1, "etcd-1", "")],
+    },
+  },
+  {
+    hour: 2,
+    collectedAt: "2026-11-01T03:10:00Z",
+    rows: {
+      pod: [podRow(2, 'weird"pod', 'label_q:"quoted",x|label_n:a\nb|label_u:日本')],
+      storage: [],
+    },
+  },
+  { hour: 3, collectedAt: "2026-11-01T04:10:00Z", rows: {} },
+];
+
+async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "day_payload_test_" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function run(cmd: string, args: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  if (out.code !== 0) {
+    throw new Error(`${cmd} ${args.join(" ")} failed: ${decoder.decode(out.stderr)}`);
+  }
+  return decoder.decode(out.stdout);
+}
+
+async function tarList(path: string): Promise<string[]> {
+  return (await run("tar", ["-tzf", path])).split("\n").filter((l) => l !== "");
+}
+
+async function extract(path: string, dir: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  await run("tar", ["-xzf", path, "-C", dir]);
+}
+
+async function fragmentBytes(
+  store: StateStore,
+  report: ReportName,
+  hours: number[],
+): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for (const h of hours) {
+    chunks.push(await Deno.readFile(store.fragmentPath(CLUSTER, DAY, h, report)));
+  }
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+function headerLine(report: ReportName): string {
+  return reportDefinition(report).header.join(",") + "\n";
+}
+
+const KOKU_CHECK = `
+import json, sys, tarfile, uuid
+path, out = sys.argv[1], sys.argv[2]
+with tarfile.open(path, "r:gz") as tf:
+    manifest = json.load(tf.extractfile("manifest.json"))
+    assert uuid.UUID(manifest["uuid"]).version == 4, manifest["uuid"]
+    info = [{"name": m.name, "mode": m.mode, "uid": m.uid, "gid": m.gid, "uname": m.uname,
+             "gname": m.gname, "mtime": m.mtime, "regular": m.isreg(), "size": m.size}
+            for m in tf.getmembers()]
+    tf.extractall(out, filter="data")
+print(json.dumps({"manifest": manifest, "members": info}))
+`;
+
+interface KokuView {
+  manifest: Record<string, unknown>;
+  members: Array<{
+    name: string;
+    mode: number;
+    uid: number;
+    gid: number;
+    uname: string;
+    gname: string;
+    mtime: number;
+    regular: boolean;
+    size: number;
+  }>;
+}
+
+async function kokuOpen(path: string, out: string): Promise<KokuView> {
+  await Deno.mkdir(out, { recursive: true });
+  return JSON.parse(await run("python3", ["-c", KOKU_CHECK, path, out]));
+}
+
+Deno.test("day payload: one tarball with header + fragments per report, manifest last", async () => {
+  await withTemp(async (dir) => {
+    const store = new StateStore(join(dir, "state"));
+    await fillStore(store, HOSTILE);
+    const payload = await buildDayPayload({
+      store,
+      clusterId: CLUSTER,
+      day: DAY,
+      lastHour: 3,
+      manifestVersion: DEFAULT_MANIFEST_VERSION,
+      bridgeVersion: "0.1.0",
+      spoolDir: join(dir, "spool"),
+    });
+    const uuid = manifestUuid(CLUSTER, DAY, 3, [...REPORT_NAMES]);
+    assert.equal(payload.uuid, uuid);
+    assert.equal(payload.hours, 4);
+    assert.equal(payload.firstHour, 0);
+    assert.equal(payload.lastHour, 3);
+    assert.equal(payload.start, "2026-11-01T01:00:00Z");
+    assert.equal(payload.end, "2026-11-01T02:59:59Z");
+    assert.equal(payload.date, "2026-11-01T05:00:00.75Z");
+    assert.deepEqual(payload.rows, { namespace: 3, node: 1, gpu: 0, pod: 3, storage: 0, vm: 0 });
+
+    const expectedMembers = [
+      `${uuid}-cm-openshift-namespace-usage-202611.0.csv`,
+      `${uuid}-cm-openshift-node-usage-202611.1.csv`,
+      `${uuid}-cm-openshift-nvidia-gpu-usage-202611.2.csv`,
+      `${uuid}-cm-openshift-pod-usage-202611.3.csv`,
+      `${uuid}-cm-openshift-storage-usage-202611.4.csv`,
+      `${uuid}-cm-openshift-vm-usage-202611.5.csv`,
+      "manifest.json",
+    ];
+    assert.equal(payload.parts.length, 1);
+    const part = payload.parts[0]!;
+    assert.equal(part.fileName, `${uuid}.tar.gz`);
+    assert.equal(part.path, join(dir, "spool", `${uuid}.tar.gz`));
+    assert.equal(part.bytes, (await Deno.stat(part.path)).size);
+    assert.deepEqual(part.members, expectedMembers);
+    assert.deepEqual(await tarList(part.path), expectedMembers);
+
+    const out = join(dir, "out");
+    await extract(part.path, out);
+    const reportsInOrder: ReportName[] = ["namespace", "node", "gpu", "pod", "storage", "vm"];
+    for (const [idx, report] of reportsInOrder.entries()) {
+      const got = await Deno.readFile(join(out, expectedMembers[idx]!));
+      const header = new TextEncoder().encode(headerLine(report));
+      const body = await fragmentBytes(store, report, [0, 1, 2, 3]);
+      assert.deepEqual(got.subarray(0, header.length), header, `${report} header`);
+      assert.deepEqual(got.subarray(header.length), body, `${report} body`);
+      assert.equal(payload.csvBytes[report], got.length);
+    }
+    assert.equal(
+      decoder.decode(await Deno.readFile(join(out, expectedMembers[1]!))),
+      "report_period_start,report_period_end,interval_start,interval_end,node,node_labels\n" +
+        "2026-11-01 00:00:00 +0000 UTC,2026-12-01 00:00:00 +0000 UTC," +
+        "2026-11-01 00:00:00 +0000 UTC,2026-11-01 00:59:59 +0000 UTC," +
+        "node-a,label_kubernetes_io_hostname:node-a\n",
+    );
+    assert.match(
+      decoder.decode(await Deno.readFile(join(out, expectedMembers[0]!))),
+      /,"ns,comma","label_a:say ""hi""\|label_b:x"\n/,
+    );
+
+    const manifestText = await Deno.readTextFile(join(out, "manifest.json"));
+    assert.equal(manifestText, payload.manifest);
+    assert.deepEqual(validateManifest(manifestText), []);
+    const m = JSON.parse(manifestText);
+    assert.deepEqual(Object.keys(m), [
+      "uuid",
+      "cluster_id",
+      "version",
+      "date",
+      "files",
+      "resource_optimization_files",
+      "start",
+      "end",
+      "cr_status",
+      "certified",
+      "daily_reports",
+    ]);
+    assert.equal(m.uuid, uuid);
+    assert.equal(m.cluster_id, CLUSTER);
+    assert.equal(m.version, DEFAULT_MANIFEST_VERSION);
+    assert.equal(m.date, "2026-11-01T05:00:00.75Z");
+    assert.deepEqual(m.files, expectedMembers.slice(0, -1));
+    assert.equal(m.resource_optimization_files, null);
+    assert.equal(m.start, "2026-11-01T01:00:00Z");
+    assert.equal(m.end, "2026-11-01T02:59:59Z");
+    assert.deepEqual(m.cr_status, {
+      clusterID: CLUSTER,
+      source: { source_type: "thanos_bridge", bridge_version: "0.1.0" },
+      upload: { upload: true },
+    });
+    assert.equal(m.certified, false);
+    assert.equal(m.daily_reports, true);
+  });
+});
+
+Deno.test("day payload: koku can open, validate and extract it (python tarfile, data filter)", async () => {
+  await withTemp(async (dir) => {
+    const store = new StateStore(join(dir, "state"));
+    await fillStore(store, HOSTILE);
+    const payload = await buildDayPayload({
+      store,
+      clusterId: CLUSTER,
+      day: DAY,
+      lastHour: 2,
+      manifestVersion: DEFAULT_MANIFEST_VERSION,
+      bridgeVersion: "0.1.0",
+      spoolDir: join(dir, "spool"),
+    });
+    const out = join(dir, "koku");
+    const view = await kokuOpen(payload.parts[0]!.path, out);
+    assert.equal(view.manifest.uuid, payload.uuid);
+    assert.equal(view.manifest.end, "2026-11-01T02:59:59Z");
+    assert.deepEqual(view.members.map((mm) => mm.name), payload.parts[0]!.members);
+    // mtime = manifest date rounded to the nearest second (Go's tar writer): 05:00:00.75 → 05:00:01.
+    const mtime = Date.parse("2026-11-01T05:00:01Z") / 1000;
+    for (const member of view.members) {
+      assert.deepEqual(
+        { ...member, name: "", size: 0 },
+        {
+          name: "",
+          mode: 0o644,
+          uid: 0,
+          gid: 0,
+          uname: "",
+          gname: "",
+          mtime,
+          regular: true,
+          size: 0,
+        },
+      );
+    }
+    for (const name of view.manifest.files as string[]) {
+      const stat = await Deno.stat(join(out, name));
+      assert.ok(stat.isFile, name);
+    }
+  });
+});
+
+Deno.test("day payload: re-building the same window is byte-identical", async () => {
+  await withTemp(async (dir) => {
+    const store = new StateStore(join(dir, "state"));
+    await fillStore(store, HOSTILE);
+    const build = (spool: string, lastHour = 3) =>
+      buildDayPayload({
+        store,
+        clusterId: CLUSTER,
+        day: DAY,
+        lastHour,
+        manifestVersion: DEFAULT_MANIFEST_VERSION,
+        bridgeVersion: "0.1.0",
+        spoolDir: join(dir, spool),
+      });
+    const a = await build("a");
+    const b = await build("b");
+    assert.equal(a.uuid, b.uuid);
+    assert.deepEqual(
+      await Deno.readFile(a.parts[0]!.path),
+      await Deno.readFile(b.parts[0]!.path),
+    );
+    // Building again into the same spool folder replaces the file.
+    const again = await build("a");
+    assert.deepEqual(
+      await Deno.readFile(again.parts[0]!.path),
+      await Deno.readFile(b.parts[0]!.path),
+    );
+    const fewer = await build("c", 2);
+    assert.notEqual(fewer.uuid, a.uuid);
+  });
+});
+
+Deno.test("day payload: missing hours are a RangeError naming them", async () => {
+  await withTemp(async (dir) => {
+    const store = new StateStore(join(dir, "state"));
+    await fillStore(store, HOSTILE.filter((h) => h.hour !== 2));
+    const build = (lastHour: number) =>
+      buildDayPayload({
+        store,
+        clusterId: CLUSTER,
+        day: DAY,
+        lastHour,
+        manifestVersion: DEFAULT_MANIFEST_VERSION,
+        bridgeVersion: "0.1.0",
+        spoolDir: join(dir, "spool"),
+      });
+    await assert.rejects(
+      () => build(5),
+      (err: unknown) =>
+        err instanceof RangeError && /hour\(s\) 2, 4, 5 not collected/.test(err.message),
+    );
+    await build(1); // hours 0-1 are complete
+    await assert.rejects(() => build(24), RangeError);
+  });
+});
+
+Deno.test("day payload: a report subset, and no pod rows → zero start/end", async () => {
+  await withTemp(async (dir) => {
+    const store = new StateStore(join(dir, "state"));
+    await fillStore(store, HOSTILE);
+    const payload = await buildDayPayload({
+      store,
+      clusterId: CLUSTER,
+      day: DAY,
+      lastHour: 0,
+      reports: ["node", "pod", "namespace", "node"],
+      manifestVersion: "custom",
+      bridgeVersion: "9.9.9",
+      spoolDir: join(dir, "spool"),
+    });
+    assert.equal(payload.uuid, manifestUuid(CLUSTER, DAY, 0, ["namespace", "node", "pod"]));
+    assert.deepEqual(payload.parts[0]!.members, [
+      `${payload.uuid}-cm-openshift-namespace-usage-202611.0.csv`,
+      `${payload.uuid}-cm-openshift-node-usage-202611.1.csv`,
+      `${payload.uuid}-cm-openshift-pod-usage-202611.2.csv`,
+      "manifest.json",
+    ]);
+    assert.equal(payload.start, "0001-01-01T00:00:00Z");
+    assert.equal(payload.end, "0001-01-01T00:00:00Z");
+    assert.equal(payload.date, "2026-11-01T01:10:00.25Z");
+    assert.equal(payload.csvBytes.vm, 0);
+    const m = JSON.parse(payload.manifest);
+    assert.equal(m.version, "custom");
+    assert.equal(m.start, "0001-01-01T00:00:00Z");
+  });
+});
+
+/** Pod rows whose comma-join is exactly 500 bytes: estimate 515, four rows per part at 2000. */
+function podRow500(hour: number, i: number): string[] {
+  const row = podRow(hour, `pod-${hour}-${i}`, "");
+  const len = row.join(",").length;
+  row[19] = "label_pad:" + "p".repeat(500 - len - "label_pad:".length);
+  assert.equal(row.join(",").length, 500);
+  return row;
+}
+
+async function buildSplit(
+  dir: string,
+  podRowsPerHour: number[],
+  maxBytes: number,
+): Promise<{ store: StateStore; payload: DayPayload }> {
+  const store = new StateStore(join(dir, "state"));
+  await fillStore(
+    store,
+    podRowsPerHour.map((n, hour) => ({
+      hour,
+      collectedAt: `2026-11-01T0${hour + 1}:10:00Z`,
+      rows: {
+        pod: Array.from({ length: n }, (_, i) => podRow500(hour, i)),
+        namespace: hour === 0 ? [[...dates(0), "ns", "label_a:b"]] : [],
+      },
+    })),
+  );
+  const payload = await buildDayPayload({
+    store,
+    clusterId: CLUSTER,
+    day: DAY,
+    lastHour: podRowsPerHour.length - 1,
+    manifestVersion: DEFAULT_MANIFEST_VERSION,
+    bridgeVersion: "0.1.0",
+    maxBytes,
+    spoolDir: join(dir, "spool"),
+  });
+  return { store, payload };
+}
+
+Deno.test("day payload: split at a tiny maxBytes, exactly as CMMO", async () => {
+  await withTemp(async (dir) => {
+    const { store, payload } = await buildSplit(dir, [4, 4, 2], 2_000);
+    const uuid = payload.uuid;
+    const members = [
+      `${uuid}-cm-openshift-namespace-usage-202611.0.csv`,
+      `${uuid}-cm-openshift-node-usage-202611.1.csv`,
+      `${uuid}-cm-openshift-nvidia-gpu-usage-202611.2.csv`,
+      `${uuid}-cm-openshift-pod-usage-2026111.3.csv`,
+      `${uuid}-cm-openshift-pod-usage-2026112.4.csv`,
+      `${uuid}-cm-openshift-pod-usage-2026113.5.csv`,
+      `${uuid}-cm-openshift-storage-usage-202611.6.csv`,
+      `${uuid}-cm-openshift-vm-usage-202611.7.csv`,
+    ];
+    assert.deepEqual(
+      payload.parts.map((p) => p.fileName),
+      members.map((_, i) => `${uuid}-${i}.tar.gz`),
+    );
+    assert.deepEqual(JSON.parse(payload.manifest).files, members);
+    const podHeader = headerLine("pod");
+    const podBodies: string[] = [];
+    for (const [i, part] of payload.parts.entries()) {
+      assert.deepEqual(part.members, [members[i], "manifest.json"]);
+      assert.deepEqual(await tarList(part.path), [members[i], "manifest.json"]);
+      const out = join(dir, `x${i}`);
+      await extract(part.path, out);
+      assert.equal(await Deno.readTextFile(join(out, "manifest.json")), payload.manifest);
+      const csv = await Deno.readTextFile(join(out, members[i]!));
+      if (members[i]!.includes("pod-usage")) {
+        assert.ok(csv.startsWith(podHeader), "header repeated");
+        podBodies.push(csv.slice(podHeader.length));
+      }
+    }
+    assert.deepEqual(podBodies.map((b) => b.split("\n").length - 1), [4, 4, 2]);
+    assert.equal(
+      podBodies.join(""),
+      decoder.decode(await fragmentBytes(store, "pod", [0, 1, 2])),
+      "parts hold every row once, in order",
+    );
+    const view = await kokuOpen(payload.parts[4]!.path, join(dir, "koku"));
+    assert.deepEqual(view.manifest.files, members);
+    // Only the tarballs remain in the spool folder (split CSV parts are removed).
+    const spool: string[] = [];
+    for await (const e of Deno.readDir(join(dir, "spool"))) spool.push(e.name);
+    assert.deepEqual(spool.sort(), payload.parts.map((p) => p.fileName).sort());
+  });
+});
+
+Deno.test("day payload: a last row crossing the limit leaves a header-only part", async () => {
+  await withTemp(async (dir) => {
+    const { payload } = await buildSplit(dir, [4, 4, 4], 2_000);
+    const files: string[] = JSON.parse(payload.manifest).files;
+    const pods = files.filter((f) => f.includes("pod-usage"));
+    assert.deepEqual(pods, [
+      `${payload.uuid}-cm-openshift-pod-usage-2026111.3.csv`,
+      `${payload.uuid}-cm-openshift-pod-usage-2026112.4.csv`,
+      `${payload.uuid}-cm-openshift-pod-usage-2026113.5.csv`,
+      `${payload.uuid}-cm-openshift-pod-usage-2026114.6.csv`,
+    ]);
+    const out = join(dir, "x");
+    await extract(payload.parts[6]!.path, out);
+    assert.equal(await Deno.readTextFile(join(out, pods[3]!)), headerLine("pod"));
+    assert.equal(payload.parts.length, 9);
+  });
+});
+
+Deno.test("day payload: a total over maxBytes splits into one tarball per CSV without cutting", async () => {
+  await withTemp(async (dir) => {
+    const probe = await buildSplit(join(dir, "probe"), [2, 1], 104_857_600);
+    const podBytes = probe.payload.csvBytes.pod;
+    assert.equal(probe.payload.parts.length, 1);
+    const { payload } = await buildSplit(join(dir, "real"), [2, 1], podBytes + 1);
+    assert.equal(payload.parts.length, 6);
+    assert.deepEqual(
+      payload.parts.map((p) => p.members[0]),
+      JSON.parse(payload.manifest).files,
+    );
+    assert.equal(
+      payload.parts[3]!.members[0],
+      `${payload.uuid}-cm-openshift-pod-usage-202611.3.csv`,
+    );
+    assert.equal(payload.parts[3]!.fileName, `${payload.uuid}-3.tar.gz`);
+  });
+});
+
+Deno.test("day payload: damaged state is an error and leaves nothing in the spool", async () => {
+  await withTemp(async (dir) => {
+    const store = new StateStore(join(dir, "state"));
+    await fillStore(store, HOSTILE);
+    const spoolDir = join(dir, "spool");
+    const build = () =>
+      buildDayPayload({
+        store,
+        clusterId: CLUSTER,
+        day: DAY,
+        lastHour: 3,
+        manifestVersion: DEFAULT_MANIFEST_VERSION,
+        bridgeVersion: "0.1.0",
+        spoolDir,
+      });
+    const spoolNames = async () => {
+      const names: string[] = [];
+      for await (const e of Deno.readDir(spoolDir)) names.push(e.name);
+      return names;
+    };
+
+    // A fragment whose size no longer matches hour.json.
+    const ns = store.fragmentPath(CLUSTER, DAY, 1, "namespace");
+    const original = await Deno.readFile(ns);
+    await Deno.writeFile(ns, original.subarray(0, 10));
+    await assert.rejects(
+      build,
+      (err: unknown) =>
+        err instanceof Error && err.message.includes(ns) && /State corrupt/.test(err.message),
+    );
+    await Deno.writeFile(ns, original);
+
+    // A fragment that fails while it is streamed into the tarball.
+    const vm = store.fragmentPath(CLUSTER, DAY, 2, "vm");
+    await Deno.remove(vm);
+    await Deno.mkdir(vm);
+    const hourJson = join(dir, "state", CLUSTER, DAY, "02", "hour.json");
+    const meta = JSON.parse(await Deno.readTextFile(hourJson));
+    meta.bytes.vm = (await Deno.stat(vm)).size;
+    await Deno.writeTextFile(hourJson, JSON.stringify(meta));
+    await assert.rejects(build, Deno.errors.IsADirectory);
+    assert.deepEqual(await spoolNames(), []);
+  });
+});
