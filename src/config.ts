@@ -7,9 +7,7 @@
  */
 
 import { parseDuration } from "./collect/promql_rewrite.ts";
-
-/** Default manifest `version`: the CMMO v4.4.1 release commit (BRIDGE §2). */
-export const DEFAULT_MANIFEST_VERSION = "78eabeb962648926f98b4cc239a6f59541f001cd";
+import { DEFAULT_MANIFEST_VERSION } from "./package/manifest.ts";
 
 /** Everything a user may set. Every field is optional; see {@link resolveConfig} for defaults. */
 export interface Config {
