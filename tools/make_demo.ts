@@ -1,0 +1,58 @@
+/**
+ * Re-creates the shipped demo recording `demo/recording/`: generates the
+ * synthetic test hub, loads it into a real Prometheus, and runs the `collect`
+ * entry point once with `--record`, using the exact flags of `deno task demo`
+ * (recorded requests are keyed by query and time range, so the replay must use
+ * the same day, reduction mode and batch size).
+ *
+ * Run: `deno run -A tools/make_demo.ts`
+ *
+ * @module
+ */
+
+import { defaultTestHub } from "./synth/model.ts";
+import { prepareHub, startPrometheus } from "./synth/prometheus.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const RECORDING = `${ROOT}demo/recording`;
+const work = await Deno.makeTempDir({ prefix: "make_demo_" });
+try {
+  const { hub, dataDir } = await prepareHub(defaultTestHub(), work);
+  const server = await startPrometheus({ dataDir });
+  try {
+    await Deno.remove(RECORDING, { recursive: true }).catch(() => {});
+    const clusters = hub.clusters.map((c) => c.id).join(",");
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-prompt",
+        "--allow-net",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        `${ROOT}src/cli/main.ts`,
+        "collect",
+        "--thanos-url",
+        server.url,
+        "--cluster",
+        clusters,
+        "--day",
+        "2026-11-01",
+        "--record",
+        RECORDING,
+        "--state",
+        `${work}/state`,
+        "--out",
+        `${work}/out`,
+      ],
+      stdout: "inherit",
+      stderr: "inherit",
+    }).output();
+    if (out.code !== 0) throw new Error(`collect exited with ${out.code}`);
+    console.log(`\nrecorded ${RECORDING} for clusters ${clusters}`);
+  } finally {
+    await server.stop();
+  }
+} finally {
+  await Deno.remove(work, { recursive: true });
+}
