@@ -7,7 +7,7 @@
 
 import { basename, dirname, join } from "node:path";
 import { isSafePathComponent } from "../package/manifest.ts";
-import { assertClusterId, assertDay } from "../package/state_store.ts";
+import { assertClusterId, assertDay, pathExists } from "../package/state_store.ts";
 
 /** The parts of a payload the sink needs. */
 export interface DeliverablePayload {
@@ -24,16 +24,6 @@ function assertFileName(fileName: string): void {
     throw new RangeError(`Invalid file name ${JSON.stringify(fileName)}: expected a bare name`, {
       cause: { fileName },
     });
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
   }
 }
 
@@ -80,7 +70,7 @@ export class DirectorySink {
   async has(payload: DeliverablePayload): Promise<boolean> {
     if (payload.parts.length === 0) return false;
     for (const part of payload.parts) {
-      if (!(await exists(this.pathFor(payload.clusterId, payload.day, part.fileName)))) {
+      if (!(await pathExists(this.pathFor(payload.clusterId, payload.day, part.fileName)))) {
         return false;
       }
     }
@@ -101,12 +91,12 @@ export class DirectorySink {
    */
   async hasUuid(clusterId: string, day: string, uuid: string): Promise<string[]> {
     const single = this.pathFor(clusterId, day, `${uuid}.tar.gz`);
-    if (await exists(single)) return [single];
-    if (!(await exists(this.pathFor(clusterId, day, `${uuid}-0.tar.gz`)))) return [];
+    if (await pathExists(single)) return [single];
+    if (!(await pathExists(this.pathFor(clusterId, day, `${uuid}-0.tar.gz`)))) return [];
     const parts: string[] = [];
     for (let i = 0;; i++) {
       const path = this.pathFor(clusterId, day, `${uuid}-${i}.tar.gz`);
-      if (!(await exists(path))) return parts;
+      if (!(await pathExists(path))) return parts;
       parts.push(path);
     }
   }

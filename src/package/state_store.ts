@@ -137,7 +137,16 @@ async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
   while (offset < data.length) offset += await file.write(data.subarray(offset));
 }
 
-async function exists(path: string): Promise<boolean> {
+/**
+ * Whether something exists at `path` (without following a final symlink).
+ *
+ * @example
+ * ```ts
+ * import { pathExists } from "./state_store.ts";
+ * await pathExists("/definitely/not/here"); // false
+ * ```
+ */
+export async function pathExists(path: string): Promise<boolean> {
   try {
     await Deno.lstat(path);
     return true;
@@ -400,7 +409,7 @@ class FsHourWriter implements HourWriter {
         JSON.stringify(result, null, 2) + "\n",
       );
       let old: string | undefined;
-      if (await exists(this.#finalDir)) {
+      if (await pathExists(this.#finalDir)) {
         old = join(this.#dayDir, `.old-${hourDirName(this.#hour)}-${crypto.randomUUID()}`);
         await Deno.rename(this.#finalDir, old);
       }
