@@ -231,10 +231,11 @@ async function fetchServerBatch(
       // Points of this aggregate, kept apart until the attempt succeeds.
       let points: { hour: number; metric: Labels; value: number }[] = [];
       await client.queryRange(
-        { query: expr, start: first + 3599, end: last + 3599, step: 3600 },
+        // Evaluated at the end of each hour; `offset 1s` in `expr` (see serverExpr).
+        { query: expr, start: first + 3600, end: last + 3600, step: 3600 },
         (s) => {
           for (const [t, v] of s.values) {
-            const hour = (t - 3599 - dayStart) / 3600;
+            const hour = (t - 3600 - dayStart) / 3600;
             if (!Number.isInteger(hour) || hour < hours[0]! || hour > hours.at(-1)!) {
               throw new RangeError(
                 `Unexpected timestamp ${t} in the answer to ${expr.slice(0, 80)}`,

@@ -61,9 +61,11 @@ class FakeThanos implements RangeQuerier {
         for (const { metric, v } of this.points(p.query.name, t)) add(t, metric, v);
         continue;
       }
-      // Server mode: aggregate the 60 points H:00..H:59 of the hour ending at t.
+      // Server mode: `[1h:1m] offset 1s` at t aggregates the 60 points of (t−1s−1h, t−1s].
+      assert.match(r.query, /\[1h:1m\] offset 1s\)$/);
+      assert.equal(t % 3600, 0, "server-mode evaluations are step-aligned");
       const inner = new Map<string, { metric: Record<string, string>; vs: number[] }>();
-      for (let u = t - 3599; u <= t; u += 60) {
+      for (let u = t - 3600; u <= t - 1; u += 60) {
         for (const { metric, v } of this.points(p.query.name, u)) {
           const key = JSON.stringify(metric);
           let e = inner.get(key);

@@ -31,20 +31,23 @@ export interface PlanOptions {
 }
 
 /**
- * Wraps an expression so that one evaluation at H:59:59 aggregates CMMO's 60
- * evaluation points H:00:00 … H:59:00: the subquery `[1h:1m]` evaluated at
- * H:59:59 has its start at (H−1):59:59, which is not on the minute grid, so
- * both Prometheus 2.x (closed start) and 3.x/Thanos (open start) pick exactly
- * H:00 … H:59.
+ * Wraps an expression so that one evaluation at (H+1):00:00 aggregates CMMO's
+ * 60 evaluation points H:00:00 … H:59:00 of hour H. The `offset 1s` moves the
+ * subquery's evaluation to H:59:59, whose window start (H−1):59:59 is off the
+ * minute grid, so Prometheus 2.x (closed start) and 3.x/Thanos (open start)
+ * pick exactly H:00 … H:59. Evaluating at whole hours keeps `query_range`'s
+ * start and end multiples of the 3600 s step, so a Thanos query-frontend that
+ * aligns ranges with the step (`--query-range.align-range-with-step`) cannot
+ * shift the window.
  *
  * @example
  * ```ts
  * import { serverExpr } from "./query_plan.ts";
- * serverExpr("up", "sum"); // "sum_over_time((up)[1h:1m])"
+ * serverExpr("up", "sum"); // "sum_over_time((up)[1h:1m] offset 1s)"
  * ```
  */
 export function serverExpr(expr: string, aggregate: ServerAggregate): string {
-  return `${aggregate}_over_time((${expr.trim()})[1h:1m])`;
+  return `${aggregate}_over_time((${expr.trim()})[1h:1m] offset 1s)`;
 }
 
 /**
