@@ -198,3 +198,41 @@ Deno.test("--help and --version exit 0", async () => {
   assert.equal(await main(["--version"], v), 0);
   assert.match(v.out, /^\d+\.\d+\.\d+/);
 });
+
+Deno.test("progress on a terminal's stderr; text summary on stdout", async () => {
+  const thanos = fakeThanos();
+  try {
+    await withDirs(async (dir) => {
+      const c = { ...io(), stderrIsTerminal: true };
+      const captured = io();
+      c.stdout = captured.stdout;
+      c.stderr = captured.stderr;
+      const code = await main([
+        "collect",
+        "--thanos-url",
+        thanos.url,
+        "--cluster",
+        "good",
+        "--day",
+        "2026-11-01",
+        "--until",
+        "1",
+        "--out",
+        `${dir}/out`,
+        "--state",
+        `${dir}/state`,
+      ], c);
+      assert.equal(code, 0, captured.err);
+      assert.match(captured.err, /\[1 hours\] good 2026-11-01 00:00 ok/);
+      assert.match(captured.err, /\[2 hours\] good 2026-11-01 01:00 ok/);
+      assert.match(
+        captured.out,
+        /cluster good {2}day 2026-11-01 {2}hours 00–01 \(2\) {2}payload: new/,
+      );
+      assert.match(captured.out, /rows {3}namespace=0 node=2 gpu=0 pod=0 storage=0 vm=0/);
+      assert.match(captured.out, /^ok: 1 cluster\(s\), \d+ queries/m);
+    });
+  } finally {
+    await thanos.close();
+  }
+});

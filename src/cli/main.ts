@@ -99,17 +99,13 @@ async function collect(config: ResolvedConfig, io: CliIo): Promise<number> {
     ...(transport ? { fetch: transport } : {}),
   });
   const progress = io.stderrIsTerminal && !config.json;
-  const total = config.clusters.length * (config.lastHour + 1);
   let done = 0;
   const onEvent = progress
     ? (e: CollectEvent) => {
       done++;
       const what = e.type === "hour-done" ? (e.noData ? "no data" : "ok") : "FAILED";
-      io.stderr(
-        `\r\x1b[K[${done}/${total}] ${e.clusterId} ${e.day} ${
-          String(e.hour).padStart(2, "0")
-        }:00 ${what}`,
-      );
+      const hour = String(e.hour).padStart(2, "0");
+      io.stderr(`\r\x1b[K[${done} hours] ${e.clusterId} ${e.day} ${hour}:00 ${what}`);
     }
     : undefined;
   try {

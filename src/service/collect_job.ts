@@ -76,8 +76,8 @@ export interface CollectJobDeps {
 }
 
 /**
- * Runs the collect job for every configured cluster in parallel (the Thanos
- * client bounds the queries in flight).
+ * Runs the collect job for every configured cluster, up to `concurrency`
+ * clusters in parallel (the Thanos client bounds the queries in flight).
  *
  * @example
  * ```ts ignore
@@ -91,8 +91,19 @@ export async function runCollect(
   deps: CollectJobDeps,
 ): Promise<CollectSummary> {
   const started = performance.now();
-  const clusters = await Promise.all(
-    config.clusters.map((clusterId) => collectCluster(config, deps, clusterId)),
+  // At most `concurrency` clusters at a time: the client already bounds the queries in flight,
+  // and this bounds the partial hours held in memory, which would otherwise grow with the
+  // number of clusters.
+  const clusters: ClusterSummary[] = new Array(config.clusters.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < config.clusters.length) {
+      const i = next++;
+      clusters[i] = await collectCluster(config, deps, config.clusters[i]!);
+    }
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(config.concurrency, config.clusters.length) }, worker),
   );
   const stats = deps.clientStats();
   return {
