@@ -13,6 +13,8 @@
  * @module
  */
 
+import { parseSeriesText } from "./series_text.ts";
+
 /** One series of a `matrix` answer: its labels and its `[unix seconds, "value"]` samples. */
 export interface Series {
   /** Label name → label value. */
@@ -592,7 +594,17 @@ export class SeriesStreamParser {
   }
 
   #emitSeries(text: string): void {
-    const value = this.#parse(text, `series ${this.#series + 1}`);
+    let value: unknown;
+    try {
+      value = parseSeriesText(text);
+    } catch (error) {
+      throw this.#malformed(
+        `series ${this.#series + 1} is not valid JSON (${
+          error instanceof Error ? error.message : error
+        })`,
+        this.#vStartOffset,
+      );
+    }
     if (!isRecord(value) || !isRecord(value.metric)) {
       throw this.#malformed(
         `series ${this.#series + 1} has no "metric" object`,
