@@ -111,24 +111,32 @@ export async function collectHours(
   const batches = options.mode === "client"
     ? hours.map((h) => [h])
     : contiguousBatches(hours, options.batchHours);
-  for (let b = 0; b < batches.length; b++) {
-    const batch = batches[b]!;
-    let perHour: Map<number, Map<string, HourSeries>>;
+  const fail = (from: number, error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error);
+    // These hours stay uncollected; the next run retries them.
+    for (const hour of from < 0 ? [] : hours.filter((h) => h >= from)) {
+      result.failed.push({ hour, error: message });
+      options.onEvent?.({ type: "hour-failed", clusterId, day, hour, error: message });
+    }
+  };
+  for (const batch of batches) {
+    let seriesOf: (hour: number) => Map<string, HourSeries>;
     try {
-      perHour = options.mode === "client"
+      seriesOf = options.mode === "client"
         ? await fetchClientHour(options.client, plan, day, batch[0]!)
         : await fetchServerBatch(options.client, plan, day, batch);
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      // This batch and every later hour stay uncollected; they are retried next run.
-      for (const hour of batches.slice(b).flat()) {
-        result.failed.push({ hour, error: message });
-        options.onEvent?.({ type: "hour-failed", clusterId, day, hour, error: message });
-      }
+      fail(batch[0]!, error);
       return result;
     }
     for (const hour of batch) {
-      const reports = mergeHour(plan, perHour.get(hour) ?? new Map(), day, hour);
+      let reports: HourReports;
+      try {
+        reports = mergeHour(plan, seriesOf(hour), day, hour);
+      } catch (error) {
+        fail(hour, error);
+        return result;
+      }
       const noData = [...reports.values()].every((rows) => rows.length === 0);
       const writer = await options.store.beginHour(clusterId, day, hour);
       try {
@@ -182,7 +190,7 @@ async function fetchClientHour(
   plan: readonly PlannedQuery[],
   day: string,
   hour: number,
-): Promise<Map<number, Map<string, HourSeries>>> {
+): Promise<(hour: number) => Map<string, HourSeries>> {
   const start = hourStartSeconds(day, hour);
   const byQuery = new Map<string, HourSeries>();
   const tasks = plan.map((p) => async (signal: AbortSignal) => {
@@ -201,7 +209,7 @@ async function fetchClientHour(
     );
   });
   await runAll(tasks);
-  return new Map([[hour, byQuery]]);
+  return (h) => (h === hour ? byQuery : new Map());
 }
 
 /** Canonical identity of a label set, to join the aggregates of one series. */
@@ -209,73 +217,88 @@ function labelsKey(metric: Labels): string {
   return JSON.stringify(Object.entries(metric).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
+/**
+ * Server mode: one query per aggregate for the whole batch; every answer holds
+ * one point per series per hour. Points are kept per series (one entry per
+ * label set and query, not per hour), and an hour's series are assembled only
+ * when that hour is merged.
+ */
 async function fetchServerBatch(
   client: RangeQuerier,
   plan: readonly PlannedQuery[],
   day: string,
   hours: readonly number[],
-): Promise<Map<number, Map<string, HourSeries>>> {
+): Promise<(hour: number) => Map<string, HourSeries>> {
   const dayStart = hourStartSeconds(day, 0);
-  const first = hourStartSeconds(day, hours[0]!);
-  const last = hourStartSeconds(day, hours.at(-1)!);
-  // query → hour → labelsKey → aggregates, in first-answer order
-  type Acc = Map<
-    number,
-    Map<string, { metric: Labels; aggs: Partial<Record<ServerAggregate, number>> }>
-  >;
-  const acc = new Map<string, Acc>();
+  const first = hours[0]!;
+  const span = hours.at(-1)! - first + 1;
+  /** Per aggregate: the value of each hour of the batch, and whether the hour has a point. */
+  type Points = { value: Float64Array; present: Uint8Array };
+  type Entry = { metric: Labels; byAggregate: Partial<Record<ServerAggregate, Points>> };
+  const perQuery = new Map<string, Map<string, Entry>>();
   const tasks = plan.flatMap((p) => {
-    const perHour: Acc = new Map();
-    acc.set(p.query.name, perHour);
+    const series = new Map<string, Entry>();
+    perQuery.set(p.query.name, series);
     return p.server.map(({ aggregate, expr }) => async (signal: AbortSignal) => {
-      // Points of this aggregate, kept apart until the attempt succeeds.
-      let points: { hour: number; metric: Labels; value: number }[] = [];
       await client.queryRange(
         // Evaluated at the end of each hour; `offset 1s` in `expr` (see serverExpr).
-        { query: expr, start: first + 3600, end: last + 3600, step: 3600 },
+        {
+          query: expr,
+          start: hourStartSeconds(day, first) + 3600,
+          end: hourStartSeconds(day, first + span - 1) + 3600,
+          step: 3600,
+        },
         (s) => {
+          const key = labelsKey(s.metric);
+          let entry = series.get(key);
+          if (!entry) series.set(key, entry = { metric: s.metric, byAggregate: {} });
+          const points = entry.byAggregate[aggregate] ??= {
+            value: new Float64Array(span),
+            present: new Uint8Array(span),
+          };
           for (const [t, v] of s.values) {
             const hour = (t - 3600 - dayStart) / 3600;
-            if (!Number.isInteger(hour) || hour < hours[0]! || hour > hours.at(-1)!) {
+            if (!Number.isInteger(hour) || hour < first || hour >= first + span) {
               throw new RangeError(
                 `Unexpected timestamp ${t} in the answer to ${expr.slice(0, 80)}`,
               );
             }
-            points.push({ hour, metric: s.metric, value: parseSampleValue(v) });
+            points.value[hour - first] = parseSampleValue(v);
+            points.present[hour - first] = 1;
           }
         },
         signal,
-        () => void (points = []),
+        // A failed attempt's points are dropped before the next attempt.
+        () => {
+          for (const entry of series.values()) entry.byAggregate[aggregate]?.present.fill(0);
+        },
       );
-      for (const { hour, metric, value } of points) {
-        let series = perHour.get(hour);
-        if (!series) perHour.set(hour, series = new Map());
-        const key = labelsKey(metric);
-        let entry = series.get(key);
-        if (!entry) series.set(key, entry = { metric, aggs: {} });
-        entry.aggs[aggregate] = value;
-      }
     });
   });
   await runAll(tasks);
-  const out = new Map<number, Map<string, HourSeries>>();
-  for (const hour of hours) {
+  return (hour) => {
     const byQuery = new Map<string, HourSeries>();
+    const i = hour - first;
     for (const p of plan) {
-      const series = acc.get(p.query.name)?.get(hour);
       const list: HourSeries = [];
-      for (const { metric, aggs } of series?.values() ?? []) {
+      const primary = p.server[0]!.aggregate;
+      for (const { metric, byAggregate } of perQuery.get(p.query.name)?.values() ?? []) {
+        if (!byAggregate[primary]?.present[i]) continue; // series absent in this hour
+        const aggs: Partial<Record<ServerAggregate, number>> = {};
+        for (const { aggregate } of p.server) {
+          const points = byAggregate[aggregate];
+          if (points?.present[i]) aggs[aggregate] = points.value[i]!;
+        }
         list.push({
           metric,
           reduced: p.query.value ? combineServerAggregates(p.query.value.reduction, aggs) : null,
         });
       }
-      // Prometheus sorts matrix answers by label set; keep that order for last-writer-wins.
+      // Answers are sorted by label set; the order is kept for last-writer-wins.
       byQuery.set(p.query.name, list);
     }
-    out.set(hour, byQuery);
-  }
-  return out;
+    return byQuery;
+  };
 }
 
 /** Applies an hour's series to the group row maps in catalogue order and builds the reports. */
