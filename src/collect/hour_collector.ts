@@ -232,8 +232,12 @@ async function fetchServerBatch(
   const dayStart = hourStartSeconds(day, 0);
   const first = hours[0]!;
   const span = hours.at(-1)! - first + 1;
-  /** Per aggregate: the value of each hour of the batch, and whether the hour has a point. */
-  type Points = { value: Float64Array; present: Uint8Array };
+  /**
+   * Per aggregate: the value of each hour of the batch, and a bit mask of the hours that
+   * have a point (a batch has at most 24 hours). Plain arrays, not typed arrays: one
+   * ArrayBuffer per series and aggregate costs far more memory than the data.
+   */
+  type Points = { value: number[]; present: number };
   type Entry = { metric: Labels; byAggregate: Partial<Record<ServerAggregate, Points>> };
   const perQuery = new Map<string, Map<string, Entry>>();
   const tasks = plan.flatMap((p) => {
@@ -253,8 +257,8 @@ async function fetchServerBatch(
           let entry = series.get(key);
           if (!entry) series.set(key, entry = { metric: s.metric, byAggregate: {} });
           const points = entry.byAggregate[aggregate] ??= {
-            value: new Float64Array(span),
-            present: new Uint8Array(span),
+            value: new Array<number>(span).fill(0),
+            present: 0,
           };
           for (const [t, v] of s.values) {
             const hour = (t - 3600 - dayStart) / 3600;
@@ -264,13 +268,16 @@ async function fetchServerBatch(
               );
             }
             points.value[hour - first] = parseSampleValue(v);
-            points.present[hour - first] = 1;
+            points.present |= 1 << (hour - first);
           }
         },
         signal,
         // A failed attempt's points are dropped before the next attempt.
         () => {
-          for (const entry of series.values()) entry.byAggregate[aggregate]?.present.fill(0);
+          for (const entry of series.values()) {
+            const points = entry.byAggregate[aggregate];
+            if (points) points.present = 0;
+          }
         },
       );
     });
@@ -283,11 +290,12 @@ async function fetchServerBatch(
       const list: HourSeries = [];
       const primary = p.server[0]!.aggregate;
       for (const { metric, byAggregate } of perQuery.get(p.query.name)?.values() ?? []) {
-        if (!byAggregate[primary]?.present[i]) continue; // series absent in this hour
+        const bit = 1 << i;
+        if (!((byAggregate[primary]?.present ?? 0) & bit)) continue; // absent in this hour
         const aggs: Partial<Record<ServerAggregate, number>> = {};
         for (const { aggregate } of p.server) {
           const points = byAggregate[aggregate];
-          if (points?.present[i]) aggs[aggregate] = points.value[i]!;
+          if (points && points.present & bit) aggs[aggregate] = points.value[i]!;
         }
         list.push({
           metric,
