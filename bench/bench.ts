@@ -1,0 +1,379 @@
+/**
+ * `deno task bench`: throughput and memory of `thanos-bridge collect` on a
+ * synthetic cluster-day served by a real Prometheus, for both `--reduce`
+ * modes, against the download floor (the same answers fetched and thrown
+ * away), plus peak RSS for a 1-hour and a 24-hour window.
+ *
+ * ```sh
+ * deno task bench [--pods 2000] [--quick] [--iterations 3] [--hours-per-file 6] \
+ *   [--cache DIR] [--json-out FILE]
+ * ```
+ *
+ * `--cache DIR` (or `BENCH_CACHE`) keeps the generated TSDB between runs,
+ * keyed by the options; without it the TSDB lives in a temp folder removed at
+ * the end. `--quick` is a smoke run: 100 pods, one iteration. The table goes
+ * to stdout, progress to stderr. Targets are printed next to the figures,
+ * never enforced.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { startPrometheus } from "../tools/synth/prometheus.ts";
+import {
+  type BenchReport,
+  formatBenchReport,
+  type ModeFigures,
+  summarizeMode,
+  summarizeWindows,
+  TARGETS,
+  type TimedRun,
+  type WindowFigures,
+} from "./bench_report.ts";
+import { BENCH_DAY, benchHubOptions, prepareBenchHub } from "./bench_hub.ts";
+import { type CollectRunResult, runCollectProcess } from "./collect_run.ts";
+import { downloadFloor, readRecordedRequests } from "./download_floor.ts";
+import { readCpuSeconds, readSystemCpu } from "./process_monitor.ts";
+import { buildVersion, compactionCounters, scrapeMetrics } from "./prometheus_metrics.ts";
+import { sourceFingerprint } from "./source_fingerprint.ts";
+
+const SRC = new URL("../src", import.meta.url).pathname;
+
+/** Command line of the bench. */
+export interface BenchOptions {
+  readonly pods: number;
+  /** Timed run + floor pairs per mode (and 1 h runs per mode). */
+  readonly iterations: number;
+  /** Hours per OpenMetrics file given to promtool. */
+  readonly hoursPerFile: number;
+  readonly cacheDir?: string;
+  readonly jsonOut?: string;
+  readonly quick: boolean;
+}
+
+function positive(name: string, raw: string | undefined, fallback: number, max: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || n < 1 || n > max) {
+    throw new RangeError(`Invalid --${name} "${raw}": expected an integer in [1, ${max}]`);
+  }
+  return n;
+}
+
+/**
+ * Parses the bench's arguments; `env` supplies `BENCH_CACHE`. Throws a
+ * `RangeError` or `TypeError` naming the bad argument.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseBenchArgs } from "./bench.ts";
+ *
+ * assert.deepEqual(parseBenchArgs([], {}), {
+ *   pods: 2000, iterations: 3, hoursPerFile: 6, quick: false,
+ * });
+ * assert.equal(parseBenchArgs(["--quick"], { BENCH_CACHE: "/c" }).cacheDir, "/c");
+ * ```
+ */
+export function parseBenchArgs(
+  args: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): BenchOptions {
+  const { values } = parseArgs({
+    args: [...args],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      pods: { type: "string" },
+      quick: { type: "boolean", default: false },
+      iterations: { type: "string" },
+      "hours-per-file": { type: "string" },
+      cache: { type: "string" },
+      "json-out": { type: "string" },
+    },
+  });
+  const quick = values.quick ?? false;
+  const cacheDir = values.cache ?? (env.BENCH_CACHE || undefined);
+  return {
+    pods: positive("pods", values.pods, quick ? 100 : 2000, 100_000),
+    iterations: positive("iterations", values.iterations, quick ? 1 : 3, 99),
+    hoursPerFile: positive("hours-per-file", values["hours-per-file"], quick ? 24 : 6, 24),
+    quick,
+    ...(cacheDir ? { cacheDir } : {}),
+    ...(values["json-out"] ? { jsonOut: values["json-out"] } : {}),
+  };
+}
+
+/** Where the bench reports. */
+export interface BenchIo {
+  /** Progress lines (stderr). */
+  readonly log: (line: string) => void;
+  readonly signal?: AbortSignal;
+}
+
+const MODES = ["server", "client"] as const;
+
+/**
+ * Runs the whole benchmark and returns its figures. Starts (and always stops)
+ * its own Prometheus; every run gets fresh `--state` and `--out` folders.
+ *
+ * @example
+ * ```ts ignore
+ * import { formatBenchReport } from "./bench_report.ts";
+ * import { parseBenchArgs, runBench } from "./bench.ts";
+ * const report = await runBench(parseBenchArgs(["--quick"], {}), { log: console.error });
+ * console.log(formatBenchReport(report));
+ * ```
+ */
+export async function runBench(options: BenchOptions, io: BenchIo): Promise<BenchReport> {
+  const { log, signal } = io;
+  const sourceBefore = await sourceFingerprint(SRC);
+  const hubOptions = benchHubOptions(options.pods);
+  const hub = await prepareBenchHub(hubOptions, {
+    hoursPerFile: options.hoursPerFile,
+    log,
+    ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
+  });
+  let work: string | undefined;
+  let prom: Awaited<ReturnType<typeof startPrometheus>> | undefined;
+  try {
+    signal?.throwIfAborted();
+    work = await Deno.makeTempDir({ prefix: "thanos_bridge_bench_" });
+    prom = await startPrometheus({ dataDir: hub.dataDir });
+    const url = prom.url;
+    const promPid = prom.pid;
+    log(`Prometheus ${url} (pid ${promPid}) over ${hub.dataDir}`);
+    const version = buildVersion(await scrapeMetrics(url)) ?? "unknown";
+    const compactionsBefore = (await compactionCounters(url)).compactions;
+    let dirCount = 0;
+    const fresh = async () => {
+      const dir = `${work}/run-${++dirCount}`;
+      await Deno.mkdir(dir);
+      return { stateDir: `${dir}/state`, outDir: `${dir}/out`, dir };
+    };
+    const collect = async (
+      mode: "server" | "client",
+      until: number,
+      recordDir?: string,
+    ): Promise<CollectRunResult> => {
+      const dirs = await fresh();
+      try {
+        return await runCollectProcess({
+          url,
+          clusterId: hub.clusterId,
+          day: BENCH_DAY,
+          until,
+          mode,
+          stateDir: dirs.stateDir,
+          outDir: dirs.outDir,
+          ...(recordDir ? { recordDir } : {}),
+          ...(signal ? { signal } : {}),
+        });
+      } finally {
+        await Deno.remove(dirs.dir, { recursive: true });
+      }
+    };
+    /** CPU counters of the machine, Prometheus and this process. */
+    const cpu = async () => {
+      const system = await readSystemCpu();
+      return {
+        busy: system.busySeconds,
+        steal: system.stealSeconds,
+        prom: (await readCpuSeconds(promPid)) ?? NaN,
+        self: (await readCpuSeconds(Deno.pid)) ?? NaN,
+      };
+    };
+    type Cpu = Awaited<ReturnType<typeof cpu>>;
+    const since = (a: Cpu, b: Cpu) => ({
+      busy: b.busy - a.busy,
+      steal: b.steal - a.steal,
+      prom: b.prom - a.prom,
+      self: b.self - a.self,
+    });
+
+    const modes: ModeFigures[] = [];
+    const windows: WindowFigures[] = [];
+    let command = "";
+    const children = new Set<number>();
+    const note = (run: CollectRunResult) => {
+      command ||= run.usage.command;
+      for (const p of run.usage.childPids) children.add(p);
+    };
+
+    for (const mode of MODES) {
+      const recordDir = `${work}/record-${mode}`;
+      log(`[${mode}] recording run (not timed) …`);
+      const recording = await collect(mode, 23, recordDir);
+      note(recording);
+      const recorded = await readRecordedRequests(`${recordDir}/index.jsonl`);
+      log(
+        `[${mode}] recorded ${recorded.requests.length} distinct requests ` +
+          `(${recorded.duplicates} duplicate lines), ${recording.summary.queries} queries, ` +
+          `${(recorded.bytes / 1e6).toFixed(1)} MB, ${recording.rows} rows`,
+      );
+      await Deno.remove(recordDir, { recursive: true });
+      const floor = async () => {
+        const cpu0 = await cpu();
+        const result = await downloadFloor(url, recorded.requests, {
+          concurrency: 4,
+          ...(signal ? { signal } : {}),
+        });
+        return { ...result, cpu: since(cpu0, await cpu()) };
+      };
+      const warm = await floor();
+      log(`[${mode}] warm-up floor ${(warm.ms / 1000).toFixed(2)} s`);
+      const runs: TimedRun[] = [];
+      let last: CollectRunResult | undefined;
+      let floorBytes = 0;
+      for (let i = 0; i < options.iterations; i++) {
+        const cpu0 = await cpu();
+        const run = await collect(mode, 23);
+        const used = since(cpu0, await cpu());
+        note(run);
+        if (last && (last.rows !== run.rows || last.summary.queries !== run.summary.queries)) {
+          log(
+            `[${mode}] WARNING: run ${i + 1} gave ${run.rows} rows / ${run.summary.queries} ` +
+              `queries, run ${i} gave ${last.rows} / ${last.summary.queries}`,
+          );
+        }
+        last = run;
+        const f = await floor();
+        floorBytes = f.bytes;
+        runs.push({
+          wallMs: run.summary.ms,
+          processMs: run.processMs,
+          floorMs: f.ms,
+          peakRssBytes: run.usage.peakRssBytes,
+          bridgeCpuS: run.usage.cpuSeconds,
+          promCpuS: used.prom,
+          // The monitor's helper and this process's sampling count as "other".
+          otherCpuS: used.busy - used.prom - run.usage.cpuSeconds,
+          floorPromCpuS: f.cpu.prom,
+          floorClientCpuS: f.cpu.self,
+          floorOtherCpuS: f.cpu.busy - f.cpu.prom - f.cpu.self,
+          stealS: used.steal + f.cpu.steal,
+        });
+        log(
+          `[${mode}] ${i + 1}/${options.iterations}: wall ${
+            (run.summary.ms / 1000).toFixed(2)
+          } s ` +
+            `(process ${(run.processMs / 1000).toFixed(2)} s), floor ${
+              (f.ms / 1000).toFixed(2)
+            } s, peak RSS ${(run.usage.peakRssBytes / 1e6).toFixed(1)} MB, ` +
+            `CPU s: bridge ${run.usage.cpuSeconds.toFixed(1)}, Prometheus ${
+              used.prom.toFixed(1)
+            } (floor ${f.cpu.prom.toFixed(1)}), other ${
+              (used.busy - used.prom - run.usage.cpuSeconds).toFixed(1)
+            }`,
+        );
+      }
+      if (last === undefined) throw new RangeError("No timed run: iterations must be ≥ 1");
+      if (recorded.requests.length !== last.summary.queries) {
+        log(
+          `[${mode}] WARNING: the floor replays ${recorded.requests.length} requests, ` +
+            `the timed run sent ${last.summary.queries}`,
+        );
+      }
+      modes.push({
+        mode,
+        runs,
+        queries: last.summary.queries,
+        bytesDownloaded: last.summary.bytesDownloaded,
+        floorRequests: recorded.requests.length,
+        floorBytes,
+        rows: last.rows,
+      });
+      windows.push({ mode, hours: 24, peakRssBytes: runs.map((r) => r.peakRssBytes) });
+    }
+
+    for (const mode of MODES) {
+      const peaks: number[] = [];
+      for (let i = 0; i < options.iterations; i++) {
+        const run = await collect(mode, 0);
+        note(run);
+        peaks.push(run.usage.peakRssBytes);
+      }
+      log(`[${mode}] 1 h window: peak RSS ${peaks.map((p) => (p / 1e6).toFixed(1)).join(", ")} MB`);
+      windows.push({ mode, hours: 1, peakRssBytes: peaks });
+    }
+
+    const compactionsAfter = (await compactionCounters(url)).compactions;
+    const sourceAfter = await sourceFingerprint(SRC);
+    if (sourceAfter !== sourceBefore) log("WARNING: src/ changed during the run");
+    return {
+      hub: {
+        pods: hubOptions.pods,
+        nodes: hubOptions.nodes,
+        pvcs: hubOptions.pvcs,
+        vms: hubOptions.vms,
+        series: hub.series,
+        day: BENCH_DAY,
+        cached: hub.cached,
+        prepareMs: hub.prepareMs,
+      },
+      machine: {
+        cpus: navigator.hardwareConcurrency,
+        memTotalBytes: Deno.systemMemoryInfo().total,
+      },
+      prometheusVersion: version,
+      iterations: options.iterations,
+      modes,
+      windows,
+      source: { before: sourceBefore, after: sourceAfter },
+      compactionsDuringBench: compactionsAfter - compactionsBefore,
+      sampledProcess: { command, childProcesses: children.size },
+    };
+  } finally {
+    await prom?.stop();
+    if (work !== undefined) await Deno.remove(work, { recursive: true }).catch(() => {});
+    await hub.dispose();
+  }
+}
+
+/**
+ * The JSON written by `--json-out`: the raw figures plus the derived
+ * medians, ratios and verdicts.
+ *
+ * @example
+ * ```ts ignore
+ * import { benchJson } from "./bench.ts";
+ * await Deno.writeTextFile("bench.json", JSON.stringify(benchJson(report), null, 2));
+ * ```
+ */
+export function benchJson(report: BenchReport): Record<string, unknown> {
+  return {
+    ...report,
+    targets: TARGETS,
+    summary: {
+      modes: report.modes.map(summarizeMode),
+      windows: summarizeWindows(report.windows),
+    },
+  };
+}
+
+if (import.meta.main) {
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(new Error("interrupted"));
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  try {
+    const options = parseBenchArgs(Deno.args, Deno.env.toObject());
+    const t0 = performance.now();
+    const log = (line: string) =>
+      console.error(
+        `[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}`,
+      );
+    const report = await runBench(options, { log, signal: controller.signal });
+    console.log(formatBenchReport(report));
+    if (options.jsonOut) {
+      await Deno.writeTextFile(options.jsonOut, JSON.stringify(benchJson(report), null, 2) + "\n");
+      log(`figures written to ${options.jsonOut}`);
+    }
+  } catch (error) {
+    console.error("bench failed:", error);
+    Deno.exitCode = 1;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+}

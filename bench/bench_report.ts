@@ -1,0 +1,398 @@
+/**
+ * The figures of a benchmark run, their medians, the targets of the issue and
+ * the printed table. Pure: no I/O.
+ *
+ * @module
+ */
+
+/** Targets of the issue. */
+export const TARGETS = {
+  /** Wall time over the download floor. */
+  maxRatio: 1.15,
+  /** Peak RSS of any run, in MB (10^6 bytes). */
+  maxRssMb: 256,
+  /**
+   * "About the same for 1 h and 24 h": the 24 h peak may exceed the 1 h peak
+   * by at most this factor (our reading of "about the same").
+   */
+  maxRssGrowth: 1.25,
+} as const;
+
+/** One timed run of one mode, with the floor measured right after it. */
+export interface TimedRun {
+  /** `summary.ms`: time inside runCollect. */
+  readonly wallMs: number;
+  /** Spawn to exit of the `deno run` process. */
+  readonly processMs: number;
+  readonly floorMs: number;
+  readonly peakRssBytes: number;
+  /** CPU seconds of the bridge process. */
+  readonly bridgeCpuS: number;
+  /** CPU seconds Prometheus spent during the timed run. */
+  readonly promCpuS: number;
+  /** CPU seconds Prometheus spent during the floor. */
+  readonly floorPromCpuS: number;
+  /** CPU seconds of the bench process itself (the floor's client) during the floor. */
+  readonly floorClientCpuS: number;
+  /** CPU seconds of everything else on the machine during the timed run. */
+  readonly otherCpuS: number;
+  /** CPU seconds of everything else on the machine during the floor. */
+  readonly floorOtherCpuS: number;
+  /** Seconds stolen by the hypervisor during the timed run and the floor. */
+  readonly stealS: number;
+}
+
+/** Figures of one reduction mode over a cluster-day. */
+export interface ModeFigures {
+  readonly mode: "server" | "client";
+  readonly runs: readonly TimedRun[];
+  readonly queries: number;
+  readonly bytesDownloaded: number;
+  /** Distinct requests of the recording, replayed by the floor. */
+  readonly floorRequests: number;
+  readonly floorBytes: number;
+  readonly rows: number;
+}
+
+/** Peak RSS of one window in one mode. */
+export interface WindowFigures {
+  readonly mode: "server" | "client";
+  readonly hours: number;
+  /** Peak RSS of each run, bytes. */
+  readonly peakRssBytes: readonly number[];
+}
+
+/** Everything a bench run measured. */
+export interface BenchReport {
+  readonly hub: {
+    readonly pods: number;
+    readonly nodes: number;
+    readonly pvcs: number;
+    readonly vms: number;
+    readonly series: number;
+    readonly day: string;
+    readonly cached: boolean;
+    readonly prepareMs: number;
+  };
+  readonly machine: { readonly cpus: number; readonly memTotalBytes: number };
+  readonly prometheusVersion: string;
+  readonly iterations: number;
+  readonly modes: readonly ModeFigures[];
+  readonly windows: readonly WindowFigures[];
+  /** Fingerprint of `src/` at the start and at the end (they should be equal). */
+  readonly source: { readonly before: string; readonly after: string };
+  /** Compactions Prometheus ran during the measurements (should be 0). */
+  readonly compactionsDuringBench: number;
+  /** What `/proc` showed about the sampled process. */
+  readonly sampledProcess: {
+    readonly command: string;
+    readonly childProcesses: number;
+  };
+}
+
+/**
+ * Median of a non-empty list (mean of the two middle values for an even length).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { median } from "./bench_report.ts";
+ *
+ * assert.equal(median([3, 1, 2]), 2);
+ * assert.equal(median([4, 1, 2, 3]), 2.5);
+ * ```
+ */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new RangeError("median of an empty list");
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Medians and derived figures of one mode. */
+export interface ModeSummary {
+  readonly mode: "server" | "client";
+  readonly wallS: number;
+  readonly processS: number;
+  readonly floorS: number;
+  /** median wall / median floor. */
+  readonly ratio: number;
+  readonly ratioOk: boolean;
+  readonly bytesDownloaded: number;
+  readonly queries: number;
+  readonly peakRssMb: number;
+  readonly rssOk: boolean;
+  readonly rows: number;
+  readonly rowsPerS: number;
+  readonly bridgeCpuS: number;
+  readonly promCpuS: number;
+  readonly otherCpuS: number;
+  readonly floorClientCpuS: number;
+  readonly floorPromCpuS: number;
+  readonly floorOtherCpuS: number;
+  readonly stealS: number;
+}
+
+/** Peak RSS of one mode for 1 h and 24 h. */
+export interface WindowSummary {
+  readonly mode: "server" | "client";
+  readonly rss1hMb: number;
+  readonly rss24hMb: number;
+  readonly growth: number;
+  readonly growthOk: boolean;
+  readonly rssOk: boolean;
+}
+
+const MB = 1e6;
+
+/**
+ * Medians of a mode's runs, its ratio and its verdicts against {@linkcode TARGETS}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { summarizeMode } from "./bench_report.ts";
+ *
+ * const run = (wallMs: number, floorMs: number) => ({
+ *   wallMs, processMs: wallMs + 300, floorMs, peakRssBytes: 100e6, bridgeCpuS: 1,
+ *   promCpuS: 2, floorPromCpuS: 2, floorClientCpuS: 0.5, otherCpuS: 0, floorOtherCpuS: 0,
+ *   stealS: 0,
+ * });
+ * const s = summarizeMode({
+ *   mode: "server", runs: [run(11_000, 10_000), run(12_000, 9_000), run(10_500, 10_000)],
+ *   queries: 10, bytesDownloaded: 1000, floorRequests: 10, floorBytes: 1000, rows: 22_000,
+ * });
+ * assert.equal(s.ratio, 1.1);
+ * assert.equal(s.rowsPerS, 2000);
+ * assert.equal(s.ratioOk, true);
+ * ```
+ */
+export function summarizeMode(m: ModeFigures): ModeSummary {
+  const wallS = median(m.runs.map((r) => r.wallMs)) / 1000;
+  const floorS = median(m.runs.map((r) => r.floorMs)) / 1000;
+  const ratio = wallS / floorS;
+  const peakRssMb = median(m.runs.map((r) => r.peakRssBytes)) / MB;
+  return {
+    mode: m.mode,
+    wallS,
+    processS: median(m.runs.map((r) => r.processMs)) / 1000,
+    floorS,
+    ratio,
+    ratioOk: ratio <= TARGETS.maxRatio,
+    bytesDownloaded: m.bytesDownloaded,
+    queries: m.queries,
+    peakRssMb,
+    rssOk: peakRssMb <= TARGETS.maxRssMb,
+    rows: m.rows,
+    rowsPerS: m.rows / wallS,
+    bridgeCpuS: median(m.runs.map((r) => r.bridgeCpuS)),
+    promCpuS: median(m.runs.map((r) => r.promCpuS)),
+    otherCpuS: median(m.runs.map((r) => r.otherCpuS)),
+    floorClientCpuS: median(m.runs.map((r) => r.floorClientCpuS)),
+    floorPromCpuS: median(m.runs.map((r) => r.floorPromCpuS)),
+    floorOtherCpuS: median(m.runs.map((r) => r.floorOtherCpuS)),
+    stealS: median(m.runs.map((r) => r.stealS)),
+  };
+}
+
+/**
+ * Pairs the 1 h and 24 h peak RSS of each mode (medians) with the verdicts.
+ * Modes without both windows are left out.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { summarizeWindows } from "./bench_report.ts";
+ *
+ * const [w] = summarizeWindows([
+ *   { mode: "client", hours: 1, peakRssBytes: [100e6] },
+ *   { mode: "client", hours: 24, peakRssBytes: [110e6, 120e6, 115e6] },
+ * ]);
+ * assert.equal(w!.rss24hMb, 115);
+ * assert.equal(w!.growthOk, true);
+ * ```
+ */
+export function summarizeWindows(windows: readonly WindowFigures[]): WindowSummary[] {
+  const out: WindowSummary[] = [];
+  for (const mode of ["server", "client"] as const) {
+    const one = windows.find((w) => w.mode === mode && w.hours === 1);
+    const day = windows.find((w) => w.mode === mode && w.hours === 24);
+    if (!one || !day) continue;
+    const rss1hMb = median(one.peakRssBytes) / MB;
+    const rss24hMb = median(day.peakRssBytes) / MB;
+    const growth = rss24hMb / rss1hMb;
+    out.push({
+      mode,
+      rss1hMb,
+      rss24hMb,
+      growth,
+      growthOk: growth <= TARGETS.maxRssGrowth,
+      rssOk: Math.max(rss1hMb, rss24hMb) <= TARGETS.maxRssMb,
+    });
+  }
+  return out;
+}
+
+/** Fixed-width table: first column left-aligned, the others right-aligned. */
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: readonly string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")
+      .trimEnd();
+  return [line(header), ...rows.map(line)];
+}
+
+const ok = (pass: boolean) => (pass ? "ok" : "MISSED");
+
+/** CPU seconds with one decimal; tick rounding can make a difference slightly negative. */
+const cpu = (seconds: number) => (Math.abs(seconds) < 0.05 ? 0 : seconds).toFixed(1);
+
+function mib(bytes: number): string {
+  return `${(bytes / 1_048_576).toFixed(1)} MiB`;
+}
+
+/**
+ * The printed report: the hub, one row per mode with the targets next to
+ * the figures, the window table and how the time was spent.
+ *
+ * @example
+ * ```ts ignore
+ * import { formatBenchReport } from "./bench_report.ts";
+ * console.log(formatBenchReport(report));
+ * ```
+ */
+export function formatBenchReport(r: BenchReport): string {
+  const out: string[] = [];
+  const h = r.hub;
+  out.push(
+    `thanos-bridge bench — 1 cluster: ${h.pods} pods, ${h.nodes} nodes, ${h.pvcs} PVCs, ` +
+      `${h.vms} VMs, ${h.series} series; day ${h.day} (24 h, 300 s samples)`,
+  );
+  out.push(
+    `Prometheus ${r.prometheusVersion} on 127.0.0.1, same machine: ${r.machine.cpus} CPUs, ` +
+      `${(r.machine.memTotalBytes / 1e9).toFixed(1)} GB RAM; concurrency 4; medians of ` +
+      `${r.iterations} run(s); TSDB ${
+        h.cached ? "from the cache" : `generated in ${(h.prepareMs / 1000).toFixed(0)} s`
+      }`,
+  );
+  out.push("");
+  const modes = r.modes.map(summarizeMode);
+  out.push(
+    ...table(
+      [
+        "mode",
+        "wall s",
+        "floor s",
+        "ratio",
+        `(≤ ${TARGETS.maxRatio})`,
+        "downloaded",
+        "queries",
+        "peak RSS MB",
+        `(≤ ${TARGETS.maxRssMb})`,
+        "rows",
+        "rows/s",
+        "process s",
+      ],
+      modes.map((m) => [
+        m.mode,
+        m.wallS.toFixed(2),
+        m.floorS.toFixed(2),
+        m.ratio.toFixed(3),
+        ok(m.ratioOk),
+        mib(m.bytesDownloaded),
+        String(m.queries),
+        m.peakRssMb.toFixed(1),
+        ok(m.rssOk),
+        String(m.rows),
+        m.rowsPerS.toFixed(0),
+        m.processS.toFixed(2),
+      ]),
+    ),
+  );
+  out.push("");
+  out.push(
+    "wall = summary.ms (inside runCollect); process = spawn to exit of `deno run` " +
+      "(adds start-up and module loading); floor = the same distinct requests fetched " +
+      "at concurrency 4, bodies read and discarded.",
+  );
+  for (const m of r.modes) {
+    if (m.floorBytes !== m.bytesDownloaded || m.floorRequests !== m.queries) {
+      out.push(
+        `WARNING: ${m.mode}: the floor fetched ${m.floorRequests} requests / ${m.floorBytes} bytes, ` +
+          `the bridge ${m.queries} / ${m.bytesDownloaded}`,
+      );
+    }
+  }
+  out.push("");
+  const windows = summarizeWindows(r.windows);
+  if (windows.length > 0) {
+    out.push("Peak RSS by window (MB, fresh state and out each run):");
+    out.push(
+      ...table(
+        [
+          "mode",
+          "1 h",
+          "24 h",
+          "24h/1h",
+          `(≤ ${TARGETS.maxRssGrowth})`,
+          `max (≤ ${TARGETS.maxRssMb})`,
+        ],
+        windows.map((w) => [
+          w.mode,
+          w.rss1hMb.toFixed(1),
+          w.rss24hMb.toFixed(1),
+          w.growth.toFixed(2),
+          ok(w.growthOk),
+          ok(w.rssOk),
+        ]),
+      ),
+    );
+    out.push("");
+  }
+  out.push(
+    `Where the time goes (CPU seconds, medians; ${r.machine.cpus} CPUs shared by the bridge and ` +
+      "Prometheus; other = rest of the machine):",
+  );
+  out.push(
+    ...table(
+      [
+        "mode",
+        "run: bridge",
+        "Prometheus",
+        "other",
+        "floor: client",
+        "Prometheus",
+        "other",
+        "steal",
+      ],
+      modes.map((m) => [
+        m.mode,
+        cpu(m.bridgeCpuS),
+        cpu(m.promCpuS),
+        cpu(m.otherCpuS),
+        cpu(m.floorClientCpuS),
+        cpu(m.floorPromCpuS),
+        cpu(m.floorOtherCpuS),
+        cpu(m.stealS),
+      ]),
+    ),
+  );
+  out.push("");
+  out.push(
+    `sampled process: ${
+      r.sampledProcess.command.replace(/^\S*\/deno /, "deno ").replace(/ --thanos-url .*/, " …")
+    } — ` +
+      `${r.sampledProcess.childProcesses} child process(es) seen`,
+  );
+  out.push(
+    r.source.before === r.source.after
+      ? `src/ fingerprint ${r.source.before}, unchanged during the run`
+      : `WARNING: src/ changed during the run (${r.source.before} → ${r.source.after}): ` +
+        "the runs mix two versions",
+  );
+  out.push(
+    `Prometheus compactions during the measurements: ${r.compactionsDuringBench}` +
+      (r.compactionsDuringBench === 0 ? "" : " (WARNING: timings are disturbed)"),
+  );
+  return out.join("\n") + "\n";
+}

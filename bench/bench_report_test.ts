@@ -1,0 +1,135 @@
+import assert from "node:assert/strict";
+import {
+  type BenchReport,
+  formatBenchReport,
+  median,
+  type ModeFigures,
+  summarizeMode,
+  summarizeWindows,
+  TARGETS,
+  type TimedRun,
+} from "./bench_report.ts";
+
+function run(wallMs: number, floorMs: number, peakRssBytes = 100e6): TimedRun {
+  return {
+    wallMs,
+    processMs: wallMs + 400,
+    floorMs,
+    peakRssBytes,
+    bridgeCpuS: wallMs / 4000,
+    promCpuS: wallMs / 1000,
+    floorPromCpuS: floorMs / 1000,
+    floorClientCpuS: floorMs / 10_000,
+    otherCpuS: 0.5,
+    floorOtherCpuS: 0.25,
+    stealS: 0,
+  };
+}
+
+function mode(m: "server" | "client", runs: TimedRun[], rows = 60_000): ModeFigures {
+  return {
+    mode: m,
+    runs,
+    queries: 144,
+    bytesDownloaded: 3 * 1_048_576,
+    floorRequests: 144,
+    floorBytes: 3 * 1_048_576,
+    rows,
+  };
+}
+
+Deno.test("median: odd, even, unsorted, single; empty is a RangeError", () => {
+  assert.equal(median([5]), 5);
+  assert.equal(median([9, 1, 5]), 5);
+  assert.equal(median([10, 2, 4, 8]), 6);
+  assert.throws(() => median([]), RangeError);
+});
+
+Deno.test("summarizeMode takes medians of each figure separately and checks the targets", () => {
+  const s = summarizeMode(
+    mode("client", [run(30_000, 20_000, 300e6), run(24_000, 21_000, 200e6), run(22_000, 19_000)]),
+  );
+  assert.equal(s.wallS, 24);
+  assert.equal(s.floorS, 20);
+  assert.equal(s.ratio, 1.2);
+  assert.equal(s.ratioOk, false);
+  assert.equal(s.peakRssMb, 200);
+  assert.equal(s.rssOk, true);
+  assert.equal(s.rowsPerS, 2500);
+  assert.equal(s.processS, 24.4);
+  assert.equal(s.bridgeCpuS, 6);
+});
+
+Deno.test("summarizeMode: the targets are inclusive", () => {
+  const atTarget = summarizeMode(
+    mode("server", [run(TARGETS.maxRatio * 10_000, 10_000, TARGETS.maxRssMb * 1e6)]),
+  );
+  assert.equal(atTarget.ratioOk, true);
+  assert.equal(atTarget.rssOk, true);
+  const over = summarizeMode(mode("server", [run(11_600, 10_000, 256.1e6)]));
+  assert.equal(over.ratioOk, false);
+  assert.equal(over.rssOk, false);
+});
+
+Deno.test("summarizeWindows pairs 1 h with 24 h per mode and skips incomplete modes", () => {
+  const w = summarizeWindows([
+    { mode: "server", hours: 24, peakRssBytes: [150e6, 160e6, 155e6] },
+    { mode: "client", hours: 1, peakRssBytes: [100e6] },
+    { mode: "server", hours: 1, peakRssBytes: [100e6, 90e6, 110e6] },
+  ]);
+  assert.equal(w.length, 1);
+  assert.equal(w[0]!.mode, "server");
+  assert.equal(w[0]!.rss1hMb, 100);
+  assert.equal(w[0]!.rss24hMb, 155);
+  assert.equal(w[0]!.growth, 1.55);
+  assert.equal(w[0]!.growthOk, false);
+  assert.equal(w[0]!.rssOk, true);
+});
+
+Deno.test("formatBenchReport prints each mode's figures with the verdicts next to them", () => {
+  const report: BenchReport = {
+    hub: {
+      pods: 2000,
+      nodes: 80,
+      pvcs: 300,
+      vms: 20,
+      series: 41_517,
+      day: "2026-11-01",
+      cached: true,
+      prepareMs: 0,
+    },
+    machine: { cpus: 2, memTotalBytes: 25e9 },
+    prometheusVersion: "2.42.0+ds",
+    iterations: 1,
+    modes: [mode("server", [run(11_000, 10_000)]), mode("client", [run(13_000, 10_000, 300e6)])],
+    windows: [
+      { mode: "server", hours: 1, peakRssBytes: [90e6] },
+      { mode: "server", hours: 24, peakRssBytes: [100e6] },
+    ],
+    source: { before: "0123456789abcdef", after: "fedcba9876543210" },
+    compactionsDuringBench: 2,
+    sampledProcess: { command: "deno run … collect", childProcesses: 0 },
+  };
+  const text = formatBenchReport(report);
+  const lines = text.split("\n");
+  const server = lines.find((l) => l.startsWith("server  "))!;
+  const client = lines.find((l) => l.startsWith("client  "))!;
+  assert.deepEqual(server.split(/\s+/).slice(0, 5), ["server", "11.00", "10.00", "1.100", "ok"]);
+  assert.deepEqual(client.split(/\s+/).slice(0, 5), [
+    "client",
+    "13.00",
+    "10.00",
+    "1.300",
+    "MISSED",
+  ]);
+  assert.match(client, /300\.0\s+MISSED/);
+  assert.match(server, /\b60000\s+5455\b/);
+  assert.match(text, /2000 pods, 80 nodes, 300 PVCs, 20 VMs, 41517 series/);
+  assert.match(text, /Prometheus 2\.42\.0\+ds/);
+  assert.match(text, /^server\s+90\.0\s+100\.0\s+1\.11\s+ok\s+ok$/m);
+  assert.match(text, /compactions during the measurements: 2 \(WARNING/);
+  assert.match(
+    text,
+    /WARNING: src\/ changed during the run \(0123456789abcdef → fedcba9876543210\)/,
+  );
+});

@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import { benchJson, parseBenchArgs, runBench } from "./bench.ts";
+import { formatBenchReport } from "./bench_report.ts";
+
+Deno.test("parseBenchArgs: defaults, --quick, BENCH_CACHE, overrides", () => {
+  assert.deepEqual(parseBenchArgs([], {}), {
+    pods: 2000,
+    iterations: 3,
+    hoursPerFile: 6,
+    quick: false,
+  });
+  assert.deepEqual(parseBenchArgs(["--quick"], { BENCH_CACHE: "" }), {
+    pods: 100,
+    iterations: 1,
+    hoursPerFile: 24,
+    quick: true,
+  });
+  const o = parseBenchArgs(
+    ["--pods", "2500", "--iterations", "5", "--cache", "/c", "--json-out", "/tmp/b.json"],
+    { BENCH_CACHE: "/env" },
+  );
+  assert.deepEqual(o, {
+    pods: 2500,
+    iterations: 5,
+    hoursPerFile: 6,
+    quick: false,
+    cacheDir: "/c",
+    jsonOut: "/tmp/b.json",
+  });
+  assert.equal(parseBenchArgs([], { BENCH_CACHE: "/env" }).cacheDir, "/env");
+  assert.equal(parseBenchArgs(["--quick", "--pods", "300"], {}).pods, 300);
+});
+
+Deno.test("parseBenchArgs rejects bad numbers and unknown flags", () => {
+  assert.throws(() => parseBenchArgs(["--pods", "0"], {}), RangeError);
+  assert.throws(() => parseBenchArgs(["--pods", "2k"], {}), /--pods "2k"/);
+  assert.throws(() => parseBenchArgs(["--iterations", "0"], {}), RangeError);
+  assert.throws(() => parseBenchArgs(["--hours-per-file", "25"], {}), RangeError);
+  assert.throws(() => parseBenchArgs(["--until", "3"], {}), TypeError);
+});
+
+function benchTemps(): Set<string> {
+  const dir = Deno.env.get("TMPDIR") ?? "/tmp";
+  return new Set(
+    [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) =>
+      n.startsWith("thanos_bridge_bench_")
+    ),
+  );
+}
+
+Deno.test({
+  name: "runBench on a tiny cluster: both modes, floors replay the same bytes, all cleaned up",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const before = benchTemps();
+    const lines: string[] = [];
+    const report = await runBench(
+      { pods: 3, iterations: 1, hoursPerFile: 24, quick: true },
+      { log: (l) => lines.push(l) },
+    );
+    assert.deepEqual(report.modes.map((m) => m.mode), ["server", "client"]);
+    const [server, client] = report.modes;
+    assert.ok(server && client);
+    for (const m of report.modes) {
+      assert.equal(m.runs.length, 1);
+      assert.ok(m.rows > 0);
+      // The floor fetched exactly what the bridge downloaded, request for request.
+      assert.equal(m.floorRequests, m.queries);
+      assert.equal(m.floorBytes, m.bytesDownloaded);
+      const r = m.runs[0]!;
+      assert.ok(r.wallMs > 0 && r.floorMs > 0 && r.processMs > r.wallMs);
+      assert.ok(r.peakRssBytes > 20e6);
+      assert.ok(r.promCpuS > 0);
+    }
+    // Same cluster-day, same rows; the server reduces, so it downloads less.
+    assert.equal(server.rows, client.rows);
+    assert.ok(server.bytesDownloaded < client.bytesDownloaded);
+    assert.deepEqual(
+      report.windows.map((w) => `${w.mode}/${w.hours}`).sort(),
+      ["client/1", "client/24", "server/1", "server/24"],
+    );
+    assert.equal(report.compactionsDuringBench, 0);
+    assert.match(report.source.before, /^[0-9a-f]{16}$/);
+    assert.equal(report.sampledProcess.childProcesses, 0);
+    assert.match(report.sampledProcess.command, /main\.ts collect/);
+    assert.equal(report.hub.pods, 3);
+    assert.match(report.prometheusVersion, /^\d+\.\d+\.\d+/);
+
+    const text = formatBenchReport(report);
+    assert.match(text, /^server\s+\d+\.\d\d\s+\d+\.\d\d\s+\d+\.\d{3}\s+(ok|MISSED)\s/m);
+    const json = benchJson(report) as { summary: { modes: { ratio: number }[] } };
+    assert.equal(json.summary.modes.length, 2);
+    assert.ok(json.summary.modes.every((m) => Number.isFinite(m.ratio) && m.ratio > 0));
+    // No temp folders left behind (hub and run folders).
+    assert.deepEqual(benchTemps(), before);
+  },
+});
