@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { readCsvRecords } from "../src/package/csv.ts";
 import { validateManifest } from "../src/package/manifest.ts";
 import { REPORTS } from "../src/collect/reports.ts";
+import { RUNTIME_FLAGS } from "../src/cli/runtime_flags.ts";
 import { COST_QUERIES } from "../src/collect/catalogue.ts";
 import { planQueries } from "../src/collect/query_plan.ts";
 import { defaultTestHub, type Hub } from "../tools/synth/model.ts";
@@ -16,8 +17,6 @@ import { prepareHub, type PrometheusServer, startPrometheus } from "../tools/syn
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const DAY = "2026-11-01";
-/** The permission flags of `deno task compile` (deno.json): the binary gets exactly these. */
-const PERMISSIONS = ["--no-prompt", "--allow-net", "--allow-read", "--allow-write", "--allow-env"];
 
 interface RunResult {
   code: number;
@@ -41,7 +40,7 @@ interface RunResult {
 async function collect(url: string, clusters: string[], extra: string[]): Promise<RunResult> {
   const args = [
     "run",
-    ...PERMISSIONS,
+    ...RUNTIME_FLAGS, // exactly what `deno task compile` bakes into the binary
     `${ROOT}src/cli/main.ts`,
     "collect",
     "--thanos-url",

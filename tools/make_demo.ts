@@ -10,6 +10,7 @@
  * @module
  */
 
+import { RUNTIME_FLAGS } from "../src/cli/runtime_flags.ts";
 import { defaultTestHub } from "./synth/model.ts";
 import { prepareHub, startPrometheus } from "./synth/prometheus.ts";
 
@@ -25,11 +26,7 @@ try {
     const out = await new Deno.Command(Deno.execPath(), {
       args: [
         "run",
-        "--no-prompt",
-        "--allow-net",
-        "--allow-read",
-        "--allow-write",
-        "--allow-env",
+        ...RUNTIME_FLAGS,
         `${ROOT}src/cli/main.ts`,
         "collect",
         "--thanos-url",
