@@ -13,7 +13,17 @@
  * @module
  */
 
-import { parseSeriesText } from "./series_text.ts";
+import {
+  BACKSLASH,
+  CLOSE_BRACE,
+  CLOSE_BRACKET,
+  COLON,
+  COMMA,
+  OPEN_BRACE,
+  OPEN_BRACKET,
+  parseSeriesText,
+  QUOTE,
+} from "./series_text.ts";
 
 /** One series of a `matrix` answer: its labels and its `[unix seconds, "value"]` samples. */
 export interface Series {
@@ -72,16 +82,6 @@ export interface SeriesStreamErrorCause {
 
 const DEFAULT_MAX_SERIES_CHARS = 256 * 1024 * 1024;
 const DEFAULT_MAX_FIELD_CHARS = 1024 * 1024;
-
-// Character codes.
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
-const COMMA = 0x2c;
-const COLON = 0x3a;
 
 // Structural levels.
 const LEVEL_BEFORE = 0; // before the top-level `{`

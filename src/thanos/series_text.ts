@@ -12,14 +12,22 @@
  * @module
  */
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
-const COMMA = 0x2c;
-const COLON = 0x3a;
+/** JSON character codes, shared with the streaming parser. */
+export const QUOTE = 0x22;
+/** `\` */
+export const BACKSLASH = 0x5c;
+/** `{` */
+export const OPEN_BRACE = 0x7b;
+/** `}` */
+export const CLOSE_BRACE = 0x7d;
+/** `[` */
+export const OPEN_BRACKET = 0x5b;
+/** `]` */
+export const CLOSE_BRACKET = 0x5d;
+/** `,` */
+export const COMMA = 0x2c;
+/** `:` */
+export const COLON = 0x3a;
 
 function skipWs(s: string, i: number): number {
   for (;;) {
