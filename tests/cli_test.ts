@@ -46,6 +46,31 @@ function fakeThanos() {
   return { url: `http://127.0.0.1:${port}`, seen, close: () => server.shutdown() };
 }
 
+/** `collect` flags for the fake Thanos; `extra` is appended. */
+function collectArgs(
+  url: string,
+  dir: string,
+  opts: { cluster: string; until: string; out?: string },
+  ...extra: string[]
+): string[] {
+  return [
+    "collect",
+    "--thanos-url",
+    url,
+    "--cluster",
+    opts.cluster,
+    "--day",
+    "2026-11-01",
+    "--until",
+    opts.until,
+    "--out",
+    opts.out ?? `${dir}/out`,
+    "--state",
+    `${dir}/state`,
+    ...extra,
+  ];
+}
+
 async function withDirs(fn: (dir: string) => Promise<void>) {
   const dir = await Deno.makeTempDir({ prefix: "cli_test_" });
   try {
@@ -60,24 +85,17 @@ Deno.test("one failing cluster does not stop the others; exit code 1", async () 
   try {
     await withDirs(async (dir) => {
       const c = io();
-      const code = await main([
-        "collect",
-        "--thanos-url",
-        thanos.url,
-        "--cluster",
-        "good,bad",
-        "--day",
-        "2026-11-01",
-        "--until",
-        "2",
-        "--out",
-        `${dir}/out`,
-        "--state",
-        `${dir}/state`,
-        "--retries",
-        "2",
-        "--json",
-      ], c);
+      const code = await main(
+        collectArgs(
+          thanos.url,
+          dir,
+          { cluster: "good,bad", until: "2" },
+          "--retries",
+          "2",
+          "--json",
+        ),
+        c,
+      );
       assert.equal(code, 1, c.err);
       const summary = JSON.parse(c.out);
       assert.equal(summary.ok, false);
@@ -102,22 +120,8 @@ Deno.test("a second run of the same window sends no query and ships nothing new"
   const thanos = fakeThanos();
   try {
     await withDirs(async (dir) => {
-      const args = (out: string) => [
-        "collect",
-        "--thanos-url",
-        thanos.url,
-        "--cluster",
-        "good",
-        "--day",
-        "2026-11-01",
-        "--until",
-        "1",
-        "--out",
-        out,
-        "--state",
-        `${dir}/state`,
-        "--json",
-      ];
+      const args = (out: string) =>
+        collectArgs(thanos.url, dir, { cluster: "good", until: "1", out }, "--json");
       const first = io();
       assert.equal(await main(args(`${dir}/out1`), first), 0, first.err);
       const sent = thanos.seen.length;
@@ -207,21 +211,7 @@ Deno.test("progress on a terminal's stderr; text summary on stdout", async () =>
       const captured = io();
       c.stdout = captured.stdout;
       c.stderr = captured.stderr;
-      const code = await main([
-        "collect",
-        "--thanos-url",
-        thanos.url,
-        "--cluster",
-        "good",
-        "--day",
-        "2026-11-01",
-        "--until",
-        "1",
-        "--out",
-        `${dir}/out`,
-        "--state",
-        `${dir}/state`,
-      ], c);
+      const code = await main(collectArgs(thanos.url, dir, { cluster: "good", until: "1" }), c);
       assert.equal(code, 0, captured.err);
       assert.match(captured.err, /\[1 hours\] good 2026-11-01 00:00 ok/);
       assert.match(captured.err, /\[2 hours\] good 2026-11-01 01:00 ok/);
