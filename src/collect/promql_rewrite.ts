@@ -12,6 +12,7 @@
  * @module
  */
 
+import { parseDuration } from "../model.ts";
 import { parser } from "@prometheus-io/lezer-promql";
 import type { SyntaxNode, Tree } from "@lezer/common";
 
@@ -28,24 +29,6 @@ export interface RewriteOptions {
 }
 
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-
-/** Prometheus `model.ParseDuration`: units in this order, each at most once. */
-const DURATION =
-  /^(?:([0-9]+)y)?(?:([0-9]+)w)?(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?(?:([0-9]+)ms)?$/;
-
-/** Milliseconds per unit, in the order of the groups of {@linkcode DURATION}. */
-const DURATION_UNITS_MS: readonly bigint[] = [
-  365n * 24n * 3_600_000n,
-  7n * 24n * 3_600_000n,
-  24n * 3_600_000n,
-  3_600_000n,
-  60_000n,
-  1_000n,
-  1n,
-];
-
-/** Go's `time.Duration` is int64 nanoseconds: the longest duration Prometheus accepts, in ms. */
-const MAX_DURATION_MS = 9_223_372_036_854n;
 
 /** Functions whose matrix argument is a range-vector window (besides every `*_over_time`). */
 const WINDOW_FUNCTIONS: ReadonlySet<string> = new Set([
@@ -84,50 +67,6 @@ interface Splice {
   readonly from: number;
   readonly to: number;
   readonly text: string;
-}
-
-/**
- * Parses a Prometheus duration (`model.ParseDuration`): units `y w d h m s ms`,
- * each at most once and in that order, e.g. `15m`, `1h30m`, `90s`; the bare
- * `0` is zero. A year is 365 days.
- *
- * @param text The duration as written in PromQL or in a setting.
- * @returns The duration in milliseconds (may be 0).
- * @throws {RangeError} If `text` is not a duration or is longer than Go's
- *   `time.Duration` can hold; the message names `text`.
- *
- * @example
- * ```ts
- * import { parseDuration } from "./promql_rewrite.ts";
- * parseDuration("1h30m"); // 5_400_000
- * parseDuration("90s"); // 90_000
- * ```
- */
-export function parseDuration(text: string): number {
-  if (typeof text !== "string") {
-    throw new TypeError(`Duration must be a string, got ${typeof text}`);
-  }
-  if (text === "0") return 0;
-  const match = text === "" ? null : DURATION.exec(text);
-  if (match === null) {
-    throw new RangeError(
-      `Invalid duration ${JSON.stringify(text)}: expected Prometheus units y, w, d, h, m, s, ms ` +
-        `in that order, e.g. "15m", "1h30m" or "90s"`,
-      { cause: { text } },
-    );
-  }
-  let total = 0n;
-  DURATION_UNITS_MS.forEach((unit, i) => {
-    const digits = match[i + 1];
-    if (digits !== undefined) total += BigInt(digits) * unit;
-  });
-  if (total > MAX_DURATION_MS) {
-    throw new RangeError(
-      `Duration ${JSON.stringify(text)} is out of range: at most ${MAX_DURATION_MS} ms`,
-      { cause: { text } },
-    );
-  }
-  return Number(total);
 }
 
 /**
@@ -550,3 +489,5 @@ function decodeLiteral(
   }
   return { offset: literal.length, reason: "unterminated string" };
 }
+
+export { parseDuration };
