@@ -1,22 +1,32 @@
 /**
- * Configuration of a collect run: an optional {@link Config} (from flags and
- * `THANOS_BRIDGE_*` environment variables) is turned by {@link resolveConfig}
- * into a fully resolved, validated {@link ResolvedConfig}. Pure: no I/O.
+ * Process settings: an optional {@link Config} (from flags and
+ * `THANOS_BRIDGE_*` environment variables) is turned by {@link resolveSettings}
+ * into fully resolved, validated {@link BridgeSettings}, once per process. A
+ * run's own request (clusters, hours, recollect, dry run) is resolved
+ * separately by {@link resolveRunRequest} and planned by `planRun`
+ * (`service/run_plan.ts`). Pure: no I/O; files named here are read and checked
+ * by `service/runtime.ts` before the first query.
+ *
+ * Every error is a {@linkcode ConfigError} whose `field` is the {@link Config}
+ * key; the CLI shows it as a flag, the HTTP API as a JSON field.
  *
  * @module
  */
 
-import { parseDuration } from "./collect/promql_rewrite.ts";
+import {
+  ConfigError,
+  isClusterId,
+  isLabelName,
+  parseDuration,
+  SINK_KINDS,
+  type SinkKind,
+} from "./model.ts";
 import { DEFAULT_MANIFEST_VERSION } from "./package/manifest.ts";
 
-/** Everything a user may set. Every field is optional; see {@link resolveConfig} for defaults. */
+/** Everything a user may set. Every field is optional; see {@link resolveSettings} for defaults. */
 export interface Config {
+  // --- Thanos -------------------------------------------------------------------------------------
   thanosUrl?: string;
-  clusters?: string[];
-  day?: string;
-  until?: number | string;
-  out?: string;
-  orgId?: string;
   clusterLabel?: string;
   rateWindow?: string;
   concurrency?: number | string;
@@ -27,29 +37,96 @@ export interface Config {
   certFile?: string;
   keyFile?: string;
   headers?: string[];
-  state?: string;
   reduce?: string;
   batchHours?: number | string;
   settleDelay?: string;
-  recollect?: boolean;
+  emptyHourGrace?: string;
+  maxAnswerMb?: number | string;
+  maxSeriesKb?: number | string;
+  maxLabelKb?: number | string;
+  maxSeries?: number | string;
   record?: string;
   replay?: string;
+  // --- state and payloads ---------------------------------------------------------------------------
+  state?: string;
   manifestVersion?: string;
   maxSizeMb?: number | string;
-  json?: boolean;
+  maxBackfill?: string;
+  orgId?: string;
+  orgMap?: string;
+  // --- sinks ----------------------------------------------------------------------------------------
+  sink?: string;
+  out?: string;
+  s3Endpoint?: string;
+  s3PublicEndpoint?: string;
+  s3Region?: string;
+  s3Bucket?: string;
+  s3Prefix?: string;
+  s3PathStyle?: boolean | string;
+  presignExpiry?: string;
+  kafkaBrokers?: string[] | string;
+  kafkaTopic?: string;
+  kafkaTls?: boolean | string;
+  kafkaCaFile?: string;
+  kafkaSaslMechanism?: string;
+  kafkaSaslUsername?: string;
+  kafkaSaslPasswordFile?: string;
+  ingressUrl?: string;
+  ingressTokenFile?: string;
+  ingressBasicAuthFile?: string;
+  identityFile?: string;
+  // --- one run --------------------------------------------------------------------------------------
+  clusters?: string[];
+  day?: string;
+  until?: number | string;
+  from?: string;
+  to?: string;
+  recollect?: boolean | string;
+  dryRun?: boolean | string;
+  // --- CLI output -----------------------------------------------------------------------------------
+  json?: boolean | string;
 }
 
-/** A fully resolved configuration. */
-export interface ResolvedConfig {
+/** Settings of the S3 + Kafka sink. */
+export interface S3KafkaSettings {
+  readonly s3Endpoint: string | null;
+  readonly s3PublicEndpoint: string | null;
+  readonly s3Region: string;
+  readonly s3Bucket: string;
+  readonly s3Prefix: string;
+  readonly s3PathStyle: boolean;
+  readonly presignExpirySeconds: number;
+  readonly kafkaBrokers: readonly string[];
+  readonly kafkaTopic: string;
+  readonly kafkaTls: boolean;
+  readonly kafkaCaFile: string | null;
+  readonly kafkaSaslMechanism: "plain" | "scram-sha-256" | "scram-sha-512" | null;
+  readonly kafkaSaslUsername: string | null;
+  readonly kafkaSaslPasswordFile: string | null;
+  readonly identityFile: string | null;
+}
+
+/** Settings of the ingress sink. */
+export interface IngressSettings {
+  readonly ingressUrl: string;
+  readonly ingressTokenFile: string | null;
+  readonly ingressBasicAuthFile: string | null;
+}
+
+/** Limits on one Thanos answer. */
+export interface AnswerLimits {
+  readonly maxAnswerBytes: number;
+  readonly maxSeriesBytes: number;
+  readonly maxLabelBytes: number;
+  readonly maxSeries: number;
+}
+
+/** Process settings, resolved once. */
+export interface BridgeSettings {
   /** Thanos Query base URL; null only when replaying a recording. */
   readonly thanosUrl: string | null;
+  /** Default cluster list of a run (`--cluster`); a run request may name others. */
   readonly clusters: readonly string[];
-  /** UTC day, `YYYY-MM-DD`. */
-  readonly day: string;
-  /** Last hour of `day` to include (0–23). */
-  readonly lastHour: number;
-  readonly out: string;
-  readonly orgId: string;
   readonly clusterLabel: string;
   readonly rateWindow: string;
   readonly concurrency: number;
@@ -61,69 +138,169 @@ export interface ResolvedConfig {
   readonly certFile: string | null;
   readonly keyFile: string | null;
   readonly headers: Readonly<Record<string, string>>;
-  readonly stateDir: string;
   readonly reduce: "server" | "client";
   readonly batchHours: number;
   readonly settleDelayMs: number;
-  readonly recollect: boolean;
+  readonly emptyHourGraceMs: number;
+  readonly limits: AnswerLimits;
   readonly record: string | null;
   readonly replay: string | null;
+  readonly stateDir: string;
   readonly manifestVersion: string;
   readonly maxBytes: number;
-  readonly json: boolean;
+  readonly maxBackfillMs: number;
+  readonly orgId: string;
+  readonly orgMap: string | null;
+  readonly sink: SinkKind;
+  /** Output folder of the `dir` sink (null for the other sinks). */
+  readonly out: string | null;
+  readonly s3Kafka: S3KafkaSettings | null;
+  readonly ingress: IngressSettings | null;
 }
 
-/** What {@link resolveConfig} needs from the outside world. */
+/**
+ * A run's request, before planning. `from`/`to` are UTC hours `YYYY-MM-DDTHH`
+ * (both included) or days `YYYY-MM-DD`: a day as `from` means its hour 00, a
+ * day as `to` means its hour 23 or, for today, the newest ready hour.
+ */
+export interface RunRequest {
+  /** Clusters to collect; absent → the settings' list. */
+  readonly clusters?: readonly string[];
+  /** First hour; absent → each cluster's watermark (bounded by `--max-backfill`). */
+  readonly from?: string;
+  /** Last hour; absent → the newest ready hour. */
+  readonly to?: string;
+  /** Query hours again even if they are in the state, and ship complete days again. */
+  readonly recollect?: boolean;
+  /** Plan and collect, deliver nothing. */
+  readonly dryRun?: boolean;
+}
+
+/** What {@link resolveSettings} needs from the outside world. */
 export interface ResolveContext {
-  /** Current time (for the newest ready hour). */
-  readonly now: Date;
   /** The OS cache folder; the default state folder is `<cacheDir>/thanos-bridge`. */
   readonly cacheDir: string;
 }
 
-/** Every flag with its environment variable, for `--help` and the README. */
-export const ENV_VARS: Readonly<Record<keyof Config, string>> = {
-  thanosUrl: "THANOS_BRIDGE_THANOS_URL",
-  clusters: "THANOS_BRIDGE_CLUSTER",
-  day: "THANOS_BRIDGE_DAY",
-  until: "THANOS_BRIDGE_UNTIL",
-  out: "THANOS_BRIDGE_OUT",
-  orgId: "THANOS_BRIDGE_ORG_ID",
-  clusterLabel: "THANOS_BRIDGE_CLUSTER_LABEL",
-  rateWindow: "THANOS_BRIDGE_RATE_WINDOW",
-  concurrency: "THANOS_BRIDGE_CONCURRENCY",
-  timeout: "THANOS_BRIDGE_TIMEOUT",
-  retries: "THANOS_BRIDGE_RETRIES",
-  tokenFile: "THANOS_BRIDGE_TOKEN_FILE",
-  caFile: "THANOS_BRIDGE_CA_FILE",
-  certFile: "THANOS_BRIDGE_CERT_FILE",
-  keyFile: "THANOS_BRIDGE_KEY_FILE",
-  headers: "THANOS_BRIDGE_HEADER",
-  state: "THANOS_BRIDGE_STATE",
-  reduce: "THANOS_BRIDGE_REDUCE",
-  batchHours: "THANOS_BRIDGE_BATCH_HOURS",
-  settleDelay: "THANOS_BRIDGE_SETTLE_DELAY",
-  recollect: "THANOS_BRIDGE_RECOLLECT",
-  record: "THANOS_BRIDGE_RECORD",
-  replay: "THANOS_BRIDGE_REPLAY",
-  manifestVersion: "THANOS_BRIDGE_MANIFEST_VERSION",
-  maxSizeMb: "THANOS_BRIDGE_MAX_SIZE_MB",
-  json: "THANOS_BRIDGE_JSON",
-};
+/** Every setting with its environment variable, for `--help` and the README. */
+export const ENV_VARS: Readonly<Record<keyof Config, string>> = Object.freeze(
+  Object.fromEntries(
+    ([
+      "thanosUrl",
+      "clusterLabel",
+      "rateWindow",
+      "concurrency",
+      "timeout",
+      "retries",
+      "tokenFile",
+      "caFile",
+      "certFile",
+      "keyFile",
+      "headers",
+      "reduce",
+      "batchHours",
+      "settleDelay",
+      "emptyHourGrace",
+      "maxAnswerMb",
+      "maxSeriesKb",
+      "maxLabelKb",
+      "maxSeries",
+      "record",
+      "replay",
+      "state",
+      "manifestVersion",
+      "maxSizeMb",
+      "maxBackfill",
+      "orgId",
+      "orgMap",
+      "sink",
+      "out",
+      "s3Endpoint",
+      "s3PublicEndpoint",
+      "s3Region",
+      "s3Bucket",
+      "s3Prefix",
+      "s3PathStyle",
+      "presignExpiry",
+      "kafkaBrokers",
+      "kafkaTopic",
+      "kafkaTls",
+      "kafkaCaFile",
+      "kafkaSaslMechanism",
+      "kafkaSaslUsername",
+      "kafkaSaslPasswordFile",
+      "ingressUrl",
+      "ingressTokenFile",
+      "ingressBasicAuthFile",
+      "identityFile",
+      "clusters",
+      "day",
+      "until",
+      "from",
+      "to",
+      "recollect",
+      "dryRun",
+      "json",
+    ] as const).map((k) => [k, `THANOS_BRIDGE_${envName(k)}`]),
+  ),
+) as Record<keyof Config, string>;
 
+function envName(key: string): string {
+  if (key === "clusters") return "CLUSTER";
+  if (key === "headers") return "HEADER";
+  return key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
+}
+
+/**
+ * The flag of a {@link Config} key, as the CLI spells it.
+ *
+ * @example
+ * ```ts
+ * import { flagOf } from "./config.ts";
+ * flagOf("s3PathStyle"); // "--s3-path-style"
+ * flagOf("clusters"); // "--cluster"
+ * ```
+ */
+export function flagOf(key: string): string {
+  if (key === "clusters") return "--cluster";
+  if (key === "headers") return "--header";
+  return "--" + key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+const BOOLEAN_KEYS = new Set<keyof Config>([
+  "s3PathStyle",
+  "kafkaTls",
+  "recollect",
+  "dryRun",
+  "json",
+]);
 const LIST_SEPARATOR = /[\s,]+/;
 
-function parseBool(name: string, text: string): boolean {
-  const t = text.trim().toLowerCase();
+/**
+ * Parses a boolean setting: `true/false`, `1/0`, `yes/no`, `on/off`
+ * (any case). Anything else is a {@linkcode ConfigError} naming the field.
+ *
+ * @example
+ * ```ts
+ * import { parseBool } from "./config.ts";
+ * parseBool("json", "yes"); // true
+ * ```
+ */
+export function parseBool(field: string, value: boolean | string | undefined): boolean {
+  if (value === undefined) return false;
+  if (typeof value === "boolean") return value;
+  const t = value.trim().toLowerCase();
   if (["1", "true", "yes", "on"].includes(t)) return true;
-  if (["0", "false", "no", "off", ""].includes(t)) return false;
-  throw new TypeError(`${name} must be true or false, got ${JSON.stringify(text)}`);
+  if (["0", "false", "no", "off"].includes(t)) return false;
+  throw new ConfigError(field, value, "must be true or false (or 1/0, yes/no, on/off)");
 }
 
 /**
  * Reads a partial {@link Config} from `THANOS_BRIDGE_*` variables. Lists
- * (`THANOS_BRIDGE_CLUSTER`) are comma- or space-separated; headers
- * (`THANOS_BRIDGE_HEADER`) are newline-separated `Name: value` lines.
+ * (`THANOS_BRIDGE_CLUSTER`, `THANOS_BRIDGE_KAFKA_BROKERS`) are comma- or
+ * space-separated; headers (`THANOS_BRIDGE_HEADER`) are newline-separated
+ * `Name: value` lines. Booleans are checked here, so a bad one is an error
+ * before anything runs.
  *
  * @example
  * ```ts
@@ -137,220 +314,361 @@ export function configFromEnv(env: Readonly<Record<string, string | undefined>>)
   for (const [key, name] of Object.entries(ENV_VARS) as [keyof Config, string][]) {
     const value = env[name];
     if (value === undefined) continue;
-    switch (key) {
-      case "clusters":
-        config.clusters = value.split(LIST_SEPARATOR).filter((s) => s !== "");
-        break;
-      case "headers":
-        config.headers = value.split(/\r?\n/).filter((s) => s.trim() !== "");
-        break;
-      case "recollect":
-      case "json":
-        config[key] = parseBool(name, value);
-        break;
-      default:
-        (config as Record<string, unknown>)[key] = value;
+    if (key === "clusters" || key === "kafkaBrokers") {
+      config[key] = value.split(LIST_SEPARATOR).filter((s) => s !== "");
+    } else if (key === "headers") {
+      config.headers = value.split(/\r?\n/).filter((s) => s.trim() !== "");
+    } else if (BOOLEAN_KEYS.has(key)) {
+      if (value.trim() === "") continue;
+      (config as Record<string, unknown>)[key] = parseBool(name, value);
+    } else {
+      (config as Record<string, unknown>)[key] = value;
     }
   }
   return config;
 }
 
-function parseInteger(name: string, value: number | string, min: number, max: number): number {
+function parseInteger(field: string, value: number | string, min: number, max: number): number {
   const n = typeof value === "number" ? value : /^\s*-?\d+\s*$/.test(value) ? Number(value) : NaN;
   if (!Number.isInteger(n) || n < min || n > max) {
-    throw new RangeError(
-      `${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`,
-    );
+    throw new ConfigError(field, value, `must be a whole number from ${min} to ${max}`);
   }
   return n;
 }
 
-function durationMs(name: string, text: string): number {
+function durationMs(field: string, text: string, minMs = 0): number {
+  let ms: number;
   try {
-    return parseDuration(text);
+    ms = parseDuration(text);
   } catch {
-    throw new RangeError(
-      `${name} must be a duration like 90s, 15m or 1h, got ${JSON.stringify(text)}`,
-    );
+    throw new ConfigError(field, text, "must be a duration like 90s, 15m or 1h");
   }
+  if (ms < minMs) {
+    throw new ConfigError(field, text, `must be at least ${minMs / 1000}s`);
+  }
+  return ms;
 }
 
-const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
-
-/**
- * Validates a `YYYY-MM-DD` UTC day.
- *
- * @example
- * ```ts
- * import { parseDay } from "./config.ts";
- * parseDay("2026-11-01"); // Date 2026-11-01T00:00:00Z
- * ```
- */
-export function parseDay(text: string): Date {
-  const m = DAY.exec(text);
-  const d = m ? new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!)) : null;
-  if (!m || !d || d.getUTCDate() !== +m[3]! || d.getUTCMonth() !== +m[2]! - 1) {
-    throw new RangeError(`--day must be a real date as YYYY-MM-DD, got ${JSON.stringify(text)}`);
-  }
-  return d;
+function str(value: string | undefined): string | null {
+  const t = value?.trim();
+  return t ? t : null;
 }
 
-const CLUSTER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
-const LABEL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const HOUR_MS = 3_600_000;
-
-/**
- * The newest hour that is closed and settled: H is ready once
- * `now ≥ H + 1h + settle` (BRIDGE §1).
- *
- * @example
- * ```ts
- * import { newestReadyHour } from "./config.ts";
- * newestReadyHour(new Date("2026-11-01T12:09:00Z"), 600_000); // 2026-11-01T10:00:00Z
- * ```
- */
-export function newestReadyHour(now: Date, settleMs: number): Date {
-  return new Date(Math.floor((now.getTime() - HOUR_MS - settleMs) / HOUR_MS) * HOUR_MS);
+function httpUrl(field: string, text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError(field, text, "is not a URL");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ConfigError(field, text, "must be an http or https URL");
+  }
+  if (url.username || url.password) {
+    throw new ConfigError(field, "(hidden)", "must not contain credentials; use a token file");
+  }
+  return url.href.replace(/\/+$/, "");
 }
 
 /**
- * Fills defaults, validates every value and works out the day and its last
- * hour. Throws `RangeError`/`TypeError` with a message that names the bad value.
+ * Validates a cluster id list (trimmed, de-duplicated, in order).
  *
  * @example
  * ```ts
- * import { resolveConfig } from "./config.ts";
- * const c = resolveConfig(
- *   { thanosUrl: "http://127.0.0.1:9090", clusters: ["c1"], out: "out", day: "2026-11-01" },
- *   { now: new Date("2026-11-23T10:00:00Z"), cacheDir: "/tmp/cache" },
- * );
- * c.lastHour; // 23
+ * import { resolveClusters } from "./config.ts";
+ * resolveClusters(["a", " a", "b"]); // ["a", "b"]
  * ```
  */
-export function resolveConfig(config: Config, context: ResolveContext): ResolvedConfig {
-  const replay = config.replay?.trim() || null;
-  let thanosUrl: string | null = config.thanosUrl?.trim() || null;
-  if (thanosUrl !== null) {
-    let url: URL;
-    try {
-      url = new URL(thanosUrl);
-    } catch {
-      throw new TypeError(`--thanos-url is not a URL: ${JSON.stringify(thanosUrl)}`);
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      throw new TypeError(`--thanos-url must be http or https, got ${JSON.stringify(thanosUrl)}`);
-    }
-    if (url.username || url.password) {
-      throw new TypeError("--thanos-url must not contain credentials; use --token-file");
-    }
-    thanosUrl = url.href.replace(/\/+$/, "");
-  } else if (replay === null) {
-    throw new TypeError("--thanos-url is required (or --replay DIR)");
-  }
-  const record = config.record?.trim() || null;
-  if (record !== null && replay !== null) {
-    throw new TypeError("--record and --replay cannot be used together");
-  }
-
-  const clusters = [...new Set((config.clusters ?? []).map((c) => c.trim()).filter((c) => c))];
-  if (clusters.length === 0) throw new TypeError("at least one --cluster is required");
+export function resolveClusters(list: readonly string[], field = "clusters"): string[] {
+  const clusters = [...new Set(list.map((c) => c.trim()).filter((c) => c))];
   for (const c of clusters) {
-    if (!CLUSTER_ID.test(c)) {
-      throw new RangeError(
-        `--cluster ${JSON.stringify(c)} is not a valid cluster id (letters, digits, ".", "_", "-")`,
+    if (!isClusterId(c)) {
+      throw new ConfigError(
+        field,
+        c,
+        "is not a valid cluster id (letters, digits, '.', '_', '-', starting with a letter or digit)",
       );
     }
   }
+  return clusters;
+}
 
-  const out = config.out?.trim();
-  if (!out) throw new TypeError("--out DIR is required");
+/** Whether a header value or name holds CR, LF or NUL. */
+// deno-lint-ignore no-control-regex
+const HEADER_BREAK = /[\r\n\x00]/;
 
-  const clusterLabel = config.clusterLabel?.trim() || "clusterID";
-  if (!LABEL_NAME.test(clusterLabel)) {
-    throw new RangeError(`--cluster-label ${JSON.stringify(clusterLabel)} is not a label name`);
-  }
-  const rateWindow = config.rateWindow?.trim() || "15m";
-  if (durationMs("--rate-window", rateWindow) <= 0) {
-    throw new RangeError(`--rate-window must be positive, got ${JSON.stringify(rateWindow)}`);
-  }
-  const settleDelayMs = durationMs("--settle-delay", config.settleDelay?.trim() || "10m");
-  const timeoutMs = durationMs("--timeout", config.timeout?.trim() || "120s");
-  if (timeoutMs < 1000) {
-    throw new RangeError(`--timeout must be at least 1s, got ${config.timeout}`);
-  }
-
-  const reduce = config.reduce?.trim() || "server";
-  if (reduce !== "server" && reduce !== "client") {
-    throw new RangeError(`--reduce must be server or client, got ${JSON.stringify(reduce)}`);
-  }
-
+function resolveHeaders(list: readonly string[]): Record<string, string> {
   const headers: Record<string, string> = {};
-  for (const h of config.headers ?? []) {
+  for (const h of list) {
+    if (HEADER_BREAK.test(h)) {
+      throw new ConfigError("headers", h, "must not contain CR, LF or NUL characters");
+    }
     const i = h.indexOf(":");
-    const name = i > 0 ? h.slice(0, i).trim() : "";
+    if (i < 0) throw new ConfigError("headers", h, 'must look like "Name: value" (no colon)');
+    const name = h.slice(0, i).trim();
+    if (name === "") throw new ConfigError("headers", h, "has an empty header name");
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
-      throw new RangeError(`--header must look like "Name: value", got ${JSON.stringify(h)}`);
+      throw new ConfigError("headers", h, `has an invalid header name ${JSON.stringify(name)}`);
     }
     if (name.toLowerCase() === "authorization") {
-      throw new RangeError("--header must not set Authorization; use --token-file");
+      throw new ConfigError("headers", name, "must not be set here; use --token-file");
     }
     headers[name] = h.slice(i + 1).trim();
   }
+  return headers;
+}
 
-  const newest = newestReadyHour(context.now, settleDelayMs);
-  const newestDay = newest.toISOString().slice(0, 10);
-  const day = config.day?.trim() || newestDay;
-  const dayStart = parseDay(day).getTime();
-  if (dayStart > newest.getTime()) {
-    throw new RangeError(
-      `--day ${day} has no closed hour yet (newest ready hour: ${newest.toISOString()})`,
-    );
-  }
-  const readyLast = day < newestDay ? 23 : newest.getUTCHours();
-  let lastHour = readyLast;
-  if (config.until !== undefined && config.until !== "") {
-    lastHour = parseInteger("--until", config.until, 0, 23);
-    if (lastHour > readyLast) {
-      const ready = new Date(dayStart + (lastHour + 1) * HOUR_MS + settleDelayMs);
-      throw new RangeError(
-        `--until ${lastHour}: hour ${day} ${String(lastHour).padStart(2, "0")}:00 is not closed ` +
-          `and settled yet (ready at ${ready.toISOString()})`,
-      );
+const MANIFEST_VERSION = /^(?:[0-9a-f]{40}|[0-9a-f]{7,39}|v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?)$/;
+
+function kafkaBrokers(value: Config["kafkaBrokers"]): string[] {
+  const list = (typeof value === "string" ? value.split(LIST_SEPARATOR) : value ?? [])
+    .flatMap((s) => s.split(","))
+    .map((s) => s.trim())
+    .filter((s) => s);
+  for (const b of list) {
+    const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(b);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+      throw new ConfigError("kafkaBrokers", b, "must be host:port");
     }
   }
+  return list;
+}
 
-  const certFile = config.certFile?.trim() || null;
-  const keyFile = config.keyFile?.trim() || null;
-  if ((certFile === null) !== (keyFile === null)) {
-    throw new TypeError("--cert-file and --key-file must be given together (mTLS)");
+function resolveS3Kafka(config: Config): S3KafkaSettings {
+  const s3Bucket = str(config.s3Bucket);
+  if (s3Bucket === null) {
+    throw new ConfigError("s3Bucket", undefined, "is required with --sink s3-kafka");
   }
-  const maxSizeMb = parseInteger("--max-size-mb", config.maxSizeMb ?? 100, 1, 100);
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(s3Bucket)) {
+    throw new ConfigError("s3Bucket", s3Bucket, "is not a valid bucket name");
+  }
+  const brokers = kafkaBrokers(config.kafkaBrokers);
+  if (brokers.length === 0) {
+    throw new ConfigError(
+      "kafkaBrokers",
+      undefined,
+      "is required with --sink s3-kafka (host:port,…)",
+    );
+  }
+  const mechanism = str(config.kafkaSaslMechanism)?.toLowerCase() ?? null;
+  if (mechanism !== null && !["plain", "scram-sha-256", "scram-sha-512"].includes(mechanism)) {
+    throw new ConfigError(
+      "kafkaSaslMechanism",
+      config.kafkaSaslMechanism,
+      "must be plain, scram-sha-256 or scram-sha-512",
+    );
+  }
+  const username = str(config.kafkaSaslUsername);
+  const passwordFile = str(config.kafkaSaslPasswordFile);
+  if (mechanism !== null && (username === null || passwordFile === null)) {
+    throw new ConfigError(
+      "kafkaSaslMechanism",
+      mechanism,
+      "needs --kafka-sasl-username and --kafka-sasl-password-file",
+    );
+  }
+  const prefix = (config.s3Prefix ?? "").trim().replace(/^\/+|\/+$/g, "");
+  // deno-lint-ignore no-control-regex
+  if (/[\x00-\x1f\x7f\\]|(^|\/)\.\.?(\/|$)/.test(prefix)) {
+    throw new ConfigError(
+      "s3Prefix",
+      config.s3Prefix,
+      "must be a plain key prefix (no control characters, '.' or '..' parts)",
+    );
+  }
+  const topic = str(config.kafkaTopic) ?? "platform.upload.announce";
+  if (!/^[A-Za-z0-9._-]{1,249}$/.test(topic)) {
+    throw new ConfigError("kafkaTopic", topic, "is not a valid Kafka topic name");
+  }
+  const expiry = durationMs("presignExpiry", str(config.presignExpiry) ?? "24h", 60_000);
+  if (expiry > 7 * 86_400_000) {
+    throw new ConfigError(
+      "presignExpiry",
+      config.presignExpiry,
+      "must be at most 7d (SigV4's limit)",
+    );
+  }
+  return {
+    s3Endpoint: config.s3Endpoint?.trim() ? httpUrl("s3Endpoint", config.s3Endpoint.trim()) : null,
+    s3PublicEndpoint: config.s3PublicEndpoint?.trim()
+      ? httpUrl("s3PublicEndpoint", config.s3PublicEndpoint.trim())
+      : null,
+    s3Region: str(config.s3Region) ?? "us-east-1",
+    s3Bucket,
+    s3Prefix: prefix,
+    s3PathStyle: parseBool("s3PathStyle", config.s3PathStyle),
+    presignExpirySeconds: Math.floor(expiry / 1000),
+    kafkaBrokers: brokers,
+    kafkaTopic: topic,
+    kafkaTls: parseBool("kafkaTls", config.kafkaTls),
+    kafkaCaFile: str(config.kafkaCaFile),
+    kafkaSaslMechanism: mechanism as S3KafkaSettings["kafkaSaslMechanism"],
+    kafkaSaslUsername: username,
+    kafkaSaslPasswordFile: passwordFile,
+    identityFile: str(config.identityFile),
+  };
+}
+
+/**
+ * Fills defaults and validates every process setting. Throws a
+ * {@linkcode ConfigError} naming the setting and (at most 100 characters of)
+ * its value.
+ *
+ * @example
+ * ```ts
+ * import { resolveSettings } from "./config.ts";
+ * const s = resolveSettings(
+ *   { thanosUrl: "http://127.0.0.1:9090", clusters: ["c1"], out: "out" },
+ *   { cacheDir: "/tmp/cache" },
+ * );
+ * s.stateDir; // "/tmp/cache/thanos-bridge"
+ * ```
+ */
+export function resolveSettings(config: Config, context: ResolveContext): BridgeSettings {
+  const replay = str(config.replay);
+  const rawUrl = str(config.thanosUrl);
+  const thanosUrl = rawUrl === null ? null : httpUrl("thanosUrl", rawUrl);
+  if (thanosUrl === null && replay === null) {
+    throw new ConfigError("thanosUrl", undefined, "is required (or --replay DIR)");
+  }
+  const record = str(config.record);
+  if (record !== null && replay !== null) {
+    throw new ConfigError("record", record, "cannot be used together with --replay");
+  }
+  const clusterLabel = str(config.clusterLabel) ?? "clusterID";
+  if (!isLabelName(clusterLabel)) {
+    throw new ConfigError("clusterLabel", clusterLabel, "is not a Prometheus label name");
+  }
+  const rateWindow = str(config.rateWindow) ?? "15m";
+  durationMs("rateWindow", rateWindow, 1000);
+  const reduce = str(config.reduce) ?? "server";
+  if (reduce !== "server" && reduce !== "client") {
+    throw new ConfigError("reduce", reduce, "must be server or client");
+  }
+  const certFile = str(config.certFile);
+  const keyFile = str(config.keyFile);
+  if ((certFile === null) !== (keyFile === null)) {
+    throw new ConfigError(
+      certFile ? "keyFile" : "certFile",
+      undefined,
+      "is needed too: --cert-file and --key-file go together (mTLS)",
+    );
+  }
+  const sink = (str(config.sink) ?? "dir") as SinkKind;
+  if (!SINK_KINDS.includes(sink)) {
+    throw new ConfigError("sink", config.sink, `must be one of ${SINK_KINDS.join(", ")}`);
+  }
+  const out = str(config.out);
+  if (sink === "dir" && out === null) {
+    throw new ConfigError("out", undefined, "DIR is required with --sink dir");
+  }
+  let ingress: IngressSettings | null = null;
+  if (sink === "ingress") {
+    const url = str(config.ingressUrl);
+    if (url === null) {
+      throw new ConfigError("ingressUrl", undefined, "is required with --sink ingress");
+    }
+    const tokenFile = str(config.ingressTokenFile);
+    const basicFile = str(config.ingressBasicAuthFile);
+    if (tokenFile !== null && basicFile !== null) {
+      throw new ConfigError(
+        "ingressBasicAuthFile",
+        basicFile,
+        "cannot be used together with --ingress-token-file",
+      );
+    }
+    ingress = {
+      ingressUrl: httpUrl("ingressUrl", url),
+      ingressTokenFile: tokenFile,
+      ingressBasicAuthFile: basicFile,
+    };
+  }
+  const manifestVersion = str(config.manifestVersion) ?? DEFAULT_MANIFEST_VERSION;
+  if (!MANIFEST_VERSION.test(manifestVersion)) {
+    throw new ConfigError(
+      "manifestVersion",
+      manifestVersion,
+      "must be a commit id (7-40 hex digits) or a version like 4.4.1",
+    );
+  }
+  const orgId = (config.orgId ?? "").trim();
+  // deno-lint-ignore no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(orgId) || orgId.length > 64) {
+    throw new ConfigError("orgId", orgId, "must be at most 64 printable characters");
+  }
   return {
     thanosUrl,
-    clusters,
-    day,
-    lastHour,
-    out,
-    orgId: config.orgId?.trim() ?? "",
+    clusters: resolveClusters(config.clusters ?? []),
     clusterLabel,
     rateWindow,
-    concurrency: parseInteger("--concurrency", config.concurrency ?? 4, 1, 64),
-    timeoutMs,
-    maxAttempts: parseInteger("--retries", config.retries ?? 5, 1, 20),
-    tokenFile: config.tokenFile?.trim() || null,
-    caFile: config.caFile?.trim() || null,
+    concurrency: parseInteger("concurrency", config.concurrency ?? 4, 1, 64),
+    timeoutMs: durationMs("timeout", str(config.timeout) ?? "120s", 1000),
+    maxAttempts: parseInteger("retries", config.retries ?? 5, 1, 20),
+    tokenFile: str(config.tokenFile),
+    caFile: str(config.caFile),
     certFile,
     keyFile,
-    headers,
-    stateDir: config.state?.trim() || `${context.cacheDir.replace(/\/+$/, "")}/thanos-bridge`,
+    headers: resolveHeaders(config.headers ?? []),
     reduce,
-    batchHours: parseInteger("--batch-hours", config.batchHours ?? 6, 1, 24),
-    settleDelayMs,
-    recollect: config.recollect ?? false,
+    batchHours: parseInteger("batchHours", config.batchHours ?? 6, 1, 24),
+    settleDelayMs: durationMs("settleDelay", str(config.settleDelay) ?? "10m"),
+    emptyHourGraceMs: durationMs("emptyHourGrace", str(config.emptyHourGrace) ?? "6h"),
+    limits: {
+      maxAnswerBytes: parseInteger("maxAnswerMb", config.maxAnswerMb ?? 256, 1, 4096) * 1_048_576,
+      maxSeriesBytes: parseInteger("maxSeriesKb", config.maxSeriesKb ?? 16_384, 1, 1_048_576) *
+        1024,
+      maxLabelBytes: parseInteger("maxLabelKb", config.maxLabelKb ?? 64, 1, 65_536) * 1024,
+      maxSeries: parseInteger("maxSeries", config.maxSeries ?? 500_000, 1, 100_000_000),
+    },
     record,
     replay,
-    manifestVersion: config.manifestVersion?.trim() || DEFAULT_MANIFEST_VERSION,
-    maxBytes: maxSizeMb * 1_048_576,
-    json: config.json ?? false,
+    stateDir: str(config.state) ?? `${context.cacheDir.replace(/\/+$/, "")}/thanos-bridge`,
+    manifestVersion,
+    maxBytes: parseInteger("maxSizeMb", config.maxSizeMb ?? 100, 1, 100) * 1_048_576,
+    maxBackfillMs: durationMs("maxBackfill", str(config.maxBackfill) ?? "14d", 3_600_000),
+    orgId,
+    orgMap: str(config.orgMap),
+    sink,
+    out: sink === "dir" ? out : null,
+    s3Kafka: sink === "s3-kafka" ? resolveS3Kafka(config) : null,
+    ingress,
   };
+}
+
+/**
+ * Resolves the run part of a {@link Config}: `--from`/`--to`, or their
+ * shorthands `--day` (+ `--until`), the cluster list, `--recollect` and
+ * `--dry-run`. Pure; the hours are checked against the clock by `planRun`.
+ *
+ * @example
+ * ```ts
+ * import { resolveRunRequest } from "./config.ts";
+ * resolveRunRequest({ day: "2026-11-01", until: "5" });
+ * // { recollect: false, dryRun: false, from: "2026-11-01", to: "2026-11-01T05" }
+ * ```
+ */
+export function resolveRunRequest(config: Config): RunRequest {
+  let from = str(config.from) ?? undefined;
+  let to = str(config.to) ?? undefined;
+  const day = str(config.day);
+  const until = config.until === undefined || config.until === "" ? null : config.until;
+  if (day !== null) {
+    if (from !== undefined || to !== undefined) {
+      throw new ConfigError("day", day, "cannot be combined with --from/--to");
+    }
+    from = day;
+    to = until === null
+      ? day
+      : `${day}T${String(parseInteger("until", until, 0, 23)).padStart(2, "0")}`;
+  } else if (until !== null) {
+    throw new ConfigError("until", until, "needs --day");
+  }
+  const request: { -readonly [K in keyof RunRequest]: RunRequest[K] } = {
+    recollect: parseBool("recollect", config.recollect),
+    dryRun: parseBool("dryRun", config.dryRun),
+  };
+  if (from !== undefined) request.from = from;
+  if (to !== undefined) request.to = to;
+  if (config.clusters !== undefined) request.clusters = resolveClusters(config.clusters);
+  return request;
 }

@@ -1,96 +1,193 @@
 import assert from "node:assert/strict";
-import { configFromEnv, newestReadyHour, parseDay, resolveConfig } from "./config.ts";
+import {
+  type Config,
+  configFromEnv,
+  ENV_VARS,
+  flagOf,
+  parseBool,
+  resolveRunRequest,
+  resolveSettings,
+} from "./config.ts";
+import { ConfigError } from "./model.ts";
 
-const ctx = { now: new Date("2026-11-23T12:05:00Z"), cacheDir: "/home/u/.cache" };
-const base = { thanosUrl: "http://127.0.0.1:9090/", clusters: ["c1"], out: "out" };
+const ctx = { cacheDir: "/home/u/.cache" };
+const base: Config = { thanosUrl: "http://127.0.0.1:9090/", clusters: ["c1"], out: "out" };
 
-Deno.test("defaults", () => {
-  const c = resolveConfig({ ...base, day: "2026-11-01" }, ctx);
-  assert.equal(c.thanosUrl, "http://127.0.0.1:9090");
-  assert.equal(c.lastHour, 23);
-  assert.equal(c.clusterLabel, "clusterID");
-  assert.equal(c.rateWindow, "15m");
-  assert.equal(c.concurrency, 4);
-  assert.equal(c.timeoutMs, 120_000);
-  assert.equal(c.maxAttempts, 5);
-  assert.equal(c.reduce, "server");
-  assert.equal(c.batchHours, 6);
-  assert.equal(c.settleDelayMs, 600_000);
-  assert.equal(c.stateDir, "/home/u/.cache/thanos-bridge");
-  assert.equal(c.maxBytes, 104_857_600);
-  assert.equal(c.manifestVersion, "78eabeb962648926f98b4cc239a6f59541f001cd");
-  assert.equal(c.json, false);
-  assert.equal(c.recollect, false);
-});
-
-Deno.test("day and last hour follow the newest ready hour (1 h + settle delay)", () => {
-  // 12:05 with a 10 min settle delay: 10:00–10:59 is the newest ready hour.
-  assert.deepEqual(newestReadyHour(ctx.now, 600_000), new Date("2026-11-23T10:00:00Z"));
-  const today = resolveConfig(base, ctx);
-  assert.equal(today.day, "2026-11-23");
-  assert.equal(today.lastHour, 10);
-  assert.equal(resolveConfig({ ...base, settleDelay: "0s" }, ctx).lastHour, 11);
-  assert.equal(resolveConfig({ ...base, until: "7" }, ctx).lastHour, 7);
-  assert.throws(
-    () => resolveConfig({ ...base, until: 11 }, ctx),
-    /--until 11: hour 2026-11-23 11:00 is not closed and settled yet \(ready at 2026-11-23T12:10:00.000Z\)/,
-  );
-  assert.throws(() => resolveConfig({ ...base, day: "2026-11-24" }, ctx), /has no closed hour yet/);
-  // Just after midnight the newest ready hour is yesterday 23:00.
-  const early = resolveConfig(base, { ...ctx, now: new Date("2026-11-24T00:15:00Z") });
-  assert.deepEqual([early.day, early.lastHour], ["2026-11-23", 23]);
-});
-
-Deno.test("bad values are named in the error", () => {
-  const bad: [Record<string, unknown>, RegExp][] = [
-    [{ thanosUrl: "ftp://x" }, /--thanos-url must be http or https, got "ftp:\/\/x"/],
-    [{ thanosUrl: "not a url" }, /--thanos-url is not a URL: "not a url"/],
-    [{ thanosUrl: "https://u:p@h" }, /must not contain credentials/],
-    [{ clusters: [] }, /at least one --cluster/],
-    [{ clusters: ["../etc"] }, /--cluster "..\/etc" is not a valid cluster id/],
-    [{ out: "" }, /--out DIR is required/],
-    [{ day: "2026-02-30" }, /--day must be a real date as YYYY-MM-DD, got "2026-02-30"/],
-    [{ until: "24" }, /--until must be a whole number from 0 to 23, got "24"/],
-    [{ until: "x" }, /--until must be a whole number/],
-    [{ concurrency: "0" }, /--concurrency must be a whole number from 1 to 64, got "0"/],
-    [
-      { rateWindow: "5 minutes" },
-      /--rate-window must be a duration like 90s, 15m or 1h, got "5 minutes"/,
-    ],
-    [{ reduce: "both" }, /--reduce must be server or client, got "both"/],
-    [{ clusterLabel: "cluster-id" }, /--cluster-label "cluster-id" is not a label name/],
-    [{ headers: ["no colon"] }, /--header must look like "Name: value", got "no colon"/],
-    [{ headers: ["Authorization: Bearer x"] }, /must not set Authorization/],
-    [{ maxSizeMb: "101" }, /--max-size-mb must be a whole number from 1 to 100, got "101"/],
-    [{ certFile: "c.pem" }, /--cert-file and --key-file must be given together/],
-    [{ record: "r", replay: "r" }, /cannot be used together/],
-    [{ timeout: "10ms" }, /--timeout must be at least 1s/],
-  ];
-  for (const [patch, re] of bad) {
-    assert.throws(
-      () => resolveConfig({ ...base, day: "2026-11-01", ...patch }, ctx),
-      re,
-      JSON.stringify(patch),
-    );
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${error}`);
+    return error;
   }
-  assert.throws(
-    () => resolveConfig({ clusters: ["c"], out: "o" }, ctx),
-    /--thanos-url is required/,
-  );
-  assert.equal(resolveConfig({ clusters: ["c"], out: "o", replay: "rec" }, ctx).thanosUrl, null);
+  throw new Error("expected a ConfigError");
+}
+
+Deno.test("resolveSettings: defaults", () => {
+  const s = resolveSettings(base, ctx);
+  assert.equal(s.thanosUrl, "http://127.0.0.1:9090");
+  assert.deepEqual(s.clusters, ["c1"]);
+  assert.equal(s.clusterLabel, "clusterID");
+  assert.equal(s.rateWindow, "15m");
+  assert.equal(s.concurrency, 4);
+  assert.equal(s.timeoutMs, 120_000);
+  assert.equal(s.maxAttempts, 5);
+  assert.equal(s.reduce, "server");
+  assert.equal(s.batchHours, 6);
+  assert.equal(s.settleDelayMs, 600_000);
+  assert.equal(s.emptyHourGraceMs, 6 * 3_600_000);
+  assert.equal(s.maxBackfillMs, 14 * 24 * 3_600_000);
+  assert.equal(s.stateDir, "/home/u/.cache/thanos-bridge");
+  assert.equal(s.maxBytes, 104_857_600);
+  assert.equal(s.manifestVersion, "78eabeb962648926f98b4cc239a6f59541f001cd");
+  assert.equal(s.sink, "dir");
+  assert.equal(s.out, "out");
+  assert.equal(s.s3Kafka, null);
+  assert.equal(s.ingress, null);
+  assert.deepEqual(s.limits, {
+    maxAnswerBytes: 256 * 1_048_576,
+    maxSeriesBytes: 16 * 1_048_576,
+    maxLabelBytes: 64 * 1024,
+    maxSeries: 500_000,
+  });
 });
 
-Deno.test("headers, clusters de-duplicated, parseDay", () => {
-  const c = resolveConfig(
-    { ...base, clusters: ["a", "b", "a"], headers: ["X-Scope-OrgID: t1"] },
-    ctx,
-  );
-  assert.deepEqual(c.clusters, ["a", "b"]);
-  assert.deepEqual(c.headers, { "X-Scope-OrgID": "t1" });
-  assert.deepEqual(parseDay("2024-02-29"), new Date("2024-02-29T00:00:00Z"));
+Deno.test("resolveSettings: s3-kafka and ingress sinks", () => {
+  const s = resolveSettings({
+    ...base,
+    sink: "s3-kafka",
+    out: undefined,
+    s3Bucket: "koku-payloads",
+    s3Endpoint: "http://127.0.0.1:8333/",
+    s3Prefix: "/hub-a/",
+    s3PathStyle: "true",
+    kafkaBrokers: "127.0.0.1:9092, [::1]:9093",
+    kafkaSaslMechanism: "SCRAM-SHA-512",
+    kafkaSaslUsername: "bridge",
+    kafkaSaslPasswordFile: "/run/secrets/kafka",
+    presignExpiry: "2h",
+  }, ctx);
+  assert.equal(s.out, null);
+  assert.deepEqual(s.s3Kafka, {
+    s3Endpoint: "http://127.0.0.1:8333",
+    s3PublicEndpoint: null,
+    s3Region: "us-east-1",
+    s3Bucket: "koku-payloads",
+    s3Prefix: "hub-a",
+    s3PathStyle: true,
+    presignExpirySeconds: 7200,
+    kafkaBrokers: ["127.0.0.1:9092", "[::1]:9093"],
+    kafkaTopic: "platform.upload.announce",
+    kafkaTls: false,
+    kafkaCaFile: null,
+    kafkaSaslMechanism: "scram-sha-512",
+    kafkaSaslUsername: "bridge",
+    kafkaSaslPasswordFile: "/run/secrets/kafka",
+    identityFile: null,
+  });
+  const i = resolveSettings({
+    ...base,
+    sink: "ingress",
+    ingressUrl: "https://console.example/",
+    ingressTokenFile: "/t",
+  }, ctx);
+  assert.deepEqual(i.ingress, {
+    ingressUrl: "https://console.example",
+    ingressTokenFile: "/t",
+    ingressBasicAuthFile: null,
+  });
 });
 
-Deno.test("configFromEnv reads THANOS_BRIDGE_* variables", () => {
+Deno.test("rule 8: bad settings are ConfigErrors that name the field and the value", () => {
+  const bad: [Config, string, RegExp][] = [
+    [{ thanosUrl: "ftp://x" }, "thanosUrl", /"ftp:\/\/x" must be an http or https URL/],
+    [{ thanosUrl: "not a url" }, "thanosUrl", /is not a URL/],
+    [{ thanosUrl: "https://u:p@h" }, "thanosUrl", /must not contain credentials/],
+    [{ clusters: ["../etc"] }, "clusters", /"..\/etc" is not a valid cluster id/],
+    [{ out: "" }, "out", /required with --sink dir/],
+    [{ concurrency: "0" }, "concurrency", /"0" must be a whole number from 1 to 64/],
+    [{ rateWindow: "5 minutes" }, "rateWindow", /must be a duration like 90s/],
+    [{ reduce: "both" }, "reduce", /must be server or client/],
+    [{ clusterLabel: "cluster-id" }, "clusterLabel", /is not a Prometheus label name/],
+    [{ headers: ["no colon"] }, "headers", /no colon/],
+    [{ headers: [": v"] }, "headers", /empty header name/],
+    [{ headers: ["X-A: 1\r\nX-B: 2"] }, "headers", /CR, LF or NUL/],
+    [{ headers: ["Bad Name: v"] }, "headers", /invalid header name/],
+    [{ headers: ["Authorization: Bearer x"] }, "headers", /use --token-file/],
+    [{ maxSizeMb: "101" }, "maxSizeMb", /from 1 to 100/],
+    [{ certFile: "c.pem" }, "keyFile", /go together/],
+    [{ record: "r", replay: "r" }, "record", /cannot be used together/],
+    [{ timeout: "10ms" }, "timeout", /at least 1s/],
+    [{ sink: "ftp" }, "sink", /must be one of dir, s3-kafka, ingress/],
+    [{ sink: "s3-kafka" }, "s3Bucket", /required with --sink s3-kafka/],
+    [{ sink: "s3-kafka", s3Bucket: "b_b" }, "s3Bucket", /not a valid bucket name/],
+    [{ sink: "s3-kafka", s3Bucket: "bucket" }, "kafkaBrokers", /is required/],
+    [{ sink: "s3-kafka", s3Bucket: "bbb", kafkaBrokers: ["k"] }, "kafkaBrokers", /host:port/],
+    [
+      { sink: "s3-kafka", s3Bucket: "bbb", kafkaBrokers: ["k:1"], kafkaSaslMechanism: "gssapi" },
+      "kafkaSaslMechanism",
+      /plain, scram-sha-256 or scram-sha-512/,
+    ],
+    [
+      { sink: "s3-kafka", s3Bucket: "bbb", kafkaBrokers: ["k:1"], presignExpiry: "8d" },
+      "presignExpiry",
+      /at most 7d/,
+    ],
+    [{ sink: "ingress" }, "ingressUrl", /required with --sink ingress/],
+    [{ manifestVersion: "v1\x1b[2J" }, "manifestVersion", /commit id/],
+    [{ manifestVersion: "not a version" }, "manifestVersion", /commit id/],
+    [{ maxBackfill: "30m" }, "maxBackfill", /at least 3600s/],
+    [{ emptyHourGrace: "soon" }, "emptyHourGrace", /duration/],
+    [{ maxAnswerMb: "0" }, "maxAnswerMb", /whole number/],
+  ];
+  for (const [patch, field, re] of bad) {
+    const e = configError(() => resolveSettings({ ...base, ...patch }, ctx));
+    assert.equal(e.field, field, JSON.stringify(patch));
+    assert.equal(e.code, "config");
+    assert.match(e.message, re, JSON.stringify(patch));
+    assert.doesNotMatch(e.message, /\x1b/, "control characters are escaped");
+  }
+  const e = configError(() => resolveSettings({ clusters: ["c"], out: "o" }, ctx));
+  assert.equal(e.field, "thanosUrl");
+  assert.equal(resolveSettings({ clusters: ["c"], out: "o", replay: "rec" }, ctx).thanosUrl, null);
+});
+
+Deno.test("rule 8: at most 100 characters of a bad value are echoed", () => {
+  const e = configError(() => resolveSettings({ ...base, clusterLabel: "x-".repeat(500) }, ctx));
+  assert.ok(e.value.length <= 104, e.value);
+  assert.ok(e.message.length < 200, e.message);
+});
+
+Deno.test("resolveRunRequest: --day/--until are shorthands of --from/--to", () => {
+  assert.deepEqual(resolveRunRequest({}), { recollect: false, dryRun: false });
+  assert.deepEqual(resolveRunRequest({ day: "2026-11-01" }), {
+    recollect: false,
+    dryRun: false,
+    from: "2026-11-01",
+    to: "2026-11-01",
+  });
+  assert.deepEqual(resolveRunRequest({ day: "2026-11-01", until: "5", dryRun: true }), {
+    recollect: false,
+    dryRun: true,
+    from: "2026-11-01",
+    to: "2026-11-01T05",
+  });
+  assert.deepEqual(
+    resolveRunRequest({ from: "2026-11-01T03", clusters: ["a", "a", "b"], recollect: "yes" }),
+    { recollect: true, dryRun: false, from: "2026-11-01T03", clusters: ["a", "b"] },
+  );
+  assert.equal(configError(() => resolveRunRequest({ until: "5" })).field, "until");
+  assert.equal(
+    configError(() => resolveRunRequest({ day: "2026-11-01", until: "24" })).field,
+    "until",
+  );
+  assert.equal(
+    configError(() => resolveRunRequest({ day: "2026-11-01", from: "2026-11-01" })).field,
+    "day",
+  );
+});
+
+Deno.test("configFromEnv reads THANOS_BRIDGE_* variables, and rule 8: bad booleans fail", () => {
   assert.deepEqual(
     configFromEnv({
       THANOS_BRIDGE_THANOS_URL: "http://t",
@@ -99,6 +196,9 @@ Deno.test("configFromEnv reads THANOS_BRIDGE_* variables", () => {
       THANOS_BRIDGE_RECOLLECT: "yes",
       THANOS_BRIDGE_JSON: "0",
       THANOS_BRIDGE_UNTIL: "5",
+      THANOS_BRIDGE_KAFKA_BROKERS: "k1:9092,k2:9092",
+      THANOS_BRIDGE_S3_PATH_STYLE: "on",
+      THANOS_BRIDGE_DRY_RUN: "false",
       OTHER: "x",
     }),
     {
@@ -108,10 +208,21 @@ Deno.test("configFromEnv reads THANOS_BRIDGE_* variables", () => {
       recollect: true,
       json: false,
       until: "5",
+      kafkaBrokers: ["k1:9092", "k2:9092"],
+      s3PathStyle: true,
+      dryRun: false,
     },
   );
-  assert.throws(
-    () => configFromEnv({ THANOS_BRIDGE_JSON: "maybe" }),
-    /THANOS_BRIDGE_JSON must be true or false, got "maybe"/,
-  );
+  const e = configError(() => configFromEnv({ THANOS_BRIDGE_JSON: "maybe" }));
+  assert.match(e.message, /THANOS_BRIDGE_JSON "maybe" must be true or false/);
+  assert.throws(() => parseBool("kafkaTls", "enabled"), ConfigError);
+});
+
+Deno.test("every setting has a flag and a THANOS_BRIDGE_ variable", () => {
+  assert.equal(ENV_VARS.s3PathStyle, "THANOS_BRIDGE_S3_PATH_STYLE");
+  assert.equal(ENV_VARS.clusters, "THANOS_BRIDGE_CLUSTER");
+  assert.equal(ENV_VARS.kafkaSaslPasswordFile, "THANOS_BRIDGE_KAFKA_SASL_PASSWORD_FILE");
+  assert.equal(flagOf("kafkaSaslPasswordFile"), "--kafka-sasl-password-file");
+  assert.equal(flagOf("headers"), "--header");
+  assert.equal(flagOf("dryRun"), "--dry-run");
 });

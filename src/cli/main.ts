@@ -1,8 +1,9 @@
 /**
  * `thanos-bridge` command line. Entry point of the compiled binary.
  *
- * Exit codes: 0 ok, 1 partial failure (some clusters or hours failed, the rest
- * delivered), 2 bad usage or configuration.
+ * Exit codes: 0 ok, 1 partial failure (some clusters, days or hours failed,
+ * or a cluster had no data at all; the rest was delivered), 2 bad usage or
+ * configuration (nothing was queried), 130 interrupted.
  *
  * @module
  */
@@ -13,14 +14,12 @@ import {
   type Config,
   configFromEnv,
   ENV_VARS,
-  resolveConfig,
-  type ResolvedConfig,
+  flagOf,
+  resolveRunRequest,
+  resolveSettings,
 } from "../config.ts";
-import { DirectorySink } from "../deliver/directory_sink.ts";
-import { StateStore } from "../package/state_store.ts";
-import { BRIDGE_VERSION, runCollect } from "../service/collect_job.ts";
-import { recordingFetch, replayFetch } from "../thanos/recording.ts";
-import { ThanosClient } from "../thanos/thanos_client.ts";
+import { BRIDGE_VERSION, ConfigError, escapeControl } from "../model.ts";
+import { createBridge } from "../service/runtime.ts";
 import { formatSummary } from "./summary.ts";
 
 /** Where the CLI writes; injectable for tests. */
@@ -30,22 +29,33 @@ export interface CliIo {
   stderrIsTerminal: boolean;
   env: Readonly<Record<string, string | undefined>>;
   now: () => Date;
+  /** Aborted on SIGINT/SIGTERM (the real process); tests may pass their own. */
+  signal?: AbortSignal;
 }
 
 const encoder = new TextEncoder();
 
-/** The process's real streams and environment. */
+/** The process's real streams and environment; SIGINT/SIGTERM abort the run. */
 export function processIo(): CliIo {
+  const controller = new AbortController();
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    try {
+      Deno.addSignalListener(sig, () => controller.abort(new DOMException(sig, "AbortError")));
+    } catch {
+      // not supported on this platform
+    }
+  }
   return {
     stdout: (t) => void Deno.stdout.writeSync(encoder.encode(t)),
     stderr: (t) => void Deno.stderr.writeSync(encoder.encode(t)),
     stderrIsTerminal: Deno.stderr.isTerminal(),
     env: Deno.env.toObject(),
     now: () => new Date(),
+    signal: controller.signal,
   };
 }
 
-/** A usage or configuration problem: exit code 2. */
+/** A usage problem found by the CLI itself: exit code 2. */
 class UsageError extends Error {
   override name = "UsageError";
 }
@@ -64,67 +74,67 @@ function defaultCacheDir(env: CliIo["env"]): string {
   return Deno.build.os === "windows" && env.LOCALAPPDATA ? env.LOCALAPPDATA : ".cache";
 }
 
-async function readSecretFile(flag: string, path: string | null): Promise<string | undefined> {
-  if (path === null) return undefined;
-  try {
-    return await Deno.readTextFile(path);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new UsageError(`${flag} ${path}: cannot read the file (${reason})`);
-  }
-}
+/** One option of `collect`: its Config key, the argument's name (none: a switch) and help. */
+type OptionSpec = [key: keyof Config, arg: string | null, help: string];
 
-async function collect(config: ResolvedConfig, io: CliIo): Promise<number> {
-  const token = (await readSecretFile("--token-file", config.tokenFile))?.trim();
-  if (config.tokenFile && !token) throw new UsageError(`--token-file ${config.tokenFile} is empty`);
-  const caCert = await readSecretFile("--ca-file", config.caFile);
-  const clientCert = await readSecretFile("--cert-file", config.certFile);
-  const clientKey = await readSecretFile("--key-file", config.keyFile);
-
-  const transport = config.replay
-    ? replayFetch(config.replay)
-    : config.record
-    ? recordingFetch(config.record)
-    : undefined;
-  const client = new ThanosClient({
-    url: config.thanosUrl ?? "http://replay.invalid",
-    timeoutMs: config.timeoutMs,
-    maxAttempts: config.maxAttempts,
-    concurrency: config.concurrency,
-    headers: { ...config.headers },
-    ...(token ? { token } : {}),
-    ...(caCert ? { caCert } : {}),
-    ...(clientCert ? { clientCert } : {}),
-    ...(clientKey ? { clientKey } : {}),
-    ...(transport ? { fetch: transport } : {}),
-  });
-  const progress = io.stderrIsTerminal && !config.json;
-  let done = 0;
-  const onEvent = progress
-    ? (e: CollectEvent) => {
-      done++;
-      const what = e.type === "hour-done" ? (e.noData ? "no data" : "ok") : "FAILED";
-      const hour = String(e.hour).padStart(2, "0");
-      io.stderr(`\r\x1b[K[${done} hours] ${e.clusterId} ${e.day} ${hour}:00 ${what}`);
-    }
-    : undefined;
-  try {
-    const summary = await runCollect(config, {
-      client,
-      store: new StateStore(config.stateDir),
-      sink: new DirectorySink(config.out),
-      now: io.now,
-      clientStats: () => ({ queries: client.stats.queries, bytes: client.stats.bytes }),
-      ...(onEvent ? { onEvent } : {}),
-    });
-    if (progress) io.stderr("\r\x1b[K");
-    if (config.json) io.stdout(JSON.stringify(summary, null, 2) + "\n");
-    else io.stdout(formatSummary(summary));
-    return summary.ok ? 0 : 1;
-  } finally {
-    client.close();
-  }
-}
+/** Every option of `collect`, in `--help` order. Flags are derived from the keys (`flagOf`). */
+const OPTIONS: readonly OptionSpec[] = [
+  ["thanosUrl", "url", "Thanos Query (or Prometheus) base URL"],
+  ["clusters", "id", "cluster id to collect; repeat or comma-separate"],
+  ["from", "YYYY-MM-DD[THH]", "first UTC hour (default: after each cluster's watermark)"],
+  ["to", "YYYY-MM-DD[THH]", "last UTC hour, included (default: the newest ready hour)"],
+  ["day", "YYYY-MM-DD", "shorthand: --from DAY --to DAY"],
+  ["until", "HH", "with --day: last hour of that day, 0-23"],
+  ["maxBackfill", "duration", "how far back a run without --from catches up (default 14d)"],
+  ["recollect", null, "query hours again even if in the state; ship complete days again"],
+  ["dryRun", null, "plan and collect, deliver nothing; print what would be shipped"],
+  ["sink", "dir|s3-kafka|ingress", "where payloads go (default dir)"],
+  ["out", "dir", "dir sink: folder the payloads are written to"],
+  ["orgId", "id", "koku org_id of every cluster"],
+  ["orgMap", "file", "cluster_id,org_id lines (hubs that serve several orgs)"],
+  ["s3Endpoint", "url", "S3 endpoint (default: AWS)"],
+  ["s3PublicEndpoint", "url", "endpoint used in presigned URLs (as koku reaches S3)"],
+  ["s3Region", "region", "S3 region (default us-east-1)"],
+  ["s3Bucket", "name", "S3 bucket"],
+  ["s3Prefix", "prefix", "key prefix: <prefix>/<cluster>/<day>/<uuid>.tar.gz"],
+  ["s3PathStyle", null, "path-style S3 addressing (SeaweedFS, Ceph, MinIO)"],
+  ["presignExpiry", "duration", "validity of presigned URLs (default 24h)"],
+  ["kafkaBrokers", "host:port,...", "Kafka bootstrap brokers"],
+  ["kafkaTopic", "topic", "announce topic (default platform.upload.announce)"],
+  ["kafkaTls", null, "TLS to Kafka"],
+  ["kafkaCaFile", "file", "PEM CA bundle for Kafka TLS"],
+  ["kafkaSaslMechanism", "mechanism", "plain, scram-sha-256 or scram-sha-512"],
+  ["kafkaSaslUsername", "name", "SASL user name"],
+  ["kafkaSaslPasswordFile", "file", "SASL password, read from a file"],
+  ["identityFile", "file", "identity JSON sent as b64_identity (default: built per cluster)"],
+  ["ingressUrl", "url", "ingress base URL (…/api/ingress/v1/upload is appended)"],
+  ["ingressTokenFile", "file", "ingress bearer token, read from a file"],
+  ["ingressBasicAuthFile", "file", "ingress basic auth user:password, read from a file"],
+  ["clusterLabel", "name", "label carrying the cluster id (default clusterID)"],
+  ["rateWindow", "duration", "range window of rate()/*_over_time() (default 15m)"],
+  ["concurrency", "n", "queries in flight across all clusters (default 4)"],
+  ["timeout", "duration", "per-query attempt timeout (default 120s)"],
+  ["retries", "n", "attempts per query, first included (default 5)"],
+  ["tokenFile", "file", "bearer token file for Thanos"],
+  ["caFile", "file", "PEM CA bundle to verify Thanos"],
+  ["certFile", "file", "PEM client certificate (mTLS)"],
+  ["keyFile", "file", "PEM client key (mTLS)"],
+  ["headers", "header", 'extra request header "Name: value"; repeatable'],
+  ["reduce", "server|client", "server: *_over_time on Thanos; client: 60 points here"],
+  ["batchHours", "n", "server mode: hours per query (default 6)"],
+  ["settleDelay", "duration", "wait after an hour closes (default 10m)"],
+  ["emptyHourGrace", "duration", "an hour without node data stays pending this long (default 6h)"],
+  ["maxAnswerMb", "n", "largest answer to one query, MiB (default 256)"],
+  ["maxSeriesKb", "n", "largest single series of an answer, KiB (default 16384)"],
+  ["maxLabelKb", "n", "largest label value, KiB (default 64)"],
+  ["maxSeries", "n", "most series in one answer (default 500000)"],
+  ["state", "dir", "state folder (default: OS cache)"],
+  ["record", "dir", "store every query and answer in DIR"],
+  ["replay", "dir", "answer queries from a recording (no network)"],
+  ["manifestVersion", "s", "manifest version (default: CMMO v4.4.1 commit)"],
+  ["maxSizeMb", "n", "split payloads at this size, 1-100 (default 100)"],
+  ["json", null, "print the summary as one JSON document on stdout"],
+];
 
 function buildProgram(io: CliIo, run: (config: Config) => Promise<void>): Command {
   const program = new Command()
@@ -135,133 +145,45 @@ function buildProgram(io: CliIo, run: (config: Config) => Promise<void>): Comman
     .version(BRIDGE_VERSION)
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-  const env = (key: keyof Config) => ` [env ${ENV_VARS[key]}]`;
-  program
+  const collect = program
     .command("collect")
     .description(
-      "Collect closed hours of one UTC day per cluster and write the cumulative day payloads.",
-    )
-    .addOption(
-      new Option("--thanos-url <url>", "Thanos Query (or Prometheus) base URL" + env("thanosUrl")),
-    )
-    .addOption(
-      new Option(
-        "--cluster <id>",
-        "cluster id to collect; repeat or comma-separate" + env("clusters"),
-      )
-        .argParser(collectList),
-    )
-    .addOption(
-      new Option(
-        "--day <YYYY-MM-DD>",
-        "UTC day (default: day of the newest ready hour)" + env("day"),
-      ),
-    )
-    .addOption(
-      new Option(
-        "--until <HH>",
-        "last hour included, 0-23 (default: newest ready hour)" + env("until"),
-      ),
-    )
-    .addOption(new Option("--out <dir>", "folder the payloads are written to" + env("out")))
-    .addOption(new Option("--org-id <id>", "koku org_id of the clusters" + env("orgId")))
-    .addOption(
-      new Option(
-        "--cluster-label <name>",
-        "label carrying the cluster id (default clusterID)" + env("clusterLabel"),
-      ),
-    )
-    .addOption(
-      new Option(
-        "--rate-window <duration>",
-        "range window of rate()/*_over_time() (default 15m)" + env("rateWindow"),
-      ),
-    )
-    .addOption(
-      new Option(
-        "--concurrency <n>",
-        "queries in flight across all clusters (default 4)" + env("concurrency"),
-      ),
-    )
-    .addOption(
-      new Option("--timeout <duration>", "per-query timeout (default 120s)" + env("timeout")),
-    )
-    .addOption(
-      new Option(
-        "--retries <n>",
-        "attempts per query, first included (default 5)" + env("retries"),
-      ),
-    )
-    .addOption(new Option("--token-file <file>", "bearer token file for Thanos" + env("tokenFile")))
-    .addOption(new Option("--ca-file <file>", "PEM CA bundle to verify Thanos" + env("caFile")))
-    .addOption(new Option("--cert-file <file>", "PEM client certificate (mTLS)" + env("certFile")))
-    .addOption(new Option("--key-file <file>", "PEM client key (mTLS)" + env("keyFile")))
-    .addOption(
-      new Option(
-        "--header <header>",
-        'extra request header "Name: value"; repeatable' + env("headers"),
-      )
-        .argParser(repeatable),
-    )
-    .addOption(
-      new Option(
-        "--state <dir>",
-        "state folder with hour fragments (default: OS cache)" + env("state"),
-      ),
-    )
-    .addOption(
-      new Option(
-        "--reduce <mode>",
-        "server: *_over_time on Thanos; client: 60 points here" + env("reduce"),
-      )
-        .choices(["server", "client"]),
-    )
-    .addOption(
-      new Option(
-        "--batch-hours <n>",
-        "server mode: hours per query (default 6)" + env("batchHours"),
-      ),
-    )
-    .addOption(
-      new Option(
-        "--settle-delay <duration>",
-        "wait after an hour closes (default 10m)" + env("settleDelay"),
-      ),
-    )
-    .addOption(
-      new Option(
-        "--recollect",
-        "query hours again even if they are in the state" + env("recollect"),
-      ),
-    )
-    .addOption(new Option("--record <dir>", "store every query and answer in DIR" + env("record")))
-    .addOption(
-      new Option("--replay <dir>", "answer queries from a recording (no network)" + env("replay")),
-    )
-    .addOption(
-      new Option(
-        "--manifest-version <s>",
-        "manifest version (default: CMMO v4.4.1 commit)" + env("manifestVersion"),
-      ),
-    )
-    .addOption(
-      new Option(
-        "--max-size-mb <n>",
-        "split payloads at this size, 1-100 (default 100)" + env("maxSizeMb"),
-      ),
-    )
-    .addOption(
-      new Option("--json", "print the summary as one JSON document on stdout" + env("json")),
-    )
-    .action(async (opts: Record<string, unknown>) => {
-      const fromFlags: Config = {};
-      const map: Record<string, keyof Config> = { cluster: "clusters", header: "headers" };
-      for (const [k, v] of Object.entries(opts)) {
-        if (v !== undefined) (fromFlags as Record<string, unknown>)[map[k] ?? k] = v;
-      }
-      await run({ ...configFromEnv(io.env), ...fromFlags });
-    });
+      "Collect the closed hours of every cluster (from its watermark, or --from/--to) and " +
+        "deliver each day's cumulative payload.",
+    );
+  for (const [key, arg, help] of OPTIONS) {
+    const option = new Option(
+      arg === null ? flagOf(key) : `${flagOf(key)} <${arg}>`,
+      `${help} [env ${ENV_VARS[key]}]`,
+    );
+    if (key === "clusters" || key === "kafkaBrokers") option.argParser(collectList);
+    if (key === "headers") option.argParser(repeatable);
+    collect.addOption(option);
+  }
+  collect.action(async (opts: Record<string, unknown>) => {
+    const fromFlags: Config = {};
+    const map: Record<string, keyof Config> = { cluster: "clusters", header: "headers" };
+    for (const [k, v] of Object.entries(opts)) {
+      if (v !== undefined) (fromFlags as Record<string, unknown>)[map[k] ?? k] = v;
+    }
+    let env: Config;
+    try {
+      env = configFromEnv(io.env);
+    } catch (error) {
+      if (error instanceof ConfigError) throw new UsageError(error.message);
+      throw error;
+    }
+    await run({ ...env, ...fromFlags });
+  });
   return program;
+}
+
+/** A ConfigError in the CLI's words: the flag (and its variable), the value, the reason. */
+function wordConfigError(error: ConfigError): string {
+  if (error.field.startsWith("THANOS_BRIDGE_")) return error.message;
+  const key = error.field as keyof Config;
+  const flag = ENV_VARS[key] ? `${flagOf(key)} (${ENV_VARS[key]})` : error.field;
+  return error.value === "" ? `${flag} ${error.reason}` : `${flag} ${error.value} ${error.reason}`;
 }
 
 /**
@@ -275,14 +197,36 @@ function buildProgram(io: CliIo, run: (config: Config) => Promise<void>): Comman
  */
 export async function main(args: readonly string[], io: CliIo = processIo()): Promise<number> {
   let code = 0;
-  const program = buildProgram(io, async (raw) => {
-    let config: ResolvedConfig;
+  const program = buildProgram(io, async (config) => {
+    const settings = resolveSettings(config, { cacheDir: defaultCacheDir(io.env) });
+    const request = resolveRunRequest(config);
+    const json = config.json === true;
+    const bridge = await createBridge(settings, {
+      now: io.now,
+      warn: (message) => io.stderr(`thanos-bridge: warning: ${escapeControl(message)}\n`),
+    });
     try {
-      config = resolveConfig(raw, { now: io.now(), cacheDir: defaultCacheDir(io.env) });
-    } catch (error) {
-      throw new UsageError(error instanceof Error ? error.message : String(error));
+      const progress = io.stderrIsTerminal && !json;
+      let done = 0;
+      const onEvent = progress
+        ? (e: CollectEvent) => {
+          done++;
+          const what = e.type === "hour-done" ? (e.noData ? "no data" : "ok") : "FAILED";
+          const hour = String(e.hour).padStart(2, "0");
+          io.stderr(`\r\x1b[K[${done} hours] ${e.clusterId} ${e.day} ${hour}:00 ${what}`);
+        }
+        : undefined;
+      const summary = await bridge.run(request, {
+        ...(io.signal ? { signal: io.signal } : {}),
+        ...(onEvent ? { onEvent } : {}),
+      });
+      if (progress) io.stderr("\r\x1b[K");
+      if (json) io.stdout(JSON.stringify(summary, null, 2) + "\n");
+      else io.stdout(formatSummary(summary));
+      code = io.signal?.aborted ? 130 : summary.ok ? 0 : 1;
+    } finally {
+      await bridge.close();
     }
-    code = await collect(config, io);
   });
   try {
     await program.parseAsync([...args], { from: "user" });
@@ -291,12 +235,18 @@ export async function main(args: readonly string[], io: CliIo = processIo()): Pr
     if (error instanceof CommanderError) {
       return error.exitCode === 0 ? 0 : 2;
     }
-    if (error instanceof UsageError) {
-      io.stderr(`thanos-bridge: ${error.message}\n`);
+    if (error instanceof ConfigError) {
+      io.stderr(`thanos-bridge: ${escapeControl(wordConfigError(error))}\n`);
       return 2;
     }
-    io.stderr(`thanos-bridge: ${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
+    if (error instanceof UsageError) {
+      io.stderr(`thanos-bridge: ${escapeControl(error.message)}\n`);
+      return 2;
+    }
+    io.stderr(
+      `thanos-bridge: ${escapeControl(error instanceof Error ? error.message : String(error))}\n`,
+    );
+    return io.signal?.aborted ? 130 : 1;
   }
 }
 

@@ -4,11 +4,13 @@
  * `deno task cli` runs with them; `runtime_flags_test.ts` keeps deno.json in
  * step with this list.
  *
- * - `--allow-net`: Thanos (and, later, S3/Kafka/ingress).
+ * - `--allow-net`: Thanos, S3, Kafka and ingress.
  * - `--allow-read`, `--allow-write`: state folder, output folder, token/CA
  *   files, recordings.
- * - `--allow-env`: `THANOS_BRIDGE_*`, `HOME`/`XDG_CACHE_HOME`, and `LOG`
- *   (read by the PromQL parser).
+ * - `--allow-env`: `THANOS_BRIDGE_*`, `HOME`/`XDG_CACHE_HOME`, `LOG` (read by
+ *   the PromQL parser) and the standard `AWS_*` variables (S3 credentials).
+ * - `--allow-sys=osRelease,hostname`: the AWS SDK reads the OS release for its
+ *   user agent; the cluster lock file records the host name.
  * - `--v8-flags`: a 512 MiB heap limit, sized like a sidecar's memory budget,
  *   instead of V8's default derived from the host's RAM (which lets the heap
  *   grow far past what the data needs), and a 4 MiB young generation, which
@@ -26,5 +28,6 @@ export const RUNTIME_FLAGS: readonly string[] = [
   "--allow-read",
   "--allow-write",
   "--allow-env",
+  "--allow-sys=osRelease,hostname",
   "--v8-flags=--max-old-space-size=512,--max-semi-space-size=4",
 ];

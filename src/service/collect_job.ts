@@ -1,223 +1,538 @@
 /**
- * The main job: for every cluster, collect the missing closed hours of one
- * day into the state store, then assemble the cumulative day payload and hand
- * it to the sink. One failing cluster never stops the others.
+ * The main job: for every planned cluster, collect the missing closed hours
+ * of every day of its range into the state store (oldest first), then build
+ * each day's cumulative payload and hand it to the sink, and move the
+ * cluster's watermark. One failing cluster never stops the others.
  *
  * @module
  */
 
 import { COST_QUERIES } from "../collect/catalogue.ts";
 import { type CollectEvent, collectHours, type RangeQuerier } from "../collect/hour_collector.ts";
-import { planQueries } from "../collect/query_plan.ts";
+import { planFingerprint, type PlannedQuery, planQueries } from "../collect/query_plan.ts";
 import { REPORT_NAMES, type ReportName } from "../collect/reports.ts";
-import type { ResolvedConfig } from "../config.ts";
-import type { DirectorySink } from "../deliver/directory_sink.ts";
-import { buildDayPayload } from "../package/day_payload.ts";
+import type { BridgeSettings } from "../config.ts";
+import type { FlushResult, PayloadSink } from "../deliver/sink.ts";
+import {
+  BRIDGE_VERSION,
+  BridgeError,
+  dayOf,
+  type DeliveryRef,
+  type ErrorCode,
+  errorInfo,
+  formatHour,
+  HOUR_MS,
+  hourOf,
+} from "../model.ts";
+import { buildDayPayload, type DayPayload } from "../package/day_payload.ts";
 import { manifestUuid, validateManifest } from "../package/manifest.ts";
-import type { HourMeta, StateStore } from "../package/state_store.ts";
+import {
+  type CollectionParams,
+  hourMatches,
+  type HourMeta,
+  type StateStore,
+} from "../package/state_store.ts";
+import type { ClusterLocks } from "./cluster_lock.ts";
+import type { ClusterRecords } from "./cluster_records.ts";
+import { type ClusterPlan, dayStartMs, type RunPlan } from "./run_plan.ts";
 
-/** The bridge's own version, written to `cr_status.source.bridge_version`. */
-export const BRIDGE_VERSION = "0.1.0";
-
-/** What happened to one cluster's day payload. */
+/** What happened to one cluster-day's payload. */
 export type PayloadStatus =
-  /** A new payload was written to the sink. */
+  /** A new payload was delivered. */
   | "new"
-  /** The sink already holds this exact payload (same uuid): nothing shipped. */
+  /** Delivered to S3; its announcement waits in the outbox for the next run. */
+  | "queued"
+  /** The sink already holds this exact payload, complete (same uuid, every part verified). */
   | "unchanged"
+  /** A payload with all 24 hours was delivered before: never shipped again (unless --recollect). */
+  | "complete"
+  /** Built but not delivered (--dry-run). */
+  | "dry-run"
   /** Hours were collected but none had data: nothing to ship. */
   | "no-data"
-  /** Hour 00 of the day is not collected yet: nothing to ship. */
-  | "none";
+  /** Hour 00 of the day is not collected yet (missing, pending or failed): nothing to ship. */
+  | "none"
+  /** The payload could not be built or delivered; the next run tries again. */
+  | "failed";
+
+/** `{code, message}` of an error, as summaries carry it. */
+export interface ErrorInfo {
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+/** Summary of one cluster-day. */
+export interface DaySummary {
+  readonly day: string;
+  /** Hours queried and committed by this run. */
+  collectedHours: number[];
+  /** Hours without node data that are still inside `--empty-hour-grace`: asked again next run. */
+  pendingHours: number[];
+  /** Hours that failed in this run; they are retried by the next run. */
+  failedHours: { hour: number; code: ErrorCode; message: string }[];
+  /** Damaged hours moved to quarantine (and collected again). */
+  quarantined: string[];
+  status: PayloadStatus;
+  uuid: string | null;
+  /** Hours in the payload (00..lastHour), or 0. */
+  hours: number;
+  lastHour: number | null;
+  rows: Partial<Record<ReportName, number>>;
+  bytes: number;
+  /** Where the payload went (or already is). */
+  refs: DeliveryRef[];
+  /** Announcements of this payload waiting in the outbox. */
+  queued: number;
+  error: ErrorInfo | null;
+}
 
 /** Summary of one cluster. */
 export interface ClusterSummary {
   readonly clusterId: string;
-  readonly day: string;
-  /** Hours queried and committed by this run. */
-  readonly collectedHours: readonly number[];
-  /** Hours that failed in this run; they are retried by the next run. */
-  readonly failedHours: readonly { hour: number; error: string }[];
-  /** A cluster-level error (e.g. a query that cannot be rewritten). */
-  readonly error: string | null;
-  readonly status: PayloadStatus;
-  readonly uuid: string | null;
-  /** Hours in the payload (00..lastHour), or 0. */
-  readonly hours: number;
-  readonly lastHour: number | null;
-  readonly rows: Partial<Record<ReportName, number>>;
-  readonly bytes: number;
-  readonly paths: readonly string[];
+  /** First and last hour of the plan (`YYYY-MM-DDTHH`); from > to when up to date. */
+  readonly from: string;
+  readonly to: string;
+  days: DaySummary[];
+  /** A cluster-level error (lock busy, no data at all, a query that cannot be rewritten …). */
+  error: ErrorInfo | null;
+  /** The watermark after this run, `YYYY-MM-DDTHH`, or null. */
+  watermark: string | null;
 }
 
 /** Summary of a whole run. */
-export interface CollectSummary {
-  readonly day: string;
-  readonly lastHour: number;
+export interface RunSummary {
   readonly mode: "server" | "client";
+  readonly sink: string;
+  readonly dryRun: boolean;
   readonly clusters: readonly ClusterSummary[];
-  /** Queries sent to Thanos (0 when everything came from the state store). */
+  /** Outbox flushed at the start of the run. */
+  readonly outbox: FlushResult;
+  /** Queries sent to Thanos by this run (0 when everything came from the state). */
   readonly queries: number;
+  /** Answer bytes downloaded by this run. */
   readonly bytesDownloaded: number;
   readonly ms: number;
-  /** False when any hour or cluster failed. */
+  /** False when any hour, day or cluster failed, or a cluster had no data at all. */
   readonly ok: boolean;
 }
 
-/** What the job needs besides the configuration. */
+/** Finds label names that carry a value (for the wrong `--cluster-label` hint). */
+export type LabelFinder = (
+  value: string,
+  match: string,
+  startMs: number,
+  endMs: number,
+  signal?: AbortSignal,
+) => Promise<string[]>;
+
+/** What the job needs besides the settings and the plan. */
 export interface CollectJobDeps {
   readonly client: RangeQuerier;
   readonly store: StateStore;
-  readonly sink: DirectorySink;
+  readonly sink: PayloadSink;
+  readonly records: ClusterRecords;
+  readonly locks: ClusterLocks;
+  /** koku org id of a cluster. */
+  readonly orgOf: (clusterId: string) => string;
   readonly now: () => Date;
-  /** Query counters of the client, read at the end for the summary. */
-  readonly clientStats: () => { queries: number; bytes: number };
+  /** Per-run query counters: `collectHours` adds to them. */
+  readonly stats: { queries: number; bytes: number };
+  readonly findLabels?: LabelFinder;
   readonly onEvent?: (event: CollectEvent) => void;
+  /** Warnings (damaged records, quarantined hours), each naming a path. */
+  readonly warn: (message: string) => void;
 }
 
 /**
- * Runs the collect job for every configured cluster, up to `concurrency`
- * clusters in parallel (the Thanos client bounds the queries in flight).
+ * Runs a planned collection: flushes the sink's outbox, then every planned
+ * cluster, up to `concurrency` clusters at a time.
  *
  * @example
  * ```ts ignore
- * import { runCollect } from "./collect_job.ts";
- * const summary = await runCollect(config, deps);
+ * import { runCollection } from "./collect_job.ts";
+ * const summary = await runCollection(plan, settings, deps, signal);
  * if (!summary.ok) Deno.exitCode = 1;
  * ```
  */
-export async function runCollect(
-  config: ResolvedConfig,
+export async function runCollection(
+  plan: RunPlan,
+  settings: BridgeSettings,
   deps: CollectJobDeps,
-): Promise<CollectSummary> {
+  signal?: AbortSignal,
+): Promise<RunSummary> {
   const started = performance.now();
-  // At most `concurrency` clusters at a time: the client already bounds the queries in flight,
-  // and this bounds the partial hours held in memory, which would otherwise grow with the
-  // number of clusters.
-  const clusters: ClusterSummary[] = new Array(config.clusters.length);
+  let outbox: FlushResult = { sent: 0, pending: 0, error: null };
+  if (!plan.dryRun) {
+    try {
+      outbox = await deps.sink.flush(signal);
+    } catch (error) {
+      outbox = { sent: 0, pending: -1, error: errorInfo(error) };
+    }
+  }
+  const clusters: ClusterSummary[] = new Array(plan.clusters.length);
   let next = 0;
   const worker = async () => {
-    while (next < config.clusters.length) {
+    while (next < plan.clusters.length) {
       const i = next++;
-      clusters[i] = await collectCluster(config, deps, config.clusters[i]!);
+      clusters[i] = await collectCluster(plan, settings, deps, plan.clusters[i]!, signal);
     }
   };
   await Promise.all(
-    Array.from({ length: Math.min(config.concurrency, config.clusters.length) }, worker),
+    Array.from({ length: Math.min(settings.concurrency, plan.clusters.length) }, worker),
   );
-  const stats = deps.clientStats();
   return {
-    day: config.day,
-    lastHour: config.lastHour,
-    mode: config.reduce,
+    mode: settings.reduce,
+    sink: settings.sink,
+    dryRun: plan.dryRun,
     clusters,
-    queries: stats.queries,
-    bytesDownloaded: stats.bytes,
+    outbox,
+    queries: deps.stats.queries,
+    bytesDownloaded: deps.stats.bytes,
     ms: Math.round(performance.now() - started),
-    ok: clusters.every((c) => c.error === null && c.failedHours.length === 0),
+    ok: outbox.error === null &&
+      clusters.every((c) =>
+        c.error === null &&
+        c.days.every((d) => d.error === null && d.failedHours.length === 0)
+      ),
   };
 }
 
 /** Last hour of the gap-free run of committed hours starting at 00, capped at `max`. */
 export function contiguousLastHour(
   hours: ReadonlyMap<number, unknown>,
-  max: number,
+  max = 23,
 ): number | null {
   let last: number | null = null;
   for (let h = 0; h <= max && hours.has(h); h++) last = h;
   return last;
 }
 
+function newDay(day: string): DaySummary {
+  return {
+    day,
+    collectedHours: [],
+    pendingHours: [],
+    failedHours: [],
+    quarantined: [],
+    status: "none",
+    uuid: null,
+    hours: 0,
+    lastHour: null,
+    rows: {},
+    bytes: 0,
+    refs: [],
+    queued: 0,
+    error: null,
+  };
+}
+
 async function collectCluster(
-  config: ResolvedConfig,
+  plan: RunPlan,
+  settings: BridgeSettings,
+  deps: CollectJobDeps,
+  cp: ClusterPlan,
+  signal?: AbortSignal,
+): Promise<ClusterSummary> {
+  const summary: ClusterSummary = {
+    clusterId: cp.clusterId,
+    from: formatHour(cp.fromMs),
+    to: formatHour(cp.toMs),
+    days: [],
+    error: null,
+    watermark: null,
+  };
+  let lease;
+  try {
+    lease = await deps.locks.acquire(cp.clusterId, signal);
+  } catch (error) {
+    summary.error = errorInfo(error);
+    return summary;
+  }
+  try {
+    const queries = planQueries(COST_QUERIES, {
+      clusterLabel: settings.clusterLabel,
+      clusterId: cp.clusterId,
+      rateWindow: settings.rateWindow,
+    });
+    const params: CollectionParams = {
+      clusterLabel: settings.clusterLabel,
+      rateWindow: settings.rateWindow,
+      reduce: settings.reduce,
+      queryHash: await planFingerprint(queries),
+    };
+    const stored = await deps.records.watermark(cp.clusterId);
+    let mark = stored ?? dayStartMs(cp.fromMs) - HOUR_MS;
+    let advancing = true;
+    let sawData = false;
+    let sawHours = false;
+    for (let day0 = dayStartMs(cp.fromMs); day0 <= cp.toMs; day0 += 24 * HOUR_MS) {
+      signal?.throwIfAborted();
+      const day = dayOf(day0);
+      const first = Math.max(cp.fromMs, day0);
+      const last = Math.min(cp.toMs, day0 + 23 * HOUR_MS);
+      const ds = newDay(day);
+      summary.days.push(ds);
+      const outcome = await collectDay(
+        plan,
+        settings,
+        deps,
+        cp.clusterId,
+        day,
+        hourOf(first),
+        hourOf(last),
+        queries,
+        params,
+        ds,
+        signal,
+      );
+      sawHours ||= outcome.touched > 0;
+      sawData ||= outcome.withData > 0;
+      const settled = ["new", "queued", "unchanged", "complete", "no-data"].includes(ds.status);
+      if (advancing && settled && ds.lastHour !== null && !plan.dryRun) {
+        const end = day0 + ds.lastHour * HOUR_MS;
+        if (mark >= day0 - HOUR_MS && end > mark) mark = end;
+      }
+      if (ds.lastHour !== 23 || !settled) advancing = false;
+      if (ds.failedHours.length > 0) break; // later hours would most likely fail the same way
+    }
+    if (!plan.dryRun && mark !== stored && mark >= dayStartMs(cp.fromMs)) {
+      await deps.records.setWatermark(cp.clusterId, mark);
+      summary.watermark = formatHour(mark);
+    } else {
+      summary.watermark = stored === null ? null : formatHour(stored);
+    }
+    if (sawHours && !sawData) {
+      summary.error = await noDataError(settings, deps, cp, signal);
+    }
+  } catch (error) {
+    summary.error = errorInfo(error);
+  } finally {
+    await lease.release();
+  }
+  return summary;
+}
+
+async function noDataError(
+  settings: BridgeSettings,
+  deps: CollectJobDeps,
+  cp: ClusterPlan,
+  signal?: AbortSignal,
+): Promise<ErrorInfo> {
+  let hint = "";
+  if (deps.findLabels) {
+    try {
+      const labels = await deps.findLabels(
+        cp.clusterId,
+        "kube_node_info",
+        cp.fromMs,
+        cp.toMs + HOUR_MS,
+        signal,
+      );
+      const others = labels.filter((l) => l !== settings.clusterLabel);
+      hint = others.length > 0
+        ? ` The cluster id is carried by label(s) ${
+          others.map((l) => JSON.stringify(l)).join(", ")
+        }: try --cluster-label ${others[0]}.`
+        : ` No label of kube_node_info carries ${
+          JSON.stringify(cp.clusterId)
+        } in that window: check the id, and that the cluster pushes its metrics.`;
+    } catch {
+      // the hint is best effort
+    }
+  }
+  return {
+    code: "no_data",
+    message: `no node data for cluster ${cp.clusterId} in any hour of this run (label ${
+      JSON.stringify(settings.clusterLabel)
+    }).${hint}`,
+  };
+}
+
+/** Collects and ships one cluster-day; fills `ds`. */
+async function collectDay(
+  plan: RunPlan,
+  settings: BridgeSettings,
   deps: CollectJobDeps,
   clusterId: string,
-): Promise<ClusterSummary> {
-  const base = {
-    clusterId,
-    day: config.day,
-    collectedHours: [] as number[],
-    failedHours: [] as { hour: number; error: string }[],
-    error: null as string | null,
-    status: "none" as PayloadStatus,
-    uuid: null as string | null,
-    hours: 0,
-    lastHour: null as number | null,
-    rows: {} as Partial<Record<ReportName, number>>,
-    bytes: 0,
-    paths: [] as string[],
+  day: string,
+  firstHour: number,
+  lastHour: number,
+  queries: readonly PlannedQuery[],
+  params: CollectionParams,
+  ds: DaySummary,
+  signal?: AbortSignal,
+): Promise<{ touched: number; withData: number }> {
+  let touched = 0;
+  let withData = 0;
+  const collect = async (hours: number[]) => {
+    if (hours.length === 0) return;
+    const result = await collectHours(
+      {
+        client: deps.client,
+        store: deps.store,
+        mode: settings.reduce,
+        batchHours: settings.batchHours,
+        now: deps.now,
+        emptyHourGrace: settings.emptyHourGraceMs,
+        params,
+        stats: deps.stats,
+        ...(signal ? { signal } : {}),
+        ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
+      },
+      queries,
+      clusterId,
+      day,
+      hours,
+    );
+    ds.collectedHours.push(...result.collected);
+    ds.pendingHours.push(...result.pending);
+    for (const f of result.failed) {
+      ds.failedHours.push({ hour: f.hour, ...errorInfo(f.error) });
+    }
+    touched += result.collected.length + result.pending.length;
   };
+  const list = async () => {
+    const listing = await deps.store.listHours(clusterId, day);
+    for (const q of listing.quarantined) {
+      ds.quarantined.push(q.path);
+      deps.warn(`quarantined ${q.path}: ${q.reason}`);
+    }
+    return listing.hours;
+  };
+
+  let hours = await list();
+  const wanted: number[] = [];
+  for (let h = firstHour; h <= lastHour; h++) {
+    const meta = hours.get(h);
+    if (plan.recollect || !meta || !hourMatches(meta, params)) wanted.push(h);
+  }
+  await collect(wanted);
+  hours = await list();
+  withData += ds.collectedHours.filter((h) => hours.get(h)?.noData === false).length;
+  // Hours collected with other parameters are not shipped (they are collected again above
+  // when in range; outside the range they end the gap-free run).
+  const usable = new Map([...hours].filter(([, m]) => hourMatches(m, params)));
+  let last = contiguousLastHour(usable);
+  if (last !== null) {
+    // Verify the fragments of the hours to ship; a damaged hour is quarantined and collected again.
+    const bad = await deps.store.verifyHours(clusterId, day, range(0, last));
+    if (bad.length > 0 && ds.failedHours.length === 0) {
+      for (const b of bad) {
+        ds.quarantined.push(b.path);
+        deps.warn(`quarantined ${b.path}: ${b.reason}`);
+      }
+      await collect(bad.map((b) => b.hour));
+      hours = await list();
+      last = contiguousLastHour(new Map([...hours].filter(([, m]) => hourMatches(m, params))));
+    } else if (bad.length > 0) {
+      last = Math.min(...bad.map((b) => b.hour)) - 1;
+      if (last < 0) last = null;
+    }
+  }
+  if (last === null) return { touched, withData };
+  ds.lastHour = last;
+  ds.hours = last + 1;
+  const included: HourMeta[] = range(0, last).map((h) => hours.get(h)!);
+  for (const name of REPORT_NAMES) {
+    ds.rows[name] = included.reduce((n, m) => n + (m.rows[name] ?? 0), 0);
+  }
+  if (included.every((m) => m.noData)) {
+    ds.status = "no-data";
+    return { touched, withData };
+  }
+  await ship(plan, settings, deps, clusterId, day, last, ds, signal);
+  return { touched, withData };
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
+/** Builds the day payload for hours 00..last and delivers it, unless the sink already has it. */
+async function ship(
+  plan: RunPlan,
+  settings: BridgeSettings,
+  deps: CollectJobDeps,
+  clusterId: string,
+  day: string,
+  last: number,
+  ds: DaySummary,
+  signal?: AbortSignal,
+): Promise<void> {
+  const uuid = manifestUuid(clusterId, day, last, REPORT_NAMES);
+  ds.uuid = uuid;
   try {
-    const plan = planQueries(COST_QUERIES, {
-      clusterLabel: config.clusterLabel,
-      clusterId,
-      rateWindow: config.rateWindow,
-    });
-    const existing = await deps.store.listHours(clusterId, config.day);
-    const wanted: number[] = [];
-    for (let h = 0; h <= config.lastHour; h++) {
-      if (config.recollect || !existing.has(h)) wanted.push(h);
+    const previous = await deps.records.delivered(clusterId, day, deps.sink.kind);
+    if (previous && !plan.recollect) {
+      if (previous.lastHour === 23 && previous.uuid === uuid) {
+        ds.status = "complete";
+        ds.refs = previous.parts.map((p) => p.ref);
+        return;
+      }
+      if (previous.lastHour > last) {
+        throw new BridgeError(
+          "payload",
+          `day ${day} was delivered with hours 00-${
+            String(previous.lastHour).padStart(2, "0")
+          } (uuid ${previous.uuid}), but the state now holds only 00-${
+            String(last).padStart(2, "0")
+          }: not shipping fewer hours (koku would ignore them); the missing hours are collected again`,
+        );
+      }
+      if (previous.uuid === uuid && await deps.sink.has(previous, signal)) {
+        ds.status = "unchanged";
+        ds.refs = previous.parts.map((p) => p.ref);
+        ds.bytes = previous.parts.reduce((n, p) => n + p.bytes, 0);
+        return;
+      }
     }
-    if (wanted.length > 0) {
-      const result = await collectHours(
-        {
-          client: deps.client,
-          store: deps.store,
-          mode: config.reduce,
-          batchHours: config.batchHours,
-          now: deps.now,
-          ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
-        },
-        plan,
+    let payload: DayPayload | null = null;
+    try {
+      payload = await buildDayPayload({
+        store: deps.store,
         clusterId,
-        config.day,
-        wanted,
-      );
-      base.collectedHours = result.collected;
-      base.failedHours = result.failed;
+        day,
+        lastHour: last,
+        reports: REPORT_NAMES,
+        manifestVersion: settings.manifestVersion,
+        bridgeVersion: BRIDGE_VERSION,
+        maxBytes: settings.maxBytes,
+        spoolDir: `${deps.store.root}/.spool`,
+      });
+      const problems = validateManifest(JSON.parse(payload.manifest));
+      if (problems.length > 0) {
+        throw new BridgeError(
+          "payload",
+          `built manifest fails koku's rules: ${problems.join("; ")}`,
+        );
+      }
+      ds.bytes = payload.parts.reduce((n, p) => n + p.bytes, 0);
+      if (plan.dryRun) {
+        ds.status = "dry-run";
+        return;
+      }
+      const result = await deps.sink.deliver({
+        clusterId,
+        orgId: deps.orgOf(clusterId),
+        day,
+        uuid,
+        lastHour: last,
+        parts: payload.parts.map((p) => ({
+          path: p.path,
+          fileName: p.fileName,
+          bytes: p.bytes,
+          sha256: p.sha256,
+        })),
+      }, signal);
+      await deps.records.recordDelivery(result.record);
+      ds.refs = result.record.parts.map((p) => p.ref);
+      ds.queued = result.queued;
+      ds.status = result.queued > 0 ? "queued" : "new";
+    } finally {
+      for (const p of payload?.parts ?? []) await Deno.remove(p.path).catch(() => {});
     }
-    const committed = await deps.store.listHours(clusterId, config.day);
-    const lastHour = contiguousLastHour(committed, config.lastHour);
-    if (lastHour === null) return base;
-    base.lastHour = lastHour;
-    base.hours = lastHour + 1;
-    const included = [...committed.values()].filter((m: HourMeta) => m.hour <= lastHour);
-    for (const name of REPORT_NAMES) {
-      base.rows[name] = included.reduce((n, m) => n + (m.rows[name] ?? 0), 0);
-    }
-    if (included.every((m) => m.noData)) {
-      base.status = "no-data";
-      return base;
-    }
-    const uuid = manifestUuid(clusterId, config.day, lastHour, REPORT_NAMES);
-    base.uuid = uuid;
-    const already = await deps.sink.hasUuid(clusterId, config.day, uuid);
-    if (already.length > 0) {
-      base.status = "unchanged";
-      base.paths = already;
-      return base;
-    }
-    const payload = await buildDayPayload({
-      store: deps.store,
-      clusterId,
-      day: config.day,
-      lastHour,
-      reports: REPORT_NAMES,
-      manifestVersion: config.manifestVersion,
-      bridgeVersion: BRIDGE_VERSION,
-      maxBytes: config.maxBytes,
-      spoolDir: `${deps.store.root}/.spool`,
-    });
-    const problems = validateManifest(JSON.parse(payload.manifest));
-    if (problems.length > 0) {
-      throw new Error(`built manifest fails koku's rules: ${problems.join("; ")}`);
-    }
-    base.paths = await deps.sink.deliver(payload);
-    base.bytes = payload.parts.reduce((n, p) => n + p.bytes, 0);
-    base.status = "new";
-    return base;
   } catch (error) {
-    base.error = error instanceof Error ? error.message : String(error);
-    return base;
+    ds.status = "failed";
+    ds.error = errorInfo(error);
   }
 }

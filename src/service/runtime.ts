@@ -1,0 +1,375 @@
+/**
+ * The one place that wires the parts: {@linkcode createBridge} checks the
+ * process settings against the file system (folders writable, secret and PEM
+ * files readable and well-formed, the org map, the identity), then builds the
+ * Thanos client, the state store, the sink, the records and the locks. The
+ * CLI and the service both use it; a {@linkcode Bridge} runs any number of
+ * {@linkcode RunRequest}s, concurrently, each with its own `AbortSignal`.
+ *
+ * Every check here runs before the first query, and every failure is a
+ * {@linkcode ConfigError} naming the setting.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import type { CollectEvent } from "../collect/hour_collector.ts";
+import type { BridgeSettings, RunRequest } from "../config.ts";
+import { DirectorySink } from "../deliver/directory_sink.ts";
+import { validateIdentityText } from "../deliver/identity.ts";
+import { IngressSink } from "../deliver/ingress_sink.ts";
+import { S3KafkaSink } from "../deliver/s3_kafka_sink.ts";
+import type { PayloadSink } from "../deliver/sink.ts";
+import { ConfigError, isClusterId, showValue } from "../model.ts";
+import { StateStore } from "../package/state_store.ts";
+import { recordingFetch, replayFetch } from "../thanos/recording.ts";
+import { ThanosClient } from "../thanos/thanos_client.ts";
+import { ClusterLocks } from "./cluster_lock.ts";
+import { ClusterRecords } from "./cluster_records.ts";
+import { runCollection, type RunSummary } from "./collect_job.ts";
+import { planRun, type RunPlan } from "./run_plan.ts";
+
+/** What a {@linkcode Bridge} needs from its host besides the settings. */
+export interface BridgeHost {
+  /** Clock (runs plan against it). */
+  readonly now: () => Date;
+  /** Warnings: damaged records, quarantined hours, cleaned-up leftovers. Each names a path. */
+  readonly warn: (message: string) => void;
+}
+
+/** Options of one run. */
+export interface RunOptions {
+  readonly signal?: AbortSignal;
+  readonly onEvent?: (event: CollectEvent) => void;
+  /** Called with the plan before any query (the API answers with it). */
+  readonly onPlan?: (plan: RunPlan) => void;
+}
+
+/** A wired bridge. */
+export interface Bridge {
+  readonly settings: BridgeSettings;
+  readonly store: StateStore;
+  readonly sink: PayloadSink;
+  /** Plans and runs one request. Throws a ConfigError for a bad request, before any query. */
+  run(request: RunRequest, options?: RunOptions): Promise<RunSummary>;
+  /** Releases connections and TLS clients. */
+  close(): Promise<void>;
+}
+
+async function readFileFor(field: string, path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    const why = error instanceof Deno.errors.NotFound
+      ? "does not exist"
+      : error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable
+      ? "is not readable"
+      : `cannot be read (${error instanceof Error ? error.message : error})`;
+    throw new ConfigError(field, path, why);
+  }
+}
+
+/**
+ * Reads a secret file that must hold exactly one non-empty line (a trailing
+ * newline is allowed). The secret itself never appears in an error.
+ */
+export async function readSecretLine(field: string, path: string): Promise<string> {
+  const text = await readFileFor(field, path);
+  const body = text.replace(/\r?\n$/, "");
+  if (body.trim() === "") throw new ConfigError(field, path, "is empty");
+  if (/[\r\n]/.test(body)) throw new ConfigError(field, path, "must hold exactly one line");
+  return body.trim();
+}
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n]+?)\r?\n?-----END \1-----/g;
+
+/**
+ * Reads a PEM file and checks that it holds at least one well-formed block of
+ * the wanted kind (`CERTIFICATE` or a `PRIVATE KEY`).
+ *
+ * @example
+ * ```ts ignore
+ * import { readPem } from "./runtime.ts";
+ * await readPem("caFile", "/etc/pki/ca.pem", "certificate");
+ * ```
+ */
+export async function readPem(
+  field: string,
+  path: string,
+  kind: "certificate" | "key",
+): Promise<string> {
+  const text = await readFileFor(field, path);
+  let found = 0;
+  for (const m of text.matchAll(PEM_BLOCK)) {
+    const label = m[1]!;
+    const fits = kind === "certificate" ? label === "CERTIFICATE" : /PRIVATE KEY$/.test(label);
+    if (!fits) continue;
+    try {
+      const der = atob(m[2]!.replace(/\s+/g, ""));
+      if (der.length < 16) throw new Error("too short");
+    } catch {
+      throw new ConfigError(field, path, `holds a ${label} block that is not valid base64`);
+    }
+    found++;
+  }
+  if (found === 0) {
+    throw new ConfigError(
+      field,
+      path,
+      kind === "certificate"
+        ? "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        : "holds no PEM private key (-----BEGIN … PRIVATE KEY-----)",
+    );
+  }
+  return text;
+}
+
+/** Checks that `path` is a writable folder (creating it if missing). */
+export async function checkWritableDir(field: string, path: string): Promise<void> {
+  try {
+    await Deno.mkdir(path, { recursive: true });
+    const info = await Deno.stat(path);
+    if (!info.isDirectory) throw new ConfigError(field, path, "is not a folder");
+    const probe = join(path, `.write-test-${Deno.pid}-${crypto.randomUUID()}`);
+    await Deno.writeTextFile(probe, "");
+    await Deno.remove(probe);
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    const why = error instanceof Deno.errors.AlreadyExists
+      ? "is not a folder"
+      : `is not a writable folder (${error instanceof Error ? error.message : error})`;
+    throw new ConfigError(field, path, why);
+  }
+}
+
+/**
+ * Parses an org map: one `cluster_id,org_id` per line; blank lines and lines
+ * starting with `#` are skipped.
+ *
+ * @example
+ * ```ts
+ * import { parseOrgMap } from "./runtime.ts";
+ * parseOrgMap("# hub A\nc1,1234567\n", "map.csv").get("c1"); // "1234567"
+ * ```
+ */
+export function parseOrgMap(text: string, path: string): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const [i, raw] of text.split(/\r?\n/).entries()) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const [cluster, org, extra] = line.split(",").map((s) => s.trim());
+    const where = `${path}:${i + 1}`;
+    if (extra !== undefined || !cluster || !org) {
+      throw new ConfigError("orgMap", where, `line ${showValue(line)} must be cluster_id,org_id`);
+    }
+    if (!isClusterId(cluster)) {
+      throw new ConfigError("orgMap", where, `has an invalid cluster id ${showValue(cluster)}`);
+    }
+    // deno-lint-ignore no-control-regex
+    if (org.length > 64 || /[\x00-\x1f\x7f]/.test(org)) {
+      throw new ConfigError("orgMap", where, `has an invalid org id ${showValue(org)}`);
+    }
+    if (map.has(cluster) && map.get(cluster) !== org) {
+      throw new ConfigError("orgMap", where, `maps cluster ${cluster} to a second org`);
+    }
+    map.set(cluster, org);
+  }
+  return map;
+}
+
+async function createSink(settings: BridgeSettings): Promise<PayloadSink> {
+  switch (settings.sink) {
+    case "dir":
+      await checkWritableDir("out", settings.out!);
+      return new DirectorySink(settings.out!);
+    case "ingress": {
+      const s = settings.ingress!;
+      const token = s.ingressTokenFile
+        ? await readSecretLine("ingressTokenFile", s.ingressTokenFile)
+        : null;
+      const basic = s.ingressBasicAuthFile
+        ? await readSecretLine("ingressBasicAuthFile", s.ingressBasicAuthFile)
+        : null;
+      if (basic !== null && !/^[^:]+:.+$/.test(basic)) {
+        throw new ConfigError(
+          "ingressBasicAuthFile",
+          s.ingressBasicAuthFile,
+          "must hold user:password",
+        );
+      }
+      return new IngressSink({
+        url: s.ingressUrl,
+        ...(token !== null ? { token } : {}),
+        ...(basic !== null ? { basicAuth: basic } : {}),
+      });
+    }
+    case "s3-kafka": {
+      const s = settings.s3Kafka!;
+      const identity = s.identityFile
+        ? (() => {
+          return readFileFor("identityFile", s.identityFile!).then((text) => {
+            try {
+              return validateIdentityText(text);
+            } catch (error) {
+              throw new ConfigError(
+                "identityFile",
+                s.identityFile,
+                `is not a valid identity: ${error instanceof Error ? error.message : error}`,
+              );
+            }
+          });
+        })()
+        : Promise.resolve(null);
+      const ca = s.kafkaCaFile ? await readPem("kafkaCaFile", s.kafkaCaFile, "certificate") : null;
+      const password = s.kafkaSaslPasswordFile
+        ? await readSecretLine("kafkaSaslPasswordFile", s.kafkaSaslPasswordFile)
+        : null;
+      await checkWritableDir("state", join(settings.stateDir, "outbox"));
+      return new S3KafkaSink({
+        s3: {
+          endpoint: s.s3Endpoint,
+          publicEndpoint: s.s3PublicEndpoint,
+          region: s.s3Region,
+          bucket: s.s3Bucket,
+          prefix: s.s3Prefix,
+          pathStyle: s.s3PathStyle,
+        },
+        presignExpirySeconds: s.presignExpirySeconds,
+        kafka: {
+          brokers: [...s.kafkaBrokers],
+          topic: s.kafkaTopic,
+          tls: s.kafkaTls || ca !== null,
+          ca,
+          sasl: s.kafkaSaslMechanism && password !== null
+            ? { mechanism: s.kafkaSaslMechanism, username: s.kafkaSaslUsername!, password }
+            : null,
+          clientId: "thanos-bridge",
+        },
+        identity: await identity,
+        outboxDir: join(settings.stateDir, "outbox"),
+        now: () => new Date(),
+      });
+    }
+  }
+}
+
+/**
+ * Checks the settings against the file system and wires every part. Throws a
+ * {@linkcode ConfigError} before any query when a folder is not writable, a
+ * file is missing, unreadable or malformed.
+ *
+ * @example
+ * ```ts ignore
+ * import { createBridge } from "./runtime.ts";
+ * const bridge = await createBridge(settings, { now: () => new Date(), warn: console.error });
+ * try {
+ *   const summary = await bridge.run({ from: "2026-11-01", to: "2026-11-01" });
+ * } finally {
+ *   await bridge.close();
+ * }
+ * ```
+ */
+export async function createBridge(settings: BridgeSettings, host: BridgeHost): Promise<Bridge> {
+  await checkWritableDir("state", settings.stateDir);
+  if (settings.replay !== null) {
+    try {
+      if (!(await Deno.stat(settings.replay)).isDirectory) throw new Error();
+    } catch {
+      throw new ConfigError("replay", settings.replay, "is not a folder with a recording");
+    }
+  }
+  if (settings.record !== null) await checkWritableDir("record", settings.record);
+  const token = settings.tokenFile ? await readSecretLine("tokenFile", settings.tokenFile) : null;
+  const caCert = settings.caFile ? await readPem("caFile", settings.caFile, "certificate") : null;
+  const clientCert = settings.certFile
+    ? await readPem("certFile", settings.certFile, "certificate")
+    : null;
+  const clientKey = settings.keyFile ? await readPem("keyFile", settings.keyFile, "key") : null;
+  const orgMap = settings.orgMap
+    ? parseOrgMap(await readFileFor("orgMap", settings.orgMap), settings.orgMap)
+    : new Map<string, string>();
+
+  const store = new StateStore(settings.stateDir);
+  for (const removed of (await store.cleanup()).removed) {
+    host.warn(`removed a leftover of a killed run: ${removed}`);
+  }
+  const sink = await createSink(settings);
+  const transport = settings.replay
+    ? replayFetch(settings.replay)
+    : settings.record
+    ? recordingFetch(settings.record)
+    : undefined;
+  let client: ThanosClient;
+  try {
+    client = new ThanosClient({
+      url: settings.thanosUrl ?? "http://replay.invalid",
+      timeoutMs: settings.timeoutMs,
+      maxAttempts: settings.maxAttempts,
+      concurrency: settings.concurrency,
+      headers: { ...settings.headers },
+      limits: settings.limits,
+      ...(token ? { token } : {}),
+      ...(caCert ? { caCert } : {}),
+      ...(clientCert ? { clientCert } : {}),
+      ...(clientKey ? { clientKey } : {}),
+      ...(transport ? { fetch: transport } : {}),
+    });
+  } catch (error) {
+    await sink.close();
+    throw new ConfigError(
+      settings.certFile ? "certFile" : "caFile",
+      settings.certFile ?? settings.caFile ?? "",
+      `cannot be used for TLS: ${error instanceof Error ? error.message : error}`,
+    );
+  }
+  const records = new ClusterRecords(settings.stateDir, host.warn);
+  const locks = new ClusterLocks(settings.stateDir);
+  const orgOf = (clusterId: string) => orgMap.get(clusterId) ?? settings.orgId;
+
+  return {
+    settings,
+    store,
+    sink,
+    async run(request, options = {}) {
+      const clusters = request.clusters ?? settings.clusters;
+      const watermarks = new Map<string, number>();
+      for (const c of clusters) {
+        const mark = await records.watermark(c);
+        if (mark !== null) watermarks.set(c, mark);
+      }
+      const plan = planRun(request, settings, host.now(), watermarks);
+      if (settings.sink === "s3-kafka" && !plan.dryRun) {
+        const missing = plan.clusters.map((c) => c.clusterId).filter((c) => orgOf(c) === "");
+        if (missing.length > 0) {
+          throw new ConfigError(
+            "orgId",
+            missing[0],
+            `has no org id: koku needs one per cluster; set --org-id or add "${
+              missing[0]
+            },<org_id>" to --org-map` + (missing.length > 1 ? ` (${missing.length} clusters)` : ""),
+          );
+        }
+      }
+      options.onPlan?.(plan);
+      const stats = { queries: 0, bytes: 0 };
+      return await runCollection(plan, settings, {
+        client,
+        store,
+        sink,
+        records,
+        locks,
+        orgOf,
+        now: host.now,
+        stats,
+        warn: host.warn,
+        findLabels: (value, match, startMs, endMs, signal) =>
+          client.findLabelsWithValue(value, match, startMs / 1000, endMs / 1000, signal),
+        ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+      }, options.signal);
+    },
+    async close() {
+      client.close();
+      await sink.close();
+    },
+  };
+}
