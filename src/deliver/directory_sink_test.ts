@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { BridgeError } from "../model.ts";
 import { DirectorySink } from "./directory_sink.ts";
+import type { PayloadPart, SinkPayload } from "./sink.ts";
 
 async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "directory_sink_test_" });
@@ -11,80 +14,86 @@ async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-async function spoolParts(spool: string, names: string[]) {
+async function spoolParts(spool: string, names: string[]): Promise<PayloadPart[]> {
   await Deno.mkdir(spool, { recursive: true });
-  const parts = [];
+  const parts: PayloadPart[] = [];
   for (const [i, fileName] of names.entries()) {
     const path = join(spool, fileName);
-    await Deno.writeFile(path, new Uint8Array([i, 1, 2, 3, 255]));
-    parts.push({ path, fileName });
+    const bytes = new Uint8Array([i, 1, 2, 3, 255]);
+    await Deno.writeFile(path, bytes);
+    const sha256 = createHash("sha256").update(bytes).digest("hex");
+    parts.push({ path, fileName, bytes: bytes.length, sha256 });
   }
   return parts;
+}
+
+function payload(parts: PayloadPart[], day = "2026-11-01"): SinkPayload {
+  return { clusterId: "cluster-a", orgId: "", day, uuid: "u", lastHour: 3, parts };
 }
 
 Deno.test("directory sink: deliver moves parts into <root>/<cluster>/<day>/, then has() is true", async () => {
   await withTemp(async (dir) => {
     const root = join(dir, "out");
     const sink = new DirectorySink(root);
-    const payload = {
-      clusterId: "cluster-a",
-      day: "2026-11-01",
-      parts: await spoolParts(join(dir, "spool"), ["u-0.tar.gz", "u-1.tar.gz"]),
-    };
+    const parts = await spoolParts(join(dir, "spool"), ["u-0.tar.gz", "u-1.tar.gz"]);
     assert.equal(
       sink.pathFor("cluster-a", "2026-11-01", "u-0.tar.gz"),
       join(root, "cluster-a", "2026-11-01", "u-0.tar.gz"),
     );
-    assert.equal(await sink.has(payload), false);
-    const paths = await sink.deliver(payload);
-    assert.deepEqual(paths, [
-      join(root, "cluster-a", "2026-11-01", "u-0.tar.gz"),
-      join(root, "cluster-a", "2026-11-01", "u-1.tar.gz"),
+    const { record, queued } = await sink.deliver(payload(parts));
+    assert.equal(queued, 0);
+    assert.deepEqual(record.parts.map((p) => p.ref), [
+      { sink: "dir", location: join(root, "cluster-a", "2026-11-01", "u-0.tar.gz") },
+      { sink: "dir", location: join(root, "cluster-a", "2026-11-01", "u-1.tar.gz") },
     ]);
-    for (const [i, p] of paths.entries()) {
-      assert.deepEqual(await Deno.readFile(p), new Uint8Array([i, 1, 2, 3, 255]));
+    assert.deepEqual([record.uuid, record.lastHour, record.sink], ["u", 3, "dir"]);
+    for (const [i, p] of record.parts.entries()) {
+      assert.deepEqual(await Deno.readFile(p.ref.location), new Uint8Array([i, 1, 2, 3, 255]));
     }
-    for (const part of payload.parts) {
+    for (const part of parts) {
       await assert.rejects(() => Deno.stat(part.path), Deno.errors.NotFound, "moved, not copied");
     }
-    assert.equal(await sink.has(payload), true);
+    assert.equal(await sink.has(record), true);
     const names: string[] = [];
     for await (const e of Deno.readDir(join(root, "cluster-a", "2026-11-01"))) names.push(e.name);
     assert.deepEqual(names.sort(), ["u-0.tar.gz", "u-1.tar.gz"], "no temporary files left");
   });
 });
 
-Deno.test("directory sink: has() is false while any part is missing", async () => {
+Deno.test("rule 6: has() is false when a part is missing, truncated or altered", async () => {
   await withTemp(async (dir) => {
     const sink = new DirectorySink(join(dir, "out"));
-    const parts = await spoolParts(join(dir, "spool"), ["a.tar.gz", "b.tar.gz"]);
-    await sink.deliver({ clusterId: "c", day: "2026-11-01", parts: parts.slice(0, 1) });
-    assert.equal(await sink.has({ clusterId: "c", day: "2026-11-01", parts }), false);
-    assert.equal(
-      await sink.has({ clusterId: "c", day: "2026-11-01", parts: parts.slice(0, 1) }),
-      true,
+    const { record } = await sink.deliver(
+      payload(await spoolParts(join(dir, "spool"), ["a.tar.gz", "b.tar.gz"])),
     );
-    assert.equal(
-      await sink.has({ clusterId: "c", day: "2026-11-02", parts: parts.slice(0, 1) }),
-      false,
-    );
-    assert.equal(await sink.has({ clusterId: "c", day: "2026-11-01", parts: [] }), false);
+    assert.equal(await sink.has(record), true);
+    const [a, b] = record.parts.map((p) => p.ref.location);
+    await Deno.writeFile(b!, new Uint8Array([1, 1, 2, 3, 254])); // same size, other bytes
+    assert.equal(await sink.has(record), false);
+    await Deno.writeFile(b!, new Uint8Array([1, 1, 2, 3, 255]));
+    assert.equal(await sink.has(record), true);
+    await Deno.truncate(a!, 2);
+    assert.equal(await sink.has(record), false);
+    await Deno.remove(a!);
+    assert.equal(await sink.has(record), false);
+    assert.equal(await sink.has({ ...record, parts: [] }), false);
   });
 });
 
 Deno.test("directory sink: re-delivery replaces an existing file", async () => {
   await withTemp(async (dir) => {
     const sink = new DirectorySink(join(dir, "out"));
-    const first = await spoolParts(join(dir, "s1"), ["x.tar.gz"]);
-    await sink.deliver({ clusterId: "c", day: "2026-11-01", parts: first });
+    await sink.deliver(payload(await spoolParts(join(dir, "s1"), ["x.tar.gz"])));
     await Deno.mkdir(join(dir, "s2"));
     await Deno.writeTextFile(join(dir, "s2", "x.tar.gz"), "new");
-    const [path] = await sink.deliver({
-      clusterId: "c",
-      day: "2026-11-01",
-      parts: [{ path: join(dir, "s2", "x.tar.gz"), fileName: "x.tar.gz" }],
-    });
-    assert.equal(await Deno.readTextFile(path!), "new");
+    const { record } = await sink.deliver(payload([{
+      path: join(dir, "s2", "x.tar.gz"),
+      fileName: "x.tar.gz",
+      bytes: 3,
+      sha256: createHash("sha256").update("new").digest("hex"),
+    }]));
+    assert.equal(await Deno.readTextFile(record.parts[0]!.ref.location), "new");
+    assert.equal(await sink.has(record), true);
   });
 });
 
@@ -94,38 +103,42 @@ Deno.test("directory sink: unsafe names are refused", async () => {
     for (const bad of ["../x.tar.gz", "a/b.tar.gz", "..", ""]) {
       assert.throws(
         () => sink.pathFor("c", "2026-11-01", bad),
-        (err: unknown) => err instanceof RangeError && err.message.includes(JSON.stringify(bad)),
+        (err: unknown) => err instanceof BridgeError && err.message.includes(JSON.stringify(bad)),
       );
     }
-    assert.throws(() => sink.pathFor("../c", "2026-11-01", "x"), RangeError);
-    assert.throws(() => sink.pathFor("c", "2026-13-01", "x"), RangeError);
+    assert.throws(() => sink.pathFor("../c", "2026-11-01", "x"), BridgeError);
+    assert.throws(() => sink.pathFor("c", "2026-13-01", "x"), BridgeError);
     await assert.rejects(
       () =>
-        sink.deliver({
-          clusterId: "c",
-          day: "2026-11-01",
-          parts: [{ path: join(dir, "nope"), fileName: "../../escape" }],
-        }),
-      RangeError,
+        sink.deliver(payload([{
+          path: join(dir, "nope"),
+          fileName: "../../escape",
+          bytes: 0,
+          sha256: "",
+        }])),
+      BridgeError,
     );
     assert.throws(() => new DirectorySink(""), TypeError);
   });
 });
 
-Deno.test("directory sink: a missing spool file fails without leaving anything behind", async () => {
+Deno.test("directory sink: a missing spool file fails (sink_dir) without leaving anything behind", async () => {
   await withTemp(async (dir) => {
     const sink = new DirectorySink(join(dir, "out"));
     await assert.rejects(
       () =>
-        sink.deliver({
-          clusterId: "c",
-          day: "2026-11-01",
-          parts: [{ path: join(dir, "missing.tar.gz"), fileName: "m.tar.gz" }],
-        }),
-      Deno.errors.NotFound,
+        sink.deliver(payload([{
+          path: join(dir, "missing.tar.gz"),
+          fileName: "m.tar.gz",
+          bytes: 0,
+          sha256: "",
+        }])),
+      (e: unknown) => e instanceof BridgeError && e.code === "sink_dir",
     );
     const names: string[] = [];
-    for await (const e of Deno.readDir(join(dir, "out", "c", "2026-11-01"))) names.push(e.name);
+    for await (const e of Deno.readDir(join(dir, "out", "cluster-a", "2026-11-01"))) {
+      names.push(e.name);
+    }
     assert.deepEqual(names, []);
   });
 });
@@ -151,36 +164,17 @@ Deno.test("directory sink: across file systems it copies via a temporary name", 
     await withTemp(async (dir) => {
       const sink = new DirectorySink(join(dir, "out"));
       const parts = await spoolParts(spool, ["x.tar.gz"]);
-      const [path] = await sink.deliver({ clusterId: "c", day: "2026-11-01", parts });
-      assert.deepEqual(await Deno.readFile(path!), new Uint8Array([0, 1, 2, 3, 255]));
+      const { record } = await sink.deliver(payload(parts));
+      const path = record.parts[0]!.ref.location;
+      assert.deepEqual(await Deno.readFile(path), new Uint8Array([0, 1, 2, 3, 255]));
       await assert.rejects(() => Deno.stat(parts[0]!.path), Deno.errors.NotFound);
       const names: string[] = [];
-      for await (const e of Deno.readDir(join(dir, "out", "c", "2026-11-01"))) names.push(e.name);
+      for await (const e of Deno.readDir(join(dir, "out", "cluster-a", "2026-11-01"))) {
+        names.push(e.name);
+      }
       assert.deepEqual(names, ["x.tar.gz"]);
     });
   } finally {
     await Deno.remove(spool, { recursive: true });
   }
-});
-
-Deno.test("directory sink: hasUuid finds a single or a complete split payload", async () => {
-  await withTemp(async (dir) => {
-    const sink = new DirectorySink(join(dir, "out"));
-    const spool = join(dir, "spool");
-    await Deno.mkdir(spool);
-    const uuid = "0b5c3f0e-5a3e-4d4e-8f4f-0c9d7e0b1a2c";
-    assert.deepEqual(await sink.hasUuid("c1", "2026-11-01", uuid), []);
-    const single = await spoolParts(spool, [`${uuid}.tar.gz`]);
-    await sink.deliver({ clusterId: "c1", day: "2026-11-01", parts: single });
-    assert.deepEqual(await sink.hasUuid("c1", "2026-11-01", uuid), [
-      sink.pathFor("c1", "2026-11-01", `${uuid}.tar.gz`),
-    ]);
-    const split = await spoolParts(spool, [0, 1, 2].map((i) => `${uuid}-${i}.tar.gz`));
-    const paths = await sink.deliver({ clusterId: "c1", day: "2026-11-02", parts: split });
-    assert.deepEqual(await sink.hasUuid("c1", "2026-11-02", uuid), paths);
-    assert.deepEqual(paths.map((p) => p.slice(-9)), ["-0.tar.gz", "-1.tar.gz", "-2.tar.gz"]);
-    // Without part 0 (delivered last) the payload does not count as delivered.
-    await Deno.remove(paths[0]!);
-    assert.deepEqual(await sink.hasUuid("c1", "2026-11-02", uuid), []);
-  });
 });
