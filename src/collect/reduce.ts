@@ -6,7 +6,9 @@
  * @module
  */
 
+import { BridgeError, showValue } from "../model.ts";
 import type { Reduction } from "./catalogue_groups.ts";
+import { parseGoFloat } from "./go_parse_float.ts";
 
 /** A reduced stream: the reduced value and the number of samples `n`. */
 export interface Reduced {
@@ -17,8 +19,11 @@ export interface Reduced {
 }
 
 /**
- * Parses a Prometheus sample value string (`"1.5"`, `"NaN"`, `"+Inf"`, `"-Inf"`,
- * `"1e+21"`) to a float64, like Go's `strconv.ParseFloat`.
+ * Parses a Prometheus sample value string to a float64 exactly as Go's
+ * `strconv.ParseFloat(text, 64)` (see `go_parse_float.ts`): `"1.5"`, `"NaN"`,
+ * `"+Inf"`, `"1e+21"`, also `"inf"`, `"0x1p-2"`, `"1_000"`; and refuses what
+ * Go refuses (`"0x10"`, `" 1"`, `""`, `"1e400"`) with a `thanos_parse`
+ * {@linkcode BridgeError}.
  *
  * @example
  * ```ts
@@ -27,18 +32,12 @@ export interface Reduced {
  * ```
  */
 export function parseSampleValue(text: string): number {
-  switch (text) {
-    case "+Inf":
-    case "Inf":
-      return Infinity;
-    case "-Inf":
-      return -Infinity;
-    case "NaN":
-      return NaN;
-  }
-  const v = Number(text);
-  if (Number.isNaN(v) || text.trim() === "") {
-    throw new SyntaxError(`Not a Prometheus sample value: ${JSON.stringify(text)}`);
+  const v = typeof text === "string" ? parseGoFloat(text) : undefined;
+  if (v === undefined) {
+    throw new BridgeError(
+      "thanos_parse",
+      `not a Prometheus sample value (Go strconv.ParseFloat): ${showValue(text)}`,
+    );
   }
   return v;
 }
@@ -59,33 +58,41 @@ export function reduceSamples(
   values: readonly (readonly [number, string])[],
   reduction: Reduction,
 ): Reduced {
+  return reduceValues(values.map(([, v]) => parseSampleValue(v)), reduction);
+}
+
+/**
+ * {@linkcode reduceSamples} on values already read (in time order): CMMO's
+ * `getValue` arithmetic.
+ *
+ * @example
+ * ```ts
+ * import { reduceValues } from "./reduce.ts";
+ * reduceValues([1, 3], "avg"); // { value: 2, n: 2 }
+ * ```
+ */
+export function reduceValues(values: readonly number[], reduction: Reduction): Reduced {
   const n = values.length;
   if (n === 0) return { value: 0, n: 0 };
   switch (reduction) {
     case "sum": {
       let sum = 0;
-      for (const [, v] of values) sum += parseSampleValue(v);
+      for (const v of values) sum += v;
       return { value: sum, n };
     }
     case "avg": {
       let sum = 0;
-      for (const [, v] of values) sum += parseSampleValue(v);
+      for (const v of values) sum += v;
       return { value: sum / n, n };
     }
     case "max": {
-      let max = parseSampleValue(values[0]![1]);
-      for (const [, s] of values) {
-        const v = parseSampleValue(s);
-        if (v > max) max = v;
-      }
+      let max = values[0]!;
+      for (const v of values) if (v > max) max = v;
       return { value: max, n };
     }
     case "min": {
-      let min = parseSampleValue(values[0]![1]);
-      for (const [, s] of values) {
-        const v = parseSampleValue(s);
-        if (v < min) min = v;
-      }
+      let min = values[0]!;
+      for (const v of values) if (v < min) min = v;
       return { value: min, n };
     }
   }
@@ -138,7 +145,10 @@ export function combineServerAggregates(
   const need = (a: ServerAggregate): number => {
     const v = aggs[a];
     if (v === undefined) {
-      throw new RangeError(`Server aggregate "${a}" missing for reduction "${reduction}"`);
+      throw new BridgeError(
+        "thanos_parse",
+        `server aggregate "${a}" missing for reduction "${reduction}"`,
+      );
     }
     return v;
   };

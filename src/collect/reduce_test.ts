@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { BridgeError } from "../model.ts";
 import {
   combineServerAggregates,
   parseSampleValue,
@@ -15,7 +16,7 @@ Deno.test("parseSampleValue handles Prometheus specials and rejects junk", () =>
   assert.equal(parseSampleValue("-Inf"), -Infinity);
   assert.ok(Number.isNaN(parseSampleValue("NaN")));
   assert.throws(() => parseSampleValue("abc"), /abc/);
-  assert.throws(() => parseSampleValue(""), SyntaxError);
+  assert.throws(() => parseSampleValue(""), BridgeError);
 });
 
 Deno.test("reduceSamples follows CMMO's getValue", () => {

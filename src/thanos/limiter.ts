@@ -4,8 +4,19 @@
  * @module
  */
 
+/** A waiter in the queue: its fairness key and the function that hands it a slot. */
+interface Waiter {
+  readonly key: string;
+  readonly grant: () => boolean;
+}
+
 /**
- * FIFO semaphore: at most `max` holders at once; waiters are served strictly in
+ * Fair counting semaphore: at most `max` holders at once. Each caller may name
+ * a fairness key (e.g. a cluster id). While callers of more than one key are
+ * active (holding or waiting), no key is given a slot that would make it hold
+ * more than half of the slots (rounded up, at least 1); a key alone may use
+ * every slot. Among the waiters that may be served, the oldest is served first,
+ * so callers without a key (all of the same key) are served strictly in
  * arrival order. {@linkcode Limiter.acquire} resolves with a release function
  * that is safe to call more than once (only the first call counts), so it can
  * sit in a `finally` on every path.
@@ -27,12 +38,30 @@
  * ));
  * assert.equal(peak, 2);
  * ```
+ *
+ * @example Two keys share four slots
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Limiter } from "./limiter.ts";
+ *
+ * const limiter = new Limiter(4);
+ * const a = await Promise.all([1, 2, 3, 4].map(() => limiter.acquire(undefined, "a")));
+ * const b = limiter.acquire(undefined, "b"); // waits: "a" holds every slot
+ * const a5 = limiter.acquire(undefined, "a"); // waits behind "b"
+ * a[0]!(); // the freed slot goes to "b", not to "a"'s waiter
+ * assert.equal(limiter.heldBy("b"), 1);
+ * (await b)(); // "b" is gone: "a" alone may use every slot again
+ * assert.equal(limiter.heldBy("a"), 4);
+ * for (const release of [...a.slice(1), await a5]) release();
+ * ```
  */
 export class Limiter {
   readonly #max: number;
+  readonly #share: number;
   #active = 0;
-  readonly #waiters: Array<() => boolean> = [];
-  #head = 0; // index of the first live waiter in #waiters
+  readonly #held = new Map<string, number>();
+  readonly #waiting = new Map<string, number>();
+  #waiters: Waiter[] = [];
 
   /** @param max Largest number of simultaneous holders (a positive integer). */
   constructor(max: number) {
@@ -40,6 +69,7 @@ export class Limiter {
       throw new RangeError(`Limiter size must be a positive integer, got ${max}`);
     }
     this.#max = max;
+    this.#share = Math.max(1, Math.ceil(max / 2));
   }
 
   /** Largest number of simultaneous holders. */
@@ -54,7 +84,12 @@ export class Limiter {
 
   /** Number of callers waiting for a slot. */
   get pending(): number {
-    return this.#waiters.length - this.#head;
+    return this.#waiters.length;
+  }
+
+  /** Slots held by callers of fairness key `key` (`""` for callers without one). */
+  heldBy(key: string): number {
+    return this.#held.get(key) ?? 0;
   }
 
   /**
@@ -62,12 +97,15 @@ export class Limiter {
    * while waiting, the caller leaves the queue and the promise rejects with the
    * signal's reason (no slot is taken).
    *
+   * @param signal Stops waiting.
+   * @param key Fairness key (e.g. the cluster id); callers without one share the key `""`.
+   *
    * @example
    * ```ts
    * import { Limiter } from "./limiter.ts";
    *
    * const limiter = new Limiter(1);
-   * const release = await limiter.acquire();
+   * const release = await limiter.acquire(undefined, "cluster-a");
    * try {
    *   // … use the slot …
    * } finally {
@@ -75,30 +113,33 @@ export class Limiter {
    * }
    * ```
    */
-  acquire(signal?: AbortSignal): Promise<() => void> {
+  acquire(signal?: AbortSignal, key = ""): Promise<() => void> {
     if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.#active < this.#max && this.pending === 0) {
-      this.#active++;
-      return Promise.resolve(this.#releaser());
-    }
     return new Promise<() => void>((resolve, reject) => {
       let settled = false;
       const onAbort = () => {
         if (settled) return;
         settled = true;
-        const index = this.#waiters.indexOf(grant, this.#head);
-        if (index !== -1) this.#waiters.splice(index, 1);
+        const index = this.#waiters.findIndex((w) => w.grant === grant);
+        if (index !== -1) {
+          this.#waiters.splice(index, 1);
+          this.#count(this.#waiting, key, -1);
+        }
         reject(signal?.reason);
+        // Its leaving may let another key's waiter past the fair share.
+        this.#next();
       };
       const grant = () => {
         if (settled) return false;
         settled = true;
         signal?.removeEventListener("abort", onAbort);
-        resolve(this.#releaser());
+        resolve(this.#releaser(key));
         return true;
       };
       signal?.addEventListener("abort", onAbort, { once: true });
-      this.#waiters.push(grant);
+      this.#waiters.push({ key, grant });
+      this.#count(this.#waiting, key, 1);
+      this.#next();
     });
   }
 
@@ -115,8 +156,8 @@ export class Limiter {
    * assert.equal(limiter.active, 0);
    * ```
    */
-  async run<T>(fn: () => T | Promise<T>, signal?: AbortSignal): Promise<T> {
-    const release = await this.acquire(signal);
+  async run<T>(fn: () => T | Promise<T>, signal?: AbortSignal, key?: string): Promise<T> {
+    const release = await this.acquire(signal, key);
     try {
       return await fn();
     } finally {
@@ -124,30 +165,48 @@ export class Limiter {
     }
   }
 
-  #releaser(): () => void {
+  #count(map: Map<string, number>, key: string, delta: number): void {
+    const n = (map.get(key) ?? 0) + delta;
+    if (n === 0) map.delete(key);
+    else map.set(key, n);
+  }
+
+  /** Whether a key other than `key` holds or waits for a slot. */
+  #othersActive(key: string): boolean {
+    for (const k of this.#held.keys()) if (k !== key) return true;
+    for (const k of this.#waiting.keys()) if (k !== key) return true;
+    return false;
+  }
+
+  #releaser(key: string): () => void {
     let released = false;
     return () => {
       if (released) return;
       released = true;
       this.#active--;
+      this.#count(this.#held, key, -1);
       this.#next();
     };
   }
 
+  /** Hands free slots to the oldest waiters whose key is within its fair share. */
   #next(): void {
-    while (this.#active < this.#max && this.#head < this.#waiters.length) {
-      const grant = this.#waiters[this.#head] as () => boolean;
-      this.#head++;
+    let i = 0;
+    while (this.#active < this.#max && i < this.#waiters.length) {
+      const { key, grant } = this.#waiters[i]!;
+      if (this.heldBy(key) >= this.#share && this.#othersActive(key)) {
+        i++;
+        continue;
+      }
+      this.#waiters.splice(i, 1);
+      this.#count(this.#waiting, key, -1);
       this.#active++;
-      if (!grant()) this.#active--;
-    }
-    if (this.#head > 1024 && this.#head * 2 > this.#waiters.length) {
-      this.#waiters.splice(0, this.#head);
-      this.#head = 0;
-    }
-    if (this.#head === this.#waiters.length) {
-      this.#waiters.length = 0;
-      this.#head = 0;
+      this.#count(this.#held, key, 1);
+      if (!grant()) {
+        this.#active--;
+        this.#count(this.#held, key, -1);
+      }
+      i = 0; // a grant changes the shares: look again from the oldest
     }
   }
 }

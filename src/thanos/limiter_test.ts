@@ -77,3 +77,65 @@ Deno.test("Limiter rejects a bad size", () => {
     assert.throws(() => new Limiter(bad), RangeError);
   }
 });
+
+Deno.test("rule 9: one key never holds more than half of the slots while another key waits", async () => {
+  const limiter = new Limiter(4);
+  // "a" alone may take every slot.
+  const a = await Promise.all([1, 2, 3, 4].map(() => limiter.acquire(undefined, "a")));
+  assert.equal(limiter.heldBy("a"), 4);
+  const aMore = [1, 2, 3].map(() => limiter.acquire(undefined, "a"));
+  const granted: string[] = [];
+  const bWaiting = [1, 2, 3].map((n) =>
+    limiter.acquire(undefined, "b").then((release) => {
+      granted.push(`b${n}`);
+      return release;
+    })
+  );
+  // Every freed slot goes to "b" (older "a" waiters included) until "a" is down to 2.
+  a[0]!();
+  a[1]!();
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.deepEqual(granted, ["b1", "b2"]);
+  assert.equal(limiter.heldBy("a"), 2);
+  assert.equal(limiter.heldBy("b"), 2);
+  // Now "a" (2 = half) may not take a slot "b" is waiting for, nor may "b" exceed half.
+  const bReleases = await Promise.all(bWaiting.slice(0, 2));
+  bReleases[0]!();
+  await Promise.resolve();
+  await Promise.resolve();
+  // The freed slot: "a" holds 2 (its share), "b" holds 1 and its third waiter is eligible.
+  assert.deepEqual(granted, ["b1", "b2", "b3"]);
+  assert.equal(limiter.heldBy("a"), 2);
+  // Once "b" is gone, "a" may use all slots again.
+  bReleases[1]!();
+  (await bWaiting[2]!)();
+  await Promise.resolve();
+  assert.equal(limiter.heldBy("a"), 4);
+  assert.equal(limiter.heldBy("b"), 0);
+  a[2]!();
+  a[3]!();
+  for (const release of await Promise.all(aMore)) release();
+  assert.equal(limiter.active, 0);
+  assert.equal(limiter.pending, 0);
+});
+
+Deno.test("rule 9: a key at its share waits while another key is active, then takes all", async () => {
+  const limiter = new Limiter(4);
+  const a = await Promise.all([1, 2].map(() => limiter.acquire(undefined, "a")));
+  const b = await limiter.acquire(undefined, "b");
+  let a3Granted = false;
+  const a3 = limiter.acquire(undefined, "a").then((release) => {
+    a3Granted = true;
+    return release;
+  });
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.equal(a3Granted, false, "a slot stays free for the active key b");
+  assert.equal(limiter.active, 3);
+  b();
+  (await a3)();
+  assert.equal(a3Granted, true);
+  for (const release of a) release();
+  assert.equal(limiter.active, 0);
+});

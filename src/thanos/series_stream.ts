@@ -13,6 +13,8 @@
  * @module
  */
 
+import { escapeControl } from "../model.ts";
+import { Redactor } from "./redact.ts";
 import {
   BACKSLASH,
   CLOSE_BRACE,
@@ -54,25 +56,54 @@ export interface SeriesStreamResult {
 /** Limits of {@linkcode SeriesStreamParser}. */
 export interface SeriesStreamLimits {
   /**
-   * Largest single series, in UTF-16 code units of JSON text (~bytes for ASCII).
-   * A larger one fails with a `RangeError`. Default 256 MiB.
+   * Largest single series, in UTF-8 bytes of its JSON text. A larger one fails
+   * with a `RangeError` (`cause.limit === "series-bytes"`). Default 256 MiB.
    */
-  maxSeriesChars?: number;
+  maxSeriesBytes?: number;
+  /**
+   * Largest label value, in UTF-8 bytes. A larger one fails with a `RangeError`
+   * (`cause.limit === "label-bytes"`). Default: no limit beyond `maxSeriesBytes`.
+   */
+  maxLabelBytes?: number;
+  /**
+   * Most series in one answer. One more fails with a `RangeError`
+   * (`cause.limit === "series-count"`). Default: no limit.
+   */
+  maxSeries?: number;
   /**
    * Largest captured small field (`status`, `warnings`, `error`, …). A larger one
    * is kept as a truncated text prefix ending in `…` instead of failing. Default 1 MiB.
    */
   maxFieldChars?: number;
+  /**
+   * Removes secrets from any server text put in an error message or a kept
+   * field, before that text is cut to length.
+   */
+  redactor?: Redactor;
+  /**
+   * `matrix` (default): a `query_range` answer, series in `data.result`.
+   * `labels`: a `/api/v1/series` answer, label sets in `data` (each passed as a
+   * series without samples).
+   */
+  shape?: "matrix" | "labels";
 }
+
+/** Which limit an answer went past (see {@linkcode SeriesStreamLimits}). */
+export type AnswerLimit = "answer-bytes" | "series-bytes" | "label-bytes" | "series-count";
 
 /** Why a {@linkcode SeriesStreamParser} rejected its input; found in the error's `cause`. */
 export interface SeriesStreamErrorCause {
   /**
    * `truncated`: the text ended before the top-level object was closed (a
    * transport problem, worth retrying); `malformed`: the text is not a valid
-   * answer (retrying will not help); `too-large`: a series exceeded `maxSeriesChars`.
+   * answer (retrying will not help); `too-large`: the answer went past one of
+   * its limits, named by `limit`.
    */
   reason: "truncated" | "malformed" | "too-large";
+  /** With `too-large`: which limit. */
+  limit?: AnswerLimit;
+  /** With `too-large`: the limit's value (bytes, or series for `series-count`). */
+  max?: number;
   /**
    * Where the problem was found: UTF-16 code units from the start of the text
    * (bytes from the start of the body for invalid UTF-8).
@@ -80,7 +111,7 @@ export interface SeriesStreamErrorCause {
   offset: number;
 }
 
-const DEFAULT_MAX_SERIES_CHARS = 256 * 1024 * 1024;
+const DEFAULT_MAX_SERIES_BYTES = 256 * 1024 * 1024;
 const DEFAULT_MAX_FIELD_CHARS = 1024 * 1024;
 
 // Structural levels.
@@ -121,6 +152,39 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/** UTF-8 length of a string (lone surrogates count 3, as TextEncoder writes U+FFFD). */
+export function utf8Length(text: string): number {
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c < 0xdc00 && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 2; // a pair: 2 code units, 4 bytes
+      i++;
+    } else n += 2;
+  }
+  return n;
+}
+
+/** A V8 `JSON.parse` message without the snippet of input text it may quote. */
+function jsonErrorMessage(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/, ".*" is not valid JSON$/s, " (not valid JSON)");
+}
+
+/** The error for an answer past one of its limits. */
+export function limitError(
+  limit: AnswerLimit,
+  max: number,
+  message: string,
+  offset: number,
+): RangeError {
+  return new RangeError(message, {
+    cause: { reason: "too-large", offset, limit, max } satisfies SeriesStreamErrorCause,
+  });
+}
+
 /**
  * Push-based incremental parser of a `query_range` answer. Feed it decoded text
  * with {@linkcode SeriesStreamParser.push} in pieces of any size, then call
@@ -154,8 +218,12 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  */
 export class SeriesStreamParser {
   readonly #onSeries: (series: Series) => void;
-  readonly #maxSeriesChars: number;
+  readonly #maxSeriesBytes: number;
+  readonly #maxLabelBytes: number;
+  readonly #maxSeries: number;
   readonly #maxFieldChars: number;
+  readonly #redactor: Redactor;
+  readonly #labelsShape: boolean;
 
   // Structure.
   #level = LEVEL_BEFORE;
@@ -174,6 +242,7 @@ export class SeriesStreamParser {
   #vFresh = false; // the string value's opening quote is still ahead
   #vParts: string[] = [];
   #vLength = 0;
+  #vExtra = 0; // UTF-8 bytes beyond one per code unit, of the series being scanned
   #vLimit = 0;
   #vTruncated = false;
   #vStartOffset = 0;
@@ -193,17 +262,31 @@ export class SeriesStreamParser {
    * @param limits Size limits; see {@linkcode SeriesStreamLimits}.
    */
   constructor(onSeries: (series: Series) => void, limits: SeriesStreamLimits = {}) {
-    const maxSeries = limits.maxSeriesChars ?? DEFAULT_MAX_SERIES_CHARS;
+    const maxSeriesBytes = limits.maxSeriesBytes ?? DEFAULT_MAX_SERIES_BYTES;
+    const maxLabel = limits.maxLabelBytes ?? Number.MAX_SAFE_INTEGER;
+    const maxSeries = limits.maxSeries ?? Number.MAX_SAFE_INTEGER;
     const maxField = limits.maxFieldChars ?? DEFAULT_MAX_FIELD_CHARS;
-    if (!Number.isInteger(maxSeries) || maxSeries < 1) {
-      throw new RangeError(`maxSeriesChars must be a positive integer, got ${maxSeries}`);
+    for (
+      const [name, value] of [
+        ["maxSeriesBytes", maxSeriesBytes],
+        ["maxLabelBytes", maxLabel],
+        ["maxSeries", maxSeries],
+      ] as const
+    ) {
+      if (!Number.isInteger(value) || value < 1) {
+        throw new RangeError(`${name} must be a positive integer, got ${value}`);
+      }
     }
     if (!Number.isInteger(maxField) || maxField < 16) {
       throw new RangeError(`maxFieldChars must be an integer >= 16, got ${maxField}`);
     }
     this.#onSeries = onSeries;
-    this.#maxSeriesChars = maxSeries;
+    this.#maxSeriesBytes = maxSeriesBytes;
+    this.#maxLabelBytes = maxLabel;
+    this.#maxSeries = maxSeries;
     this.#maxFieldChars = maxField;
+    this.#redactor = limits.redactor ?? new Redactor([]);
+    this.#labelsShape = limits.shape === "labels";
   }
 
   /**
@@ -281,10 +364,14 @@ export class SeriesStreamParser {
       case LEVEL_DATA:
         return '"data"';
       case LEVEL_RESULT:
-        return `"data.result" after ${this.#series} series`;
+        return `"${this.#resultPath()}" after ${this.#series} series`;
       default:
         return "trailing text";
     }
+  }
+
+  #resultPath(): string {
+    return this.#labelsShape ? "data" : "data.result";
   }
 
   #malformed(message: string, offset: number): SyntaxError {
@@ -370,9 +457,19 @@ export class SeriesStreamParser {
     const key = this.#key;
     if (level === LEVEL_RESULT) {
       if (c !== OPEN_BRACE) {
-        throw this.#unexpected(c, "a series object in data.result", this.#offset + i);
+        throw this.#unexpected(c, `a series object in ${this.#resultPath()}`, this.#offset + i);
       }
-      if (this.#resultType !== undefined && this.#resultType !== "matrix") {
+      if (this.#series >= this.#maxSeries) {
+        throw limitError(
+          "series-count",
+          this.#maxSeries,
+          `the answer has more than ${this.#maxSeries} series`,
+          this.#offset + i,
+        );
+      }
+      if (
+        !this.#labelsShape && this.#resultType !== undefined && this.#resultType !== "matrix"
+      ) {
         throw this.#malformed(
           `expected resultType "matrix", got ${JSON.stringify(this.#resultType)}`,
           this.#offset + i,
@@ -382,7 +479,13 @@ export class SeriesStreamParser {
       return i;
     }
     if (level === LEVEL_TOP) {
-      if (key === "data" && c === OPEN_BRACE) {
+      if (key === "data" && c === OPEN_BRACKET && this.#labelsShape) {
+        this.#hasResult = true;
+        this.#level = LEVEL_RESULT;
+        this.#state = S_VALUE_OR_END;
+        return i + 1;
+      }
+      if (key === "data" && c === OPEN_BRACE && !this.#labelsShape) {
         this.#level = LEVEL_DATA;
         this.#state = S_KEY_OR_END;
         return i + 1;
@@ -429,9 +532,10 @@ export class SeriesStreamParser {
     this.#vFresh = true;
     this.#vParts = [];
     this.#vLength = 0;
+    this.#vExtra = 0;
     this.#vTruncated = false;
     this.#vStartOffset = this.#offset + i;
-    this.#vLimit = kind === V_SERIES ? this.#maxSeriesChars : this.#maxFieldChars;
+    this.#vLimit = kind === V_SERIES ? this.#maxSeriesBytes : this.#maxFieldChars;
   }
 
   /** Scans the current value from `s[i]`; returns the index after it or `n`. */
@@ -439,12 +543,15 @@ export class SeriesStreamParser {
     const start = i;
     let end = -1; // index just after the value, once found
     const type = this.#vType;
+    let extra = 0;
     if (type === T_CONTAINER) {
       let depth = this.#vDepth;
       let inString = this.#vInString;
       let escape = this.#vEscape;
       for (; i < n; i++) {
         const c = s.charCodeAt(i);
+        // UTF-8 bytes beyond the first of non-ASCII code units (a surrogate pair: 2 + 2).
+        if (c >= 0x80) extra += c < 0x800 || (c >= 0xd800 && c < 0xe000) ? 1 : 2;
         if (inString) {
           if (escape) escape = false;
           else if (c === BACKSLASH) escape = true;
@@ -490,26 +597,30 @@ export class SeriesStreamParser {
     }
 
     const stop = end === -1 ? n : end;
-    if (this.#vKind !== V_SKIP) this.#collect(s, start, stop);
+    if (this.#vKind !== V_SKIP) this.#collect(s, start, stop, extra);
     if (end === -1) return n;
     this.#inValue = false;
     this.#completeValue();
     return end;
   }
 
-  #collect(s: string, start: number, stop: number): void {
+  #collect(s: string, start: number, stop: number, extra: number): void {
     if (this.#vTruncated) return;
     const length = stop - start;
-    if (this.#vLength + length > this.#vLimit) {
+    this.#vExtra += extra;
+    if (this.#vLength + length + this.#vExtra > this.#vLimit) {
       if (this.#vKind === V_SERIES) {
-        throw new RangeError(
-          `series ${this.#series + 1} of the query_range answer exceeds ${this.#vLimit} characters`,
-          {
-            cause: {
-              reason: "too-large",
-              offset: this.#vStartOffset,
-            } satisfies SeriesStreamErrorCause,
-          },
+        throw limitError(
+          "series-bytes",
+          this.#vLimit,
+          `series ${this.#series + 1} of the answer is larger than ${this.#vLimit} bytes`,
+          this.#vStartOffset,
+        );
+      }
+      if (this.#vKind === V_KEY) {
+        throw this.#malformed(
+          `an object key is longer than ${this.#vLimit} characters`,
+          this.#vStartOffset,
         );
       }
       const room = this.#vLimit - this.#vLength;
@@ -545,7 +656,8 @@ export class SeriesStreamParser {
     this.#state = S_COMMA_OR_END;
     const field = this.#vField;
     if (this.#vTruncated) {
-      this.#storeField(field, `${text}…`, true);
+      // Cut at the limit: a secret split by the cut must not leave its first part.
+      this.#storeField(field, `${this.#redactor.cutEnd(text)}…`, true);
     } else {
       this.#storeField(field, this.#parse(text, `the "${field}" field`), false);
     }
@@ -556,7 +668,7 @@ export class SeriesStreamParser {
       return JSON.parse(text);
     } catch (error) {
       throw this.#malformed(
-        `${what} is not valid JSON (${error instanceof Error ? error.message : error})`,
+        `${what} is not valid JSON (${jsonErrorMessage(error)})`,
         this.#vStartOffset,
       );
     }
@@ -594,31 +706,27 @@ export class SeriesStreamParser {
   }
 
   #emitSeries(text: string): void {
+    const number = this.#series + 1;
+    const what = this.#labelsShape ? `label set ${number}` : `series ${number}`;
     let value: unknown;
     try {
-      value = parseSeriesText(text);
+      value = this.#labelsShape ? JSON.parse(text) : parseSeriesText(text);
     } catch (error) {
       throw this.#malformed(
-        `series ${this.#series + 1} is not valid JSON (${
-          error instanceof Error ? error.message : error
-        })`,
+        `${what} is not valid JSON (${jsonErrorMessage(error)})`,
         this.#vStartOffset,
       );
     }
-    if (!isRecord(value) || !isRecord(value.metric)) {
-      throw this.#malformed(
-        `series ${this.#series + 1} has no "metric" object`,
-        this.#vStartOffset,
-      );
+    const metric = this.#labelsShape ? value : isRecord(value) ? value.metric : undefined;
+    if (!isRecord(value) || !isRecord(metric)) {
+      throw this.#malformed(`${what} has no "metric" object`, this.#vStartOffset);
     }
-    let values = value.values;
+    this.#checkLabels(metric, what);
+    let values = this.#labelsShape ? [] : value.values;
     if (values === undefined) {
       values = [];
     } else if (!Array.isArray(values)) {
-      throw this.#malformed(
-        `series ${this.#series + 1} has a non-array "values"`,
-        this.#vStartOffset,
-      );
+      throw this.#malformed(`${what} has a non-array "values"`, this.#vStartOffset);
     } else {
       for (const sample of values as unknown[]) {
         if (
@@ -626,8 +734,8 @@ export class SeriesStreamParser {
           typeof sample[1] !== "string"
         ) {
           throw this.#malformed(
-            `series ${this.#series + 1} has a sample that is not [number, string]: ${
-              JSON.stringify(sample)?.slice(0, 80)
+            `${what} has a sample that is not [number, string]: ${
+              this.#show(JSON.stringify(sample) ?? String(sample))
             }`,
             this.#vStartOffset,
           );
@@ -636,14 +744,48 @@ export class SeriesStreamParser {
     }
     this.#series++;
     this.#onSeries({
-      metric: value.metric as Record<string, string>,
+      metric: metric as Record<string, string>,
       values: values as Array<[number, string]>,
     });
+  }
+
+  /** Every label value must be a string, of at most `maxLabelBytes`. */
+  #checkLabels(metric: Record<string, unknown>, what: string): void {
+    const max = this.#maxLabelBytes;
+    for (const name in metric) {
+      const v = metric[name];
+      if (typeof v !== "string") {
+        throw this.#malformed(
+          `${what}: label ${this.#show(name)} is not a string but ${
+            v === null ? "null" : Array.isArray(v) ? "an array" : typeof v
+          }: ${this.#show(JSON.stringify(v) ?? String(v))}`,
+          this.#vStartOffset,
+        );
+      }
+      if (v.length * 3 > max && utf8Length(v) > max) {
+        throw limitError(
+          "label-bytes",
+          max,
+          `${what}: the value of label ${this.#show(name)} is larger than ${max} bytes`,
+          this.#vStartOffset,
+        );
+      }
+    }
+  }
+
+  /** Server text for a message: secrets removed first, then cut, quoted and escaped. */
+  #show(text: string): string {
+    return JSON.stringify(escapeControl(this.#redactor.cut(text, 80), false));
   }
 }
 
 /** Options of {@linkcode parseSeriesStream}. */
 export interface ParseSeriesStreamOptions extends SeriesStreamLimits {
+  /**
+   * Largest answer body in bytes; past it reading stops with a `RangeError`
+   * (`cause.limit === "answer-bytes"`). Default: no limit.
+   */
+  maxAnswerBytes?: number;
   /** Aborts reading: the stream is cancelled and the promise rejects with the signal's reason. */
   signal?: AbortSignal;
   /** Called with the size of every chunk read, as it arrives. */
@@ -683,6 +825,7 @@ export async function parseSeriesStream(
   options: ParseSeriesStreamOptions = {},
 ): Promise<ParsedSeriesStream> {
   const { signal, onBytes } = options;
+  const maxAnswerBytes = options.maxAnswerBytes ?? Number.MAX_SAFE_INTEGER;
   const parser = new SeriesStreamParser(onSeries, options);
   const decoder = new TextDecoder("utf-8", { fatal: true });
   const reader = body.getReader();
@@ -718,6 +861,14 @@ export async function parseSeriesStream(
       const chunk = next.value;
       bytes += chunk.byteLength;
       onBytes?.(chunk.byteLength);
+      if (bytes > maxAnswerBytes) {
+        throw limitError(
+          "answer-bytes",
+          maxAnswerBytes,
+          `the answer is larger than ${maxAnswerBytes} bytes`,
+          bytes,
+        );
+      }
       parser.push(decode(chunk));
     }
     parser.push(decode(undefined));

@@ -196,11 +196,12 @@ Deno.test("SeriesStreamParser rejects malformed answers with 'malformed'", () =>
 
 Deno.test("SeriesStreamParser caps series and field sizes", () => {
   const big = matrixAnswer(makeSeries(2));
-  const parser = new SeriesStreamParser(() => {}, { maxSeriesChars: 100 });
+  const parser = new SeriesStreamParser(() => {}, { maxSeriesBytes: 100 });
   assert.throws(() => parser.push(big), (error) => {
     assert.ok(error instanceof RangeError);
     assert.equal(causeOf(error).reason, "too-large");
-    assert.match(error.message, /series 1 .*exceeds 100/);
+    assert.match(error.message, /series 1 .*larger than 100 bytes/);
+    assert.equal(causeOf(error).limit, "series-bytes");
     return true;
   });
 

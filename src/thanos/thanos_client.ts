@@ -6,10 +6,14 @@
  * @module
  */
 
+import { BridgeError, type ErrorCode, escapeControl } from "../model.ts";
 import { abortableSleep, backoffDelay, parseRetryAfter } from "./backoff.ts";
 import { Limiter } from "./limiter.ts";
+import { Redactor } from "./redact.ts";
 import {
+  type AnswerLimit,
   parseSeriesStream,
+  type ParseSeriesStreamOptions,
   type Series,
   type SeriesStreamErrorCause,
   type SeriesStreamResult,
@@ -30,7 +34,64 @@ export interface RangeQuery {
   end: number;
   /** Evaluation step in seconds (e.g. `60`). */
   step: number;
+  /**
+   * Stable short name of the query for messages, e.g. `node-allocatable-cpu-cores`
+   * or `node-allocatable-cpu-cores/max` (default: the shortened expression).
+   */
+  id?: string;
+  /** Cluster the query is for: named in messages, and the limiter's fairness key. */
+  clusterId?: string;
+  /** The hours the answer covers, for messages, e.g. `2026-11-01 03:00-03:59 UTC`. */
+  hours?: string;
 }
+
+/**
+ * Counters a caller passes to {@linkcode ThanosClient.queryRange} to add up the
+ * traffic of its own calls (e.g. one run), next to the client's lifetime totals.
+ * Updated as the traffic happens, failed attempts included.
+ */
+export interface QueryCounter {
+  /** Calls started. */
+  queries: number;
+  /** HTTP attempts made. */
+  attempts: number;
+  /** Body bytes received. */
+  bytes: number;
+}
+
+/** Limits on one answer; see {@linkcode ThanosClientOptions}. */
+export interface AnswerLimits {
+  /** Bytes of one answer body. */
+  maxAnswerBytes: number;
+  /** Bytes of the JSON text of one series. */
+  maxSeriesBytes: number;
+  /** Bytes of one label value. */
+  maxLabelBytes: number;
+  /** Series in one answer. */
+  maxSeries: number;
+}
+
+/**
+ * Default answer limits, sized for the 512 MiB V8 heap the binary runs with.
+ * Answers are parsed one series at a time, so the body size bounds time and
+ * traffic, not memory; what stays in memory is about 1 KiB per series of an
+ * answer (its labels), so 100,000 series keep ~100 MiB, and one series'
+ * text (1 MiB) is held only while it is parsed.
+ */
+export const DEFAULT_ANSWER_LIMITS: Readonly<AnswerLimits> = {
+  maxAnswerBytes: 256 * 1024 * 1024,
+  maxSeriesBytes: 1024 * 1024,
+  maxLabelBytes: 16 * 1024,
+  maxSeries: 100_000,
+};
+
+/** The setting that raises each limit, named in `thanos_limit` errors. */
+export const LIMIT_SETTINGS: Readonly<Record<AnswerLimit, string>> = {
+  "answer-bytes": "--max-answer-mb",
+  "series-bytes": "--max-series-kb",
+  "label-bytes": "--max-label-kb",
+  "series-count": "--max-series",
+};
 
 /** What one {@linkcode ThanosClient.queryRange} call did. */
 export interface QueryStats {
@@ -58,6 +119,14 @@ export interface ThanosClientOptions {
   maxDelayMs?: number;
   /** Requests in flight across all callers of this client (default 4). */
   concurrency?: number;
+  /** Largest answer body in bytes (default 256 MiB; setting `--max-answer-mb`). */
+  maxAnswerBytes?: number;
+  /** Largest JSON text of one series in bytes (default 1 MiB; setting `--max-series-kb`). */
+  maxSeriesBytes?: number;
+  /** Largest label value in bytes (default 16 KiB; setting `--max-label-kb`). */
+  maxLabelBytes?: number;
+  /** Most series in one answer (default 100,000; setting `--max-series`). */
+  maxSeries?: number;
   /** Bearer token. Never logged, and removed from any error text. */
   token?: string;
   /** Extra request headers, e.g. a tenant header. */
@@ -97,8 +166,22 @@ export interface RetryInfo {
 export interface QueryErrorCause {
   /** The full PromQL expression. */
   query: string;
+  /** The query's short id, if the request had one. */
+  id?: string;
+  /** The cluster, if the request named one. */
+  clusterId?: string;
   /** What went wrong in the last attempt. */
-  kind: "http" | "api" | "warnings" | "result" | "malformed" | "network" | "timeout";
+  kind:
+    | "http"
+    | "api"
+    | "warnings"
+    | "result"
+    | "malformed"
+    | "network"
+    | "timeout"
+    | "limit";
+  /** With `kind: "limit"`: which limit, and the setting that raises it. */
+  limit?: { name: AnswerLimit; max: number; setting: string };
   /** Whether the last failure was of a retryable kind. */
   retryable: boolean;
   /** Attempts made. */
@@ -122,6 +205,32 @@ export interface ThanosClientTotals {
 }
 
 const QUERY_RANGE_PATH = "/api/v1/query_range";
+const SERIES_PATH = "/api/v1/series";
+
+/** The stable error code of each kind of failure. */
+const KIND_CODES: Readonly<Record<QueryErrorCause["kind"], ErrorCode>> = {
+  http: "thanos_http",
+  api: "thanos_http",
+  network: "thanos_http",
+  warnings: "thanos_warning",
+  result: "thanos_parse",
+  malformed: "thanos_parse",
+  timeout: "thanos_timeout",
+  limit: "thanos_limit",
+};
+
+/** `n` bytes in the unit of the setting that limits them (MiB or KiB). */
+function formatLimit(limit: AnswerLimit, max: number): string {
+  switch (limit) {
+    case "answer-bytes":
+      return `${+(max / 1048576).toFixed(3)} MiB`;
+    case "series-bytes":
+    case "label-bytes":
+      return `${+(max / 1024).toFixed(3)} KiB`;
+    case "series-count":
+      return `${max} series`;
+  }
+}
 const ERROR_BODY_LIMIT = 64 * 1024;
 const RETRYABLE_ERROR_TYPES = new Set([
   "timeout",
@@ -191,7 +300,12 @@ class AttemptFailure {
     readonly reason: string,
     readonly kind: QueryErrorCause["kind"],
     readonly retryable: boolean,
-    readonly extra: { status?: number; errorType?: string; warnings?: string[] } = {},
+    readonly extra: {
+      status?: number;
+      errorType?: string;
+      warnings?: string[];
+      limit?: QueryErrorCause["limit"];
+    } = {},
     readonly retryAfterMs?: number,
   ) {}
 }
@@ -210,13 +324,13 @@ function nonNegative(name: string, value: number): number {
   return value;
 }
 
-/** Reads at most about `limit` bytes of an error body as text; aborts with `signal`. */
+/** Reads at most `limit` bytes of an error body as text (`cut` when there was more); aborts with `signal`. */
 async function readLimitedText(
   body: ReadableStream<Uint8Array> | null,
   limit: number,
   signal: AbortSignal,
-): Promise<string> {
-  if (body === null) return "";
+): Promise<{ text: string; cut: boolean }> {
+  if (body === null) return { text: "", cut: false };
   const reader = body.getReader();
   const parts: Uint8Array[] = [];
   let size = 0;
@@ -251,7 +365,7 @@ async function readLimitedText(
     at += take;
   }
   const text = new TextDecoder().decode(all);
-  return size > limit ? `${text}…` : text;
+  return { text, cut: size > limit };
 }
 
 /**
@@ -273,13 +387,22 @@ async function readLimitedText(
  *
  * Not retried (fail at once with the server's text): other 4xx (400 bad query,
  * 401, 403, 404 …), other `status: "error"` answers, a `resultType` other than
- * `matrix`, and answers that are not valid JSON. An abort through the caller's
- * signal rejects at once with the signal's reason. An exception thrown by
- * `onSeries` is rethrown unchanged, without retry.
+ * `matrix`, answers that are not valid JSON, and answers past a limit
+ * (`maxAnswerBytes`, `maxSeriesBytes`, `maxLabelBytes`, `maxSeries`). An
+ * abort through the caller's signal rejects at once with a `cancelled`
+ * error. An exception thrown by `onSeries` is rethrown unchanged, without retry.
  *
- * Errors are `Error`s whose message names the query (shortened) and the reason,
- * with a {@linkcode QueryErrorCause} as `cause`. The bearer token never appears
- * in them.
+ * **Fairness:** the requests of one client share `concurrency` slots; a
+ * request's `clusterId` is its fairness key, so while several clusters are
+ * active none holds more than half of the slots (see {@linkcode Limiter}), and a
+ * cluster whose queries hang cannot hold up the others.
+ *
+ * Errors are {@linkcode BridgeError}s (`thanos_http`, `thanos_warning`,
+ * `thanos_parse`, `thanos_limit`, `thanos_timeout`, `cancelled`) whose message
+ * names the query by its `id`, the cluster and the hours, and the reason, with a
+ * {@linkcode QueryErrorCause} as `cause`. The bearer token never appears in them
+ * (it is removed before any text is cut), and control characters of server text
+ * are shown as escapes.
  *
  * @example Query a range and collect the series
  * ```ts ignore
@@ -307,7 +430,9 @@ export class ThanosClient {
   readonly #baseDelayMs: number;
   readonly #maxDelayMs: number;
   readonly #limiter: Limiter;
+  readonly #limits: AnswerLimits;
   readonly #token: string | undefined;
+  readonly #redactor: Redactor;
   readonly #headers: Headers;
   readonly #fetch: typeof fetch;
   readonly #random: () => number;
@@ -354,7 +479,23 @@ export class ThanosClient {
     this.#baseDelayMs = nonNegative("baseDelayMs", options.baseDelayMs ?? 1000);
     this.#maxDelayMs = nonNegative("maxDelayMs", options.maxDelayMs ?? 30_000);
     this.#limiter = new Limiter(positiveInteger("concurrency", options.concurrency ?? 4));
+    this.#limits = {
+      maxAnswerBytes: positiveInteger(
+        "maxAnswerBytes",
+        options.maxAnswerBytes ?? DEFAULT_ANSWER_LIMITS.maxAnswerBytes,
+      ),
+      maxSeriesBytes: positiveInteger(
+        "maxSeriesBytes",
+        options.maxSeriesBytes ?? DEFAULT_ANSWER_LIMITS.maxSeriesBytes,
+      ),
+      maxLabelBytes: positiveInteger(
+        "maxLabelBytes",
+        options.maxLabelBytes ?? DEFAULT_ANSWER_LIMITS.maxLabelBytes,
+      ),
+      maxSeries: positiveInteger("maxSeries", options.maxSeries ?? DEFAULT_ANSWER_LIMITS.maxSeries),
+    };
     this.#token = options.token === "" ? undefined : options.token;
+    this.#redactor = new Redactor([this.#token]);
     this.#fetch = options.fetch ?? globalThis.fetch;
     this.#random = options.random ?? Math.random;
     this.#sleep = options.sleep ?? abortableSleep;
@@ -409,28 +550,38 @@ export class ThanosClient {
     return { ...this.#totals };
   }
 
+  /** The answer limits in force. */
+  get limits(): Readonly<AnswerLimits> {
+    return { ...this.#limits };
+  }
+
   /**
    * Runs one `query_range` request (with retries) and streams every series of
    * the `matrix` answer to `onSeries` as it is parsed. Resolves with the call's
    * {@linkcode QueryStats} only once the whole answer was read and checked
-   * (status, result type, warnings), so the caller must commit what it
+   * (status, result type, warnings, limits), so the caller must commit what it
    * accumulated only after the promise resolves. When an attempt fails after
    * some series were streamed, `onRetry` is called before the next attempt so
    * the caller can drop them.
    *
-   * @param q The range query (unix seconds).
+   * @param q The range query (unix seconds), with its id, cluster and hours for messages.
    * @param onSeries Called for each series of the answer, in answer order.
-   * @param signal Aborts the call (waiting, request, body and retry sleeps).
+   * @param signal Aborts the call (waiting, request, body and retry sleeps): a `cancelled` error.
    * @param onRetry Called before every retry, after a failed attempt.
+   * @param counter Counters of the caller's own traffic, updated as it happens.
    *
    * @example
    * ```ts ignore
    * import { ThanosClient } from "./thanos_client.ts";
    *
    * const client = new ThanosClient({ url: "http://127.0.0.1:9090" });
+   * const run = { queries: 0, attempts: 0, bytes: 0 };
    * const stats = await client.queryRange(
-   *   { query: "up", start: 0, end: 3540, step: 60 },
+   *   { query: "up", start: 0, end: 3540, step: 60, id: "up", clusterId: "c1" },
    *   (s) => console.log(s.metric),
+   *   undefined,
+   *   undefined,
+   *   run,
    * );
    * console.log(`${stats.series} series, ${stats.bytes} bytes, ${stats.attempts} attempt(s)`);
    * client.close();
@@ -441,37 +592,120 @@ export class ThanosClient {
     onSeries: (s: Series) => void,
     signal?: AbortSignal,
     onRetry?: (info: RetryInfo) => void,
+    counter?: QueryCounter,
   ): Promise<QueryStats> {
     if (this.#closed) throw new Error("ThanosClient is closed");
     const form = queryRangeForm(q).toString();
     const started = performance.now();
     this.#totals.queries++;
+    if (counter) counter.queries++;
     let attempts = 0;
-    while (true) {
-      signal?.throwIfAborted();
-      attempts++;
-      const outcome = await this.#attempt(form, onSeries, signal);
-      if (!(outcome instanceof AttemptFailure)) {
-        return {
-          bytes: outcome.bytes,
-          series: outcome.series,
-          attempts,
-          ms: Math.round(performance.now() - started),
-        };
+    try {
+      while (true) {
+        signal?.throwIfAborted();
+        attempts++;
+        const outcome = await this.#attempt(
+          { method: "POST", url: this.#endpoint.href, body: form, key: q.clusterId ?? "" },
+          { onSeries, limits: {}, counter },
+          signal,
+        );
+        if (!(outcome instanceof AttemptFailure)) {
+          return {
+            bytes: outcome.bytes,
+            series: outcome.series,
+            attempts,
+            ms: Math.round(performance.now() - started),
+          };
+        }
+        if (!outcome.retryable || attempts >= this.#maxAttempts) {
+          throw this.#queryError(q, outcome, attempts);
+        }
+        const delayMs = outcome.retryAfterMs !== undefined
+          ? Math.min(outcome.retryAfterMs, this.#maxDelayMs)
+          : backoffDelay(attempts, {
+            baseDelayMs: this.#baseDelayMs,
+            maxDelayMs: this.#maxDelayMs,
+            random: this.#random,
+          });
+        onRetry?.({ attempt: attempts + 1, delayMs, reason: outcome.reason });
+        await this.#sleep(delayMs, signal);
       }
-      if (!outcome.retryable || attempts >= this.#maxAttempts) {
-        throw this.#queryError(q, outcome, attempts);
-      }
-      const delayMs = outcome.retryAfterMs !== undefined
-        ? Math.min(outcome.retryAfterMs, this.#maxDelayMs)
-        : backoffDelay(attempts, {
-          baseDelayMs: this.#baseDelayMs,
-          maxDelayMs: this.#maxDelayMs,
-          random: this.#random,
-        });
-      onRetry?.({ attempt: attempts + 1, delayMs, reason: outcome.reason });
-      await this.#sleep(delayMs, signal);
+    } catch (error) {
+      throw this.#cancelled(error, signal, () => this.#describe(q));
     }
+  }
+
+  /**
+   * Names of the labels whose value is `value` on the series that match
+   * `match` between `start` and `end` (unix seconds), from `/api/v1/series`,
+   * sorted. Used to hint which label carries a cluster id when the configured
+   * one matches nothing. The answer is subject to the same limits as a range
+   * answer (each label set counts as a series); one attempt, no retries.
+   * Against a replay (`replayFetch`) the answer is empty: unknown.
+   *
+   * @param value The label value to look for, e.g. a cluster id.
+   * @param match A series selector, e.g. `kube_node_info`.
+   * @param start Unix seconds.
+   * @param end Unix seconds.
+   * @param signal Aborts the call: a `cancelled` error.
+   *
+   * @example
+   * ```ts ignore
+   * import { ThanosClient } from "./thanos_client.ts";
+   *
+   * const client = new ThanosClient({ url: "http://127.0.0.1:9090" });
+   * const now = Math.floor(Date.now() / 1000);
+   * await client.findLabelsWithValue("my-cluster", "kube_node_info", now - 3600, now);
+   * // e.g. ["cluster"]: set --cluster-label cluster
+   * client.close();
+   * ```
+   */
+  async findLabelsWithValue(
+    value: string,
+    match: string,
+    start: number,
+    end: number,
+    signal?: AbortSignal,
+  ): Promise<string[]> {
+    if (this.#closed) throw new Error("ThanosClient is closed");
+    if (typeof match !== "string" || match.trim() === "") {
+      throw new TypeError(
+        `match must be a non-empty series selector, got ${JSON.stringify(match)}`,
+      );
+    }
+    for (const [name, t] of [["start", start], ["end", end]] as const) {
+      if (!Number.isFinite(t)) {
+        throw new RangeError(`${name} must be a finite number of seconds, got ${t}`);
+      }
+    }
+    const url = new URL(this.#endpoint.href.slice(0, -QUERY_RANGE_PATH.length) + SERIES_PATH);
+    url.searchParams.append("match[]", match);
+    url.searchParams.set("start", String(start));
+    url.searchParams.set("end", String(end));
+    const found = new Set<string>();
+    const describe = () => `series lookup of ${JSON.stringify(match)} on ${this.#endpoint.origin}`;
+    this.#totals.queries++;
+    try {
+      const outcome = await this.#attempt(
+        { method: "GET", url: url.href, key: "" },
+        {
+          onSeries: (s) => {
+            for (const [name, v] of Object.entries(s.metric)) if (v === value) found.add(name);
+          },
+          limits: { shape: "labels" },
+        },
+        signal,
+      );
+      if (outcome instanceof AttemptFailure) {
+        throw new BridgeError(
+          KIND_CODES[outcome.kind],
+          escapeControl(`${describe()} failed: ${outcome.reason}`, false),
+        );
+      }
+    } catch (error) {
+      throw this.#cancelled(error, signal, describe);
+    }
+    return [...found].sort();
   }
 
   /**
@@ -490,24 +724,48 @@ export class ThanosClient {
     this.#httpClient?.close();
   }
 
-  #redact(text: string): string {
-    const token = this.#token;
-    return token !== undefined && token.length > 0 ? text.replaceAll(token, "[redacted]") : text;
+  /** An abort of the caller's signal as a `cancelled` error; anything else unchanged. */
+  #cancelled(error: unknown, signal: AbortSignal | undefined, what: () => string): unknown {
+    if (signal?.aborted && (error === signal.reason || isAbortError(error))) {
+      const reason = signal.reason instanceof Error ? signal.reason.message : String(signal.reason);
+      return new BridgeError(
+        "cancelled",
+        escapeControl(this.#redactor.cut(`${what()} cancelled: ${reason}`, 2000), false),
+        { cause: signal.reason },
+      );
+    }
+    return error;
   }
 
-  #queryError(q: RangeQuery, failure: AttemptFailure, attempts: number): Error {
+  /** The query as named in messages: its id, cluster and hours. */
+  #describe(q: RangeQuery): string {
+    const name = q.id ?? `\`${shortenQuery(q.query)}\``;
+    const where = [
+      q.clusterId !== undefined ? `cluster ${q.clusterId}` : undefined,
+      q.hours,
+    ].filter((p) => p !== undefined).join(", ");
+    return `query ${name}${where ? ` (${where})` : ""}`;
+  }
+
+  #queryError(q: RangeQuery, failure: AttemptFailure, attempts: number): BridgeError {
     const cause: QueryErrorCause = {
       query: q.query,
+      ...(q.id !== undefined ? { id: q.id } : {}),
+      ...(q.clusterId !== undefined ? { clusterId: q.clusterId } : {}),
       kind: failure.kind,
       retryable: failure.retryable,
       attempts,
       ...failure.extra,
     };
     const tries = attempts === 1 ? "1 attempt" : `${attempts} attempts`;
-    return new Error(
-      this.#redact(
-        `query_range \`${shortenQuery(q.query)}\` (start=${q.start}, end=${q.end}, ` +
-          `step=${q.step}) on ${this.#endpoint.origin} failed after ${tries}: ${failure.reason}`,
+    return new BridgeError(
+      KIND_CODES[failure.kind],
+      escapeControl(
+        this.#redactor.redact(
+          `${this.#describe(q)} on ${this.#endpoint.origin} (start=${q.start}, end=${q.end}, ` +
+            `step=${q.step}) failed after ${tries}: ${failure.reason}`,
+        ),
+        false,
       ),
       { cause },
     );
@@ -515,11 +773,15 @@ export class ThanosClient {
 
   /** One attempt: a slot, a request, the streamed body. Never throws except for aborts and callback errors. */
   async #attempt(
-    form: string,
-    onSeries: (s: Series) => void,
+    request: { method: "GET" | "POST"; url: string; body?: string; key: string },
+    how: {
+      onSeries: (s: Series) => void;
+      limits: Pick<ParseSeriesStreamOptions, "shape">;
+      counter?: QueryCounter | undefined;
+    },
     signal: AbortSignal | undefined,
   ): Promise<{ bytes: number; series: number } | AttemptFailure> {
-    const release = await this.#limiter.acquire(signal);
+    const release = await this.#limiter.acquire(signal, request.key);
     const timeout = new AbortController();
     const timer = setTimeout(
       () =>
@@ -529,6 +791,7 @@ export class ThanosClient {
       this.#timeoutMs,
     );
     const attemptSignal = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
+    const { onSeries, counter } = how;
     let callbackError: { error: unknown } | undefined;
     const guarded = (s: Series) => {
       try {
@@ -541,14 +804,17 @@ export class ThanosClient {
     let response: Response | undefined;
     try {
       this.#totals.attempts++;
+      if (counter) counter.attempts++;
+      const headers = new Headers(this.#headers);
+      if (request.body === undefined) headers.delete("Content-Type");
       const init: RequestInit & { client?: Deno.HttpClient } = {
-        method: "POST",
-        headers: this.#headers,
-        body: form,
+        method: request.method,
+        headers,
         signal: attemptSignal,
       };
+      if (request.body !== undefined) init.body = request.body;
       if (this.#httpClient !== undefined) init.client = this.#httpClient;
-      response = await this.#fetch(this.#endpoint.href, init);
+      response = await this.#fetch(request.url, init);
       if (!response.ok) {
         return await this.#httpFailure(response, attemptSignal);
       }
@@ -558,12 +824,16 @@ export class ThanosClient {
         });
       }
       const parsed = await parseSeriesStream(response.body, guarded, {
+        ...this.#limits,
+        ...how.limits,
+        redactor: this.#redactor,
         signal: attemptSignal,
         onBytes: (n) => {
           this.#totals.bytes += n;
+          if (counter) counter.bytes += n;
         },
       });
-      const problem = this.#checkAnswer(parsed, response.status);
+      const problem = this.#checkAnswer(parsed, response.status, how.limits.shape ?? "matrix");
       return problem ?? { bytes: parsed.bytes, series: parsed.series };
     } catch (error) {
       if (callbackError !== undefined) throw callbackError.error;
@@ -572,12 +842,23 @@ export class ThanosClient {
       if (timeout.signal.aborted) {
         return new AttemptFailure(`timed out after ${this.#timeoutMs} ms`, "timeout", true, status);
       }
-      const message = this.#redact(error instanceof Error ? error.message : String(error));
-      const reason = (error instanceof SyntaxError || error instanceof RangeError)
-        ? (error.cause as SeriesStreamErrorCause | undefined)?.reason
+      const message = this.#redactor.redact(error instanceof Error ? error.message : String(error));
+      const cause = (error instanceof SyntaxError || error instanceof RangeError)
+        ? error.cause as SeriesStreamErrorCause | undefined
         : undefined;
+      const reason = cause?.reason;
       if (reason === "truncated") {
         return new AttemptFailure(message, "network", true, status);
+      }
+      if (reason === "too-large" && cause?.limit !== undefined && cause.max !== undefined) {
+        const setting = LIMIT_SETTINGS[cause.limit];
+        return new AttemptFailure(
+          `${message}: over the limit of ${formatLimit(cause.limit, cause.max)} ` +
+            `(raise it with ${setting})`,
+          "limit",
+          false,
+          { ...status, limit: { name: cause.limit, max: cause.max, setting } },
+        );
       }
       if (reason === "malformed" || reason === "too-large") {
         return new AttemptFailure(message, "malformed", false, status);
@@ -597,23 +878,30 @@ export class ThanosClient {
     const retryAfterMs = status === 429 || status === 503
       ? parseRetryAfter(response.headers.get("Retry-After"))
       : undefined;
-    const text = await readLimitedText(response.body, ERROR_BODY_LIMIT, signal);
-    let detail = text.trim();
+    const { text, cut } = await readLimitedText(response.body, ERROR_BODY_LIMIT, signal);
+    // The body may have been cut inside a token: remove its first part before anything else.
+    const clean = cut ? this.#redactor.cutEnd(text) : this.#redactor.redact(text);
+    let detail = clean.trim();
     let errorType: string | undefined;
     try {
-      const json = JSON.parse(text) as { errorType?: unknown; error?: unknown };
+      const json = JSON.parse(clean) as { errorType?: unknown; error?: unknown };
       if (typeof json.error === "string") {
-        errorType = typeof json.errorType === "string" ? json.errorType : undefined;
+        errorType = typeof json.errorType === "string"
+          ? escapeControl(this.#redactor.redact(json.errorType), false)
+          : undefined;
         detail = errorType ? `${errorType}: ${json.error}` : json.error;
       }
     } catch {
       // Not JSON (e.g. a proxy's HTML page): keep the text.
     }
-    if (detail.length > 2000) detail = `${detail.slice(0, 2000)}…`;
-    const reason = `HTTP ${status}${response.statusText ? ` ${response.statusText}` : ""}` +
-      (detail ? `: ${detail}` : "");
+    detail = this.#redactor.cut(detail, 2000);
+    const statusText = this.#redactor.redact(response.statusText);
+    const reason = escapeControl(
+      `HTTP ${status}${statusText ? ` ${statusText}` : ""}` + (detail ? `: ${detail}` : ""),
+      false,
+    );
     return new AttemptFailure(
-      this.#redact(reason),
+      reason,
       "http",
       retryable,
       errorType !== undefined ? { status, errorType } : { status },
@@ -621,40 +909,57 @@ export class ThanosClient {
     );
   }
 
-  #checkAnswer(parsed: SeriesStreamResult, status: number): AttemptFailure | undefined {
+  #checkAnswer(
+    parsed: SeriesStreamResult,
+    status: number,
+    shape: "matrix" | "labels",
+  ): AttemptFailure | undefined {
+    const clean = (text: string) => escapeControl(this.#redactor.redact(text), false);
     if (parsed.status !== "success") {
-      const errorType = parsed.errorType;
-      const detail = [errorType, parsed.error].filter((s) => s !== undefined && s !== "").join(
-        ": ",
-      );
+      const errorType = parsed.errorType === undefined ? undefined : clean(parsed.errorType);
+      const detail = [errorType, parsed.error === undefined ? undefined : clean(parsed.error)]
+        .filter((s) => s !== undefined && s !== "").join(": ");
       return new AttemptFailure(
-        this.#redact(
-          `answer status ${JSON.stringify(parsed.status ?? null)}${detail ? `: ${detail}` : ""}`,
-        ),
+        `answer status ${clean(JSON.stringify(parsed.status ?? null))}${
+          detail ? `: ${detail}` : ""
+        }`,
         "api",
-        errorType !== undefined && RETRYABLE_ERROR_TYPES.has(errorType),
+        parsed.errorType !== undefined && RETRYABLE_ERROR_TYPES.has(parsed.errorType),
         errorType !== undefined ? { status, errorType } : { status },
       );
     }
     if (parsed.warnings.length > 0) {
+      const warnings = parsed.warnings.map(clean);
       return new AttemptFailure(
-        this.#redact(`answer has warnings (partial data): ${parsed.warnings.join("; ")}`),
+        `answer has warnings (partial data): ${warnings.join("; ")}`,
         "warnings",
         true,
-        { status, warnings: parsed.warnings.map((w) => this.#redact(w)) },
+        { status, warnings },
       );
     }
-    if (parsed.resultType !== "matrix") {
+    if (shape === "matrix" && parsed.resultType !== "matrix") {
       return new AttemptFailure(
-        `expected resultType "matrix", got ${JSON.stringify(parsed.resultType ?? null)}`,
+        `expected resultType "matrix", got ${
+          clean(JSON.stringify(parsed.resultType ?? null).slice(0, 100))
+        }`,
         "result",
         false,
         { status },
       );
     }
     if (!parsed.hasResult) {
-      return new AttemptFailure('answer has no "data.result" array', "result", false, { status });
+      return new AttemptFailure(
+        shape === "matrix" ? 'answer has no "data.result" array' : 'answer has no "data" array',
+        "result",
+        false,
+        { status },
+      );
     }
     return undefined;
   }
+}
+
+/** Whether `error` is an `AbortError` DOMException (what `fetch` rejects with on abort). */
+function isAbortError(error: unknown): boolean {
+  return error instanceof DOMException && error.name === "AbortError";
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import https from "node:https";
+import { BridgeError } from "../model.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import {
   type QueryErrorCause,
@@ -575,7 +576,9 @@ Deno.test("the caller's signal aborts a retry sleep and a pending request", asyn
       setTimeout(() => controller.abort(reason), 50);
       await assert.rejects(
         client.queryRange(HOUR, () => {}, controller.signal),
-        (error) => error === reason,
+        (error) =>
+          error instanceof BridgeError && error.code === "cancelled" && error.cause === reason &&
+          /cancelled: shutting down/.test(error.message),
       );
       assert.equal(seen.length, 1);
     },
@@ -590,7 +593,11 @@ Deno.test("the caller's signal aborts a retry sleep and a pending request", asyn
       const t0 = performance.now();
       const pending = client.queryRange(HOUR, () => {}, controller.signal);
       setTimeout(() => controller.abort(reason), 50);
-      await assert.rejects(pending, (error) => error === reason);
+      await assert.rejects(
+        pending,
+        (error) =>
+          error instanceof BridgeError && error.code === "cancelled" && error.cause === reason,
+      );
       assert.ok(performance.now() - t0 < 5_000);
       assert.equal(seen.length, 1);
     },

@@ -1,0 +1,3 @@
+module thanosbridge/goparsefloat
+
+go 1.24
