@@ -1,0 +1,165 @@
+import assert from "node:assert/strict";
+import { Kafka, logLevel } from "kafkajs";
+import { BridgeError } from "../model.ts";
+import { freePort, startKafka } from "../../tests/support/kafka.ts";
+import { formatKafkaLogEntry, KafkaAnnouncer, type KafkaSettings } from "./kafka_announcer.ts";
+
+function settings(brokers: string, extra: Partial<KafkaSettings> = {}): KafkaSettings {
+  return {
+    brokers: [brokers],
+    topic: "platform.upload.announce",
+    tls: false,
+    ca: null,
+    sasl: null,
+    clientId: "thanos-bridge-test",
+    ...extra,
+  };
+}
+
+/** Reads `count` messages of `topic` from the beginning. */
+export async function consume(
+  brokers: string,
+  topic: string,
+  count: number,
+  timeoutMs = 30_000,
+): Promise<{ key: string; value: string; headers: Record<string, string> }[]> {
+  const kafka = new Kafka({
+    brokers: [brokers],
+    clientId: "test-consumer",
+    logLevel: logLevel.NOTHING,
+  });
+  const consumer = kafka.consumer({ groupId: `g-${crypto.randomUUID()}` });
+  const got: { key: string; value: string; headers: Record<string, string> }[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`only ${got.length} of ${count} messages`)),
+        timeoutMs,
+      );
+      consumer.run({
+        eachMessage: ({ message }) => {
+          const headers: Record<string, string> = {};
+          for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
+          got.push({ key: String(message.key), value: String(message.value), headers });
+          if (got.length >= count) {
+            clearTimeout(timer);
+            resolve();
+          }
+          return Promise.resolve();
+        },
+      }).catch(reject);
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return got;
+}
+
+Deno.test({
+  name:
+    "KafkaAnnouncer: a real broker acknowledges; key, headers and value arrive as sent, in order",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const kafka = await startKafka();
+    const announcer = new KafkaAnnouncer(settings(kafka.brokers));
+    try {
+      await announcer.send([
+        { topic: "t1", key: "cluster-a", headers: { service: "hccm" }, value: '{"n":1}' },
+        { topic: "t1", key: "cluster-a", headers: { service: "hccm" }, value: '{"n":2}' },
+        { topic: "t2", key: "cluster-b", headers: { service: "hccm", x: "y" }, value: "é" },
+      ]);
+      await announcer.send([{ topic: "t1", key: "cluster-a", headers: {}, value: '{"n":3}' }]);
+      assert.deepEqual(await consume(kafka.brokers, "t1", 3), [
+        { key: "cluster-a", value: '{"n":1}', headers: { service: "hccm" } },
+        { key: "cluster-a", value: '{"n":2}', headers: { service: "hccm" } },
+        { key: "cluster-a", value: '{"n":3}', headers: {} },
+      ]);
+      assert.deepEqual(await consume(kafka.brokers, "t2", 1), [
+        { key: "cluster-b", value: "é", headers: { service: "hccm", x: "y" } },
+      ]);
+    } finally {
+      await announcer.close();
+      await kafka.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "KafkaAnnouncer: no broker → sink_kafka naming topic and broker; logs are safe and off stdout",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const port = freePort();
+    const lines: string[] = [];
+    const stdout: unknown[] = [];
+    const original = { log: console.log, info: console.info, debug: console.debug };
+    console.log = console.info = console.debug = (...args: unknown[]) => stdout.push(args);
+    const announcer = new KafkaAnnouncer(
+      settings(`127.0.0.1:${port}`, {
+        retries: 1,
+        sasl: { mechanism: "scram-sha-512", username: "bridge", password: "hunter2-SECRET" },
+      }),
+      (level, line) => lines.push(`${level} ${line}`),
+    );
+    try {
+      const started = Date.now();
+      await assert.rejects(
+        announcer.send([{ topic: "platform.upload.announce", key: "k", headers: {}, value: "v" }]),
+        (e: unknown) => {
+          assert.ok(e instanceof BridgeError);
+          assert.equal(e.code, "sink_kafka");
+          assert.match(
+            e.message,
+            new RegExp(`platform\\.upload\\.announce via 127\\.0\\.0\\.1:${port}`),
+          );
+          assert.match(e.message, /ECONNREFUSED|Connection/);
+          assert.ok(!e.message.includes("hunter2"));
+          return true;
+        },
+      );
+      assert.ok(Date.now() - started < 15_000, "fails within seconds");
+    } finally {
+      await announcer.close();
+      Object.assign(console, original);
+    }
+    assert.deepEqual(stdout, []);
+    assert.ok(lines.length > 0, "kafkajs errors reach the log function");
+    assert.ok(lines.every((l) => !l.includes("hunter2")));
+  },
+});
+
+Deno.test("KafkaAnnouncer: an aborted signal cancels before connecting", async () => {
+  const announcer = new KafkaAnnouncer(settings("127.0.0.1:1"), () => {});
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(
+    announcer.send([{ topic: "t", key: "k", headers: {}, value: "v" }], ac.signal),
+    (e: unknown) => e instanceof BridgeError && e.code === "cancelled",
+  );
+  await announcer.close();
+});
+
+Deno.test("KafkaAnnouncer: needs a broker", () => {
+  assert.throws(() => new KafkaAnnouncer({ ...settings("x:1"), brokers: [] }), BridgeError);
+});
+
+Deno.test("formatKafkaLogEntry: keeps message, broker and error, drops everything else", () => {
+  const line = formatKafkaLogEntry({
+    namespace: "SASLAuthenticator",
+    level: logLevel.ERROR,
+    label: "ERROR",
+    log: {
+      timestamp: "t",
+      logger: "kafkajs",
+      message: "Failed",
+      broker: "b:1",
+      error: "boom",
+      password: "p4ss",
+    } as unknown as { timestamp: string; logger: "kafkajs"; message: string },
+  });
+  assert.equal(line, "[SASLAuthenticator] Failed broker=b:1 error=boom");
+});
