@@ -196,6 +196,7 @@ Deno.test("ingress: 401 fails at once with the clear message and at most 300 esc
           e.message,
         );
         assert.ok(!e.message.includes("tok-SECRET-123"), "the token is redacted");
+        // deno-lint-ignore no-control-regex
         assert.ok(!/[\x00-\x1f]/.test(e.message), "control characters escaped");
         assert.ok(e.message.includes("\\x1b[2J"));
         const shown = e.message.slice(e.message.indexOf(": bad token") + 2);
