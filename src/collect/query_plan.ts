@@ -6,6 +6,8 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
+import type { HourParams } from "../package/state_store.ts";
 import type { CostQuery } from "./catalogue_groups.ts";
 import { rewriteQuery } from "./promql_rewrite.ts";
 import { type ServerAggregate, serverAggregates } from "./reduce.ts";
@@ -77,4 +79,54 @@ export function planQueries(
     }));
     return { query, expr, server };
   });
+}
+
+/**
+ * SHA-256 (lower-case hex) of a plan: the catalogue name, the rewritten
+ * expression and every server-side variant (aggregate and expression) of each
+ * planned query, in plan order. Pure and stable: the same catalogue, cluster,
+ * cluster label and rate window always give the same fingerprint, and any
+ * change to an expression sent to Thanos changes it.
+ *
+ * @example
+ * ```ts
+ * import { planFingerprint, planQueries } from "./query_plan.ts";
+ * import { COST_QUERIES } from "./catalogue.ts";
+ * const opts = { clusterLabel: "clusterID", clusterId: "c1", rateWindow: "15m" };
+ * planFingerprint(planQueries(COST_QUERIES, opts)).length; // 64
+ * ```
+ */
+export function planFingerprint(plan: readonly PlannedQuery[]): string {
+  const canonical = plan.map((p) => [
+    p.query.name,
+    p.expr,
+    p.server.map((s) => [s.aggregate, s.expr]),
+  ]);
+  return createHash("sha256").update(JSON.stringify(canonical)).digest("hex");
+}
+
+/**
+ * The collection parameters recorded in each hour's `hour.json` and compared
+ * by `hourMatches` (state_store.ts): cluster label, rate window, reduce mode
+ * and {@linkcode planFingerprint} of the plan.
+ *
+ * @example
+ * ```ts
+ * import { collectionParams, planQueries } from "./query_plan.ts";
+ * import { COST_QUERIES } from "./catalogue.ts";
+ * const opts = { clusterLabel: "clusterID", clusterId: "c1", rateWindow: "15m" };
+ * const params = collectionParams(planQueries(COST_QUERIES, opts), { ...opts, reduce: "server" });
+ * params.reduce; // "server"
+ * ```
+ */
+export function collectionParams(
+  plan: readonly PlannedQuery[],
+  options: { readonly clusterLabel: string; readonly rateWindow: string; readonly reduce: string },
+): HourParams {
+  return {
+    clusterLabel: options.clusterLabel,
+    rateWindow: options.rateWindow,
+    reduce: options.reduce,
+    planHash: planFingerprint(plan),
+  };
 }

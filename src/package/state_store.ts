@@ -10,19 +10,48 @@
  *
  * ```text
  * <root>/<clusterId>/<YYYY-MM-DD>/<HH>/<report>.csv
- * <root>/<clusterId>/<YYYY-MM-DD>/<HH>/hour.json
+ * <root>/<clusterId>/<YYYY-MM-DD>/<HH>/hour.json      sizes, SHA-256s, collection parameters
+ * <root>/quarantine/<clusterId>/<YYYY-MM-DD>/<HH>-<timestamp>   hours found damaged
+ * <root>/.spool/                                       payload tarballs before delivery
  * ```
  *
- * An hour is written into a temporary folder inside the day folder and then
- * renamed into place, so readers only ever see complete hours. Folders whose
- * names start with `.` are work folders and are ignored by readers.
+ * An hour is written into a temporary folder inside the day folder
+ * (`.hour-<HH>-<pid>-<random>`), fsynced, and then renamed into place (the day
+ * folder is fsynced after the rename), so readers only ever see complete hours
+ * and a power cut cannot leave a committed hour with empty files. Folders whose
+ * names start with `.` are work folders and are ignored by readers;
+ * {@linkcode StateStore.cleanup} removes those a killed process left behind.
+ *
+ * Every file-system error becomes a {@linkcode BridgeError}: `disk_full` for
+ * "no space left on device", `state_io` for any other I/O failure,
+ * `state_corrupt` for a fragment that does not match its `hour.json`. The
+ * message names the path.
  *
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { REPORT_NAMES, reportDefinition, type ReportName } from "../collect/reports.ts";
+import { BridgeError, isDiskFull } from "../model.ts";
 import { encodeRecord } from "./csv.ts";
+
+/**
+ * How an hour was collected. An hour collected with other parameters than the
+ * current ones is not trustworthy for the current settings (a wrong cluster
+ * label gives "no data", another rate window other values) and must be
+ * collected again; see {@linkcode hourMatches}.
+ */
+export interface HourParams {
+  /** Label carrying the cluster id (`--cluster-label`). */
+  readonly clusterLabel: string;
+  /** Range window of `rate`/`*_over_time` (`--rate-window`). */
+  readonly rateWindow: string;
+  /** Where values were reduced (`--reduce`): `server` or `client`. */
+  readonly reduce: string;
+  /** `planFingerprint(plan)`: SHA-256 (hex) of the expressions actually sent. */
+  readonly planHash: string;
+}
 
 /** What `hour.json` records about one committed hour. */
 export interface HourMeta {
@@ -38,24 +67,106 @@ export interface HourMeta {
   rows: Record<ReportName, number>;
   /** Bytes per report fragment. */
   bytes: Record<ReportName, number>;
+  /** SHA-256 (lower-case hex) per report fragment; null in an `hour.json` written before hashes. */
+  sha256: Record<ReportName, string> | null;
+  /** Collection parameters; null when not recorded (older `hour.json`): "other parameters". */
+  params: HourParams | null;
+}
+
+/** What {@linkcode HourWriter.commit} records besides what the writer counted itself. */
+export interface HourCommit {
+  /** When the hour was collected. */
+  collectedAt: Date;
+  /** How it was collected; informational. */
+  mode: string;
+  /** True when the collection found no data at all. */
+  noData: boolean;
+  /** Collection parameters (see {@linkcode hourMatches}); omitted or null = not recorded. */
+  params?: HourParams | null;
 }
 
 /** Writes one hour; obtained from {@linkcode StateStore.beginHour}. */
 export interface HourWriter {
   /** Appends already-ordered rows (full rows incl. the 4 date columns) to this hour's report fragment. */
   writeRows(report: ReportName, rows: Iterable<readonly string[]>): Promise<void>;
-  /** Writes empty fragments for reports without rows and `hour.json`, then renames the hour into place. */
-  commit(meta: { collectedAt: Date; mode: string; noData: boolean }): Promise<HourMeta>;
+  /**
+   * Writes empty fragments for reports without rows and `hour.json`, fsyncs
+   * them and the temporary folder, renames the hour into place and fsyncs the
+   * day folder. On failure the temporary folder is removed and the error
+   * (a {@linkcode BridgeError}) is rethrown.
+   */
+  commit(meta: HourCommit): Promise<HourMeta>;
   /** Removes the temporary folder; the committed hour (if any) is left untouched. */
   abort(): Promise<void>;
+}
+
+/** A committed hour found damaged, and where it was moved. */
+export interface QuarantinedHour {
+  /** Cluster id. */
+  readonly clusterId: string;
+  /** UTC day, `YYYY-MM-DD`. */
+  readonly day: string;
+  /** Hour of the day. */
+  readonly hour: number;
+  /** The hour folder where it was found. */
+  readonly path: string;
+  /** What is wrong, naming the file. */
+  readonly reason: string;
+  /** Where it was moved (`<root>/quarantine/…`), or null when it was not moved. */
+  readonly movedTo: string | null;
+}
+
+/** Result of {@linkcode StateStore.scanHours}. */
+export interface HourScan {
+  /** Committed, consistent hours, ascending by hour. */
+  readonly hours: Map<number, HourMeta>;
+  /** Hours found damaged during this scan (moved aside; absent from `hours`). */
+  readonly quarantined: QuarantinedHour[];
+}
+
+/** What {@linkcode StateStore.cleanup} did. */
+export interface CleanupReport {
+  /** Temporary folders, replaced hours and spool files of dead processes that were removed. */
+  readonly removed: string[];
+  /** Hour folders put back from a `.old-*` folder whose replacement never landed. */
+  readonly restored: string[];
+}
+
+/**
+ * The file-system writes of the store and of payload building go through this
+ * layer, so that tests can inject failures (e.g. ENOSPC).
+ */
+export interface StoreFileSystem {
+  /** Writes all of `data` to `file`; `path` is the file's path, for messages. */
+  write(file: Deno.FsFile, data: Uint8Array, path: string): Promise<void>;
+}
+
+/** Options of a {@linkcode StateStore}. */
+export interface StateStoreOptions {
+  /** Replaces parts of the default file-system layer (tests). */
+  readonly fs?: Partial<StoreFileSystem>;
+  /** Called for every hour moved to quarantine (e.g. to log a warning). */
+  readonly onWarning?: (warning: QuarantinedHour) => void;
 }
 
 const CLUSTER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
 const HOUR_DIR = /^\d{2}$/;
 const HOUR_FILE = "hour.json";
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+/** `.hour-HH-<pid>-<random>` and `.old-HH-<pid>-<random>` in a day folder. */
+const WORK_DIR = /^\.(hour|old)-(\d{2})-/;
+/** Spool work entries of a build: `.<tag>-<file>.partial` and `<tag>-split`. */
+const SPOOL_WORK = /^(?:\..+\.partial|.+-split)$/;
+/** Default age after which a finished but undelivered spool tarball is removed: 24 h. */
+export const SPOOL_MAX_AGE_MS = 24 * 3_600_000;
 /** Rows are encoded into one string and written once this many UTF-16 units accumulate. */
 const BATCH_CHARS = 1 << 20;
+const READ_CHUNK = 256 * 1024;
+/** The quarantine folder under the root. */
+export const QUARANTINE_DIR = "quarantine";
+/** The default spool folder under the root. */
+export const SPOOL_DIR = ".spool";
 
 /**
  * Throws a RangeError unless `clusterId` is a safe single path component
@@ -156,6 +267,153 @@ export async function pathExists(path: string): Promise<boolean> {
   }
 }
 
+/**
+ * Turns a file-system error into a {@linkcode BridgeError} that names `path`:
+ * `disk_full` for "no space left on device", `state_io` for anything else. A
+ * BridgeError is returned as it is.
+ *
+ * @param err What was thrown.
+ * @param path The file or folder being worked on.
+ * @param action What was being done, e.g. `writing` or `renaming`.
+ *
+ * @example
+ * ```ts
+ * import { storeError } from "./state_store.ts";
+ * const err = Object.assign(new Error("No space left on device (os error 28)"), { code: "ENOSPC" });
+ * storeError(err, "/state/c/2026-11-01/.hour-03-1-x/pod.csv", "writing").code; // "disk_full"
+ * ```
+ */
+export function storeError(err: unknown, path: string, action: string): BridgeError {
+  if (err instanceof BridgeError) return err;
+  if (isDiskFull(err)) {
+    return new BridgeError("disk_full", `no space left on device while writing ${path}`, {
+      cause: err,
+    });
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new BridgeError("state_io", `${action} ${path} failed: ${message}`, { cause: err });
+}
+
+/** Runs one file-system step, turning its errors into {@linkcode storeError}s. */
+async function io<T>(path: string, action: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    throw storeError(err, path, action);
+  }
+}
+
+/** fsyncs a folder, so that the names created, renamed or removed in it are durable. */
+async function syncDir(path: string): Promise<void> {
+  await io(path, "syncing", async () => {
+    const dir = await Deno.open(path, { read: true });
+    try {
+      await dir.sync();
+    } finally {
+      dir.close();
+    }
+  });
+}
+
+/** Removes `path` recursively; already gone is fine. */
+async function removeTree(path: string): Promise<void> {
+  try {
+    await Deno.remove(path, { recursive: true });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw storeError(err, path, "removing");
+  }
+}
+
+/** The default file-system layer. */
+const DEFAULT_FS: StoreFileSystem = {
+  async write(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+    await writeAll(file, data);
+  },
+};
+
+/**
+ * Byte count and SHA-256 (hex) of a file, read in chunks.
+ *
+ * @example
+ * ```ts
+ * import { hashFile } from "./state_store.ts";
+ * const path = await Deno.makeTempFile();
+ * (await hashFile(path)).bytes; // 0
+ * ```
+ */
+export async function hashFile(path: string): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  const file = await Deno.open(path, { read: true });
+  try {
+    const buf = new Uint8Array(READ_CHUNK);
+    for (;;) {
+      const n = await file.read(buf);
+      if (n === null) break;
+      hash.update(buf.subarray(0, n));
+      bytes += n;
+    }
+  } finally {
+    file.close();
+  }
+  return { bytes, sha256: hash.digest("hex") };
+}
+
+/**
+ * Opens `path` (a file or folder) and takes an exclusive `flock` on it without
+ * waiting. Work files are locked by their writer for as long as they are in
+ * use, and the kernel releases the lock when the writer dies, however it dies:
+ * a lock that can be taken means the owner is gone. Null when the lock is held
+ * by someone else or `path` is gone. The caller closes the returned file.
+ *
+ * @example
+ * ```ts
+ * import { tryHold } from "./state_store.ts";
+ * const dir = await Deno.makeTempDir();
+ * const held = await tryHold(dir);
+ * (await tryHold(dir)) === null; // true while `held` is open
+ * held?.close();
+ * ```
+ */
+export async function tryHold(path: string): Promise<Deno.FsFile | null> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw storeError(err, path, "opening");
+  }
+  try {
+    if (await file.tryLock(true)) return file;
+  } catch (err) {
+    file.close();
+    throw storeError(err, path, "locking");
+  }
+  file.close();
+  return null;
+}
+
+/**
+ * Whether a committed hour was collected with exactly these parameters. An
+ * `hour.json` without parameters (written before they were recorded) counts as
+ * collected with other parameters. The service collects an hour again instead
+ * of reusing it when this is false.
+ *
+ * @example
+ * ```ts
+ * import { hourMatches, type HourMeta } from "./state_store.ts";
+ * const params = { clusterLabel: "clusterID", rateWindow: "15m", reduce: "server", planHash: "ab" };
+ * hourMatches({ params } as HourMeta, params); // true
+ * hourMatches({ params: null } as HourMeta, params); // false
+ * ```
+ */
+export function hourMatches(meta: Pick<HourMeta, "params">, params: HourParams): boolean {
+  const p = meta.params;
+  return p !== null && p !== undefined && p.clusterLabel === params.clusterLabel &&
+    p.rateWindow === params.rateWindow && p.reduce === params.reduce &&
+    p.planHash === params.planHash;
+}
+
 function parseCounts(value: unknown, path: string, key: string): Record<ReportName, number> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new SyntaxError(`${path}: "${key}" must be an object`, { cause: { path, key } });
@@ -172,6 +430,43 @@ function parseCounts(value: unknown, path: string, key: string): Record<ReportNa
     out[name] = n;
   }
   return out;
+}
+
+function parseHashes(value: unknown, path: string): Record<ReportName, string> | null {
+  if (value === undefined) return null; // written before hashes were recorded
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new SyntaxError(`${path}: "sha256" must be an object`, { cause: { path } });
+  }
+  const out = {} as Record<ReportName, string>;
+  for (const name of REPORT_NAMES) {
+    const h = (value as Record<string, unknown>)[name];
+    if (typeof h !== "string" || !SHA256_HEX.test(h)) {
+      throw new SyntaxError(`${path}: "sha256.${name}" must be 64 lower-case hex digits`, {
+        cause: { path, report: name },
+      });
+    }
+    out[name] = h;
+  }
+  return out;
+}
+
+function parseParams(value: unknown, path: string): HourParams | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new SyntaxError(`${path}: "params" must be an object or null`, { cause: { path } });
+  }
+  const o = value as Record<string, unknown>;
+  for (const key of ["clusterLabel", "rateWindow", "reduce", "planHash"]) {
+    if (typeof o[key] !== "string") {
+      throw new SyntaxError(`${path}: "params.${key}" must be a string`, { cause: { path, key } });
+    }
+  }
+  return {
+    clusterLabel: o.clusterLabel as string,
+    rateWindow: o.rateWindow as string,
+    reduce: o.reduce as string,
+    planHash: o.planHash as string,
+  };
 }
 
 function parseHourMeta(text: string, path: string, expectedHour: number): HourMeta {
@@ -210,7 +505,57 @@ function parseHourMeta(text: string, path: string, expectedHour: number): HourMe
     noData: o.noData,
     rows: parseCounts(o.rows, path, "rows"),
     bytes: parseCounts(o.bytes, path, "bytes"),
+    sha256: parseHashes(o.sha256, path),
+    params: parseParams(o.params, path),
   };
+}
+
+/** The outcome of the cheap consistency check of one hour folder. */
+type HourCheck = { ok: true; meta: HourMeta } | { ok: false; reason: string };
+
+/**
+ * Reads and checks one hour folder without hashing: `hour.json` parses and has
+ * the right fields, every fragment is a regular file of the recorded size.
+ */
+async function checkHour(hourDir: string, hour: number): Promise<HourCheck> {
+  const metaPath = join(hourDir, HOUR_FILE);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(metaPath);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return { ok: false, reason: `${metaPath} is missing` };
+    const message = err instanceof Error ? err.message : String(err);
+    return { ok: false, reason: `${metaPath} cannot be read: ${message}` };
+  }
+  let meta: HourMeta;
+  try {
+    meta = parseHourMeta(text, metaPath, hour);
+  } catch (err) {
+    return { ok: false, reason: err instanceof Error ? err.message : String(err) };
+  }
+  for (const name of REPORT_NAMES) {
+    const path = join(hourDir, `${name}.csv`);
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.lstat(path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) {
+        // hour.json files written before hashes never had empty fragments checked.
+        if (meta.sha256 === null && meta.bytes[name] === 0) continue;
+        return { ok: false, reason: `${path} is missing` };
+      }
+      const message = err instanceof Error ? err.message : String(err);
+      return { ok: false, reason: `${path} cannot be read: ${message}` };
+    }
+    if (!info.isFile) return { ok: false, reason: `${path} is not a regular file` };
+    if (info.size !== meta.bytes[name]) {
+      return {
+        ok: false,
+        reason: `${path} has ${info.size} bytes, hour.json says ${meta.bytes[name]}`,
+      };
+    }
+  }
+  return { ok: true, meta };
 }
 
 /**
@@ -220,6 +565,7 @@ function parseHourMeta(text: string, path: string, expectedHour: number): HourMe
  * ```ts
  * import { StateStore } from "./state_store.ts";
  * const store = new StateStore(await Deno.makeTempDir());
+ * await store.cleanup(); // at start: work files of killed processes
  * const w = await store.beginHour("my-cluster", "2026-11-01", 0);
  * await w.writeRows("namespace", [[
  *   "2026-11-01 00:00:00 +0000 UTC", "2026-12-01 00:00:00 +0000 UTC",
@@ -232,15 +578,26 @@ function parseHourMeta(text: string, path: string, expectedHour: number): HourMe
 export class StateStore {
   /** Root folder of the store. */
   readonly root: string;
+  /** The file-system layer used for writes (also by payload building). */
+  readonly fs: StoreFileSystem;
+  #onWarning: ((warning: QuarantinedHour) => void) | undefined;
 
   /**
    * @param root Root folder; created on the first write.
+   * @param options Injected file-system layer, warning callback.
    */
-  constructor(root: string) {
+  constructor(root: string, options: StateStoreOptions = {}) {
     if (typeof root !== "string" || root === "") {
       throw new TypeError(`StateStore root must be a non-empty path, got ${JSON.stringify(root)}`);
     }
     this.root = root;
+    this.fs = { ...DEFAULT_FS, ...options.fs };
+    this.#onWarning = options.onWarning;
+  }
+
+  /** The spool folder for payload tarballs: `<root>/.spool`. */
+  get spoolDir(): string {
+    return join(this.root, SPOOL_DIR);
   }
 
   /** Folder of one cluster-day. */
@@ -262,62 +619,361 @@ export class StateStore {
     return join(this.hourPath(clusterId, day, hour), `${report}.csv`);
   }
 
-  /** Starts writing one hour; rows are streamed per report, then committed atomically. */
+  /**
+   * Starts writing one hour; rows are streamed per report, then committed
+   * atomically. The temporary folder is `.hour-<HH>-<pid>-<random>`.
+   *
+   * @throws {BridgeError} `disk_full` or `state_io` when the folders cannot be created.
+   */
   async beginHour(clusterId: string, day: string, hour: number): Promise<HourWriter> {
     const finalDir = this.hourPath(clusterId, day, hour);
     const dayDir = this.dayPath(clusterId, day);
-    await Deno.mkdir(dayDir, { recursive: true });
-    const tempDir = await Deno.makeTempDir({ dir: dayDir, prefix: `.hour-${hourDirName(hour)}-` });
-    return new FsHourWriter(dayDir, finalDir, tempDir, hour);
+    for (let attempt = 1;; attempt++) {
+      await io(dayDir, "creating", () => Deno.mkdir(dayDir, { recursive: true }));
+      const tempDir = await io(
+        dayDir,
+        "creating a temporary hour folder in",
+        () => Deno.makeTempDir({ dir: dayDir, prefix: `.hour-${hourDirName(hour)}-${Deno.pid}-` }),
+      );
+      // Held until commit or abort: cleanup() leaves a locked work folder alone.
+      const lock = await tryHold(tempDir);
+      if (lock) return new FsHourWriter(this.fs, dayDir, finalDir, tempDir, hour, lock);
+      // Removed by a concurrent cleanup() before it was locked: take a new one.
+      if (attempt >= 3) {
+        throw new BridgeError("state_io", `cannot lock temporary hour folder ${tempDir}`);
+      }
+    }
   }
 
-  /** Committed hours of one cluster-day, ascending by hour. Missing day → empty map. */
-  async listHours(clusterId: string, day: string): Promise<Map<number, HourMeta>> {
+  /**
+   * Committed hours of one cluster-day, and the hours found damaged. A hour
+   * whose `hour.json` is missing, unreadable, not parseable or has wrong
+   * fields, or whose fragment is missing, not a file or not of the recorded
+   * size, is moved to `<root>/quarantine/<cluster>/<day>/<HH>-<timestamp>` and
+   * reported in `quarantined` (and to the store's `onWarning`); it is then
+   * simply missing, and the other hours are unaffected. Fragments are not
+   * hashed here (see {@linkcode verifyHours}).
+   *
+   * @throws {BridgeError} `state_io` when the day folder itself cannot be read.
+   *
+   * @example
+   * ```ts
+   * import { StateStore } from "./state_store.ts";
+   * const store = new StateStore(await Deno.makeTempDir());
+   * const { hours, quarantined } = await store.scanHours("c1", "2026-11-01");
+   * [hours.size, quarantined.length]; // [0, 0]
+   * ```
+   */
+  async scanHours(clusterId: string, day: string): Promise<HourScan> {
     const dayDir = this.dayPath(clusterId, day);
     const found: number[] = [];
     try {
       for await (const entry of Deno.readDir(dayDir)) {
-        if (!entry.isDirectory || !HOUR_DIR.test(entry.name)) continue;
+        if (!HOUR_DIR.test(entry.name)) continue;
         const hour = Number(entry.name);
         if (hour <= 23) found.push(hour);
       }
     } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return new Map();
-      throw err;
+      if (err instanceof Deno.errors.NotFound) return { hours: new Map(), quarantined: [] };
+      throw storeError(err, dayDir, "reading");
     }
     found.sort((a, b) => a - b);
-    const out = new Map<number, HourMeta>();
+    const hours = new Map<number, HourMeta>();
+    const quarantined: QuarantinedHour[] = [];
     for (const hour of found) {
-      const path = join(dayDir, hourDirName(hour), HOUR_FILE);
-      let text: string;
-      try {
-        text = await Deno.readTextFile(path);
-      } catch (err) {
-        if (err instanceof Deno.errors.NotFound) continue; // not a committed hour
-        throw err;
+      const hourDir = join(dayDir, hourDirName(hour));
+      let check = await checkHour(hourDir, hour);
+      // A concurrent re-commit can replace the folder between two reads: look again first.
+      if (!check.ok) check = await checkHour(hourDir, hour);
+      if (check.ok) {
+        hours.set(hour, check.meta);
+        continue;
       }
-      out.set(hour, parseHourMeta(text, path, hour));
+      if (!(await pathExists(hourDir))) continue; // moved away meanwhile
+      quarantined.push(await this.quarantineHour(clusterId, day, hour, check.reason));
     }
-    return out;
+    return { hours, quarantined };
+  }
+
+  /**
+   * Committed hours of one cluster-day, ascending by hour; missing day → empty
+   * map. Damaged hours are quarantined and left out, as in
+   * {@linkcode scanHours}; each is passed to `options.onWarning` (in addition
+   * to the store's own `onWarning`).
+   *
+   * @example
+   * ```ts
+   * import { StateStore } from "./state_store.ts";
+   * const store = new StateStore(await Deno.makeTempDir());
+   * const hours = await store.listHours("c1", "2026-11-01", {
+   *   onWarning: (w) => console.warn(`quarantined ${w.path}: ${w.reason}`),
+   * });
+   * hours.size; // 0
+   * ```
+   */
+  async listHours(
+    clusterId: string,
+    day: string,
+    options: { onWarning?: (warning: QuarantinedHour) => void } = {},
+  ): Promise<Map<number, HourMeta>> {
+    const { hours, quarantined } = await this.scanHours(clusterId, day);
+    for (const q of quarantined) options.onWarning?.(q);
+    return hours;
+  }
+
+  /**
+   * Hashes the fragments of the given committed hours and compares size and
+   * SHA-256 with `hour.json`; also runs the checks of {@linkcode scanHours}.
+   * Returns the bad hours (empty when all are sound); by default they are
+   * moved to quarantine, so that they count as missing and are collected
+   * again. Hours that are not committed are skipped. `hour.json` files written
+   * before hashes were recorded are checked for size only.
+   *
+   * @example
+   * ```ts
+   * import { StateStore } from "./state_store.ts";
+   * const store = new StateStore(await Deno.makeTempDir());
+   * const bad = await store.verifyHours("c1", "2026-11-01", [0, 1, 2]);
+   * bad.length; // 0
+   * ```
+   */
+  async verifyHours(
+    clusterId: string,
+    day: string,
+    hours: Iterable<number>,
+    options: { quarantine?: boolean } = {},
+  ): Promise<QuarantinedHour[]> {
+    const quarantine = options.quarantine ?? true;
+    const bad: QuarantinedHour[] = [];
+    for (const hour of [...new Set(hours)].sort((a, b) => a - b)) {
+      const hourDir = this.hourPath(clusterId, day, hour);
+      if (!(await pathExists(hourDir))) continue;
+      const reason = await this.#verifyHour(hourDir, hour);
+      if (reason === null) continue;
+      bad.push(
+        quarantine
+          ? await this.quarantineHour(clusterId, day, hour, reason)
+          : { clusterId, day, hour, path: hourDir, reason, movedTo: null },
+      );
+    }
+    return bad;
+  }
+
+  /** Null when the hour is sound, else what is wrong. */
+  async #verifyHour(hourDir: string, hour: number): Promise<string | null> {
+    const check = await checkHour(hourDir, hour);
+    if (!check.ok) return check.reason;
+    const { meta } = check;
+    for (const name of REPORT_NAMES) {
+      const path = join(hourDir, `${name}.csv`);
+      let actual: { bytes: number; sha256: string };
+      try {
+        actual = await hashFile(path);
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound && meta.sha256 === null && meta.bytes[name] === 0) {
+          continue;
+        }
+        const message = err instanceof Error ? err.message : String(err);
+        return `${path} cannot be read: ${message}`;
+      }
+      if (actual.bytes !== meta.bytes[name]) {
+        return `${path} has ${actual.bytes} bytes, hour.json says ${meta.bytes[name]}`;
+      }
+      const expected = meta.sha256?.[name];
+      if (expected !== undefined && actual.sha256 !== expected) {
+        return `${path} has SHA-256 ${actual.sha256}, hour.json says ${expected}`;
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Moves a committed hour aside to
+   * `<root>/quarantine/<cluster>/<day>/<HH>-<timestamp>`, so that it counts as
+   * missing (and is collected again), and reports it to the store's
+   * `onWarning`. Never throws for I/O: when the hour cannot be moved,
+   * `movedTo` is null and the reason says why.
+   *
+   * @example
+   * ```ts
+   * import { StateStore } from "./state_store.ts";
+   * const store = new StateStore(await Deno.makeTempDir());
+   * const q = await store.quarantineHour("c1", "2026-11-01", 3, "fragment damaged");
+   * q.movedTo; // null: there was no hour 03
+   * ```
+   */
+  async quarantineHour(
+    clusterId: string,
+    day: string,
+    hour: number,
+    reason: string,
+  ): Promise<QuarantinedHour> {
+    const path = this.hourPath(clusterId, day, hour);
+    const parent = join(this.root, QUARANTINE_DIR, clusterId, day);
+    const stamp = new Date().toISOString().replaceAll(":", "");
+    let movedTo: string | null = null;
+    let why = reason;
+    try {
+      await Deno.mkdir(parent, { recursive: true });
+      let target = join(parent, `${hourDirName(hour)}-${stamp}`);
+      if (await pathExists(target)) target += `-${crypto.randomUUID().slice(0, 8)}`;
+      await Deno.rename(path, target);
+      movedTo = target;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound) || (await pathExists(path))) {
+        const message = err instanceof Error ? err.message : String(err);
+        why = `${reason}; could not move it to ${parent}: ${message}`;
+      }
+    }
+    const warning: QuarantinedHour = { clusterId, day, hour, path, reason: why, movedTo };
+    this.#onWarning?.(warning);
+    return warning;
+  }
+
+  /**
+   * Removes what killed processes left behind, and nothing that a live
+   * process (this one or another) still uses:
+   *
+   * - temporary hour folders `<cluster>/<day>/.hour-HH-<pid>-*`;
+   * - `.old-HH-<pid>-*` folders of an interrupted replace: put back as `HH`
+   *   when that hour is missing (it is the last committed version), else removed;
+   * - spool work files of a build: `.<tag>-<file>.partial` and `<tag>-split`;
+   * - finished spool tarballs (`*.tar.gz`) older than `spoolMaxAgeMs` (default
+   *   24 h) that were never delivered.
+   *
+   * A live writer holds an exclusive `flock` on its work folder or file, and
+   * the kernel drops it when the process dies, so "can be locked" is exactly
+   * "its owner is gone" (a PID check cannot work here: Deno refuses `/proc`
+   * without `--allow-all`, and a restarted container reuses the same PID).
+   * Call it once at start, before collecting.
+   *
+   * @param options `spoolDir`: the spool folder (default `<root>/.spool`);
+   *   `spoolMaxAgeMs`, `now`: when a finished tarball counts as abandoned.
+   * @throws {BridgeError} `state_io` when a leftover cannot be removed.
+   *
+   * @example
+   * ```ts
+   * import { StateStore } from "./state_store.ts";
+   * const store = new StateStore(await Deno.makeTempDir());
+   * const { removed, restored } = await store.cleanup();
+   * [removed.length, restored.length]; // [0, 0]
+   * ```
+   */
+  async cleanup(
+    options: { spoolDir?: string; spoolMaxAgeMs?: number; now?: Date } = {},
+  ): Promise<CleanupReport> {
+    const removed: string[] = [];
+    const restored: string[] = [];
+    for (const cluster of await dirEntries(this.root)) {
+      if (!cluster.isDirectory || !CLUSTER_ID.test(cluster.name)) continue;
+      const clusterDir = join(this.root, cluster.name);
+      for (const dayEntry of await dirEntries(clusterDir)) {
+        if (!dayEntry.isDirectory || !DAY.test(dayEntry.name)) continue;
+        const dayDir = join(clusterDir, dayEntry.name);
+        for (const entry of await dirEntries(dayDir)) {
+          const m = WORK_DIR.exec(entry.name);
+          if (!m || !entry.isDirectory) continue;
+          const path = join(dayDir, entry.name);
+          const held = await tryHold(path);
+          if (!held) continue; // in use by a live writer
+          try {
+            const finalDir = join(dayDir, m[2]!);
+            if (m[1] === "old" && !(await pathExists(finalDir))) {
+              await io(path, "restoring", () => Deno.rename(path, finalDir));
+              restored.push(finalDir);
+            } else {
+              await removeTree(path);
+              removed.push(path);
+            }
+          } finally {
+            held.close();
+          }
+        }
+      }
+    }
+    const spoolDir = options.spoolDir ?? this.spoolDir;
+    const maxAge = options.spoolMaxAgeMs ?? SPOOL_MAX_AGE_MS;
+    const now = (options.now ?? new Date()).getTime();
+    for (const entry of await dirEntries(spoolDir)) {
+      const path = join(spoolDir, entry.name);
+      if (SPOOL_WORK.test(entry.name)) {
+        const held = await tryHold(path);
+        if (!held) continue;
+        try {
+          await removeTree(path);
+        } finally {
+          held.close();
+        }
+        removed.push(path);
+      } else if (entry.isFile && entry.name.endsWith(".tar.gz")) {
+        let mtime: number;
+        try {
+          mtime = (await Deno.lstat(path)).mtime?.getTime() ?? now;
+        } catch (err) {
+          if (err instanceof Deno.errors.NotFound) continue;
+          throw storeError(err, path, "reading");
+        }
+        if (now - mtime <= maxAge) continue;
+        await removeTree(path);
+        removed.push(path);
+      }
+    }
+    return { removed, restored };
   }
 }
 
+/** Entries of a folder; a missing folder has none. */
+async function dirEntries(dir: string): Promise<Deno.DirEntry[]> {
+  const out: Deno.DirEntry[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) out.push(entry);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) {
+      return out;
+    }
+    throw storeError(err, dir, "reading");
+  }
+  return out;
+}
+
 class FsHourWriter implements HourWriter {
+  #fs: StoreFileSystem;
   #dayDir: string;
   #finalDir: string;
   #tempDir: string;
   #hour: number;
   #files = new Map<ReportName, Deno.FsFile>();
+  #hashes = new Map<ReportName, ReturnType<typeof createHash>>();
   #rows = zeroCounts();
   #bytes = zeroCounts();
   #state: "open" | "committing" | "done" = "open";
   #encoder = new TextEncoder();
+  /** flock on the temporary folder (after the rename: on the committed folder). */
+  #lock: Deno.FsFile | null;
 
-  constructor(dayDir: string, finalDir: string, tempDir: string, hour: number) {
+  constructor(
+    fs: StoreFileSystem,
+    dayDir: string,
+    finalDir: string,
+    tempDir: string,
+    hour: number,
+    lock: Deno.FsFile,
+  ) {
+    this.#fs = fs;
     this.#dayDir = dayDir;
     this.#finalDir = finalDir;
     this.#tempDir = tempDir;
     this.#hour = hour;
+    this.#lock = lock;
+  }
+
+  #unlock(): void {
+    try {
+      this.#lock?.close();
+    } catch {
+      // already closed
+    }
+    this.#lock = null;
   }
 
   #assertOpen(what: string): void {
@@ -326,14 +982,17 @@ class FsHourWriter implements HourWriter {
     }
   }
 
+  #path(report: ReportName): string {
+    return join(this.#tempDir, `${report}.csv`);
+  }
+
   async #file(report: ReportName): Promise<Deno.FsFile> {
     let file = this.#files.get(report);
     if (!file) {
-      file = await Deno.open(join(this.#tempDir, `${report}.csv`), {
-        write: true,
-        createNew: true,
-      });
+      const path = this.#path(report);
+      file = await io(path, "creating", () => Deno.open(path, { write: true, createNew: true }));
       this.#files.set(report, file);
+      this.#hashes.set(report, createHash("sha256"));
     }
     return file;
   }
@@ -341,7 +1000,10 @@ class FsHourWriter implements HourWriter {
   async #flush(report: ReportName, parts: string[]): Promise<void> {
     if (parts.length === 0) return;
     const data = this.#encoder.encode(parts.join(""));
-    await writeAll(await this.#file(report), data);
+    const file = await this.#file(report);
+    const path = this.#path(report);
+    await io(path, "writing", () => this.#fs.write(file, data, path));
+    this.#hashes.get(report)!.update(data);
     this.#bytes[report] += data.length;
   }
 
@@ -386,7 +1048,7 @@ class FsHourWriter implements HourWriter {
     this.#files.clear();
   }
 
-  async commit(meta: { collectedAt: Date; mode: string; noData: boolean }): Promise<HourMeta> {
+  async commit(meta: HourCommit): Promise<HourMeta> {
     this.#assertOpen("commit");
     if (!(meta.collectedAt instanceof Date) || Number.isNaN(meta.collectedAt.getTime())) {
       throw new TypeError(`commit: collectedAt must be a valid Date, got ${meta.collectedAt}`);
@@ -394,8 +1056,12 @@ class FsHourWriter implements HourWriter {
     this.#state = "committing";
     try {
       for (const name of REPORT_NAMES) await this.#file(name); // empty fragments
-      for (const file of this.#files.values()) await file.sync();
+      for (const [name, file] of this.#files) {
+        await io(this.#path(name), "syncing", () => file.sync());
+      }
       this.#closeFiles();
+      const sha256 = {} as Record<ReportName, string>;
+      for (const name of REPORT_NAMES) sha256[name] = this.#hashes.get(name)!.digest("hex");
       const result: HourMeta = {
         hour: this.#hour,
         collectedAt: meta.collectedAt.toISOString(),
@@ -403,26 +1069,51 @@ class FsHourWriter implements HourWriter {
         noData: meta.noData,
         rows: { ...this.#rows },
         bytes: { ...this.#bytes },
+        sha256,
+        params: meta.params ?? null,
       };
-      await Deno.writeTextFile(
-        join(this.#tempDir, HOUR_FILE),
-        JSON.stringify(result, null, 2) + "\n",
-      );
+      const metaPath = join(this.#tempDir, HOUR_FILE);
+      const text = this.#encoder.encode(JSON.stringify(result, null, 2) + "\n");
+      await io(metaPath, "writing", async () => {
+        const file = await Deno.open(metaPath, { write: true, createNew: true });
+        try {
+          await this.#fs.write(file, text, metaPath);
+          await file.sync();
+        } finally {
+          file.close();
+        }
+      });
+      await syncDir(this.#tempDir);
       let old: string | undefined;
-      if (await pathExists(this.#finalDir)) {
-        old = join(this.#dayDir, `.old-${hourDirName(this.#hour)}-${crypto.randomUUID()}`);
-        await Deno.rename(this.#finalDir, old);
-      }
+      // The replaced hour is locked while it sits aside, so cleanup() never restores or
+      // removes it under our feet; if we die, the lock goes and cleanup() puts it back.
+      const oldLock = await tryHold(this.#finalDir);
       try {
-        await Deno.rename(this.#tempDir, this.#finalDir);
-      } catch (err) {
-        if (old) await Deno.rename(old, this.#finalDir).catch(() => {});
-        throw err;
+        if (oldLock || (await pathExists(this.#finalDir))) {
+          old = join(
+            this.#dayDir,
+            `.old-${hourDirName(this.#hour)}-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`,
+          );
+          const aside = old;
+          await io(this.#finalDir, "renaming", () => Deno.rename(this.#finalDir, aside));
+        }
+        try {
+          await io(this.#tempDir, "renaming", () => Deno.rename(this.#tempDir, this.#finalDir));
+        } catch (err) {
+          if (old) await Deno.rename(old, this.#finalDir).catch(() => {});
+          throw err;
+        }
+        this.#state = "done";
+        this.#unlock();
+        await syncDir(this.#dayDir);
+        await syncDir(join(this.#dayDir, ".."));
+        if (old) await removeTree(old);
+      } finally {
+        oldLock?.close();
       }
-      if (old) await Deno.remove(old, { recursive: true });
-      this.#state = "done";
       return result;
     } catch (err) {
+      if (this.#state === "done") throw err; // committed; only the aftermath failed
       this.#state = "open";
       await this.abort().catch(() => {});
       throw err;
@@ -434,9 +1125,9 @@ class FsHourWriter implements HourWriter {
     this.#state = "done";
     this.#closeFiles();
     try {
-      await Deno.remove(this.#tempDir, { recursive: true });
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      await removeTree(this.#tempDir);
+    } finally {
+      this.#unlock();
     }
   }
 }
