@@ -14,18 +14,27 @@
  * hours, and every tar header uses that date, so re-building the same window
  * gives byte-identical files.
  *
+ * Every fragment is checked against the size and SHA-256 of its `hour.json`
+ * while it is streamed into the tarball (no second read); a mismatch fails
+ * the build with `state_corrupt`. Spool files carry a per-run tag
+ * (`<pid>-<random>-…` by default, see {@linkcode DayPayloadRequest.spoolTag}),
+ * so concurrent builds never share a file and `StateStore.cleanup` can remove
+ * those of a killed process; a failed build removes every file it wrote.
+ * "No space left on device" becomes `disk_full`, other I/O errors `state_io`.
+ *
  * @module
  */
 
 import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
 import type { EventEmitter } from "node:events";
-import { createWriteStream } from "node:fs";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
+import { type Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { pack as tarPack } from "tar-stream";
 import { REPORT_NAMES, reportDefinition, type ReportName } from "../collect/reports.ts";
+import { BridgeError, isDiskFull } from "../model.ts";
 import { encodeRecord, readCsvRecords } from "./csv.ts";
 import { formatGoJsonTime, manifestUuid, renderManifest } from "./manifest.ts";
 import { DEFAULT_MAX_BYTES, needSplit, splitCsv } from "./split.ts";
@@ -35,6 +44,9 @@ import {
   assertHour,
   type HourMeta,
   type StateStore,
+  storeError,
+  type StoreFileSystem,
+  tryHold,
 } from "./state_store.ts";
 
 /** What to build. */
@@ -57,6 +69,12 @@ export interface DayPayloadRequest {
   maxBytes?: number;
   /** Where tarball parts (and, temporarily, split CSV parts) are written. */
   spoolDir: string;
+  /**
+   * Prefix of every spool file of this build (`<spoolTag>-<fileName>`), letters,
+   * digits and `-`; default `<pid>-<random>`. Keep the `<pid>-` start so that
+   * `StateStore.cleanup` can tell a killed builder's files.
+   */
+  spoolTag?: string;
 }
 
 /** One tarball of a payload. */
@@ -67,6 +85,8 @@ export interface DayPayloadPart {
   fileName: string;
   /** Size of the tarball in bytes. */
   bytes: number;
+  /** SHA-256 of the tarball (lower-case hex), computed while it was written. */
+  sha256: string;
   /** Tar members in order, `manifest.json` last. */
   members: string[];
 }
@@ -104,13 +124,54 @@ export interface DayPayload {
 const encoder = new TextEncoder();
 const READ_CHUNK = 256 * 1024;
 
-/** A file path or bytes in memory. */
-type Source = string | Uint8Array;
+/** A fragment of the state store, checked against its `hour.json` while it is read. */
+interface Fragment {
+  /** The fragment file. */
+  path: string;
+  /** Its hour folder, named in errors. */
+  hourPath: string;
+  /** Size recorded in `hour.json`. */
+  bytes: number;
+  /** SHA-256 recorded in `hour.json`; null for an `hour.json` without hashes (size only). */
+  sha256: string | null;
+}
 
-/** Streams the concatenation of `sources`, reading files chunk by chunk. */
+/** A file path, a store fragment (verified while read), or bytes in memory. */
+type Source = string | Fragment | Uint8Array;
+
+/** Whether an error comes from the file system or a stream (and not from our own checks). */
+function isIoError(err: unknown): boolean {
+  if (!(err instanceof Error) || err instanceof BridgeError) return false;
+  if (isDiskFull(err)) return true;
+  if (Object.values(Deno.errors).some((cls) => err instanceof cls)) return true;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" && /^E[A-Z]+$/.test(code);
+}
+
+/** File-system errors become `disk_full`/`state_io` naming `path`; others pass unchanged. */
+function ioError(err: unknown, path: string, action: string): unknown {
+  return isIoError(err) ? storeError(err, path, action) : err;
+}
+
+function verifyFragment(f: Fragment, bytes: number, sha256: string): void {
+  if (bytes === f.bytes && (f.sha256 === null || sha256 === f.sha256)) return;
+  throw new BridgeError(
+    "state_corrupt",
+    `State corrupt: hour ${f.hourPath}: ${f.path} has ${bytes} bytes and SHA-256 ${sha256}, ` +
+      `hour.json says ${f.bytes} bytes and ${f.sha256 ?? "no hash"}`,
+    { cause: { path: f.path, hourPath: f.hourPath, bytes, sha256 } },
+  );
+}
+
+/**
+ * Streams the concatenation of `sources`, reading files chunk by chunk; store
+ * fragments are hashed on the way and checked when their end is reached.
+ */
 function concatSources(sources: readonly Source[]): ReadableStream<Uint8Array> {
   let i = 0;
   let file: Deno.FsFile | null = null;
+  let hash: ReturnType<typeof createHash> | null = null;
+  let count = 0;
   const closeFile = () => {
     if (file) {
       try {
@@ -126,7 +187,7 @@ function concatSources(sources: readonly Source[]): ReadableStream<Uint8Array> {
       try {
         while (i < sources.length) {
           const src = sources[i]!;
-          if (typeof src !== "string") {
+          if (src instanceof Uint8Array) {
             i++;
             if (src.length > 0) {
               controller.enqueue(src);
@@ -134,15 +195,41 @@ function concatSources(sources: readonly Source[]): ReadableStream<Uint8Array> {
             }
             continue;
           }
-          file ??= await Deno.open(src, { read: true });
+          const fragment = typeof src === "string" ? null : src;
+          const path = typeof src === "string" ? src : src.path;
+          if (!file) {
+            try {
+              file = await Deno.open(path, { read: true });
+            } catch (err) {
+              if (fragment && err instanceof Deno.errors.NotFound) {
+                throw new BridgeError(
+                  "state_corrupt",
+                  `State corrupt: hour ${fragment.hourPath}: ${path} is missing`,
+                  { cause: err },
+                );
+              }
+              throw ioError(err, path, "reading");
+            }
+            hash = fragment ? createHash("sha256") : null;
+            count = 0;
+          }
           const buf = new Uint8Array(READ_CHUNK);
-          const n = await file.read(buf);
+          let n: number | null;
+          try {
+            n = await file.read(buf);
+          } catch (err) {
+            throw ioError(err, path, "reading");
+          }
           if (n === null) {
             closeFile();
+            if (fragment) verifyFragment(fragment, count, hash!.digest("hex"));
             i++;
             continue;
           }
-          controller.enqueue(buf.subarray(0, n));
+          const chunk = buf.subarray(0, n);
+          hash?.update(chunk);
+          count += n;
+          controller.enqueue(chunk);
           return;
         }
         controller.close();
@@ -235,13 +322,47 @@ function drained(sink: EventEmitter): Promise<void> {
   });
 }
 
-async function writeTarGz(path: string, entries: readonly TarEntry[], mtime: Date): Promise<void> {
+/**
+ * Writes one tar.gz to `path` (a new file) through the store's file-system
+ * layer, fsyncs it, and returns its size and SHA-256, computed while writing.
+ */
+async function writeTarGz(
+  path: string,
+  entries: readonly TarEntry[],
+  mtime: Date,
+  fs: StoreFileSystem,
+): Promise<{ bytes: number; sha256: string }> {
+  const file = await Deno.open(path, { write: true, createNew: true });
+  // Locked while written: StateStore.cleanup() removes only partial files nobody holds.
+  await file.tryLock(true);
+  const hash = createHash("sha256");
+  let bytes = 0;
+  const out = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      const data = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      hash.update(data);
+      bytes += data.length;
+      fs.write(file, data, path).then(() => callback(), (err) => callback(err));
+    },
+    final(callback) {
+      file.sync().then(() => callback(), (err) => callback(err));
+    },
+  });
+  try {
+    await packTarGz(out, entries, mtime);
+  } finally {
+    try {
+      file.close();
+    } catch {
+      // already closed
+    }
+  }
+  return { bytes, sha256: hash.digest("hex") };
+}
+
+async function packTarGz(out: Writable, entries: readonly TarEntry[], mtime: Date): Promise<void> {
   const pack = tarPack();
-  const piping = pipeline(
-    pack as unknown as Readable,
-    createGzip({ level: 6 }),
-    createWriteStream(path, { flags: "wx" }),
-  );
+  const piping = pipeline(pack as unknown as Readable, createGzip({ level: 6 }), out);
   const producing = (async () => {
     for (const entry of entries) {
       await new Promise<void>((resolve, reject) => {
@@ -284,16 +405,23 @@ async function fileSize(path: string): Promise<number | null> {
     return (await Deno.stat(path)).size;
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return null;
-    throw err;
+    throw ioError(err, path, "reading");
   }
 }
+
+const SPOOL_TAG = /^[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*$/;
 
 /**
  * Builds the payload of hours 0..lastHour of one cluster-day into `spoolDir`.
  *
  * @throws {RangeError} when an hour of 0..lastHour is not committed (the
  * message names the missing hours), or on an invalid cluster id, day, hour,
- * report or maxBytes.
+ * report, maxBytes or spoolTag.
+ * @throws {BridgeError} `state_corrupt` when a fragment does not match its
+ * `hour.json` (the message names the hour folder and the fragment), or when a
+ * needed hour was found damaged and moved to quarantine by this build's
+ * listing; `disk_full` when the spool runs out of space; `state_io` for other
+ * I/O errors. Nothing this build wrote is left in the spool folder.
  *
  * @example
  * ```ts
@@ -328,13 +456,32 @@ export async function buildDayPayload(req: DayPayloadRequest): Promise<DayPayloa
   // Alphabetical file-prefix order = REPORTS order (contract §4.3).
   const reports = REPORT_NAMES.filter((name) => requested.has(name));
 
-  const committed = await store.listHours(clusterId, day);
+  const spoolTag = req.spoolTag ?? `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  if (typeof spoolTag !== "string" || !SPOOL_TAG.test(spoolTag)) {
+    throw new RangeError(
+      `Invalid spoolTag ${JSON.stringify(spoolTag)}: expected letters and digits joined by "-"`,
+      { cause: { spoolTag } },
+    );
+  }
+
+  const { hours: committed, quarantined } = await store.scanHours(clusterId, day);
   const metas: HourMeta[] = [];
   const missing: number[] = [];
   for (let h = 0; h <= lastHour; h++) {
     const meta = committed.get(h);
     if (meta) metas.push(meta);
     else missing.push(h);
+  }
+  const damaged = quarantined.filter((q) => q.hour <= lastHour);
+  if (damaged.length > 0) {
+    throw new BridgeError(
+      "state_corrupt",
+      `Cannot build ${clusterId} ${day} up to hour ${lastHour}: ` +
+        damaged.map((q) =>
+          `hour ${q.path} is damaged (${q.reason})${q.movedTo ? `, moved to ${q.movedTo}` : ""}`
+        ).join("; "),
+      { cause: { clusterId, day, lastHour, quarantined: damaged } },
+    );
   }
   if (missing.length > 0) {
     throw new RangeError(
@@ -361,17 +508,20 @@ export async function buildDayPayload(req: DayPayloadRequest): Promise<DayPayloa
     let size = header.length;
     for (const meta of metas) {
       const path = store.fragmentPath(clusterId, day, meta.hour, name);
+      const hourPath = store.hourPath(clusterId, day, meta.hour);
       const actual = await fileSize(path);
-      if (actual === null && meta.bytes[name] === 0) continue;
+      if (actual === null && meta.bytes[name] === 0 && meta.sha256 === null) continue;
       if (actual !== meta.bytes[name]) {
-        throw new Error(
-          `State corrupt: ${path} has ${actual ?? "no file"} bytes, hour.json says ${
-            meta.bytes[name]
-          }`,
-          { cause: { path, actual, recorded: meta.bytes[name] } },
+        throw new BridgeError(
+          "state_corrupt",
+          `State corrupt: hour ${hourPath}: ${path} has ${actual ?? "no file"} bytes, ` +
+            `hour.json says ${meta.bytes[name]}`,
+          { cause: { path, hourPath, actual, recorded: meta.bytes[name] } },
         );
       }
-      if (actual > 0) sources.push(path);
+      if (actual > 0) {
+        sources.push({ path, hourPath, bytes: actual, sha256: meta.sha256?.[name] ?? null });
+      }
       size += actual;
       rows[name] += meta.rows[name];
     }
@@ -395,8 +545,11 @@ export async function buildDayPayload(req: DayPayloadRequest): Promise<DayPayloa
     }
   }
 
-  await Deno.mkdir(req.spoolDir, { recursive: true });
+  await Deno.mkdir(req.spoolDir, { recursive: true }).catch((err) => {
+    throw ioError(err, req.spoolDir, "creating");
+  });
   let workDir: string | null = null;
+  let workLock: Deno.FsFile | null = null;
   const written: string[] = [];
   try {
     const split = needSplit(whole.map((s) => s.size), maxBytes);
@@ -408,11 +561,20 @@ export async function buildDayPayload(req: DayPayloadRequest): Promise<DayPayloa
           staged.push(s);
           continue;
         }
-        workDir ??= await Deno.makeTempDir({ dir: req.spoolDir, prefix: ".split-" });
+        if (workDir === null) {
+          const dir = join(req.spoolDir, `${spoolTag}-split`);
+          await Deno.mkdir(dir).catch((err) => {
+            throw ioError(err, dir, "creating");
+          });
+          workDir = dir;
+          workLock = await tryHold(dir); // StateStore.cleanup() leaves it alone while held
+        }
         const dir = workDir;
         const parts = await splitCsv(readCsvRecords(concatSources(s.sources)), {
           maxBytes,
           partPath: (k) => join(dir, `${s.base}${k}.csv`),
+        }).catch((err) => {
+          throw ioError(err, dir, "writing split parts in");
         });
         for (const p of parts) {
           staged.push({ base: `${s.base}${p.k}`, sources: [p.path], size: p.bytes });
@@ -450,26 +612,22 @@ export async function buildDayPayload(req: DayPayloadRequest): Promise<DayPayloa
 
     const parts: DayPayloadPart[] = [];
     for (const t of tarballs) {
-      const path = join(req.spoolDir, t.fileName);
-      const temp = join(req.spoolDir, `.${t.fileName}.${crypto.randomUUID()}.partial`);
+      const path = join(req.spoolDir, `${spoolTag}-${t.fileName}`);
+      const temp = join(req.spoolDir, `.${spoolTag}-${t.fileName}.partial`);
+      let tarball: { bytes: number; sha256: string };
       try {
-        await writeTarGz(temp, t.entries, mtime);
-        const file = await Deno.open(temp, { read: true });
-        try {
-          await file.sync();
-        } finally {
-          file.close();
-        }
+        tarball = await writeTarGz(temp, t.entries, mtime, store.fs);
         await Deno.rename(temp, path);
       } catch (err) {
         await Deno.remove(temp).catch(() => {});
-        throw err;
+        throw ioError(err, temp, "writing");
       }
       written.push(path);
       parts.push({
         path,
         fileName: t.fileName,
-        bytes: (await Deno.stat(path)).size,
+        bytes: tarball.bytes,
+        sha256: tarball.sha256,
         members: t.entries.map((e) => e.name),
       });
     }
@@ -490,7 +648,9 @@ export async function buildDayPayload(req: DayPayloadRequest): Promise<DayPayloa
       manifest,
     };
   } finally {
+    // On failure, nothing this build wrote stays behind; on success only the tarballs.
     for (const path of written) await Deno.remove(path).catch(() => {});
     if (workDir) await Deno.remove(workDir, { recursive: true }).catch(() => {});
+    workLock?.close();
   }
 }

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { REPORT_NAMES, reportDefinition, type ReportName } from "../collect/reports.ts";
 import { buildDayPayload, type DayPayload } from "./day_payload.ts";
 import { DEFAULT_MANIFEST_VERSION, manifestUuid, validateManifest } from "./manifest.ts";
+import { BridgeError } from "../model.ts";
 import { StateStore } from "./state_store.ts";
 
 const CLUSTER = "16b9a60d-0774-4102-9028-bd28d6c38ac2";
@@ -205,7 +206,9 @@ Deno.test("day payload: one tarball with header + fragments per report, manifest
     assert.equal(payload.parts.length, 1);
     const part = payload.parts[0]!;
     assert.equal(part.fileName, `${uuid}.tar.gz`);
-    assert.equal(part.path, join(dir, "spool", `${uuid}.tar.gz`));
+    assert.equal(dirname(part.path), join(dir, "spool"));
+    // Spool names carry the build's tag: <pid>-<random>-<fileName>.
+    assert.match(basename(part.path), new RegExp(`^${Deno.pid}-[0-9a-f]{8}-${uuid}\\.tar\\.gz$`));
     assert.equal(part.bytes, (await Deno.stat(part.path)).size);
     assert.deepEqual(part.members, expectedMembers);
     assert.deepEqual(await tarList(part.path), expectedMembers);
@@ -481,7 +484,7 @@ Deno.test("day payload: split at a tiny maxBytes, exactly as CMMO", async () => 
     // Only the tarballs remain in the spool folder (split CSV parts are removed).
     const spool: string[] = [];
     for await (const e of Deno.readDir(join(dir, "spool"))) spool.push(e.name);
-    assert.deepEqual(spool.sort(), payload.parts.map((p) => p.fileName).sort());
+    assert.deepEqual(spool.sort(), payload.parts.map((p) => basename(p.path)).sort());
   });
 });
 
@@ -522,47 +525,247 @@ Deno.test("day payload: a total over maxBytes splits into one tarball per CSV wi
   });
 });
 
-Deno.test("day payload: damaged state is an error and leaves nothing in the spool", async () => {
+// ---- Hardening -------------------------------------------------------------------------------
+
+async function spoolNames(spoolDir: string): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(spoolDir)) names.push(e.name);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  return names.sort();
+}
+
+async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function request(store: StateStore, spoolDir: string, lastHour = 3, maxBytes?: number) {
+  return {
+    store,
+    clusterId: CLUSTER,
+    day: DAY,
+    lastHour,
+    manifestVersion: DEFAULT_MANIFEST_VERSION,
+    bridgeVersion: "0.1.0",
+    spoolDir,
+    ...(maxBytes ? { maxBytes } : {}),
+  };
+}
+
+function isStateCorrupt(...mustInclude: string[]) {
+  return (err: unknown) =>
+    err instanceof BridgeError && err.code === "state_corrupt" &&
+    mustInclude.every((s) => err.message.includes(s));
+}
+
+Deno.test("rule 5: a flipped byte in a fragment fails the build with state_corrupt naming the hour; nothing left in the spool", async () => {
   await withTemp(async (dir) => {
     const store = new StateStore(join(dir, "state"));
     await fillStore(store, HOSTILE);
     const spoolDir = join(dir, "spool");
-    const build = () =>
-      buildDayPayload({
-        store,
-        clusterId: CLUSTER,
-        day: DAY,
-        lastHour: 3,
-        manifestVersion: DEFAULT_MANIFEST_VERSION,
-        bridgeVersion: "0.1.0",
-        spoolDir,
-      });
-    const spoolNames = async () => {
-      const names: string[] = [];
-      for await (const e of Deno.readDir(spoolDir)) names.push(e.name);
-      return names;
-    };
-
-    // A fragment whose size no longer matches hour.json.
     const ns = store.fragmentPath(CLUSTER, DAY, 1, "namespace");
-    const original = await Deno.readFile(ns);
-    await Deno.writeFile(ns, original.subarray(0, 10));
+    const bytes = await Deno.readFile(ns);
+    bytes[bytes.length - 3] = bytes[bytes.length - 3]! ^ 0x20;
+    await Deno.writeFile(ns, bytes); // same size: only the hash can tell
     await assert.rejects(
-      build,
-      (err: unknown) =>
-        err instanceof Error && err.message.includes(ns) && /State corrupt/.test(err.message),
+      () => buildDayPayload(request(store, spoolDir)),
+      isStateCorrupt(store.hourPath(CLUSTER, DAY, 1), ns, "SHA-256"),
     );
-    await Deno.writeFile(ns, original);
+    assert.deepEqual(await spoolNames(spoolDir), []);
+    // The other hours are fine: a payload without hour 1 still builds.
+    await buildDayPayload(request(store, join(dir, "spool0"), 0));
+  });
+});
 
-    // A fragment that fails while it is streamed into the tarball.
-    const vm = store.fragmentPath(CLUSTER, DAY, 2, "vm");
-    await Deno.remove(vm);
-    await Deno.mkdir(vm);
-    const hourJson = join(dir, "state", CLUSTER, DAY, "02", "hour.json");
-    const meta = JSON.parse(await Deno.readTextFile(hourJson));
-    meta.bytes.vm = (await Deno.stat(vm)).size;
-    await Deno.writeTextFile(hourJson, JSON.stringify(meta));
-    await assert.rejects(build, Deno.errors.IsADirectory);
-    assert.deepEqual(await spoolNames(), []);
+Deno.test("rule 5: a flipped byte is also caught while splitting, and the split folder is removed", async () => {
+  await withTemp(async (dir) => {
+    const spoolDir = join(dir, "spool");
+    const { store } = await buildSplit(join(dir, "a"), [4, 4, 2], 2_000);
+    const pod = store.fragmentPath(CLUSTER, DAY, 1, "pod");
+    const bytes = await Deno.readFile(pod);
+    bytes[100] = bytes[100]! ^ 0x01;
+    await Deno.writeFile(pod, bytes);
+    await assert.rejects(
+      () => buildDayPayload(request(store, spoolDir, 2, 2_000)),
+      isStateCorrupt(store.hourPath(CLUSTER, DAY, 1), pod),
+    );
+    assert.deepEqual(await spoolNames(spoolDir), []);
+  });
+});
+
+Deno.test("rule 5: a truncated or deleted fragment is quarantined; the build names it, the other hours still build", async () => {
+  await withTemp(async (dir) => {
+    const store = new StateStore(join(dir, "state"));
+    await fillStore(store, HOSTILE);
+    const spoolDir = join(dir, "spool");
+    const pod = store.fragmentPath(CLUSTER, DAY, 2, "pod");
+    await Deno.writeFile(pod, (await Deno.readFile(pod)).subarray(0, 7));
+    await Deno.remove(store.fragmentPath(CLUSTER, DAY, 3, "node"));
+    await assert.rejects(
+      () => buildDayPayload(request(store, spoolDir)),
+      isStateCorrupt(pod, store.hourPath(CLUSTER, DAY, 3), "quarantine"),
+    );
+    assert.deepEqual([...(await store.listHours(CLUSTER, DAY)).keys()], [0, 1]);
+    const ok = await buildDayPayload(request(store, spoolDir, 1));
+    assert.equal(ok.hours, 2);
+    // Once moved aside they are simply missing (collect them again).
+    await assert.rejects(() => buildDayPayload(request(store, spoolDir)), /hour\(s\) 2, 3 not/);
+  });
+});
+
+Deno.test("rule 5: every tarball part carries the SHA-256 and size computed while writing it", async () => {
+  await withTemp(async (dir) => {
+    const { payload } = await buildSplit(join(dir, "split"), [4, 4, 2], 2_000);
+    const store = new StateStore(join(dir, "state"));
+    await fillStore(store, HOSTILE);
+    const single = await buildDayPayload(request(store, join(dir, "spool")));
+    const parts = [...payload.parts, ...single.parts];
+    assert.equal(parts.length, 9);
+    for (const part of parts) {
+      const bytes = await Deno.readFile(part.path);
+      assert.equal(part.bytes, bytes.length, part.fileName);
+      assert.equal(part.sha256, await sha256Hex(bytes), part.fileName);
+    }
+    assert.equal(new Set(parts.map((p) => p.sha256)).size, parts.length);
+  });
+});
+
+Deno.test("rule 5: each build has its own spool names; concurrent builds of one window do not collide", async () => {
+  await withTemp(async (dir) => {
+    const store = new StateStore(join(dir, "state"));
+    await fillStore(store, HOSTILE);
+    const spoolDir = join(dir, "spool");
+    const [a, b] = await Promise.all([
+      buildDayPayload(request(store, spoolDir)),
+      buildDayPayload(request(store, spoolDir)),
+    ]);
+    assert.equal(a.uuid, b.uuid);
+    assert.notEqual(a.parts[0]!.path, b.parts[0]!.path);
+    assert.deepEqual(await Deno.readFile(a.parts[0]!.path), await Deno.readFile(b.parts[0]!.path));
+    assert.equal(a.parts[0]!.sha256, b.parts[0]!.sha256);
+    const tagged = await buildDayPayload({ ...request(store, spoolDir), spoolTag: "42-run7" });
+    assert.equal(tagged.parts[0]!.path, join(spoolDir, `42-run7-${tagged.uuid}.tar.gz`));
+    assert.equal(tagged.parts[0]!.fileName, `${tagged.uuid}.tar.gz`);
+    assert.deepEqual((await spoolNames(spoolDir)).length, 3);
+    for (const bad of ["../x", "", "a b", "x-"]) {
+      await assert.rejects(
+        () => buildDayPayload({ ...request(store, spoolDir), spoolTag: bad }),
+        RangeError,
+      );
+    }
+  });
+});
+
+Deno.test("rule 10: ENOSPC while writing a tarball is disk_full naming the spool file; nothing left in the spool", async () => {
+  await withTemp(async (dir) => {
+    let budget = Number.POSITIVE_INFINITY;
+    const store = new StateStore(join(dir, "state"), {
+      fs: {
+        async write(file, data, path) {
+          if (path.endsWith(".partial")) {
+            budget -= data.length;
+            if (budget < 0) {
+              throw Object.assign(new Error("No space left on device (os error 28)"), {
+                code: "ENOSPC",
+              });
+            }
+          }
+          let off = 0;
+          while (off < data.length) off += await file.write(data.subarray(off));
+        },
+      },
+    });
+    await fillStore(
+      store,
+      [4, 4, 2].map((n, hour) => ({
+        hour,
+        collectedAt: `2026-11-01T0${hour + 1}:10:00Z`,
+        rows: { pod: Array.from({ length: n }, (_, i) => podRow500(hour, i)) },
+      })),
+    );
+    const spoolDir = join(dir, "spool");
+    // Single tarball: the first write fails.
+    budget = 0;
+    await assert.rejects(
+      () => buildDayPayload({ ...request(store, spoolDir, 2), spoolTag: "9-t" }),
+      (err: unknown) =>
+        err instanceof BridgeError && err.code === "disk_full" &&
+        err.message ===
+          `no space left on device while writing ${
+            join(
+              spoolDir,
+              ".9-t-" + manifestUuid(CLUSTER, DAY, 2, [...REPORT_NAMES]) + ".tar.gz.partial",
+            )
+          }`,
+    );
+    assert.deepEqual(await spoolNames(spoolDir), []);
+    // Split payload: some tarballs are written, then the disk fills up.
+    budget = Number.POSITIVE_INFINITY;
+    const whole = await buildDayPayload(request(store, join(dir, "probe"), 2, 2_000));
+    budget = whole.parts.slice(0, 4).reduce((n, p) => n + p.bytes, 0);
+    await assert.rejects(
+      () => buildDayPayload(request(store, spoolDir, 2, 2_000)),
+      (err: unknown) => err instanceof BridgeError && err.code === "disk_full",
+    );
+    assert.deepEqual(await spoolNames(spoolDir), [], "written parts and split folder removed");
+  });
+});
+
+/** Mounts a tmpfs of `kib` KiB on a new folder, or null when mounting is not possible here. */
+async function tinyTmpfs(kib: number): Promise<string | null> {
+  const dir = await Deno.makeTempDir({ prefix: "tmpfs_" });
+  try {
+    const out = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", `size=${kib}k`, "tmpfs", dir],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    if (out.success) return dir;
+  } catch {
+    // no mount(8)
+  }
+  await Deno.remove(dir);
+  return null;
+}
+
+async function unmount(dir: string): Promise<void> {
+  await new Deno.Command("umount", { args: [dir] }).output();
+  await Deno.remove(dir, { recursive: true });
+}
+
+const MOUNT_PROBE = await tinyTmpfs(16);
+if (MOUNT_PROBE) await unmount(MOUNT_PROBE);
+
+Deno.test("rule 10: a really full spool (tiny tmpfs) gives disk_full and is left empty", {
+  ignore: MOUNT_PROBE === null,
+}, async () => {
+  await withTemp(async (dir) => {
+    const store = new StateStore(join(dir, "state"));
+    const noise = () => {
+      const b = new Uint8Array(150);
+      crypto.getRandomValues(b);
+      return [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+    };
+    await fillStore(store, [{
+      hour: 0,
+      collectedAt: "2026-11-01T01:10:00Z",
+      rows: { namespace: Array.from({ length: 600 }, (_, i) => [...dates(0), `ns-${i}`, noise()]) },
+    }]);
+    const mnt = await tinyTmpfs(64);
+    assert.ok(mnt);
+    try {
+      await assert.rejects(
+        () => buildDayPayload(request(store, mnt, 0)),
+        (err: unknown) =>
+          err instanceof BridgeError && err.code === "disk_full" &&
+          err.message.startsWith(`no space left on device while writing ${mnt}/.`),
+      );
+      assert.deepEqual(await spoolNames(mnt), []);
+    } finally {
+      await unmount(mnt);
+    }
   });
 });
