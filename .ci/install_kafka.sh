@@ -7,6 +7,11 @@ KAFKA_VERSION=4.1.1
 CACHE="${HOME}/.cache/thanos-bridge-ci"
 LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
 if [ -f "$LIBS/.complete" ]; then echo "$LIBS"; exit 0; fi
+# One download at a time: a second caller (a parallel test) waits for the first one.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/kafka.lock"
+flock 9
+if [ -f "$LIBS/.complete" ]; then echo "$LIBS"; exit 0; fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cat > "$work/pom.xml" <<POM

@@ -9,6 +9,10 @@ CACHE="${HOME}/.cache/thanos-bridge-ci"
 BIN="$CACHE/weed-$SEAWEED_VERSION"
 if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
 mkdir -p "$CACHE"
+# One build at a time: a second caller (a parallel test) waits for the first build to finish.
+exec 9>"$CACHE/weed.lock"
+flock 9
+if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
 work=$(mktemp -d)
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 export GOPATH="$work/gopath" GOCACHE="$work/gocache" GOFLAGS=-mod=mod GOTOOLCHAIN=local
