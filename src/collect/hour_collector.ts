@@ -9,10 +9,11 @@
  * @module
  */
 
-import type { StateStore } from "../package/state_store.ts";
+import { type ErrorCode, errorInfo, HOUR_MS } from "../model.ts";
+import type { CollectionParams, HourWriter, StateStore } from "../package/state_store.ts";
 import type { QueryGroup } from "./catalogue_groups.ts";
 import { hourColumns } from "./go_time.ts";
-import type { PlannedQuery } from "./query_plan.ts";
+import { planFingerprint, type PlannedQuery } from "./query_plan.ts";
 import {
   combineServerAggregates,
   parseSampleValue,
@@ -69,14 +70,36 @@ export interface HourCollectorOptions {
   /** Clock used for `collectedAt`. */
   readonly now: () => Date;
   readonly onEvent?: (event: CollectEvent) => void;
+  /**
+   * Collection parameters recorded in each committed hour's `hour.json`
+   * (`collectionParams(plan, …)` of query_plan.ts); `queryHash` must be the
+   * plan's fingerprint and `reduce` equal `mode`. Without them hours are
+   * committed without parameters and count as collected with other ones.
+   */
+  readonly params?: CollectionParams;
+  /**
+   * An hour without any data is not committed while `now < hour end + this`
+   * (ms); it is reported in `pending` instead, because the cluster's
+   * remote-write may still deliver it. Default {@linkcode DEFAULT_EMPTY_HOUR_GRACE_MS}.
+   */
+  readonly emptyHourGrace?: number;
 }
+
+/** Default of {@linkcode HourCollectorOptions.emptyHourGrace}: 6 hours. */
+export const DEFAULT_EMPTY_HOUR_GRACE_MS = 6 * HOUR_MS;
 
 /** Result of collecting some hours of one cluster-day. */
 export interface CollectDayResult {
   /** Hours committed by this call. */
   readonly collected: number[];
-  /** Hours that failed (not committed), with the reason. */
-  readonly failed: { hour: number; error: string }[];
+  /** Hours that failed (not committed), with the reason and its stable error code. */
+  readonly failed: { hour: number; error: string; code: ErrorCode }[];
+  /**
+   * Hours without data, younger than `emptyHourGrace`: not committed, to be
+   * collected again later. Like a missing hour, a pending hour ends the
+   * gap-free run of hours that can be shipped.
+   */
+  readonly pending: number[];
 }
 
 /** Series of one query for one hour, in answer order. */
@@ -93,11 +116,21 @@ export function hourStartSeconds(day: string, hour: number): number {
  * Collects `hours` (sorted, 0–23) of `day` for one cluster. Stops at the first
  * failed hour or batch: later hours of the same cluster-day would most likely
  * fail the same way, and payloads only ever contain a gap-free prefix of hours.
+ * A failed commit (e.g. `disk_full`) also stops it, and the result keeps the
+ * hours committed before it.
+ *
+ * An hour without any data is committed (as `noData`) only once it is older
+ * than `emptyHourGrace`; until then it is left uncommitted and reported in
+ * `pending`, and the later hours are still collected. Each committed hour
+ * records `options.params` in its `hour.json`.
  *
  * @example
  * ```ts ignore
  * import { collectHours } from "./hour_collector.ts";
- * const result = await collectHours(options, plan, "c1", "2026-11-01", [0, 1, 2]);
+ * import { collectionParams } from "./query_plan.ts";
+ * const params = collectionParams(plan, { clusterLabel: "clusterID", rateWindow: "15m", reduce: "server" });
+ * const result = await collectHours({ ...options, params }, plan, "c1", "2026-11-01", [0, 1, 2]);
+ * result.collected; // e.g. [0, 1]; result.pending: [2] while hour 02 has no data yet
  * ```
  */
 export async function collectHours(
@@ -107,15 +140,28 @@ export async function collectHours(
   day: string,
   hours: readonly number[],
 ): Promise<CollectDayResult> {
-  const result: CollectDayResult = { collected: [], failed: [] };
+  const result: CollectDayResult = { collected: [], failed: [], pending: [] };
+  const grace = options.emptyHourGrace ?? DEFAULT_EMPTY_HOUR_GRACE_MS;
+  if (typeof grace !== "number" || !Number.isFinite(grace) || grace < 0) {
+    throw new RangeError(`Invalid emptyHourGrace ${grace}: expected a non-negative number of ms`);
+  }
+  const params = options.params ?? null;
+  if (params && (params.queryHash !== planFingerprint(plan) || params.reduce !== options.mode)) {
+    throw new RangeError(
+      `collectHours: params (reduce ${params.reduce}, plan ${params.queryHash.slice(0, 12)}) ` +
+        `do not describe this collection (reduce ${options.mode}, plan ${
+          planFingerprint(plan).slice(0, 12)
+        })`,
+    );
+  }
   const batches = options.mode === "client"
     ? hours.map((h) => [h])
     : contiguousBatches(hours, options.batchHours);
   const fail = (from: number, error: unknown) => {
-    const message = error instanceof Error ? error.message : String(error);
+    const { code, message } = errorInfo(error);
     // These hours stay uncollected; the next run retries them.
     for (const hour of from < 0 ? [] : hours.filter((h) => h >= from)) {
-      result.failed.push({ hour, error: message });
+      result.failed.push({ hour, error: message, code });
       options.onEvent?.({ type: "hour-failed", clusterId, day, hour, error: message });
     }
   };
@@ -138,13 +184,21 @@ export async function collectHours(
         return result;
       }
       const noData = [...reports.values()].every((rows) => rows.length === 0);
-      const writer = await options.store.beginHour(clusterId, day, hour);
+      const collectedAt = options.now();
+      if (noData && collectedAt.getTime() < hourStartSeconds(day, hour) * 1000 + HOUR_MS + grace) {
+        // The cluster's remote-write may still deliver this hour: do not make "no data" final.
+        result.pending.push(hour);
+        continue;
+      }
+      let writer: HourWriter | null = null;
       try {
+        writer = await options.store.beginHour(clusterId, day, hour);
         for (const [report, rows] of reports) await writer.writeRows(report, rows);
-        await writer.commit({ collectedAt: options.now(), mode: options.mode, noData });
+        await writer.commit({ collectedAt, mode: options.mode, noData, params });
       } catch (error) {
-        await writer.abort();
-        throw error;
+        await writer?.abort().catch(() => {});
+        fail(hour, error);
+        return result;
       }
       result.collected.push(hour);
       options.onEvent?.({ type: "hour-done", clusterId, day, hour, noData });

@@ -7,7 +7,7 @@
  */
 
 import { createHash } from "node:crypto";
-import type { HourParams } from "../package/state_store.ts";
+import type { CollectionParams } from "../package/state_store.ts";
 import type { CostQuery } from "./catalogue_groups.ts";
 import { rewriteQuery } from "./promql_rewrite.ts";
 import { type ServerAggregate, serverAggregates } from "./reduce.ts";
@@ -122,11 +122,11 @@ export function planFingerprint(plan: readonly PlannedQuery[]): string {
 export function collectionParams(
   plan: readonly PlannedQuery[],
   options: { readonly clusterLabel: string; readonly rateWindow: string; readonly reduce: string },
-): HourParams {
+): CollectionParams {
   return {
     clusterLabel: options.clusterLabel,
     rateWindow: options.rateWindow,
     reduce: options.reduce,
-    planHash: planFingerprint(plan),
+    queryHash: planFingerprint(plan),
   };
 }

@@ -464,7 +464,7 @@ export async function buildDayPayload(req: DayPayloadRequest): Promise<DayPayloa
     );
   }
 
-  const { hours: committed, quarantined } = await store.scanHours(clusterId, day);
+  const { hours: committed, quarantined } = await store.listHours(clusterId, day);
   const metas: HourMeta[] = [];
   const missing: number[] = [];
   for (let h = 0; h <= lastHour; h++) {

@@ -608,7 +608,7 @@ Deno.test("rule 5: a truncated or deleted fragment is quarantined; the build nam
       () => buildDayPayload(request(store, spoolDir)),
       isStateCorrupt(pod, store.hourPath(CLUSTER, DAY, 3), "quarantine"),
     );
-    assert.deepEqual([...(await store.listHours(CLUSTER, DAY)).keys()], [0, 1]);
+    assert.deepEqual([...(await store.listHours(CLUSTER, DAY)).hours.keys()], [0, 1]);
     const ok = await buildDayPayload(request(store, spoolDir, 1));
     assert.equal(ok.hours, 2);
     // Once moved aside they are simply missing (collect them again).

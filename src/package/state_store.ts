@@ -42,7 +42,7 @@ import { encodeRecord } from "./csv.ts";
  * label gives "no data", another rate window other values) and must be
  * collected again; see {@linkcode hourMatches}.
  */
-export interface HourParams {
+export interface CollectionParams {
   /** Label carrying the cluster id (`--cluster-label`). */
   readonly clusterLabel: string;
   /** Range window of `rate`/`*_over_time` (`--rate-window`). */
@@ -50,8 +50,11 @@ export interface HourParams {
   /** Where values were reduced (`--reduce`): `server` or `client`. */
   readonly reduce: string;
   /** `planFingerprint(plan)`: SHA-256 (hex) of the expressions actually sent. */
-  readonly planHash: string;
+  readonly queryHash: string;
 }
+
+/** Former name of {@linkcode CollectionParams}. */
+export type HourParams = CollectionParams;
 
 /** What `hour.json` records about one committed hour. */
 export interface HourMeta {
@@ -70,7 +73,7 @@ export interface HourMeta {
   /** SHA-256 (lower-case hex) per report fragment; null in an `hour.json` written before hashes. */
   sha256: Record<ReportName, string> | null;
   /** Collection parameters; null when not recorded (older `hour.json`): "other parameters". */
-  params: HourParams | null;
+  params: CollectionParams | null;
 }
 
 /** What {@linkcode HourWriter.commit} records besides what the writer counted itself. */
@@ -82,7 +85,7 @@ export interface HourCommit {
   /** True when the collection found no data at all. */
   noData: boolean;
   /** Collection parameters (see {@linkcode hourMatches}); omitted or null = not recorded. */
-  params?: HourParams | null;
+  params?: CollectionParams | null;
 }
 
 /** Writes one hour; obtained from {@linkcode StateStore.beginHour}. */
@@ -116,7 +119,7 @@ export interface QuarantinedHour {
   readonly movedTo: string | null;
 }
 
-/** Result of {@linkcode StateStore.scanHours}. */
+/** Result of {@linkcode StateStore.listHours}. */
 export interface HourScan {
   /** Committed, consistent hours, ascending by hour. */
   readonly hours: Map<number, HourMeta>;
@@ -402,16 +405,16 @@ export async function tryHold(path: string): Promise<Deno.FsFile | null> {
  * @example
  * ```ts
  * import { hourMatches, type HourMeta } from "./state_store.ts";
- * const params = { clusterLabel: "clusterID", rateWindow: "15m", reduce: "server", planHash: "ab" };
+ * const params = { clusterLabel: "clusterID", rateWindow: "15m", reduce: "server", queryHash: "ab" };
  * hourMatches({ params } as HourMeta, params); // true
  * hourMatches({ params: null } as HourMeta, params); // false
  * ```
  */
-export function hourMatches(meta: Pick<HourMeta, "params">, params: HourParams): boolean {
+export function hourMatches(meta: Pick<HourMeta, "params">, params: CollectionParams): boolean {
   const p = meta.params;
   return p !== null && p !== undefined && p.clusterLabel === params.clusterLabel &&
     p.rateWindow === params.rateWindow && p.reduce === params.reduce &&
-    p.planHash === params.planHash;
+    p.queryHash === params.queryHash;
 }
 
 function parseCounts(value: unknown, path: string, key: string): Record<ReportName, number> {
@@ -450,13 +453,13 @@ function parseHashes(value: unknown, path: string): Record<ReportName, string> |
   return out;
 }
 
-function parseParams(value: unknown, path: string): HourParams | null {
+function parseParams(value: unknown, path: string): CollectionParams | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== "object" || Array.isArray(value)) {
     throw new SyntaxError(`${path}: "params" must be an object or null`, { cause: { path } });
   }
   const o = value as Record<string, unknown>;
-  for (const key of ["clusterLabel", "rateWindow", "reduce", "planHash"]) {
+  for (const key of ["clusterLabel", "rateWindow", "reduce", "queryHash"]) {
     if (typeof o[key] !== "string") {
       throw new SyntaxError(`${path}: "params.${key}" must be a string`, { cause: { path, key } });
     }
@@ -465,7 +468,7 @@ function parseParams(value: unknown, path: string): HourParams | null {
     clusterLabel: o.clusterLabel as string,
     rateWindow: o.rateWindow as string,
     reduce: o.reduce as string,
-    planHash: o.planHash as string,
+    queryHash: o.queryHash as string,
   };
 }
 
@@ -572,7 +575,7 @@ async function checkHour(hourDir: string, hour: number): Promise<HourCheck> {
  *   "2026-11-01 00:00:00 +0000 UTC", "2026-11-01 00:59:59 +0000 UTC", "default", "",
  * ]]);
  * await w.commit({ collectedAt: new Date(), mode: "raw", noData: false });
- * (await store.listHours("my-cluster", "2026-11-01")).get(0)?.rows.namespace; // 1
+ * (await store.listHours("my-cluster", "2026-11-01")).hours.get(0)?.rows.namespace; // 1
  * ```
  */
 export class StateStore {
@@ -646,13 +649,14 @@ export class StateStore {
   }
 
   /**
-   * Committed hours of one cluster-day, and the hours found damaged. A hour
-   * whose `hour.json` is missing, unreadable, not parseable or has wrong
-   * fields, or whose fragment is missing, not a file or not of the recorded
-   * size, is moved to `<root>/quarantine/<cluster>/<day>/<HH>-<timestamp>` and
-   * reported in `quarantined` (and to the store's `onWarning`); it is then
-   * simply missing, and the other hours are unaffected. Fragments are not
-   * hashed here (see {@linkcode verifyHours}).
+   * Committed hours of one cluster-day (ascending by hour; missing day → none),
+   * and the hours found damaged. An hour whose `hour.json` is missing,
+   * unreadable, not parseable or has wrong fields, or whose fragment is
+   * missing, not a file or not of the recorded size, is moved to
+   * `<root>/quarantine/<cluster>/<day>/<HH>-<timestamp>`, reported in
+   * `quarantined` (and to `options.onWarning` and the store's `onWarning`),
+   * and left out of `hours`: it is then simply missing, and the other hours
+   * are unaffected. Fragments are not hashed here (see {@linkcode verifyHours}).
    *
    * @throws {BridgeError} `state_io` when the day folder itself cannot be read.
    *
@@ -660,11 +664,17 @@ export class StateStore {
    * ```ts
    * import { StateStore } from "./state_store.ts";
    * const store = new StateStore(await Deno.makeTempDir());
-   * const { hours, quarantined } = await store.scanHours("c1", "2026-11-01");
+   * const { hours, quarantined } = await store.listHours("c1", "2026-11-01", {
+   *   onWarning: (w) => console.warn(`quarantined ${w.path}: ${w.reason}`),
+   * });
    * [hours.size, quarantined.length]; // [0, 0]
    * ```
    */
-  async scanHours(clusterId: string, day: string): Promise<HourScan> {
+  async listHours(
+    clusterId: string,
+    day: string,
+    options: { onWarning?: (warning: QuarantinedHour) => void } = {},
+  ): Promise<HourScan> {
     const dayDir = this.dayPath(clusterId, day);
     const found: number[] = [];
     try {
@@ -690,40 +700,16 @@ export class StateStore {
         continue;
       }
       if (!(await pathExists(hourDir))) continue; // moved away meanwhile
-      quarantined.push(await this.quarantineHour(clusterId, day, hour, check.reason));
+      const q = await this.quarantineHour(clusterId, day, hour, check.reason);
+      options.onWarning?.(q);
+      quarantined.push(q);
     }
     return { hours, quarantined };
   }
 
   /**
-   * Committed hours of one cluster-day, ascending by hour; missing day → empty
-   * map. Damaged hours are quarantined and left out, as in
-   * {@linkcode scanHours}; each is passed to `options.onWarning` (in addition
-   * to the store's own `onWarning`).
-   *
-   * @example
-   * ```ts
-   * import { StateStore } from "./state_store.ts";
-   * const store = new StateStore(await Deno.makeTempDir());
-   * const hours = await store.listHours("c1", "2026-11-01", {
-   *   onWarning: (w) => console.warn(`quarantined ${w.path}: ${w.reason}`),
-   * });
-   * hours.size; // 0
-   * ```
-   */
-  async listHours(
-    clusterId: string,
-    day: string,
-    options: { onWarning?: (warning: QuarantinedHour) => void } = {},
-  ): Promise<Map<number, HourMeta>> {
-    const { hours, quarantined } = await this.scanHours(clusterId, day);
-    for (const q of quarantined) options.onWarning?.(q);
-    return hours;
-  }
-
-  /**
    * Hashes the fragments of the given committed hours and compares size and
-   * SHA-256 with `hour.json`; also runs the checks of {@linkcode scanHours}.
+   * SHA-256 with `hour.json`; also runs the checks of {@linkcode listHours}.
    * Returns the bad hours (empty when all are sound); by default they are
    * moved to quarantine, so that they count as missing and are collected
    * again. Hours that are not committed are skipped. `hour.json` files written

@@ -68,7 +68,7 @@ Deno.test("state store: round trip of one hour with hostile values", async () =>
     assert.equal(meta.collectedAt, "2026-11-01T04:10:00.123Z");
     assert.equal(meta.hour, 3);
 
-    const hours = await store.listHours("cluster-a", "2026-11-01");
+    const { hours } = await store.listHours("cluster-a", "2026-11-01");
     assert.deepEqual([...hours.keys()], [3]);
     assert.deepEqual(hours.get(3), meta);
     assert.equal(
@@ -126,7 +126,7 @@ Deno.test("state store: re-collecting an hour replaces it atomically", async () 
     const second = await store.beginHour("c", "2026-11-01", 5);
     await second.writeRows("node", [[...DATES, "node-c", "new"]]);
     // Before commit, readers still see the old hour.
-    const before = await store.listHours("c", "2026-11-01");
+    const { hours: before } = await store.listHours("c", "2026-11-01");
     assert.equal(before.get(5)?.rows.node, 2);
     await second.commit({
       collectedAt: new Date("2026-11-01T07:10:00Z"),
@@ -134,7 +134,7 @@ Deno.test("state store: re-collecting an hour replaces it atomically", async () 
       noData: false,
     });
 
-    const after = await store.listHours("c", "2026-11-01");
+    const { hours: after } = await store.listHours("c", "2026-11-01");
     assert.equal(after.get(5)?.rows.node, 1);
     assert.equal(after.get(5)?.collectedAt, "2026-11-01T07:10:00.000Z");
     assert.equal(after.get(5)?.mode, "server-side");
@@ -147,10 +147,10 @@ Deno.test("state store: re-collecting an hour replaces it atomically", async () 
 Deno.test("state store: uncommitted and aborted hours are invisible", async () => {
   await withTemp(async (root) => {
     const store = new StateStore(root);
-    assert.equal((await store.listHours("c", "2026-11-02")).size, 0, "missing day → empty");
+    assert.equal((await store.listHours("c", "2026-11-02")).hours.size, 0, "missing day → empty");
     const w = await store.beginHour("c", "2026-11-02", 7);
     await w.writeRows("pod", [[...DATES, ...Array(16).fill("v")]]);
-    assert.equal((await store.listHours("c", "2026-11-02")).size, 0);
+    assert.equal((await store.listHours("c", "2026-11-02")).hours.size, 0);
     await w.abort();
     assert.deepEqual(await listNames(join(root, "c", "2026-11-02")), []);
     await assert.rejects(() => w.writeRows("pod", []), Error);
@@ -172,7 +172,7 @@ Deno.test("state store: a committed writer cannot be used again", async () => {
       /already done/,
     );
     await w.abort(); // no-op after commit
-    assert.equal((await store.listHours("c", "2026-11-01")).size, 1);
+    assert.equal((await store.listHours("c", "2026-11-01")).hours.size, 1);
   });
 });
 
@@ -233,7 +233,7 @@ const PARAMS: HourParams = {
   clusterLabel: "clusterID",
   rateWindow: "15m",
   reduce: "server",
-  planHash: "a".repeat(64),
+  queryHash: "a".repeat(64),
 };
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
@@ -276,7 +276,7 @@ Deno.test("rule 1: hour.json records the collection parameters; other or missing
     await Deno.writeTextFile(legacyPath, JSON.stringify(legacy));
 
     const warnings: QuarantinedHour[] = [];
-    const hours = await store.listHours("c", DAY, { onWarning: (w) => warnings.push(w) });
+    const { hours } = await store.listHours("c", DAY, { onWarning: (w) => warnings.push(w) });
     assert.deepEqual(warnings, [], "an older hour.json is not damaged");
     assert.deepEqual([...hours.keys()], [0, 1, 2]);
     assert.deepEqual(hours.get(0)!.params, PARAMS);
@@ -291,7 +291,7 @@ Deno.test("rule 1: hour.json records the collection parameters; other or missing
         { clusterLabel: "cluster" },
         { rateWindow: "5m" },
         { reduce: "client" },
-        { planHash: "b".repeat(64) },
+        { queryHash: "b".repeat(64) },
       ]
     ) {
       assert.equal(
@@ -312,7 +312,7 @@ Deno.test("rule 5: hour.json records the size and SHA-256 of every fragment", as
   await withTemp(async (root) => {
     const store = new StateStore(root);
     await commitHour(store, 4);
-    const meta = (await store.listHours("c", DAY)).get(4)!;
+    const meta = (await store.listHours("c", DAY)).hours.get(4)!;
     for (const name of REPORT_NAMES) {
       const bytes = await Deno.readFile(store.fragmentPath("c", DAY, 4, name));
       assert.equal(meta.bytes[name], bytes.length, name);
@@ -344,7 +344,7 @@ Deno.test("rule 5: a flipped byte is found by verifyHours and quarantined; other
     const flipped1 = await flip(1);
     const flipped2 = await flip(2);
     // Same size: the cheap listing cannot see it.
-    assert.deepEqual([...(await store.listHours("c", DAY)).keys()], [0, 1, 2]);
+    assert.deepEqual([...(await store.listHours("c", DAY)).hours.keys()], [0, 1, 2]);
 
     const reported = await store.verifyHours("c", DAY, [2], { quarantine: false });
     assert.equal(reported.length, 1);
@@ -362,7 +362,7 @@ Deno.test("rule 5: a flipped byte is found by verifyHours and quarantined; other
     );
     assert.ok(await pathExists(join(bad[0]!.movedTo!, "namespace.csv")), "kept for inspection");
     assert.deepEqual(warned.map((w) => w.hour), [1, 2], "the store's onWarning heard both");
-    assert.deepEqual([...(await store.listHours("c", DAY)).keys()], [0]);
+    assert.deepEqual([...(await store.listHours("c", DAY)).hours.keys()], [0]);
   });
 });
 
@@ -384,7 +384,7 @@ Deno.test("rule 5: a truncated hour.json is quarantined with its path; the other
     await Deno.writeTextFile(metaPath, text.slice(0, text.length >> 1));
 
     const warnings: QuarantinedHour[] = [];
-    const hours = await store.listHours("c", DAY, { onWarning: (w) => warnings.push(w) });
+    const { hours } = await store.listHours("c", DAY, { onWarning: (w) => warnings.push(w) });
     assert.deepEqual([...hours.keys()], [0, 1, 3]);
     assert.equal(warnings.length, 1);
     const w = warnings[0]!;
@@ -397,9 +397,9 @@ Deno.test("rule 5: a truncated hour.json is quarantined with its path; the other
     );
     assert.equal(await pathExists(w.path), false, "moved out of the day");
     // Once moved, it is simply missing: no new warning, and it can be collected again.
-    assert.deepEqual((await store.scanHours("c", DAY)).quarantined, []);
+    assert.deepEqual((await store.listHours("c", DAY)).quarantined, []);
     await commitHour(store, 2);
-    assert.deepEqual([...(await store.listHours("c", DAY)).keys()], [0, 1, 2, 3]);
+    assert.deepEqual([...(await store.listHours("c", DAY)).hours.keys()], [0, 1, 2, 3]);
   });
 });
 
@@ -419,7 +419,7 @@ Deno.test("rule 5: a deleted, resized or replaced fragment and wrong fields are 
     await Deno.mkdir(replaced);
     await Deno.remove(join(store.hourPath("c", DAY, 5), "hour.json"));
 
-    const { hours, quarantined } = await store.scanHours("c", DAY);
+    const { hours, quarantined } = await store.listHours("c", DAY);
     assert.deepEqual([...hours.keys()], [0]);
     assert.deepEqual(quarantined.map((q) => q.hour), [1, 2, 3, 4, 5]);
     const reasons = quarantined.map((q) => q.reason);
@@ -615,7 +615,7 @@ Deno.test("rule 5: cleanup removes what killed processes left, never a live proc
         assert.ok(await pathExists(path), `kept ${path}`);
       }
       await mine.commit({ collectedAt: new Date(), mode: "server", noData: true });
-      assert.deepEqual([...(await store.listHours("c", DAY)).keys()], [5, 7, 8]);
+      assert.deepEqual([...(await store.listHours("c", DAY)).hours.keys()], [5, 7, 8]);
       assert.deepEqual(await store.cleanup({ now }), { removed: [], restored: [] }, "idempotent");
     } finally {
       alive.kill("SIGKILL");
