@@ -4,6 +4,17 @@
  * @module
  */
 
+/** Options of {@linkcode Limiter}. */
+export interface LimiterOptions {
+  /**
+   * How long a key counts as active after its last release, in ms (default
+   * 2000; 0 = only while holding or waiting).
+   */
+  idleGraceMs?: number;
+  /** Clock in ms (default `performance.now`). */
+  now?: () => number;
+}
+
 /** A waiter in the queue: its fairness key and the function that hands it a slot. */
 interface Waiter {
   readonly key: string;
@@ -13,9 +24,12 @@ interface Waiter {
 /**
  * Fair counting semaphore: at most `max` holders at once. Each caller may name
  * a fairness key (e.g. a cluster id). While callers of more than one key are
- * active (holding or waiting), no key is given a slot that would make it hold
- * more than half of the slots (rounded up, at least 1); a key alone may use
- * every slot. Among the waiters that may be served, the oldest is served first,
+ * active, no key is given a slot that would make it hold more than half of the
+ * slots (rounded up, at least 1); a key alone may use every slot. A key is
+ * active while it holds or waits for a slot, and for `idleGraceMs` after its
+ * last release: a caller that works in rounds (one hour's queries, then the
+ * next) keeps its share between rounds instead of finding every slot taken by
+ * another key's queue, e.g. queries that hang until they time out. Among the waiters that may be served, the oldest is served first,
  * so callers without a key (all of the same key) are served strictly in
  * arrival order. {@linkcode Limiter.acquire} resolves with a release function
  * that is safe to call more than once (only the first call counts), so it can
@@ -44,7 +58,7 @@ interface Waiter {
  * import assert from "node:assert/strict";
  * import { Limiter } from "./limiter.ts";
  *
- * const limiter = new Limiter(4);
+ * const limiter = new Limiter(4, { idleGraceMs: 0 });
  * const a = await Promise.all([1, 2, 3, 4].map(() => limiter.acquire(undefined, "a")));
  * const b = limiter.acquire(undefined, "b"); // waits: "a" holds every slot
  * const a5 = limiter.acquire(undefined, "a"); // waits behind "b"
@@ -62,14 +76,28 @@ export class Limiter {
   readonly #held = new Map<string, number>();
   readonly #waiting = new Map<string, number>();
   #waiters: Waiter[] = [];
+  readonly #graceMs: number;
+  readonly #now: () => number;
+  /** Keys without holders or waiters that released a slot less than `#graceMs` ago: release time. */
+  readonly #idleSince = new Map<string, number>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
 
-  /** @param max Largest number of simultaneous holders (a positive integer). */
-  constructor(max: number) {
+  /**
+   * @param max Largest number of simultaneous holders (a positive integer).
+   * @param options See {@linkcode LimiterOptions}.
+   */
+  constructor(max: number, options: LimiterOptions = {}) {
     if (!Number.isInteger(max) || max < 1) {
       throw new RangeError(`Limiter size must be a positive integer, got ${max}`);
     }
+    const grace = options.idleGraceMs ?? 2000;
+    if (!Number.isFinite(grace) || grace < 0) {
+      throw new RangeError(`idleGraceMs must be a non-negative number, got ${grace}`);
+    }
     this.#max = max;
     this.#share = Math.max(1, Math.ceil(max / 2));
+    this.#graceMs = grace;
+    this.#now = options.now ?? (() => performance.now());
   }
 
   /** Largest number of simultaneous holders. */
@@ -139,6 +167,7 @@ export class Limiter {
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#waiters.push({ key, grant });
       this.#count(this.#waiting, key, 1);
+      this.#idleSince.delete(key);
       this.#next();
     });
   }
@@ -171,11 +200,30 @@ export class Limiter {
     else map.set(key, n);
   }
 
-  /** Whether a key other than `key` holds or waits for a slot. */
+  /** Whether a key other than `key` holds, waits for, or recently released a slot. */
   #othersActive(key: string): boolean {
     for (const k of this.#held.keys()) if (k !== key) return true;
     for (const k of this.#waiting.keys()) if (k !== key) return true;
+    const now = this.#now();
+    for (const [k, since] of this.#idleSince) {
+      if (now - since >= this.#graceMs) this.#idleSince.delete(k);
+      else if (k !== key) return true;
+    }
     return false;
+  }
+
+  /** Looks at the waiters again when the oldest grace period ends (if any waiter is left). */
+  #wakeLater(): void {
+    if (this.#timer !== undefined || this.#waiters.length === 0 || this.#idleSince.size === 0) {
+      return;
+    }
+    const oldest = Math.min(...this.#idleSince.values());
+    const delay = Math.max(0, oldest + this.#graceMs - this.#now()) + 1;
+    const timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#next();
+    }, delay);
+    this.#timer = timer;
   }
 
   #releaser(key: string): () => void {
@@ -185,6 +233,9 @@ export class Limiter {
       released = true;
       this.#active--;
       this.#count(this.#held, key, -1);
+      if (this.#graceMs > 0 && this.heldBy(key) === 0 && !this.#waiting.has(key)) {
+        this.#idleSince.set(key, this.#now());
+      }
       this.#next();
     };
   }
@@ -208,5 +259,6 @@ export class Limiter {
       }
       i = 0; // a grant changes the shares: look again from the oldest
     }
+    this.#wakeLater();
   }
 }

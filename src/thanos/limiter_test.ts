@@ -79,7 +79,7 @@ Deno.test("Limiter rejects a bad size", () => {
 });
 
 Deno.test("rule 9: one key never holds more than half of the slots while another key waits", async () => {
-  const limiter = new Limiter(4);
+  const limiter = new Limiter(4, { idleGraceMs: 0 });
   // "a" alone may take every slot.
   const a = await Promise.all([1, 2, 3, 4].map(() => limiter.acquire(undefined, "a")));
   assert.equal(limiter.heldBy("a"), 4);
@@ -121,7 +121,7 @@ Deno.test("rule 9: one key never holds more than half of the slots while another
 });
 
 Deno.test("rule 9: a key at its share waits while another key is active, then takes all", async () => {
-  const limiter = new Limiter(4);
+  const limiter = new Limiter(4, { idleGraceMs: 0 });
   const a = await Promise.all([1, 2].map(() => limiter.acquire(undefined, "a")));
   const b = await limiter.acquire(undefined, "b");
   let a3Granted = false;
@@ -138,4 +138,28 @@ Deno.test("rule 9: a key at its share waits while another key is active, then ta
   assert.equal(a3Granted, true);
   for (const release of a) release();
   assert.equal(limiter.active, 0);
+});
+
+Deno.test("rule 9: a key keeps its share for idleGraceMs between rounds", async () => {
+  const limiter = new Limiter(2, { idleGraceMs: 200 });
+  // "b" works in rounds: between them it holds nothing and waits for nothing.
+  const b = await limiter.acquire(undefined, "b");
+  const a1 = await limiter.acquire(undefined, "a");
+  b();
+  const a2 = limiter.acquire(undefined, "a");
+  let a2Granted = false;
+  a2.then(() => a2Granted = true);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(a2Granted, false, "b's share is kept during its grace period");
+  // b's next round gets its slot at once.
+  const bAgain = await limiter.acquire(undefined, "b");
+  assert.equal(limiter.heldBy("b"), 1);
+  bAgain();
+  // Once the grace period is over, "a" may use every slot (a timer looks again).
+  const t0 = performance.now();
+  const release = await a2;
+  assert.ok(performance.now() - t0 >= 150, "granted only after b's grace period");
+  assert.equal(limiter.heldBy("a"), 2);
+  release();
+  a1();
 });

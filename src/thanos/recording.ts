@@ -9,12 +9,18 @@
  * `/api/v1/query_range` and the form parameters `query`, `start`, `end`, `step`
  * only. Host, path prefix, headers (and so the token), `dedup` and
  * `partial_response` are not part of it, so a recording made against one URL
- * replays for any URL. Request headers are never stored.
+ * replays for any URL. Request headers are never stored, and the bearer token
+ * (taken from the request's `Authorization` header, plus any `secrets` given)
+ * is scrubbed from everything that is stored: answer bodies, index lines and
+ * the text keys are computed from.
  *
  * @module
  */
 
+import { REDACTED, Redactor } from "./redact.ts";
+
 const QUERY_RANGE_SUFFIX = "/api/v1/query_range";
+const SERIES_SUFFIX = "/api/v1/series";
 const INDEX_FILE = "index.jsonl";
 
 /** The request parameters that identify a recorded answer. */
@@ -119,6 +125,109 @@ async function readQueryRange(
   return { query, start, end, step };
 }
 
+/** The bearer token of a request's `Authorization` header, if any. */
+function bearerToken(input: RequestInfo | URL, init: RequestInit | undefined): string | undefined {
+  const headers = new Headers(
+    init?.headers ?? (input instanceof Request ? input.headers : undefined),
+  );
+  const auth = headers.get("Authorization");
+  const m = auth === null ? null : /^Bearer\s+(.+)$/i.exec(auth.trim());
+  return m?.[1];
+}
+
+/** `request` with every secret removed from its parameters. */
+function scrubRequest(request: RecordedRequest, redactor: Redactor): RecordedRequest {
+  return {
+    query: redactor.redact(request.query),
+    start: redactor.redact(request.start),
+    end: redactor.redact(request.end),
+    step: redactor.redact(request.step),
+  };
+}
+
+/**
+ * Streaming byte-level replacement of secrets by `[redacted]`: bytes that could
+ * be the start of a secret split across chunks are held back until the next
+ * chunk (or the end) shows what they are.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ByteScrubber } from "./recording.ts";
+ *
+ * const s = new ByteScrubber(["tok3n"]);
+ * const enc = new TextEncoder();
+ * const out = [s.push(enc.encode("a to")), s.push(enc.encode("k3n b")), s.flush()];
+ * assert.equal(out.map((b) => new TextDecoder().decode(b)).join(""), "a [redacted] b");
+ * ```
+ */
+export class ByteScrubber {
+  readonly #forms: Uint8Array[];
+  readonly #first: Set<number>;
+  readonly #keep: number;
+  readonly #replacement = new TextEncoder().encode(REDACTED);
+  #carry: Uint8Array = new Uint8Array(0);
+
+  /** @param secrets Secrets to remove (also in their JSON-escaped and URI-encoded forms). */
+  constructor(secrets: readonly string[]) {
+    const forms = new Set<string>();
+    for (const s of secrets) {
+      if (s === "") continue;
+      forms.add(s);
+      forms.add(JSON.stringify(s).slice(1, -1));
+      forms.add(encodeURIComponent(s));
+    }
+    const enc = new TextEncoder();
+    this.#forms = [...forms].map((f) => enc.encode(f)).sort((a, b) => b.length - a.length);
+    this.#first = new Set(this.#forms.map((f) => f[0]!));
+    this.#keep = Math.max(0, (this.#forms[0]?.length ?? 1) - 1);
+  }
+
+  /** Scrubs the next chunk; returns the bytes that are safe to store now. */
+  push(chunk: Uint8Array): Uint8Array {
+    if (this.#forms.length === 0) return chunk;
+    const buf = new Uint8Array(this.#carry.length + chunk.length);
+    buf.set(this.#carry);
+    buf.set(chunk, this.#carry.length);
+    const { out, rest } = this.#scan(buf, buf.length - this.#keep);
+    this.#carry = rest;
+    return out;
+  }
+
+  /** The held-back bytes, scrubbed, at the end of the stream. */
+  flush(): Uint8Array {
+    const { out } = this.#scan(this.#carry, this.#carry.length);
+    this.#carry = new Uint8Array(0);
+    return out;
+  }
+
+  #scan(buf: Uint8Array, safeEnd: number): { out: Uint8Array; rest: Uint8Array } {
+    const pieces: Uint8Array[] = [];
+    let from = 0;
+    let i = 0;
+    for (; i < safeEnd; i++) {
+      if (!this.#first.has(buf[i]!)) continue;
+      const form = this.#forms.find((f) =>
+        i + f.length <= buf.length && f.every((b, j) => buf[i + j] === b)
+      );
+      if (form === undefined) continue;
+      pieces.push(buf.subarray(from, i), this.#replacement);
+      i += form.length - 1;
+      from = i + 1;
+    }
+    const end = Math.max(from, Math.min(i, buf.length));
+    pieces.push(buf.subarray(from, end));
+    const size = pieces.reduce((n, p) => n + p.length, 0);
+    const out = new Uint8Array(size);
+    let at = 0;
+    for (const p of pieces) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return { out, rest: buf.slice(end) };
+  }
+}
+
 /** Appends to `index.jsonl` one line at a time per folder, in this process. */
 const indexQueues = new Map<string, Promise<void>>();
 
@@ -148,7 +257,9 @@ function appendIndex(dir: string, entry: RecordingIndexEntry): Promise<void> {
  * the last line for a key describes the stored body.
  * Non-2xx answers and other requests pass through unrecorded. `init` (with a
  * TLS `client`, signal, headers) is passed to `inner` unchanged; headers are
- * never written to disk.
+ * never written to disk. The bearer token of the request's `Authorization`
+ * header and `options.secrets` are scrubbed from the stored body, the index
+ * line and the key's text (the caller still gets the body unchanged).
  *
  * @example Record while querying
  * ```ts ignore
@@ -159,18 +270,35 @@ function appendIndex(dir: string, entry: RecordingIndexEntry): Promise<void> {
  * const client = new ThanosClient({ url: "https://thanos:9091", fetch: recordingFetch("recording") });
  * ```
  */
-export function recordingFetch(dir: string, inner: typeof fetch = fetch): typeof fetch {
+export function recordingFetch(
+  dir: string,
+  inner: typeof fetch = fetch,
+  options: RecordingOptions = {},
+): typeof fetch {
   return async (input, init) => {
-    const request = await readQueryRange(input, init);
+    const secrets = [...(options.secrets ?? []), bearerToken(input, init) ?? ""];
+    const redactor = new Redactor(secrets);
+    const raw = await readQueryRange(input, init);
     const response = await inner(input, init);
-    if (request === undefined || !response.ok || response.body === null) return response;
+    if (raw === undefined || !response.ok || response.body === null) return response;
+    const request = scrubRequest(raw, redactor);
     const key = await recordingKey(request);
-    return new Response(recordBody(dir, key, request, response.body), {
+    const scrubber = new ByteScrubber(secrets);
+    return new Response(recordBody(dir, key, request, response.body, scrubber), {
       status: response.status,
       statusText: response.statusText,
       headers: response.headers,
     });
   };
+}
+
+/** Options of {@linkcode recordingFetch}. */
+export interface RecordingOptions {
+  /**
+   * Secrets never to store, besides the request's bearer token (which is
+   * found in its `Authorization` header without being named here).
+   */
+  secrets?: readonly string[];
 }
 
 /**
@@ -184,6 +312,7 @@ function recordBody(
   key: string,
   request: RecordedRequest,
   source: ReadableStream<Uint8Array>,
+  scrubber: ByteScrubber,
 ): ReadableStream<Uint8Array> {
   const finalPath = `${dir}/${key}.json.gz`;
   const tmpPath = `${finalPath}.tmp-${crypto.randomUUID()}`;
@@ -212,6 +341,8 @@ function recordBody(
   };
   const finish = async () => {
     spool ??= await open();
+    const tail = scrubber.flush();
+    if (tail.length > 0) await spool.writer.write(tail as Uint8Array<ArrayBuffer>);
     await spool.writer.close();
     await spool.written;
     await Deno.rename(tmpPath, finalPath);
@@ -237,7 +368,8 @@ function recordBody(
           return;
         }
         bytes += next.value.byteLength;
-        await spool.writer.write(next.value as Uint8Array<ArrayBuffer>);
+        const clean = scrubber.push(next.value);
+        if (clean.length > 0) await spool.writer.write(clean as Uint8Array<ArrayBuffer>);
         controller.enqueue(next.value);
       } catch (error) {
         await discard(error);
@@ -264,8 +396,9 @@ export interface ReplayOptions {
  * `DecompressionStream` (never read whole). A request with no recorded answer
  * gets an HTTP 404 answer with a Prometheus-style error body naming the query
  * and its key, which `ThanosClient` turns into an immediate,
- * non-retried error. Any other request gets a 404 as well. `init.client` and
- * headers are ignored.
+ * non-retried error. A `/api/v1/series` request (label lookup) gets an empty
+ * successful answer: a recording has no such answers, so the labels are
+ * unknown. Any other request gets a 404. `init.client` and headers are ignored.
  *
  * @example Replay a recording
  * ```ts ignore
@@ -281,6 +414,13 @@ export function replayFetch(dir: string, options: ReplayOptions = {}): typeof fe
     signal?.throwIfAborted();
     const request = await readQueryRange(input, init);
     if (request === undefined) {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      if (url.pathname.endsWith(SERIES_SUFFIX)) {
+        return new Response('{"status":"success","data":[]}', {
+          status: 200,
+          headers: { "Content-Type": "application/json" },
+        });
+      }
       return errorResponse(404, "not_found", "replay only answers POST /api/v1/query_range");
     }
     const key = await recordingKey(request);

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { gunzipSync } from "node:zlib";
 import {
+  ByteScrubber,
   canonicalRequest,
   recordingFetch,
   type RecordingIndexEntry,
@@ -301,4 +302,83 @@ Deno.test("concurrent recordings append whole index lines", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("rule 7: recordings never contain the token: bodies, index lines and keys are scrubbed", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "recording_test_" });
+  try {
+    // The server echoes the token in a label value, in a warning-free answer, in 5-byte chunks
+    // (so the token is split across chunks), and the query itself contains it.
+    const query = `up{x="${TOKEN}"}`;
+    const body = JSON.stringify({
+      status: "success",
+      data: {
+        resultType: "matrix",
+        result: [{ metric: { echo: TOKEN, esc: `\u0000${TOKEN}` }, values: [[1, "1"]] }],
+      },
+    });
+    await withServer(
+      () => new Response(chunked(body)),
+      async (url) => {
+        const client = new ThanosClient({ url, token: TOKEN, fetch: recordingFetch(dir), ...fast });
+        const got: Series[] = [];
+        await client.queryRange(rangeOf(query), (s) => got.push(s));
+        // The caller still gets the answer as the server sent it.
+        assert.equal(got[0]?.metric.echo, TOKEN);
+      },
+    );
+    const names = await listDir(dir);
+    assert.equal(names.length, 2);
+    for (const name of names) {
+      assert.ok(!name.includes(TOKEN));
+      const raw = await Deno.readFile(`${dir}/${name}`);
+      const text = new TextDecoder().decode(name.endsWith(".gz") ? gunzipSync(raw) : raw);
+      assert.ok(!text.includes(TOKEN), `${name}: ${text}`);
+      assert.ok(!text.includes(TOKEN.slice(0, TOKEN.length - 1)), name);
+      assert.match(text, /\[redacted\]/);
+    }
+    const [entry] = await readIndex(dir);
+    assert.equal(entry?.query, 'up{x="[redacted]"}');
+    // The key is the hash of the scrubbed request, never of text holding the token.
+    assert.equal(
+      entry?.key,
+      await recordingKey({
+        query: entry!.query,
+        start: "1793491200",
+        end: "1793494799",
+        step: "60",
+      }),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("rule 7: ByteScrubber removes a secret split anywhere across chunks", () => {
+  const secret = "s3cr3t/tok";
+  const text = `a${secret}b"${JSON.stringify(secret).slice(1, -1)}"${
+    encodeURIComponent(secret)
+  }${secret}`;
+  const bytes = new TextEncoder().encode(text);
+  for (let cut1 = 0; cut1 <= bytes.length; cut1 += 1) {
+    for (const cut2 of [cut1, Math.min(bytes.length, cut1 + 3), bytes.length]) {
+      const s = new ByteScrubber([secret]);
+      const parts = [
+        s.push(bytes.slice(0, cut1)),
+        s.push(bytes.slice(cut1, cut2)),
+        s.push(bytes.slice(cut2)),
+        s.flush(),
+      ];
+      const out = parts.map((p) => new TextDecoder().decode(p)).join("");
+      assert.equal(out, 'a[redacted]b"[redacted]"[redacted][redacted]', `${cut1}/${cut2}`);
+    }
+  }
+});
+
+Deno.test("a label lookup against a replay is answered as unknown (empty)", async () => {
+  const client = new ThanosClient({
+    url: "http://replay.invalid",
+    fetch: replayFetch("/nonexistent"),
+  });
+  assert.deepEqual(await client.findLabelsWithValue("c1", "kube_node_info", 0, 3600), []);
 });

@@ -445,6 +445,9 @@ export class SeriesStreamParser {
   #closeLevel(): void {
     if (this.#level === LEVEL_TOP) {
       this.#level = LEVEL_AFTER;
+    } else if (this.#level === LEVEL_RESULT && this.#labelsShape) {
+      this.#level = LEVEL_TOP; // `data` is the array itself
+      this.#state = S_COMMA_OR_END;
     } else {
       this.#level -= 1;
       this.#state = S_COMMA_OR_END;

@@ -127,6 +127,12 @@ export interface ThanosClientOptions {
   maxLabelBytes?: number;
   /** Most series in one answer (default 100,000; setting `--max-series`). */
   maxSeries?: number;
+  /**
+   * How long a cluster keeps its fair share of the slots after its last request
+   * ended, in ms (default 2000), so that between two hours of one cluster another
+   * cluster's queued queries cannot take every slot; see {@linkcode Limiter}.
+   */
+  fairnessGraceMs?: number;
   /** Bearer token. Never logged, and removed from any error text. */
   token?: string;
   /** Extra request headers, e.g. a tenant header. */
@@ -478,7 +484,9 @@ export class ThanosClient {
     this.#maxAttempts = positiveInteger("maxAttempts", options.maxAttempts ?? 5);
     this.#baseDelayMs = nonNegative("baseDelayMs", options.baseDelayMs ?? 1000);
     this.#maxDelayMs = nonNegative("maxDelayMs", options.maxDelayMs ?? 30_000);
-    this.#limiter = new Limiter(positiveInteger("concurrency", options.concurrency ?? 4));
+    this.#limiter = new Limiter(positiveInteger("concurrency", options.concurrency ?? 4), {
+      idleGraceMs: nonNegative("fairnessGraceMs", options.fairnessGraceMs ?? 2000),
+    });
     this.#limits = {
       maxAnswerBytes: positiveInteger(
         "maxAnswerBytes",
@@ -929,9 +937,11 @@ export class ThanosClient {
       );
     }
     if (parsed.warnings.length > 0) {
-      const warnings = parsed.warnings.map(clean);
+      const warnings = parsed.warnings.map((w) =>
+        escapeControl(this.#redactor.cut(w, 2000), false)
+      );
       return new AttemptFailure(
-        `answer has warnings (partial data): ${warnings.join("; ")}`,
+        `answer has warnings (partial data): ${this.#redactor.cut(warnings.join("; "), 4000)}`,
         "warnings",
         true,
         { status, warnings },
