@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { Kafka, logLevel } from "kafkajs";
+import { logLevel } from "kafkajs";
 import { BridgeError } from "../model.ts";
-import { freePort, startKafka } from "../../tests/support/kafka.ts";
+import { consumeMessages, freePort, startKafka } from "../../tests/support/kafka.ts";
 import { formatKafkaLogEntry, KafkaAnnouncer, type KafkaSettings } from "./kafka_announcer.ts";
 
 function settings(brokers: string, extra: Partial<KafkaSettings> = {}): KafkaSettings {
@@ -14,47 +14,6 @@ function settings(brokers: string, extra: Partial<KafkaSettings> = {}): KafkaSet
     clientId: "thanos-bridge-test",
     ...extra,
   };
-}
-
-/** Reads `count` messages of `topic` from the beginning. */
-export async function consume(
-  brokers: string,
-  topic: string,
-  count: number,
-  timeoutMs = 30_000,
-): Promise<{ key: string; value: string; headers: Record<string, string> }[]> {
-  const kafka = new Kafka({
-    brokers: [brokers],
-    clientId: "test-consumer",
-    logLevel: logLevel.NOTHING,
-  });
-  const consumer = kafka.consumer({ groupId: `g-${crypto.randomUUID()}` });
-  const got: { key: string; value: string; headers: Record<string, string> }[] = [];
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`only ${got.length} of ${count} messages`)),
-        timeoutMs,
-      );
-      consumer.run({
-        eachMessage: ({ message }) => {
-          const headers: Record<string, string> = {};
-          for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
-          got.push({ key: String(message.key), value: String(message.value), headers });
-          if (got.length >= count) {
-            clearTimeout(timer);
-            resolve();
-          }
-          return Promise.resolve();
-        },
-      }).catch(reject);
-    });
-  } finally {
-    await consumer.disconnect();
-  }
-  return got;
 }
 
 Deno.test({
@@ -72,12 +31,12 @@ Deno.test({
         { topic: "t2", key: "cluster-b", headers: { service: "hccm", x: "y" }, value: "é" },
       ]);
       await announcer.send([{ topic: "t1", key: "cluster-a", headers: {}, value: '{"n":3}' }]);
-      assert.deepEqual(await consume(kafka.brokers, "t1", 3), [
+      assert.deepEqual(await consumeMessages(kafka.brokers, "t1", 3), [
         { key: "cluster-a", value: '{"n":1}', headers: { service: "hccm" } },
         { key: "cluster-a", value: '{"n":2}', headers: { service: "hccm" } },
         { key: "cluster-a", value: '{"n":3}', headers: {} },
       ]);
-      assert.deepEqual(await consume(kafka.brokers, "t2", 1), [
+      assert.deepEqual(await consumeMessages(kafka.brokers, "t2", 1), [
         { key: "cluster-b", value: "é", headers: { service: "hccm", x: "y" } },
       ]);
     } finally {

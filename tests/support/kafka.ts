@@ -8,6 +8,7 @@
  */
 
 import { join } from "node:path";
+import { Kafka, logLevel } from "kafkajs";
 import { fileURLToPath } from "node:url";
 
 /** Repository root (two levels above this file). */
@@ -234,5 +235,89 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
   } catch (e) {
     await stop();
     throw e;
+  }
+}
+
+/** One consumed record, as text. */
+export interface ConsumedMessage {
+  key: string;
+  value: string;
+  headers: Record<string, string>;
+}
+
+/**
+ * Reads the first `count` messages of `topic` with a fresh consumer group;
+ * rejects when they do not all arrive within `timeoutMs`.
+ *
+ * @example
+ * ```ts ignore
+ * import { consumeMessages } from "./kafka.ts";
+ * const [first] = await consumeMessages("127.0.0.1:9092", "platform.upload.announce", 1);
+ * ```
+ */
+export async function consumeMessages(
+  brokers: string,
+  topic: string,
+  count: number,
+  timeoutMs = 30_000,
+): Promise<ConsumedMessage[]> {
+  const kafka = new Kafka({
+    brokers: [brokers],
+    clientId: "test-consumer",
+    logLevel: logLevel.NOTHING,
+  });
+  const consumer = kafka.consumer({ groupId: `g-${crypto.randomUUID()}` });
+  const got: ConsumedMessage[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`only ${got.length} of ${count} messages`)),
+        timeoutMs,
+      );
+      consumer.run({
+        eachMessage: ({ message }) => {
+          const headers: Record<string, string> = {};
+          for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
+          got.push({ key: String(message.key), value: String(message.value), headers });
+          if (got.length >= count) {
+            clearTimeout(timer);
+            resolve();
+          }
+          return Promise.resolve();
+        },
+      }).catch(reject);
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return got;
+}
+
+/**
+ * How many messages `topic` holds (sum of its partitions' high watermarks);
+ * 0 when the topic does not exist.
+ *
+ * @example
+ * ```ts ignore
+ * import { topicMessageCount } from "./kafka.ts";
+ * await topicMessageCount("127.0.0.1:9092", "platform.upload.announce"); // 0
+ * ```
+ */
+export async function topicMessageCount(brokers: string, topic: string): Promise<number> {
+  const kafka = new Kafka({
+    brokers: [brokers],
+    clientId: "test-admin",
+    logLevel: logLevel.NOTHING,
+  });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    if (!(await admin.listTopics()).includes(topic)) return 0;
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return offsets.reduce((sum, p) => sum + Number(p.high), 0);
+  } finally {
+    await admin.disconnect();
   }
 }
