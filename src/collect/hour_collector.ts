@@ -14,11 +14,18 @@ import type { CollectionParams, HourWriter, StateStore } from "../package/state_
 import type { QueryGroup } from "./catalogue_groups.ts";
 import { hourColumns } from "./go_time.ts";
 import { planFingerprint, type PlannedQuery } from "./query_plan.ts";
+import { BridgeError } from "../model.ts";
+import {
+  type AnswerContext,
+  answerError,
+  checkSeries,
+  formatHours,
+  showLabels,
+} from "./answer_check.ts";
 import {
   combineServerAggregates,
-  parseSampleValue,
   type Reduced,
-  reduceSamples,
+  reduceValues,
   type ServerAggregate,
 } from "./reduce.ts";
 import { buildHourReports, type HourReports } from "./report_rows.ts";
@@ -30,12 +37,28 @@ export interface RangeRequest {
   readonly start: number;
   readonly end: number;
   readonly step: number;
+  /** Stable short id for messages: the catalogue name, plus `/<aggregate>` in server mode. */
+  readonly id?: string;
+  /** The cluster: named in messages, and the client's fairness key. */
+  readonly clusterId?: string;
+  /** The hours the answer covers, for messages (`formatHours`). */
+  readonly hours?: string;
 }
 
-/** One series of a matrix answer. */
+/**
+ * One series of a matrix answer, as streamed: not trusted yet (every series
+ * goes through `checkSeries` before it is used).
+ */
 export interface MatrixSeries {
   readonly metric: Record<string, string>;
   readonly values: ReadonlyArray<readonly [number, string]>;
+}
+
+/** Counters of the traffic of one run (queries started, HTTP attempts, body bytes). */
+export interface QueryCounter {
+  queries: number;
+  attempts: number;
+  bytes: number;
 }
 
 /** What the collector needs from the Thanos client. */
@@ -43,12 +66,14 @@ export interface RangeQuerier {
   /**
    * Streams the series of one answer to `onSeries`. `onRetry` is called before
    * a new attempt, so the caller can drop the series of a failed attempt.
+   * `counter`, when given, is increased by the call's traffic.
    */
   queryRange(
     request: RangeRequest,
     onSeries: (series: MatrixSeries) => void,
     signal?: AbortSignal,
     onRetry?: () => void,
+    counter?: QueryCounter,
   ): Promise<unknown>;
 }
 
@@ -70,6 +95,10 @@ export interface HourCollectorOptions {
   /** Clock used for `collectedAt`. */
   readonly now: () => Date;
   readonly onEvent?: (event: CollectEvent) => void;
+  /** Cancels the collection: every query in flight stops at once (error code `cancelled`). */
+  readonly signal?: AbortSignal;
+  /** Counters increased by every query of this collection (per-run figures). */
+  readonly counter?: QueryCounter;
   /**
    * Collection parameters recorded in each committed hour's `hour.json`
    * (`collectionParams(plan, …)` of query_plan.ts); `queryHash` must be the
@@ -103,7 +132,7 @@ export interface CollectDayResult {
 }
 
 /** Series of one query for one hour, in answer order. */
-type HourSeries = { metric: Labels; reduced: Reduced | null }[];
+export type HourSeries = { metric: Labels; reduced: Reduced | null }[];
 
 /** Start of hour `hour` of `day` (YYYY-MM-DD) in unix seconds. */
 export function hourStartSeconds(day: string, hour: number): number {
@@ -169,8 +198,8 @@ export async function collectHours(
     let seriesOf: (hour: number) => Map<string, HourSeries>;
     try {
       seriesOf = options.mode === "client"
-        ? await fetchClientHour(options.client, plan, day, batch[0]!)
-        : await fetchServerBatch(options.client, plan, day, batch);
+        ? await fetchClientHour(options, plan, clusterId, day, batch[0]!)
+        : await fetchServerBatch(options, plan, clusterId, day, batch);
     } catch (error) {
       fail(batch[0]!, error);
       return result;
@@ -221,17 +250,21 @@ export function contiguousBatches(hours: readonly number[], size: number): numbe
 
 /**
  * Runs all queries of a plan in parallel (the client bounds concurrency);
- * the first failure aborts the rest.
+ * the first failure aborts the rest, and so does `signal` (a `cancelled`
+ * error, at once).
  */
 async function runAll(
   tasks: ((signal: AbortSignal) => Promise<unknown>)[],
+  signal?: AbortSignal,
 ): Promise<void> {
+  if (signal?.aborted) throw cancelledError(signal);
   const controller = new AbortController();
+  const both = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
   try {
     await Promise.all(tasks.map((t) =>
-      t(controller.signal).catch((error) => {
+      t(both).catch((error) => {
         controller.abort(error);
-        throw error;
+        throw signal?.aborted ? cancelledError(signal, error) : error;
       })
     ));
   } finally {
@@ -239,35 +272,73 @@ async function runAll(
   }
 }
 
-async function fetchClientHour(
-  client: RangeQuerier,
+/** A `cancelled` error for an aborted collection (keeping one the client already made). */
+function cancelledError(signal: AbortSignal, error?: unknown): BridgeError {
+  if (error instanceof BridgeError && error.code === "cancelled") return error;
+  const reason = signal.reason instanceof Error ? signal.reason.message : String(signal.reason);
+  return new BridgeError("cancelled", `collection cancelled: ${reason}`, { cause: signal.reason });
+}
+
+/** The request context the client names in its errors. */
+function requestContext(ctx: AnswerContext): { id: string; clusterId: string; hours: string } {
+  return { id: ctx.queryId, clusterId: ctx.clusterId, hours: ctx.hours };
+}
+
+/** What {@linkcode fetchClientHour} and {@linkcode fetchServerBatch} use of the options. */
+export type FetchOptions = Pick<HourCollectorOptions, "client" | "signal" | "counter">;
+
+/** The series of each query for one hour, by catalogue name, in answer order. */
+export type HourSeriesOf = (hour: number) => Map<string, HourSeries>;
+
+/**
+ * Client mode: one query per catalogue entry for one hour, 60 points per
+ * series, every series checked (`checkSeries`) and reduced as it arrives.
+ * Resolves once every answer was accepted; the first failure (or `signal`)
+ * stops the others.
+ *
+ * @example
+ * ```ts ignore
+ * import { fetchClientHour } from "./hour_collector.ts";
+ * const seriesOf = await fetchClientHour({ client }, plan, "c1", "2026-11-01", 3);
+ * seriesOf(3).get("node-role"); // [{ metric, reduced: null }, …]
+ * ```
+ */
+export async function fetchClientHour(
+  options: FetchOptions,
   plan: readonly PlannedQuery[],
+  clusterId: string,
   day: string,
   hour: number,
-): Promise<(hour: number) => Map<string, HourSeries>> {
+): Promise<HourSeriesOf> {
+  const { client, counter } = options;
   const start = hourStartSeconds(day, hour);
+  const grid = { start, end: start + 3599, step: 60 };
+  const hours = formatHours(day, hour, hour);
   const byQuery = new Map<string, HourSeries>();
   const tasks = plan.map((p) => async (signal: AbortSignal) => {
     const list: HourSeries = [];
     byQuery.set(p.query.name, list);
+    const ctx: AnswerContext = { queryId: p.query.name, clusterId, hours };
     await client.queryRange(
-      { query: p.expr, start, end: start + 3599, step: 60 },
+      { query: p.expr, ...grid, ...requestContext(ctx) },
       (s) => {
+        const { values } = checkSeries(s, grid, ctx);
         list.push({
           metric: s.metric,
-          reduced: p.query.value ? reduceSamples(s.values, p.query.value.reduction) : null,
+          reduced: p.query.value ? reduceValues(values, p.query.value.reduction) : null,
         });
       },
       signal,
       () => void (list.length = 0),
+      counter,
     );
   });
-  await runAll(tasks);
+  await runAll(tasks, options.signal);
   return (h) => (h === hour ? byQuery : new Map());
 }
 
 /** Canonical identity of a label set, to join the aggregates of one series. */
-function labelsKey(metric: Labels): string {
+export function labelsKey(metric: Labels): string {
   return JSON.stringify(Object.entries(metric).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
@@ -275,17 +346,35 @@ function labelsKey(metric: Labels): string {
  * Server mode: one query per aggregate for the whole batch; every answer holds
  * one point per series per hour. Points are kept per series (one entry per
  * label set and query, not per hour), and an hour's series are assembled only
- * when that hour is merged.
+ * when that hour is merged. Every series goes through the same `checkSeries`
+ * as in client mode (grid: the ends of the batch's hours, step 3600); a label
+ * set that appears twice in one answer, or a series whose primary aggregate
+ * has a point in an hour where another aggregate has none, is refused.
+ *
+ * @example
+ * ```ts ignore
+ * import { fetchServerBatch } from "./hour_collector.ts";
+ * const seriesOf = await fetchServerBatch({ client }, plan, "c1", "2026-11-01", [0, 1, 2]);
+ * seriesOf(1).get("node-capacity-cpu-cores"); // [{ metric, reduced: { value, n } }, …]
+ * ```
  */
-async function fetchServerBatch(
-  client: RangeQuerier,
+export async function fetchServerBatch(
+  options: FetchOptions,
   plan: readonly PlannedQuery[],
+  clusterId: string,
   day: string,
   hours: readonly number[],
-): Promise<(hour: number) => Map<string, HourSeries>> {
-  const dayStart = hourStartSeconds(day, 0);
+): Promise<HourSeriesOf> {
+  const { client, counter } = options;
   const first = hours[0]!;
   const span = hours.at(-1)! - first + 1;
+  // Evaluated at the end of each hour; `offset 1s` in `expr` (see serverExpr).
+  const grid = {
+    start: hourStartSeconds(day, first) + 3600,
+    end: hourStartSeconds(day, first + span - 1) + 3600,
+    step: 3600,
+  };
+  const batchHours = formatHours(day, first, first + span - 1);
   /**
    * Per aggregate: the value of each hour of the batch, and a bit mask of the hours that
    * have a point (a batch has at most 24 hours). Plain arrays, not typed arrays: one
@@ -298,15 +387,15 @@ async function fetchServerBatch(
     const series = new Map<string, Entry>();
     perQuery.set(p.query.name, series);
     return p.server.map(({ aggregate, expr }) => async (signal: AbortSignal) => {
+      const ctx: AnswerContext = {
+        queryId: `${p.query.name}/${aggregate}`,
+        clusterId,
+        hours: batchHours,
+      };
       await client.queryRange(
-        // Evaluated at the end of each hour; `offset 1s` in `expr` (see serverExpr).
-        {
-          query: expr,
-          start: hourStartSeconds(day, first) + 3600,
-          end: hourStartSeconds(day, first + span - 1) + 3600,
-          step: 3600,
-        },
+        { query: expr, ...grid, ...requestContext(ctx) },
         (s) => {
+          const { slots, values } = checkSeries(s, grid, ctx);
           const key = labelsKey(s.metric);
           let entry = series.get(key);
           if (!entry) series.set(key, entry = { metric: s.metric, byAggregate: {} });
@@ -314,15 +403,12 @@ async function fetchServerBatch(
             value: new Array<number>(span).fill(0),
             present: 0,
           };
-          for (const [t, v] of s.values) {
-            const hour = (t - 3600 - dayStart) / 3600;
-            if (!Number.isInteger(hour) || hour < first || hour >= first + span) {
-              throw new RangeError(
-                `Unexpected timestamp ${t} in the answer to ${expr.slice(0, 80)}`,
-              );
-            }
-            points.value[hour - first] = parseSampleValue(v);
-            points.present |= 1 << (hour - first);
+          if (points.present !== 0) {
+            throw answerError(ctx, `series ${showLabels(s.metric)} appears twice in the answer`);
+          }
+          for (let i = 0; i < slots.length; i++) {
+            points.value[slots[i]!] = values[i]!;
+            points.present |= 1 << slots[i]!;
           }
         },
         signal,
@@ -333,10 +419,11 @@ async function fetchServerBatch(
             if (points) points.present = 0;
           }
         },
+        counter,
       );
     });
   });
-  await runAll(tasks);
+  await runAll(tasks, options.signal);
   return (hour) => {
     const byQuery = new Map<string, HourSeries>();
     const i = hour - first;
@@ -349,7 +436,19 @@ async function fetchServerBatch(
         const aggs: Partial<Record<ServerAggregate, number>> = {};
         for (const { aggregate } of p.server) {
           const points = byAggregate[aggregate];
-          if (points && points.present & bit) aggs[aggregate] = points.value[i]!;
+          if (points && points.present & bit) {
+            aggs[aggregate] = points.value[i]!;
+          } else {
+            throw answerError(
+              {
+                queryId: `${p.query.name}/${aggregate}`,
+                clusterId,
+                hours: formatHours(day, hour, hour),
+              },
+              `series ${showLabels(metric)} has a "${primary}" ` +
+                `point but no "${aggregate}" point (the aggregate is missing)`,
+            );
+          }
         }
         list.push({
           metric,
