@@ -699,8 +699,20 @@ export class StateStore {
         hours.set(hour, check.meta);
         continue;
       }
-      if (!(await pathExists(hourDir))) continue; // moved away meanwhile
-      const q = await this.quarantineHour(clusterId, day, hour, check.reason);
+      // A writer replacing this hour holds a lock on it: leave it to the writer.
+      const held = await tryHold(hourDir);
+      if (!held) continue; // gone meanwhile, or being replaced
+      let q: QuarantinedHour;
+      try {
+        const again = await checkHour(hourDir, hour);
+        if (again.ok) {
+          hours.set(hour, again.meta);
+          continue;
+        }
+        q = await this.quarantineHour(clusterId, day, hour, again.reason);
+      } finally {
+        held.close();
+      }
       options.onWarning?.(q);
       quarantined.push(q);
     }

@@ -11,6 +11,7 @@ import {
   type HourParams,
   type QuarantinedHour,
   StateStore,
+  tryHold,
 } from "./state_store.ts";
 
 const DATES = [
@@ -400,6 +401,28 @@ Deno.test("rule 5: a truncated hour.json is quarantined with its path; the other
     assert.deepEqual((await store.listHours("c", DAY)).quarantined, []);
     await commitHour(store, 2);
     assert.deepEqual([...(await store.listHours("c", DAY)).hours.keys()], [0, 1, 2, 3]);
+  });
+});
+
+Deno.test("rule 5: an hour locked by a writer that is replacing it is not quarantined", async () => {
+  await withTemp(async (root) => {
+    const store = new StateStore(root);
+    for (const h of [0, 1]) await commitHour(store, h);
+    const hourDir = store.hourPath("c", DAY, 1);
+    await Deno.remove(join(hourDir, "hour.json")); // looks damaged mid-replace
+    const writer = await tryHold(hourDir); // what HourWriter.commit holds while replacing
+    assert.ok(writer);
+    try {
+      const busy = await store.listHours("c", DAY);
+      assert.deepEqual([...busy.hours.keys()], [0]);
+      assert.deepEqual(busy.quarantined, []);
+      assert.ok(await pathExists(hourDir), "left to its writer");
+    } finally {
+      writer.close();
+    }
+    const { hours, quarantined } = await store.listHours("c", DAY);
+    assert.deepEqual([...hours.keys()], [0]);
+    assert.deepEqual(quarantined.map((q) => q.hour), [1]);
   });
 });
 
