@@ -37,7 +37,7 @@ export interface KafkaSettings {
   readonly connectionTimeoutMs?: number;
   /** Request timeout in ms (default 30 000). */
   readonly requestTimeoutMs?: number;
-  /** kafkajs retries per send after the first attempt (default 3). */
+  /** kafkajs retries per send after the first attempt (default 3, at least 1: the producer is idempotent). */
   readonly retries?: number;
 }
 
@@ -130,6 +130,11 @@ export class KafkaAnnouncer {
   constructor(settings: KafkaSettings, log: KafkaLog = stderrKafkaLog) {
     if (settings.brokers.length === 0) {
       throw new BridgeError("config", "kafka: at least one broker is needed");
+    }
+    const retries = settings.retries ?? 3;
+    if (!Number.isInteger(retries) || retries < 1) {
+      // kafkajs refuses an idempotent producer without retries.
+      throw new BridgeError("config", `kafka retries must be at least 1, got ${retries}`);
     }
     this.#settings = settings;
     const sasl = settings.sasl;

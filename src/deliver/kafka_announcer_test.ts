@@ -91,6 +91,92 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "KafkaAnnouncer: SASL plain/scram-sha-256/scram-sha-512 and TLS with a CA against a real broker",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const kafka = await startKafka({ security: true });
+    const lines: string[] = [];
+    const log = (level: string, line: string) => lines.push(`${level} ${line}`);
+    const record = (n: string) => ({
+      topic: "secure",
+      key: "k",
+      headers: { service: "hccm" },
+      value: n,
+    });
+    const sent: string[] = [];
+    try {
+      const { sasl, tls } = kafka;
+      assert.ok(sasl && tls);
+      for (const mechanism of ["plain", "scram-sha-256", "scram-sha-512"] as const) {
+        const a = new KafkaAnnouncer(
+          settings(sasl.brokers, {
+            sasl: { mechanism, username: sasl.username, password: sasl.password },
+          }),
+          log,
+        );
+        try {
+          await a.send([record(mechanism)]);
+          sent.push(mechanism);
+        } finally {
+          await a.close();
+        }
+      }
+      const viaTls = new KafkaAnnouncer(settings(tls.brokers, { tls: true, ca: tls.ca }), log);
+      try {
+        await viaTls.send([record("tls")]);
+        sent.push("tls");
+      } finally {
+        await viaTls.close();
+      }
+      const messages = await consumeMessages(kafka.brokers, "secure", 4);
+      assert.deepEqual(messages.map((m) => m.value), [
+        "plain",
+        "scram-sha-256",
+        "scram-sha-512",
+        "tls",
+      ]);
+
+      // A wrong password and an unknown CA fail with sink_kafka, and say nothing secret.
+      const wrong = new KafkaAnnouncer(
+        settings(sasl.brokers, {
+          retries: 1,
+          sasl: { mechanism: "scram-sha-512", username: sasl.username, password: "WRONG-hunter2" },
+        }),
+        log,
+      );
+      try {
+        await assert.rejects(wrong.send([record("x")]), (e: unknown) => {
+          assert.ok(e instanceof BridgeError && e.code === "sink_kafka");
+          assert.match(e.message, /SASL|authenticat/i);
+          assert.ok(!e.message.includes("hunter2") && !e.message.includes(sasl.password));
+          return true;
+        });
+      } finally {
+        await wrong.close();
+      }
+      const untrusted = new KafkaAnnouncer(
+        settings(tls.brokers, { tls: true, ca: null, retries: 1 }),
+        log,
+      );
+      try {
+        await assert.rejects(untrusted.send([record("x")]), (e: unknown) => {
+          assert.ok(e instanceof BridgeError && e.code === "sink_kafka");
+          return true;
+        });
+      } finally {
+        await untrusted.close();
+      }
+      assert.ok(lines.every((l) => !l.includes("hunter2") && !l.includes(sasl.password)));
+    } finally {
+      await kafka.stop();
+    }
+    assert.deepEqual(sent, ["plain", "scram-sha-256", "scram-sha-512", "tls"]);
+  },
+});
+
 Deno.test("KafkaAnnouncer: an aborted signal cancels before connecting", async () => {
   const announcer = new KafkaAnnouncer(settings("127.0.0.1:1"), () => {});
   const ac = new AbortController();
@@ -102,8 +188,9 @@ Deno.test("KafkaAnnouncer: an aborted signal cancels before connecting", async (
   await announcer.close();
 });
 
-Deno.test("KafkaAnnouncer: needs a broker", () => {
+Deno.test("KafkaAnnouncer: needs a broker and at least one retry", () => {
   assert.throws(() => new KafkaAnnouncer({ ...settings("x:1"), brokers: [] }), BridgeError);
+  assert.throws(() => new KafkaAnnouncer(settings("x:1", { retries: 0 })), /at least 1/);
 });
 
 Deno.test("formatKafkaLogEntry: keeps message, broker and error, drops everything else", () => {

@@ -24,6 +24,12 @@ export interface KafkaServer {
   readonly pid: number;
   /** Temp folder holding the configuration, the log folder and `server.log`. */
   readonly dir: string;
+  /** With `security: true`: a SASL_PLAINTEXT listener taking PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512. */
+  readonly sasl:
+    | { readonly brokers: string; readonly username: string; readonly password: string }
+    | null;
+  /** With `security: true`: an SSL listener whose certificate (for IP 127.0.0.1) is signed by `ca`. */
+  readonly tls: { readonly brokers: string; readonly ca: string } | null;
   /** Kills the JVM (SIGKILL) and removes {@linkcode dir}. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -34,6 +40,8 @@ export interface StartKafkaOptions {
   port?: number;
   /** Milliseconds to wait for the broker to be ready (default 90 000). */
   readyTimeoutMs?: number;
+  /** Also open a SASL listener and a TLS listener (see {@linkcode KafkaServer.sasl}, `tls`). */
+  security?: boolean;
 }
 
 /**
@@ -110,6 +118,74 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /**
+ * Makes a throwaway CA and a broker certificate for IP 127.0.0.1 with
+ * `openssl`; writes `broker-keystore.pem` (key + chain, Kafka's PEM keystore)
+ * into `dir` and returns the CA certificate PEM.
+ */
+async function makeCertificates(dir: string): Promise<string> {
+  const run = async (args: string[]) => {
+    const out = await new Deno.Command("openssl", {
+      args,
+      cwd: dir,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!out.success) {
+      throw new Error(`openssl ${args[0]} failed: ${new TextDecoder().decode(out.stderr)}`);
+    }
+  };
+  await run([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=thanos-bridge test CA",
+  ]);
+  await run([
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "broker.key",
+    "-out",
+    "broker.csr",
+    "-subj",
+    "/CN=127.0.0.1",
+  ]);
+  await Deno.writeTextFile(join(dir, "san.ext"), "subjectAltName=IP:127.0.0.1\n");
+  await run([
+    "x509",
+    "-req",
+    "-in",
+    "broker.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "broker.pem",
+    "-days",
+    "2",
+    "-extfile",
+    "san.ext",
+  ]);
+  const key = await Deno.readTextFile(join(dir, "broker.key"));
+  const chain = await Deno.readTextFile(join(dir, "broker.pem"));
+  await Deno.writeTextFile(join(dir, "broker-keystore.pem"), key + chain);
+  return await Deno.readTextFile(join(dir, "ca.pem"));
+}
+
+/**
  * Starts a single-node Kafka (KRaft, broker+controller) on loopback and waits
  * until it is ready. Topics are created on first use.
  *
@@ -144,10 +220,49 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
   };
   try {
     const port = options.port ?? freePort();
-    let controllerPort = freePort();
-    while (controllerPort === port) controllerPort = freePort();
+    const taken = [port];
+    const nextPort = () => {
+      let p = freePort();
+      while (taken.includes(p)) p = freePort();
+      taken.push(p);
+      return p;
+    };
+    const controllerPort = nextPort();
     const tmp = join(dir, "tmp");
     await Deno.mkdir(tmp);
+    const listeners = [`PLAINTEXT://127.0.0.1:${port}`];
+    const protocols = ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT"];
+    const extra: string[] = [];
+    const formatExtra: string[] = [];
+    let sasl: KafkaServer["sasl"] = null;
+    let tls: KafkaServer["tls"] = null;
+    if (options.security) {
+      const saslPort = nextPort();
+      const tlsPort = nextPort();
+      const password = `pw-${crypto.randomUUID()}`;
+      listeners.push(`SASL_PLAINTEXT://127.0.0.1:${saslPort}`, `SSL://127.0.0.1:${tlsPort}`);
+      protocols.push("SASL_PLAINTEXT:SASL_PLAINTEXT", "SSL:SSL");
+      const ca = await makeCertificates(dir);
+      extra.push(
+        "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config=" +
+          `org.apache.kafka.common.security.plain.PlainLoginModule required user_bridge="${password}";`,
+        "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=" +
+          "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=" +
+          "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        "ssl.keystore.type=PEM",
+        `ssl.keystore.location=${join(dir, "broker-keystore.pem")}`,
+      );
+      formatExtra.push(
+        "--add-scram",
+        `SCRAM-SHA-256=[name=bridge,password=${password}]`,
+        "--add-scram",
+        `SCRAM-SHA-512=[name=bridge,password=${password}]`,
+      );
+      sasl = { brokers: `127.0.0.1:${saslPort}`, username: "bridge", password };
+      tls = { brokers: `127.0.0.1:${tlsPort}`, ca };
+    }
     const props = join(dir, "server.properties");
     await Deno.writeTextFile(
       props,
@@ -155,11 +270,11 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
         "process.roles=broker,controller",
         "node.id=1",
         `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-        `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-        `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+        `listeners=${[...listeners, `CONTROLLER://127.0.0.1:${controllerPort}`].join(",")}`,
+        `advertised.listeners=${listeners.join(",")}`,
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        `listener.security.protocol.map=${protocols.join(",")}`,
         `log.dirs=${join(dir, "data")}`,
         "auto.create.topics.enable=true",
         "num.partitions=1",
@@ -171,6 +286,7 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
         "share.coordinator.state.topic.replication.factor=1",
         "share.coordinator.state.topic.min.isr=1",
         "group.initial.rebalance.delay.ms=0",
+        ...extra,
         "",
       ].join("\n"),
     );
@@ -198,7 +314,16 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
       `${libs}/*`,
     ];
     const format = await new Deno.Command("java", {
-      args: [...jvm, "kafka.tools.StorageTool", "format", "-t", clusterId(), "-c", props],
+      args: [
+        ...jvm,
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        clusterId(),
+        "-c",
+        props,
+        ...formatExtra,
+      ],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -231,7 +356,7 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    return { brokers: `127.0.0.1:${port}`, port, pid: child.pid, dir, stop };
+    return { brokers: `127.0.0.1:${port}`, port, pid: child.pid, dir, sasl, tls, stop };
   } catch (e) {
     await stop();
     throw e;
