@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { CollectSummary } from "../src/service/collect_job.ts";
+import type { RunSummary as CollectSummary } from "../src/service/collect_job.ts";
 import { RUNTIME_FLAGS } from "../src/cli/runtime_flags.ts";
 import { ProcessMonitor, type ProcessUsage } from "./process_monitor.ts";
 
@@ -101,7 +101,7 @@ export function collectArgs(options: CollectRunOptions): string[] {
  *
  * const s = parseSummary(JSON.stringify({
  *   day: "2026-11-01", lastHour: 0, mode: "server", queries: 3, bytesDownloaded: 10, ms: 5,
- *   ok: true, clusters: [{ clusterId: "c", rows: { pod: 2, node: 1 } }],
+ *   ok: true, clusters: [{ clusterId: "c", days: [{ rows: { pod: 2, node: 1 } }] }],
  * }));
  * assert.equal(s.queries, 3);
  * ```
@@ -120,10 +120,13 @@ export function parseSummary(text: string): CollectSummary {
   if (
     s === null || typeof s !== "object" || numbers.some((k) => typeof s[k] !== "number") ||
     typeof s.ok !== "boolean" || !Array.isArray(s.clusters) ||
-    s.clusters.some((c) => c === null || typeof c !== "object" || typeof c.rows !== "object")
+    s.clusters.some((c) =>
+      c === null || typeof c !== "object" || !Array.isArray(c.days) ||
+      c.days.some((d) => d === null || typeof d !== "object" || typeof d.rows !== "object")
+    )
   ) {
     throw new TypeError(
-      `Unexpected collect summary (need queries, bytesDownloaded, ms, ok, clusters[].rows): ${
+      `Unexpected collect summary (need queries, bytesDownloaded, ms, ok, clusters[].days[].rows): ${
         text.slice(0, 200)
       }`,
     );
@@ -132,7 +135,7 @@ export function parseSummary(text: string): CollectSummary {
 }
 
 /**
- * Rows of every report of every cluster of a summary.
+ * Rows of every report of every cluster-day of a summary.
  *
  * @example
  * ```ts
@@ -141,7 +144,7 @@ export function parseSummary(text: string): CollectSummary {
  *
  * const s = parseSummary(JSON.stringify({
  *   queries: 1, bytesDownloaded: 1, ms: 1, ok: true,
- *   clusters: [{ rows: { pod: 2, node: 1 } }, { rows: { pod: 4 } }],
+ *   clusters: [{ days: [{ rows: { pod: 2, node: 1 } }] }, { days: [{ rows: { pod: 4 } }] }],
  * }));
  * assert.equal(summaryRows(s), 7);
  * ```
@@ -149,7 +152,9 @@ export function parseSummary(text: string): CollectSummary {
 export function summaryRows(summary: CollectSummary): number {
   let rows = 0;
   for (const c of summary.clusters) {
-    for (const n of Object.values(c.rows)) rows += n ?? 0;
+    for (const d of c.days) {
+      for (const n of Object.values(d.rows)) rows += n ?? 0;
+    }
   }
   return rows;
 }

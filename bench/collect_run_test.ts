@@ -57,7 +57,7 @@ Deno.test("parseSummary rejects non-JSON and summaries without the figures", () 
     TypeError,
   );
   const s = parseSummary(
-    '{"queries":1,"bytesDownloaded":2,"ms":3,"ok":true,"clusters":[{"rows":{"pod":4}}]}',
+    '{"queries":1,"bytesDownloaded":2,"ms":3,"ok":true,"clusters":[{"days":[{"rows":{"pod":4}}]}]}',
   );
   assert.equal(summaryRows(s), 4);
 });

@@ -17,6 +17,7 @@ import {
   ConfigError,
   isClusterId,
   isLabelName,
+  parseDay,
   parseDuration,
   SINK_KINDS,
   type SinkKind,
@@ -615,10 +616,9 @@ export function resolveSettings(config: Config, context: ResolveContext): Bridge
     emptyHourGraceMs: durationMs("emptyHourGrace", str(config.emptyHourGrace) ?? "6h"),
     limits: {
       maxAnswerBytes: parseInteger("maxAnswerMb", config.maxAnswerMb ?? 256, 1, 4096) * 1_048_576,
-      maxSeriesBytes: parseInteger("maxSeriesKb", config.maxSeriesKb ?? 16_384, 1, 1_048_576) *
-        1024,
-      maxLabelBytes: parseInteger("maxLabelKb", config.maxLabelKb ?? 64, 1, 65_536) * 1024,
-      maxSeries: parseInteger("maxSeries", config.maxSeries ?? 500_000, 1, 100_000_000),
+      maxSeriesBytes: parseInteger("maxSeriesKb", config.maxSeriesKb ?? 1024, 1, 1_048_576) * 1024,
+      maxLabelBytes: parseInteger("maxLabelKb", config.maxLabelKb ?? 16, 1, 65_536) * 1024,
+      maxSeries: parseInteger("maxSeries", config.maxSeries ?? 100_000, 1, 100_000_000),
     },
     record,
     replay,
@@ -656,6 +656,7 @@ export function resolveRunRequest(config: Config): RunRequest {
     if (from !== undefined || to !== undefined) {
       throw new ConfigError("day", day, "cannot be combined with --from/--to");
     }
+    parseDay(day, "day");
     from = day;
     to = until === null
       ? day

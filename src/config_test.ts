@@ -46,9 +46,9 @@ Deno.test("resolveSettings: defaults", () => {
   assert.equal(s.ingress, null);
   assert.deepEqual(s.limits, {
     maxAnswerBytes: 256 * 1_048_576,
-    maxSeriesBytes: 16 * 1_048_576,
-    maxLabelBytes: 64 * 1024,
-    maxSeries: 500_000,
+    maxSeriesBytes: 1_048_576,
+    maxLabelBytes: 16 * 1024,
+    maxSeries: 100_000,
   });
 });
 

@@ -101,14 +101,17 @@ Deno.test("one failing cluster does not stop the others; exit code 1", async () 
       assert.equal(summary.ok, false);
       const [good, bad] = summary.clusters;
       assert.equal(good.clusterId, "good");
-      assert.equal(good.status, "new");
-      assert.equal(good.hours, 3);
-      assert.equal(good.rows.node, 3);
-      assert.equal(good.paths.length, 1);
-      assert.ok((await Deno.stat(good.paths[0])).size > 0);
-      assert.equal(bad.status, "none");
-      assert.deepEqual(bad.failedHours.map((f: { hour: number }) => f.hour), [0, 1, 2]);
-      assert.match(bad.failedHours[0].error, /503/);
+      const [goodDay] = good.days;
+      assert.equal(goodDay.status, "new");
+      assert.equal(goodDay.hours, 3);
+      assert.equal(goodDay.rows.node, 3);
+      assert.equal(goodDay.refs.length, 1);
+      assert.ok((await Deno.stat(goodDay.refs[0].location)).size > 0);
+      const [badDay] = bad.days;
+      assert.equal(badDay.status, "none");
+      assert.deepEqual(badDay.failedHours.map((f: { hour: number }) => f.hour), [0, 1, 2]);
+      assert.equal(badDay.failedHours[0].code, "thanos_http");
+      assert.match(badDay.failedHours[0].message, /503/);
       assert.ok(!thanos.seen.some((q) => q.includes('clusterID="good"') && q.includes("bad")));
     });
   } finally {
@@ -129,17 +132,30 @@ Deno.test("a second run of the same window sends no query and ships nothing new"
       const again = io();
       assert.equal(await main(args(`${dir}/out1`), again), 0, again.err);
       assert.equal(thanos.seen.length, sent, "no query on a re-run");
-      const s1 = JSON.parse(first.out).clusters[0];
-      const s2 = JSON.parse(again.out).clusters[0];
+      const s1 = JSON.parse(first.out).clusters[0].days[0];
+      const s2 = JSON.parse(again.out).clusters[0].days[0];
       assert.equal(s2.status, "unchanged");
       assert.equal(s2.uuid, s1.uuid);
       // Into a fresh folder the same payload is rebuilt from the state, byte for byte.
       const third = io();
       assert.equal(await main(args(`${dir}/out2`), third), 0, third.err);
-      const s3 = JSON.parse(third.out).clusters[0];
+      const s3 = JSON.parse(third.out).clusters[0].days[0];
       assert.equal(s3.status, "new");
       assert.equal(JSON.parse(third.out).queries, 0);
-      assert.deepEqual(await Deno.readFile(s3.paths[0]), await Deno.readFile(s1.paths[0]));
+      assert.deepEqual(
+        await Deno.readFile(s3.refs[0].location),
+        await Deno.readFile(s1.refs[0].location),
+      );
+      // rule 6: a damaged delivered part is delivered again.
+      await Deno.writeTextFile(s3.refs[0].location, "damaged");
+      const fourth = io();
+      assert.equal(await main(args(`${dir}/out2`), fourth), 0, fourth.err);
+      const s4 = JSON.parse(fourth.out).clusters[0].days[0];
+      assert.equal(s4.status, "new");
+      assert.deepEqual(
+        await Deno.readFile(s4.refs[0].location),
+        await Deno.readFile(s1.refs[0].location),
+      );
     });
   } finally {
     await thanos.close();
@@ -160,9 +176,12 @@ Deno.test("usage errors exit 2 and name the bad value", async () => {
         "--day",
         "2026-13-01",
       ],
-      /--day must be a real date as YYYY-MM-DD, got "2026-13-01"/,
+      /--day \(THANOS_BRIDGE_DAY\) "2026-13-01" must be a real date as YYYY-MM-DD/,
     ],
-    [["collect", "--cluster", "c", "--out", "o"], /--thanos-url is required/],
+    [
+      ["collect", "--cluster", "c", "--out", "o"],
+      /--thanos-url \(THANOS_BRIDGE_THANOS_URL\) is required/,
+    ],
     [
       ["collect", "--cluster", "c", "--out", "o", "--thanos-url", "http://x", "--reduce", "fast"],
       /fast/,
@@ -177,7 +196,7 @@ Deno.test("usage errors exit 2 and name the bad value", async () => {
       "http://x",
       "--token-file",
       "/nonexistent/t",
-    ], /--token-file \/nonexistent\/t: cannot read the file/],
+    ], /--token-file \(THANOS_BRIDGE_TOKEN_FILE\) "\/nonexistent\/t" does not exist/],
     [["frobnicate"], /unknown command 'frobnicate'/],
   ];
   for (const [args, re] of cases) {
@@ -190,7 +209,7 @@ Deno.test("usage errors exit 2 and name the bad value", async () => {
 Deno.test("environment variables configure the run", async () => {
   const c = io({ THANOS_BRIDGE_CLUSTER: "c1", THANOS_BRIDGE_OUT: "o", THANOS_BRIDGE_DAY: "nope" });
   assert.equal(await main(["collect", "--thanos-url", "http://x"], c), 2);
-  assert.match(c.err, /--day must be a real date as YYYY-MM-DD, got "nope"/);
+  assert.match(c.err, /--day \(THANOS_BRIDGE_DAY\) "nope" must be a real date as YYYY-MM-DD/);
 });
 
 Deno.test("--help and --version exit 0", async () => {
@@ -215,12 +234,61 @@ Deno.test("progress on a terminal's stderr; text summary on stdout", async () =>
       assert.equal(code, 0, captured.err);
       assert.match(captured.err, /\[1 hours\] good 2026-11-01 00:00 ok/);
       assert.match(captured.err, /\[2 hours\] good 2026-11-01 01:00 ok/);
-      assert.match(
-        captured.out,
-        /cluster good {2}day 2026-11-01 {2}hours 00–01 \(2\) {2}payload: new/,
-      );
+      assert.match(captured.out, /cluster good {2}hours 2026-11-01T00 … 2026-11-01T01/);
+      assert.match(captured.out, /day 2026-11-01 {2}hours 00–01 \(2\) {2}payload: new/);
       assert.match(captured.out, /rows {3}namespace=0 node=2 gpu=0 pod=0 storage=0 vm=0/);
       assert.match(captured.out, /^ok: 1 cluster\(s\), \d+ queries/m);
+    });
+  } finally {
+    await thanos.close();
+  }
+});
+
+Deno.test("rule 8: bad configuration is exit 2 before the first query, naming the value", async () => {
+  const thanos = fakeThanos();
+  try {
+    await withDirs(async (dir) => {
+      await Deno.writeTextFile(`${dir}/two-lines`, "token\nsecond\n");
+      await Deno.writeTextFile(`${dir}/not-pem`, "hello\n");
+      await Deno.writeTextFile(`${dir}/a-file`, "x");
+      await Deno.writeTextFile(`${dir}/orgs`, "good,123\nbad line\n");
+      const base = ["collect", "--thanos-url", thanos.url, "--cluster", "good"];
+      const out = ["--out", `${dir}/out`, "--state", `${dir}/state`];
+      const cases: [string[], Record<string, string>, RegExp][] = [
+        [[...base, "--out", `${dir}/a-file`, "--state", `${dir}/s`], {}, /--out .*is not a/],
+        [[...base, ...out.slice(0, 2), "--state", `${dir}/a-file/x`], {}, /--state .*is not a/],
+        [[...base, ...out, "--token-file", `${dir}/two-lines`], {}, /exactly one line/],
+        [[...base, ...out, "--ca-file", `${dir}/not-pem`], {}, /--ca-file .*holds no PEM/],
+        [
+          [...base, ...out, "--cert-file", `${dir}/not-pem`, "--key-file", `${dir}/not-pem`],
+          {},
+          /--cert-file .*holds no PEM certificate/,
+        ],
+        [[...base, ...out, "--header", "X-A: 1\r\nX-B: 2"], {}, /--header .*CR, LF or NUL/],
+        [[...base, ...out, "--header", ": v"], {}, /empty header name/],
+        [[...base, ...out, "--replay", `${dir}/nope`], {}, /--replay .*is not a folder/],
+        [[...base, ...out], { THANOS_BRIDGE_RECOLLECT: "maybe" }, /THANOS_BRIDGE_RECOLLECT/],
+        [[...base, ...out, "--day", "1999-12-31"], {}, /before 2000/],
+        [[...base, ...out, "--day", "2026-12-01"], {}, /no closed hour yet/],
+        [[...base, ...out, "--manifest-version", "x\x1b[31m"], {}, /commit id/],
+        [
+          [...base, ...out, "--org-map", `${dir}/orgs`],
+          {},
+          /--org-map .*orgs:2.*cluster_id,org_id/,
+        ],
+        [[...base, ...out, "--sink", "s3-kafka", "--s3-bucket", "b-1"], {}, /--kafka-brokers/],
+      ];
+      for (const [args, env, re] of cases) {
+        const c = io(env);
+        assert.equal(await main(args, c), 2, `${args.join(" ")}: ${c.err}`);
+        assert.match(c.err, re);
+        assert.doesNotMatch(c.err, /\x1b/, "no raw control characters");
+        assert.ok(c.err.length < 400, c.err);
+      }
+      const long = io();
+      assert.equal(await main([...base, ...out, "--cluster-label", "x-".repeat(300)], long), 2);
+      assert.ok(long.err.length < 250, "at most 100 characters of a bad value are echoed");
+      assert.equal(thanos.seen.length, 0, "no query was sent");
     });
   } finally {
     await thanos.close();

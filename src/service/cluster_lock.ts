@@ -1,9 +1,10 @@
 /**
  * No two collections of one cluster at once: an in-process mutex per cluster
- * (runs of the service queue behind each other) plus a lock file per cluster
- * in the state folder against a second process (`<state>/<cluster>/.lock`,
- * holding the owner's PID, host and start time). A lock whose owner is gone
- * (same host, PID no longer alive) is taken over.
+ * (runs of the service queue behind each other) plus an exclusive `flock` on
+ * a lock file per cluster in the state folder against a second process
+ * (`<state>/<cluster>/.lock`, holding the owner's PID, host and start time for
+ * the message). The kernel drops the lock when its owner dies, however it
+ * dies, so a killed run never leaves a stale lock behind.
  *
  * @module
  */
@@ -20,19 +21,6 @@ interface LockOwner {
   pid: number;
   host: string;
   startedAt: string;
-}
-
-/** Whether a process with this PID exists on this host (Linux: `/proc/<pid>`). */
-export function pidAlive(pid: number): boolean {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  if (pid === Deno.pid) return true;
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    return true; // cannot tell: assume alive, never steal a live lock
-  }
 }
 
 function hostname(): string {
@@ -77,23 +65,27 @@ export class ClusterLocks {
       releaseLocal();
       if (this.#tails.get(clusterId) === tail) this.#tails.delete(clusterId);
     };
+    let file: Deno.FsFile;
     try {
       await abortable(previous, signal);
-      await this.#lockFile(clusterId);
+      file = await this.#lockFile(clusterId);
     } catch (error) {
       cleanupLocal();
       throw error;
     }
     let released = false;
     return {
-      release: async () => {
-        if (released) return;
+      release: () => {
+        if (released) return Promise.resolve();
         released = true;
         try {
-          await Deno.remove(this.#path(clusterId)).catch(() => {});
+          file.close(); // drops the flock
+        } catch {
+          // already closed
         } finally {
           cleanupLocal();
         }
+        return Promise.resolve();
       },
     };
   }
@@ -102,27 +94,18 @@ export class ClusterLocks {
     return join(this.#root, clusterId, ".lock");
   }
 
-  async #lockFile(clusterId: string): Promise<void> {
+  async #lockFile(clusterId: string): Promise<Deno.FsFile> {
     const path = this.#path(clusterId);
     await Deno.mkdir(join(this.#root, clusterId), { recursive: true });
-    const me: LockOwner = { pid: Deno.pid, host: hostname(), startedAt: new Date().toISOString() };
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        await Deno.writeTextFile(path, JSON.stringify(me) + "\n", { createNew: true });
-        return;
-      } catch (error) {
-        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-      }
-      let owner: Partial<LockOwner> = {};
-      try {
-        owner = JSON.parse(await Deno.readTextFile(path));
-      } catch {
-        // being written right now, or damaged: judged by its age below
-      }
-      const stale = typeof owner.pid === "number"
-        ? owner.host === me.host && !pidAlive(owner.pid)
-        : await olderThan(path, 60_000);
-      if (!stale) {
+    const file = await Deno.open(path, { read: true, write: true, create: true });
+    try {
+      if (!(await file.tryLock(true))) {
+        let owner: Partial<LockOwner> = {};
+        try {
+          owner = JSON.parse(await Deno.readTextFile(path));
+        } catch {
+          // being written right now
+        }
         throw new BridgeError(
           "cluster_busy",
           `cluster ${clusterId} is busy: another collection (pid ${owner.pid ?? "?"} on ${
@@ -130,25 +113,18 @@ export class ClusterLocks {
           }, started ${owner.startedAt ?? "?"}) holds ${path}`,
         );
       }
-      // Take over a dead owner's lock: rename it away first, so two takers cannot both win.
-      const aside = `${path}.stale-${Deno.pid}-${crypto.randomUUID()}`;
-      try {
-        await Deno.rename(path, aside);
-        await Deno.remove(aside);
-      } catch (error) {
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
-      }
+      const me: LockOwner = {
+        pid: Deno.pid,
+        host: hostname(),
+        startedAt: new Date().toISOString(),
+      };
+      await file.truncate(0);
+      await file.write(new TextEncoder().encode(JSON.stringify(me) + "\n"));
+      return file;
+    } catch (error) {
+      file.close();
+      throw error;
     }
-    throw new BridgeError("cluster_busy", `cluster ${clusterId} is busy: could not take ${path}`);
-  }
-}
-
-async function olderThan(path: string, ms: number): Promise<boolean> {
-  try {
-    const info = await Deno.stat(path);
-    return (info.mtime?.getTime() ?? 0) < Date.now() - ms;
-  } catch {
-    return true;
   }
 }
 

@@ -8,8 +8,13 @@
  */
 
 import { COST_QUERIES } from "../collect/catalogue.ts";
-import { type CollectEvent, collectHours, type RangeQuerier } from "../collect/hour_collector.ts";
-import { planFingerprint, type PlannedQuery, planQueries } from "../collect/query_plan.ts";
+import {
+  type CollectEvent,
+  collectHours,
+  type QueryCounter,
+  type RangeQuerier,
+} from "../collect/hour_collector.ts";
+import { collectionParams, type PlannedQuery, planQueries } from "../collect/query_plan.ts";
 import { REPORT_NAMES, type ReportName } from "../collect/reports.ts";
 import type { BridgeSettings } from "../config.ts";
 import type { FlushResult, PayloadSink } from "../deliver/sink.ts";
@@ -20,6 +25,7 @@ import {
   type DeliveryRef,
   type ErrorCode,
   errorInfo,
+  escapeControl,
   formatHour,
   HOUR_MS,
   hourOf,
@@ -136,7 +142,7 @@ export interface CollectJobDeps {
   readonly orgOf: (clusterId: string) => string;
   readonly now: () => Date;
   /** Per-run query counters: `collectHours` adds to them. */
-  readonly stats: { queries: number; bytes: number };
+  readonly stats: QueryCounter;
   readonly findLabels?: LabelFinder;
   readonly onEvent?: (event: CollectEvent) => void;
   /** Warnings (damaged records, quarantined hours), each naming a path. */
@@ -254,12 +260,7 @@ async function collectCluster(
       clusterId: cp.clusterId,
       rateWindow: settings.rateWindow,
     });
-    const params: CollectionParams = {
-      clusterLabel: settings.clusterLabel,
-      rateWindow: settings.rateWindow,
-      reduce: settings.reduce,
-      queryHash: await planFingerprint(queries),
-    };
+    const params = collectionParams(queries, settings);
     const stored = await deps.records.watermark(cp.clusterId);
     let mark = stored ?? dayStartMs(cp.fromMs) - HOUR_MS;
     let advancing = true;
@@ -375,7 +376,7 @@ async function collectDay(
         now: deps.now,
         emptyHourGrace: settings.emptyHourGraceMs,
         params,
-        stats: deps.stats,
+        counter: deps.stats,
         ...(signal ? { signal } : {}),
         ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
       },
@@ -387,7 +388,7 @@ async function collectDay(
     ds.collectedHours.push(...result.collected);
     ds.pendingHours.push(...result.pending);
     for (const f of result.failed) {
-      ds.failedHours.push({ hour: f.hour, ...errorInfo(f.error) });
+      ds.failedHours.push({ hour: f.hour, code: f.code, message: escapeControl(f.error) });
     }
     touched += result.collected.length + result.pending.length;
   };
@@ -411,19 +412,21 @@ async function collectDay(
   withData += ds.collectedHours.filter((h) => hours.get(h)?.noData === false).length;
   // Hours collected with other parameters are not shipped (they are collected again above
   // when in range; outside the range they end the gap-free run).
-  const usable = new Map([...hours].filter(([, m]) => hourMatches(m, params)));
+  const usable = new Map<number, HourMeta>([...hours].filter(([, m]) => hourMatches(m, params)));
   let last = contiguousLastHour(usable);
   if (last !== null) {
     // Verify the fragments of the hours to ship; a damaged hour is quarantined and collected again.
     const bad = await deps.store.verifyHours(clusterId, day, range(0, last));
+    for (const b of bad) {
+      ds.quarantined.push(b.path);
+      deps.warn(`quarantined ${b.path}: ${b.reason}`);
+    }
     if (bad.length > 0 && ds.failedHours.length === 0) {
-      for (const b of bad) {
-        ds.quarantined.push(b.path);
-        deps.warn(`quarantined ${b.path}: ${b.reason}`);
-      }
       await collect(bad.map((b) => b.hour));
       hours = await list();
-      last = contiguousLastHour(new Map([...hours].filter(([, m]) => hourMatches(m, params))));
+      last = contiguousLastHour(
+        new Map<number, HourMeta>([...hours].filter(([, m]) => hourMatches(m, params))),
+      );
     } else if (bad.length > 0) {
       last = Math.min(...bad.map((b) => b.hour)) - 1;
       if (last < 0) last = null;
@@ -497,7 +500,7 @@ async function ship(
         manifestVersion: settings.manifestVersion,
         bridgeVersion: BRIDGE_VERSION,
         maxBytes: settings.maxBytes,
-        spoolDir: `${deps.store.root}/.spool`,
+        spoolDir: deps.store.spoolDir,
       });
       const problems = validateManifest(JSON.parse(payload.manifest));
       if (problems.length > 0) {

@@ -69,7 +69,8 @@ function parseHourText(field: string, text: string): { ms: number; isDay: boolea
  * Plans a run. Explicit `from`/`to` are checked against the clock (not before
  * 2000, not in the future, an explicit last hour must be closed and settled);
  * without `from`, each cluster starts after its watermark, but never earlier
- * than the day of `newest ready hour − max backfill`.
+ * than 00:00 of the oldest of the last `max backfill` UTC days (the newest
+ * ready hour's day counts as the first: `3d` = that day and the two before).
  *
  * @param watermarks Per cluster, the start of the newest hour up to which
  *   everything is collected and delivered (absent: nothing yet).
@@ -137,7 +138,11 @@ export function planRun(
     }
     explicitFrom = from.ms;
   }
-  const bound = dayStartMs(newest - settings.maxBackfillMs + HOUR_MS);
+  // `--max-backfill 3d` = the last three UTC days, the newest ready hour's day included.
+  const bound = Math.min(
+    dayStartMs(newest),
+    dayStartMs(newest + 24 * HOUR_MS - settings.maxBackfillMs),
+  );
   return {
     newestReadyMs: newest,
     recollect: request.recollect ?? false,

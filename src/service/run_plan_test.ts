@@ -50,17 +50,22 @@ Deno.test("planRun: without --from, from the watermark, bounded by --max-backfil
     at("2026-11-23T10:00Z"),
     "watermark",
   ]);
-  // 14 days back from 2026-11-23T10:00 + 1 h, to the start of that day.
-  assert.deepEqual([b!.fromMs, b!.source], [at("2026-11-09T00:00Z"), "backfill"]);
+  // The last 14 UTC days: 2026-11-10 … 2026-11-23.
+  assert.deepEqual([b!.fromMs, b!.source], [at("2026-11-10T00:00Z"), "backfill"]);
   const three = resolveSettings(
     { thanosUrl: "http://t", clusters: ["a"], out: "o", maxBackfill: "3d" },
     { cacheDir: "/c" },
   );
   const fresh = planRun({}, three, new Date("2026-11-04T00:20:00Z"), new Map());
-  // newest ready = 2026-11-03T23:00: three whole days 01, 02, 03.
+  // newest ready = 2026-11-03T23:00: the last three days 01, 02, 03.
   assert.deepEqual([fresh.clusters[0]!.fromMs, fresh.clusters[0]!.toMs], [
     at("2026-11-01T00:00Z"),
     at("2026-11-03T23:00Z"),
+  ]);
+  const midDay = planRun({}, three, new Date("2026-11-04T10:20:00Z"), new Map());
+  assert.deepEqual([midDay.clusters[0]!.fromMs, midDay.clusters[0]!.toMs], [
+    at("2026-11-02T00:00Z"),
+    at("2026-11-04T09:00Z"),
   ]);
   const upToDate = planRun({}, settings, now, new Map([["a", at("2026-11-23T10:00Z")]]));
   assert.ok(upToDate.clusters[0]!.fromMs > upToDate.clusters[0]!.toMs);

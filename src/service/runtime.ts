@@ -177,7 +177,7 @@ export function parseOrgMap(text: string, path: string): Map<string, string> {
   return map;
 }
 
-async function createSink(settings: BridgeSettings): Promise<PayloadSink> {
+async function createSink(settings: BridgeSettings, host: BridgeHost): Promise<PayloadSink> {
   switch (settings.sink) {
     case "dir":
       await checkWritableDir("out", settings.out!);
@@ -199,8 +199,7 @@ async function createSink(settings: BridgeSettings): Promise<PayloadSink> {
       }
       return new IngressSink({
         url: s.ingressUrl,
-        ...(token !== null ? { token } : {}),
-        ...(basic !== null ? { basicAuth: basic } : {}),
+        auth: token !== null ? { bearer: token } : basic !== null ? { basic } : null,
       });
     }
     case "s3-kafka": {
@@ -247,7 +246,8 @@ async function createSink(settings: BridgeSettings): Promise<PayloadSink> {
         },
         identity: await identity,
         outboxDir: join(settings.stateDir, "outbox"),
-        now: () => new Date(),
+        now: host.now,
+        kafkaLog: (level, line) => host.warn(`kafka ${level}: ${line}`),
       });
     }
   }
@@ -270,15 +270,7 @@ async function createSink(settings: BridgeSettings): Promise<PayloadSink> {
  * ```
  */
 export async function createBridge(settings: BridgeSettings, host: BridgeHost): Promise<Bridge> {
-  await checkWritableDir("state", settings.stateDir);
-  if (settings.replay !== null) {
-    try {
-      if (!(await Deno.stat(settings.replay)).isDirectory) throw new Error();
-    } catch {
-      throw new ConfigError("replay", settings.replay, "is not a folder with a recording");
-    }
-  }
-  if (settings.record !== null) await checkWritableDir("record", settings.record);
+  // Files first (no side effects), then folders (created when missing).
   const token = settings.tokenFile ? await readSecretLine("tokenFile", settings.tokenFile) : null;
   const caCert = settings.caFile ? await readPem("caFile", settings.caFile, "certificate") : null;
   const clientCert = settings.certFile
@@ -288,12 +280,21 @@ export async function createBridge(settings: BridgeSettings, host: BridgeHost): 
   const orgMap = settings.orgMap
     ? parseOrgMap(await readFileFor("orgMap", settings.orgMap), settings.orgMap)
     : new Map<string, string>();
+  if (settings.replay !== null) {
+    try {
+      if (!(await Deno.stat(settings.replay)).isDirectory) throw new Error();
+    } catch {
+      throw new ConfigError("replay", settings.replay, "is not a folder with a recording");
+    }
+  }
+  await checkWritableDir("state", settings.stateDir);
+  if (settings.record !== null) await checkWritableDir("record", settings.record);
 
   const store = new StateStore(settings.stateDir);
   for (const removed of (await store.cleanup()).removed) {
     host.warn(`removed a leftover of a killed run: ${removed}`);
   }
-  const sink = await createSink(settings);
+  const sink = await createSink(settings, host);
   const transport = settings.replay
     ? replayFetch(settings.replay)
     : settings.record
@@ -307,7 +308,7 @@ export async function createBridge(settings: BridgeSettings, host: BridgeHost): 
       maxAttempts: settings.maxAttempts,
       concurrency: settings.concurrency,
       headers: { ...settings.headers },
-      limits: settings.limits,
+      ...settings.limits,
       ...(token ? { token } : {}),
       ...(caCert ? { caCert } : {}),
       ...(clientCert ? { clientCert } : {}),
@@ -351,7 +352,7 @@ export async function createBridge(settings: BridgeSettings, host: BridgeHost): 
         }
       }
       options.onPlan?.(plan);
-      const stats = { queries: 0, bytes: 0 };
+      const stats = { queries: 0, attempts: 0, bytes: 0 };
       return await runCollection(plan, settings, {
         client,
         store,
