@@ -332,6 +332,17 @@ Deno.test({
         "Kafka back on the same port: flush sends the outbox in order and empties it",
         async () => {
           kafka = await startKafka({ port: kafka.port });
+          // The first message's URL has expired meanwhile: flush must presign it again.
+          const [oldest] = await sink.outbox.names();
+          const stale = await sink.outbox.read(oldest!);
+          await Deno.writeTextFile(
+            join(outboxDir, oldest!),
+            JSON.stringify({
+              ...stale,
+              value: { ...stale.value, url: "http://expired.invalid/x" },
+              urlExpiresAt: new Date(Date.now() - 60_000).toISOString(),
+            }),
+          );
           const result = await sink.flush();
           assert.deepEqual(result, { sent: 2, pending: 0, error: null });
           assert.deepEqual(await sink.outbox.names(), []);
@@ -347,6 +358,40 @@ Deno.test({
               new Uint8Array(await got.arrayBuffer()),
               await Deno.readFile(second.parts[i]!.path),
             );
+          }
+        },
+      );
+
+      await t.step(
+        "no credentials given: the AWS SDK's default chain (environment) is used",
+        async () => {
+          const saved = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"].map((k) =>
+            [k, Deno.env.get(k)] as const
+          );
+          Deno.env.set("AWS_ACCESS_KEY_ID", s3.accessKeyId);
+          Deno.env.set("AWS_SECRET_ACCESS_KEY", s3.secretAccessKey);
+          const base = options(s3, kafka, join(dir, "outbox-env"));
+          const { credentials: _, ...s3NoCredentials } = base.s3;
+          const envSink = new S3KafkaSink({ ...base, s3: s3NoCredentials });
+          try {
+            const p = await payload(dir, "6d6d6d6d-1111-4222-8333-444455556666", [500]);
+            const { record, queued } = await envSink.deliver(p);
+            assert.equal(queued, 0);
+            assert.equal(await envSink.has(record), true);
+            Deno.env.set("AWS_SECRET_ACCESS_KEY", "wrong");
+            const other = new S3KafkaSink({ ...base, s3: s3NoCredentials });
+            try {
+              await assert.rejects(other.has(record), (e: unknown) => {
+                assert.ok(e instanceof BridgeError && e.code === "sink_s3");
+                assert.ok(!e.message.includes("wrong") && !e.message.includes(s3.secretAccessKey));
+                return true;
+              });
+            } finally {
+              await other.close();
+            }
+          } finally {
+            await envSink.close();
+            for (const [k, v] of saved) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
           }
         },
       );
