@@ -17,6 +17,8 @@ import { freePort, runInstallScript } from "./kafka.ts";
 export interface SeaweedfsServer {
   /** `http://127.0.0.1:<port>`: the S3 gateway. */
   readonly endpoint: string;
+  /** Port of {@linkcode endpoint}. */
+  readonly port: number;
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
   /** Region to sign with (SeaweedFS accepts any). */
@@ -32,6 +34,9 @@ export interface SeaweedfsServer {
   /** Kills `weed` (SIGKILL) and removes {@linkcode dir} and {@linkcode sockets}. Safe to call twice. */
   stop(): Promise<void>;
 }
+
+/** Another name of {@linkcode SeaweedfsServer}. */
+export type SeaweedServer = SeaweedfsServer;
 
 /** Options of {@linkcode startSeaweedfs}. */
 export interface StartSeaweedfsOptions {
@@ -205,6 +210,7 @@ export async function startSeaweedfs(
     }
     return {
       endpoint: `http://127.0.0.1:${s3Port}`,
+      port: s3Port,
       accessKeyId,
       secretAccessKey,
       region,

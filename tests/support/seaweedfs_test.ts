@@ -46,7 +46,8 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const s3 = await startSeaweedfs({ bucket: "harness" });
-    const port = Number(new URL(s3.endpoint).port);
+    const port = s3.port;
+    assert.equal(s3.endpoint, `http://127.0.0.1:${port}`);
     const good = client(s3.endpoint, s3.accessKeyId, s3.secretAccessKey);
     const bad = client(s3.endpoint, s3.accessKeyId, s3.secretAccessKey + "x");
     try {
