@@ -294,3 +294,229 @@ Deno.test("rule 8: bad configuration is exit 2 before the first query, naming th
     await thanos.close();
   }
 });
+
+/** A fake Thanos whose series carry the cluster id in `clusterID` only (for the label tests). */
+function labelledThanos() {
+  const seen: string[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const url = new URL(req.url);
+    if (url.pathname === "/api/v1/series") {
+      return Response.json({
+        status: "success",
+        data: [{ __name__: "kube_node_info", clusterID: "good", node: "n1" }],
+      });
+    }
+    const form = new URLSearchParams(await req.text());
+    const query = form.get("query") ?? "";
+    seen.push(query);
+    const start = Number(form.get("start"));
+    const end = Number(form.get("end"));
+    const step = Number(form.get("step"));
+    const result = [];
+    if (query.includes("kube_node_role{") && query.includes('clusterID="good"')) {
+      const values = [];
+      for (let t = start; t <= end; t += step) values.push([t, step === 60 ? "1" : "60"]);
+      result.push({ metric: { node: "n1", role: "worker" }, values });
+    }
+    return Response.json({ status: "success", data: { resultType: "matrix", result } });
+  });
+  const { port } = server.addr as Deno.NetAddr;
+  return { url: `http://127.0.0.1:${port}`, seen, close: () => server.shutdown() };
+}
+
+Deno.test("rule 1: a wrong --cluster-label is loud, hints at the right label, and a re-run with the right one fixes the day", async () => {
+  const thanos = labelledThanos();
+  try {
+    await withDirs(async (dir) => {
+      const wrong = io();
+      const args = collectArgs(thanos.url, dir, { cluster: "good", until: "2" }, "--json");
+      assert.equal(await main([...args, "--cluster-label", "cluster"], wrong), 1, wrong.err);
+      const s1 = JSON.parse(wrong.out);
+      assert.equal(s1.ok, false);
+      assert.equal(s1.clusters[0].error.code, "no_data");
+      assert.match(s1.clusters[0].error.message, /no node data for cluster good/);
+      assert.match(s1.clusters[0].error.message, /try --cluster-label clusterID/);
+      assert.equal(s1.clusters[0].days[0].status, "no-data");
+      // The right label: the hours were collected with other parameters, so they are collected
+      // again, with no manual clean-up, and the day gets its real data.
+      const sent = thanos.seen.length;
+      const right = io();
+      assert.equal(await main(args, right), 0, right.err);
+      const s2 = JSON.parse(right.out);
+      assert.ok(thanos.seen.length > sent, "queried again");
+      const day = s2.clusters[0].days[0];
+      assert.deepEqual(day.collectedHours, [0, 1, 2]);
+      assert.equal(day.status, "new");
+      assert.equal(day.rows.node, 3);
+    });
+  } finally {
+    await thanos.close();
+  }
+});
+
+Deno.test("multi-day runs, oldest day first; then the watermark resumes where the last run stopped", async () => {
+  const thanos = fakeThanos();
+  try {
+    await withDirs(async (dir) => {
+      const base = [
+        "collect",
+        "--thanos-url",
+        thanos.url,
+        "--cluster",
+        "good",
+        "--out",
+        `${dir}/out`,
+        "--state",
+        `${dir}/state`,
+        "--json",
+      ];
+      const first = io();
+      first.now = () => new Date("2026-11-02T03:30:00Z"); // newest ready hour: 02:00
+      assert.equal(
+        await main([...base, "--from", "2026-11-01", "--to", "2026-11-02T01"], first),
+        0,
+      );
+      const s1 = JSON.parse(first.out).clusters[0];
+      assert.deepEqual(s1.days.map((d: { day: string }) => d.day), ["2026-11-01", "2026-11-02"]);
+      assert.deepEqual(s1.days.map((d: { hours: number }) => d.hours), [24, 2]);
+      assert.deepEqual(s1.days.map((d: { status: string }) => d.status), ["new", "new"]);
+      assert.equal(s1.watermark, "2026-11-02T01");
+
+      const sent = thanos.seen.length;
+      const next = io();
+      next.now = () => new Date("2026-11-02T04:30:00Z"); // newest ready hour: 03:00
+      assert.equal(await main(base, next), 0, next.err);
+      const s2 = JSON.parse(next.out).clusters[0];
+      assert.equal(s2.from, "2026-11-02T02");
+      assert.deepEqual(s2.days.map((d: { day: string }) => d.day), ["2026-11-02"]);
+      assert.deepEqual(s2.days[0].collectedHours, [2, 3]);
+      assert.equal(s2.days[0].hours, 4);
+      assert.equal(s2.watermark, "2026-11-02T03");
+      assert.ok(thanos.seen.length > sent);
+      const perHourQueries = thanos.seen.length - sent;
+      // Nothing new: no query, nothing shipped.
+      const idle = io();
+      idle.now = next.now;
+      assert.equal(await main(base, idle), 0, idle.err);
+      const s3 = JSON.parse(idle.out);
+      assert.equal(s3.queries, 0);
+      assert.deepEqual(s3.clusters[0].days, []);
+      assert.ok(perHourQueries > 0);
+    });
+  } finally {
+    await thanos.close();
+  }
+});
+
+Deno.test("--dry-run plans and collects but delivers nothing", async () => {
+  const thanos = fakeThanos();
+  try {
+    await withDirs(async (dir) => {
+      const c = io();
+      const args = collectArgs(thanos.url, dir, { cluster: "good", until: "1" }, "--json");
+      assert.equal(await main([...args, "--dry-run"], c), 0, c.err);
+      const day = JSON.parse(c.out).clusters[0].days[0];
+      assert.equal(day.status, "dry-run");
+      assert.ok(day.bytes > 0);
+      assert.ok(day.uuid);
+      await assert.rejects(() => Deno.stat(`${dir}/out/good`), Deno.errors.NotFound);
+      const text = io();
+      assert.equal(
+        await main(
+          collectArgs(thanos.url, dir, { cluster: "good", until: "1" }, "--dry-run"),
+          text,
+        ),
+        0,
+      );
+      assert.match(text.out, /dry run: nothing delivered/);
+    });
+  } finally {
+    await thanos.close();
+  }
+});
+
+/** A fake ingress: answers with the given statuses in turn, then 202; records each upload. */
+function fakeIngress(statuses: number[]) {
+  const uploads: { auth: string | null; type: string | null; file: File | null }[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    if (new URL(req.url).pathname !== "/api/ingress/v1/upload") {
+      return new Response("not found", { status: 404 });
+    }
+    const form = await req.formData();
+    const file = form.get("file");
+    uploads.push({
+      auth: req.headers.get("authorization"),
+      type: file instanceof File ? file.type : null,
+      file: file instanceof File ? file : null,
+    });
+    const status = statuses.shift() ?? 202;
+    return new Response(status === 401 ? '{"errors":[{"detail":"bad token"}]}' : "{}", { status });
+  });
+  const { port } = server.addr as Deno.NetAddr;
+  return { url: `http://127.0.0.1:${port}`, uploads, close: () => server.shutdown() };
+}
+
+Deno.test("ingress sink: 202 passes, 500 is retried, 401 fails with a clear message and exit 1", async () => {
+  const thanos = fakeThanos();
+  try {
+    await withDirs(async (dir) => {
+      await Deno.writeTextFile(`${dir}/token`, "s3cr3t-token\n");
+      const args = (state: string, ingress: string) => [
+        "collect",
+        "--thanos-url",
+        thanos.url,
+        "--cluster",
+        "good",
+        "--day",
+        "2026-11-01",
+        "--until",
+        "1",
+        "--state",
+        `${dir}/${state}`,
+        "--sink",
+        "ingress",
+        "--ingress-url",
+        ingress,
+        "--ingress-token-file",
+        `${dir}/token`,
+        "--json",
+      ];
+      const flaky = fakeIngress([500]);
+      try {
+        const c = io();
+        assert.equal(await main(args("s1", flaky.url), c), 0, c.err);
+        const day = JSON.parse(c.out).clusters[0].days[0];
+        assert.equal(day.status, "new");
+        assert.equal(flaky.uploads.length, 2, "500 retried once");
+        const up = flaky.uploads[1]!;
+        assert.equal(up.auth, "Bearer s3cr3t-token");
+        assert.equal(up.type, "application/vnd.redhat.hccm.tar+tgz");
+        assert.equal(up.file?.name, `${day.uuid}.tar.gz`);
+        assert.equal(up.file?.size, day.bytes);
+        // Delivered once: a re-run ships nothing.
+        const again = io();
+        assert.equal(await main(args("s1", flaky.url), again), 0, again.err);
+        assert.equal(JSON.parse(again.out).clusters[0].days[0].status, "unchanged");
+        assert.equal(flaky.uploads.length, 2);
+      } finally {
+        await flaky.close();
+      }
+      const refusing = fakeIngress([401, 401, 401]);
+      try {
+        const c = io();
+        assert.equal(await main(args("s2", refusing.url), c), 1);
+        const day = JSON.parse(c.out).clusters[0].days[0];
+        assert.equal(day.status, "failed");
+        assert.equal(day.error.code, "sink_ingress");
+        assert.match(day.error.message, /401/);
+        assert.match(day.error.message, /--ingress-token-file/);
+        assert.doesNotMatch(c.out + c.err, /s3cr3t-token/, "the token is never printed");
+        assert.equal(refusing.uploads.length, 1, "401 is not retried");
+      } finally {
+        await refusing.close();
+      }
+    });
+  } finally {
+    await thanos.close();
+  }
+});

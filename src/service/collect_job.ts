@@ -266,7 +266,9 @@ async function collectCluster(
     let advancing = true;
     let sawData = false;
     let sawHours = false;
-    for (let day0 = dayStartMs(cp.fromMs); day0 <= cp.toMs; day0 += 24 * HOUR_MS) {
+    // Up to date (from > to): nothing to collect, nothing to ship.
+    const lastDay = cp.fromMs > cp.toMs ? -Infinity : cp.toMs;
+    for (let day0 = dayStartMs(cp.fromMs); day0 <= lastDay; day0 += 24 * HOUR_MS) {
       signal?.throwIfAborted();
       const day = dayOf(day0);
       const first = Math.max(cp.fromMs, day0);
