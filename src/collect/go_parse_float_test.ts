@@ -49,3 +49,36 @@ Deno.test("rule 2: the edges named in the issue", () => {
   assert.ok(Number.isNaN(parseGoFloat("nAn")));
   assert.ok(Object.is(parseGoFloat("-0"), -0));
 });
+
+const goAvailable = await (async () => {
+  try {
+    return (await new Deno.Command("go", { args: ["version"], stdout: "null", stderr: "null" })
+      .output()).success;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "go_parse_float_vectors.json equals the output of tools/goparsefloat (drift check" +
+    (goAvailable ? ")" : "; skipped: `go` is not on PATH)"),
+  ignore: !goAvailable,
+  fn: async () => {
+    const result = await new Deno.Command("go", {
+      args: ["run", "."],
+      cwd: new URL("../../tools/goparsefloat/", import.meta.url),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(result.success, new TextDecoder().decode(result.stderr));
+    const committed = await Deno.readFile(
+      new URL("./testdata/go_parse_float_vectors.json", import.meta.url),
+    );
+    assert.ok(
+      result.stdout.length === committed.length &&
+        result.stdout.every((byte, i) => byte === committed[i]),
+      "src/collect/testdata/go_parse_float_vectors.json is stale: regenerate it with " +
+        "`cd tools/goparsefloat && go run . > ../../src/collect/testdata/go_parse_float_vectors.json`",
+    );
+  },
+});

@@ -29,6 +29,9 @@ export const COMMA = 0x2c;
 /** `:` */
 export const COLON = 0x3a;
 
+/** A JSON number, whole. */
+const JSON_NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
+
 function skipWs(s: string, i: number): number {
   for (;;) {
     const c = s.charCodeAt(i);
@@ -95,8 +98,11 @@ function parseSamples(s: string, i: number): { values: [number, string][]; end: 
       if (c === COMMA || c <= 0x20) break;
       j++;
     }
-    const t = Number(s.slice(tStart, j));
-    if (j === tStart || !Number.isFinite(t)) return null;
+    const tText = s.slice(tStart, j);
+    // Only JSON's number grammar (Number() would also take "+1", "0x10", ".5", "Infinity").
+    if (!JSON_NUMBER.test(tText)) return null;
+    const t = Number(tText);
+    if (!Number.isFinite(t)) return null;
     j = skipWs(s, j);
     if (s.charCodeAt(j) !== COMMA) return null;
     j = skipWs(s, j + 1);

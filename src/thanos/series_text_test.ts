@@ -42,3 +42,13 @@ Deno.test("parseSeriesText is fast on page-aligned byte counts (JSON.parse is no
     String(300_000_000 + 99_999 * 4096),
   ]);
 });
+
+Deno.test("rule 2: a timestamp outside JSON's number grammar is not read by the fast path", () => {
+  for (const t of ["+1", "0x10", ".5", "01", "Infinity", "1.", "-", "1e"]) {
+    assert.throws(() => parseSeriesText(`{"metric":{},"values":[[${t},"1"]]}`), SyntaxError, t);
+  }
+  assert.deepEqual(parseSeriesText('{"metric":{},"values":[[-0.5e+2,"1"]]}'), {
+    metric: {},
+    values: [[-50, "1"]],
+  });
+});

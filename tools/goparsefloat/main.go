@@ -15,8 +15,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"strconv"
+	"strings"
 )
 
 type vector struct {
@@ -138,13 +138,15 @@ func main() {
 		}
 		out = append(out, v)
 	}
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetEscapeHTML(false)
 	fmt.Println("{")
 	fmt.Println(`"generator": "tools/goparsefloat (go run . > ../../src/collect/testdata/go_parse_float_vectors.json)",`)
 	fmt.Println(`"vectors": [`)
 	for i, v := range out {
-		b, _ := json.Marshal(v)
+		var buf strings.Builder
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(v)
+		b := strings.TrimSuffix(buf.String(), "\n")
 		if i+1 < len(out) {
 			fmt.Printf("%s,\n", b)
 		} else {
@@ -152,5 +154,4 @@ func main() {
 		}
 	}
 	fmt.Println("]}")
-	_ = enc
 }
