@@ -4,7 +4,9 @@
  * (so retries neither duplicate nor reorder), optional TLS (with a CA PEM)
  * and SASL (plain, scram-sha-256, scram-sha-512). kafkajs's own logger is
  * replaced: nothing goes to stdout, warnings and errors go to stderr (or to an
- * injected function), and no credential is ever part of a line.
+ * injected function), and no credential is ever part of a line. kafkajs's
+ * per-request error answers are left out: it retries them, and the error that
+ * remains is the one `send` throws.
  *
  * @module
  */
@@ -121,7 +123,7 @@ function abortError(signal: AbortSignal): unknown {
 export class KafkaAnnouncer {
   readonly #settings: KafkaSettings;
   readonly #kafka: Kafka;
-  #producer: Producer | null = null;
+  #producer: Promise<Producer> | null = null;
 
   /**
    * @param settings Brokers, TLS, SASL, client id.
@@ -157,6 +159,11 @@ export class KafkaAnnouncer {
         // Retries are bounded on purpose (a send must fail, not hang, when the
         // broker is down; the producer is dropped after a failure anyway).
         if (String(entry.log.message).startsWith("Limiting retries for the idempotent")) return;
+        // kafkajs logs every error answer, retriable ones too (a topic being created, a
+        // coordinator loading); the error that remains after the retries is the one thrown.
+        if (entry.namespace === "Connection" && String(entry.log.message).startsWith("Response ")) {
+          return;
+        }
         if (entry.level === logLevel.ERROR) log("error", formatKafkaLogEntry(entry));
         else if (entry.level === logLevel.WARN) log("warn", formatKafkaLogEntry(entry));
       },
@@ -168,7 +175,8 @@ export class KafkaAnnouncer {
     return this.#settings.brokers.join(",");
   }
 
-  async #connected(): Promise<Producer> {
+  /** The connected producer; concurrent callers share one connection attempt. */
+  #connected(): Promise<Producer> {
     if (this.#producer !== null) return this.#producer;
     const producer = this.#kafka.producer({
       idempotent: true,
@@ -177,19 +185,23 @@ export class KafkaAnnouncer {
       createPartitioner: Partitioners.DefaultPartitioner,
       retry: { retries: this.#settings.retries ?? 3, initialRetryTime: 300, maxRetryTime: 5_000 },
     });
-    try {
-      await producer.connect();
-    } catch (e) {
-      await producer.disconnect().catch(() => {});
-      throw e;
-    }
-    this.#producer = producer;
-    return producer;
+    const connecting = producer.connect().then(
+      () => producer,
+      async (e) => {
+        if (this.#producer === connecting) this.#producer = null;
+        await producer.disconnect().catch(() => {});
+        throw e;
+      },
+    );
+    this.#producer = connecting;
+    return connecting;
   }
 
   async #drop(): Promise<void> {
-    const producer = this.#producer;
+    const pending = this.#producer;
     this.#producer = null;
+    if (pending === null) return;
+    const producer = await pending.catch(() => null);
     if (producer !== null) await producer.disconnect().catch(() => {});
   }
 

@@ -39,6 +39,19 @@ Deno.test({
       assert.deepEqual(await consumeMessages(kafka.brokers, "t2", 1), [
         { key: "cluster-b", value: "é", headers: { service: "hccm", x: "y" } },
       ]);
+      // Concurrent sends (clusters delivered in parallel) share one fresh connection.
+      const fresh = new KafkaAnnouncer(settings(kafka.brokers));
+      try {
+        await Promise.all(
+          [1, 2, 3, 4].map((n) =>
+            fresh.send([{ topic: "t3", key: `c${n}`, headers: {}, value: `${n}` }])
+          ),
+        );
+      } finally {
+        await fresh.close();
+      }
+      const t3 = await consumeMessages(kafka.brokers, "t3", 4);
+      assert.deepEqual(t3.map((m) => m.value).sort(), ["1", "2", "3", "4"]);
     } finally {
       await announcer.close();
       await kafka.stop();
