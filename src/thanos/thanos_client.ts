@@ -850,7 +850,10 @@ export class ThanosClient {
       if (timeout.signal.aborted) {
         return new AttemptFailure(`timed out after ${this.#timeoutMs} ms`, "timeout", true, status);
       }
-      const message = this.#redactor.redact(error instanceof Error ? error.message : String(error));
+      const message = escapeControl(
+        this.#redactor.redact(error instanceof Error ? error.message : String(error)),
+        false,
+      );
       const cause = (error instanceof SyntaxError || error instanceof RangeError)
         ? error.cause as SeriesStreamErrorCause | undefined
         : undefined;

@@ -135,9 +135,9 @@ Deno.test("rule 4: each answer limit fails the query at once, naming the limit a
     limit: string;
   }[] = [
     {
-      // An endless answer: never ends, so only the byte limit can stop it.
+      // An answer of ~6 MB (generated while streamed), 2 MiB allowed.
       options: { maxAnswerBytes: 2 * 1024 * 1024 },
-      body: () => generated(HEAD, (i) => seriesText(i), TAIL),
+      body: () => generated(HEAD, (i) => i < 100_000 ? seriesText(i) : null, TAIL),
       setting: "--max-answer-mb",
       limit: "answer-bytes",
     },
@@ -356,12 +356,12 @@ Deno.test("rule 9: a cluster whose queries hang does not slow the others", async
     const client = new ThanosClient({
       url,
       concurrency: 4,
-      timeoutMs: 1000,
+      timeoutMs: 500,
       maxAttempts: 2,
       ...fast,
     });
     const a = Array.from(
-      { length: 6 },
+      { length: 12 },
       (_, i) => client.queryRange({ ...Q, query: `hang_${i}`, clusterId: "A" }, () => {}),
     );
     const aDone = Promise.allSettled(a);
@@ -378,7 +378,8 @@ Deno.test("rule 9: a cluster whose queries hang does not slow the others", async
     }
     const bMs = performance.now() - t0;
     // B waits at most for A's first timeout (A had every slot before B came), then keeps its share.
-    assert.ok(bMs < 2500, `cluster B took ${Math.round(bMs)} ms`);
+    assert.ok(bMs < 1500, `cluster B took ${Math.round(bMs)} ms`);
+    console.log(`cluster B: ${Math.round(bMs)} ms`);
     for (const r of await aDone) {
       assert.equal(r.status, "rejected");
       const e = (r as PromiseRejectedResult).reason;
