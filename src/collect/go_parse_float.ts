@@ -13,6 +13,38 @@
  * @module
  */
 
+/**
+ * Whether `s` is a decimal literal without underscores, `[+-]?(d+(.d*)?|.d+)([eE][+-]?d+)?`:
+ * the common case, which `Number()` reads exactly as Go does. A loop, not a regular
+ * expression: it runs once per sample.
+ */
+function isPlainDecimal(s: string): boolean {
+  const n = s.length;
+  let i = 0;
+  let c = s.charCodeAt(0);
+  if (c === 0x2b || c === 0x2d) c = s.charCodeAt(++i);
+  let digits = 0;
+  while (c >= 0x30 && c <= 0x39) {
+    digits++;
+    c = s.charCodeAt(++i);
+  }
+  if (c === 0x2e) {
+    c = s.charCodeAt(++i);
+    while (c >= 0x30 && c <= 0x39) {
+      digits++;
+      c = s.charCodeAt(++i);
+    }
+  }
+  if (digits === 0) return false;
+  if (c === 0x65 || c === 0x45) {
+    c = s.charCodeAt(++i);
+    if (c === 0x2b || c === 0x2d) c = s.charCodeAt(++i);
+    if (!(c >= 0x30 && c <= 0x39)) return false;
+    while (c >= 0x30 && c <= 0x39) c = s.charCodeAt(++i);
+  }
+  return i === n;
+}
+
 const HEX_VALUE: Record<string, number> = {};
 for (const [i, c] of [..."0123456789abcdef"].entries()) {
   HEX_VALUE[c] = i;
@@ -109,6 +141,11 @@ function roundBinary(m: bigint, e2: number): number {
  */
 export function parseGoFloat(text: string): number | undefined {
   if (text.length === 0) return undefined;
+  if (isPlainDecimal(text)) {
+    // What Prometheus writes: JavaScript reads these exactly as Go does (correctly rounded).
+    const v = Number(text);
+    return Number.isFinite(v) ? v : undefined;
+  }
   const sp = special(text);
   if (sp !== undefined) return sp;
   // readFloat (strconv/atof.go), collecting a normalized literal instead of a mantissa.
