@@ -15,7 +15,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { RUNTIME_FLAGS } from "../src/cli/runtime_flags.ts";
 import { dayOf, HOUR_MS } from "../src/model.ts";
 import { newestReadyHour } from "../src/service/run_plan.ts";
-import { buildHub, type Hub } from "../tools/synth/model.ts";
+import type { Hub } from "../tools/synth/model.ts";
 import { prepareHub, type PrometheusServer, startPrometheus } from "../tools/synth/prometheus.ts";
 import { type KafkaServer, startKafka } from "./support/kafka.ts";
 import { checkPayload, extract } from "./support/payload_check.ts";
