@@ -117,13 +117,15 @@ export function parseSummary(text: string): CollectSummary {
   }
   const s = value as Partial<CollectSummary> | null;
   const numbers = ["queries", "bytesDownloaded", "ms"] as const;
+  const isObject = (v: unknown) => v !== null && typeof v === "object";
   if (
     s === null || typeof s !== "object" || numbers.some((k) => typeof s[k] !== "number") ||
     typeof s.ok !== "boolean" || !Array.isArray(s.clusters) ||
-    s.clusters.some((c) =>
-      c === null || typeof c !== "object" || !Array.isArray(c.days) ||
-      c.days.some((d) => d === null || typeof d !== "object" || typeof d.rows !== "object")
-    )
+    s.clusters.some((c: unknown) => {
+      const days = isObject(c) ? (c as { days?: unknown }).days : undefined;
+      return !Array.isArray(days) ||
+        days.some((d: unknown) => !isObject(d) || !isObject((d as { rows?: unknown }).rows));
+    })
   ) {
     throw new TypeError(
       `Unexpected collect summary (need queries, bytesDownloaded, ms, ok, clusters[].days[].rows): ${

@@ -82,7 +82,7 @@ Deno.test({
         recordDir: `${work}/rec`,
       });
       assert.equal(run.summary.ok, true);
-      assert.equal(run.summary.clusters[0]!.hours, 2);
+      assert.equal(run.summary.clusters[0]!.days[0]!.hours, 2);
       assert.ok(run.rows > 0);
       assert.equal(run.rows, summaryRows(run.summary));
       assert.ok(run.summary.queries > 0);

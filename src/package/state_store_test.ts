@@ -446,11 +446,11 @@ Deno.test("rule 5: a deleted, resized or replaced fragment and wrong fields are 
     assert.deepEqual([...hours.keys()], [0]);
     assert.deepEqual(quarantined.map((q) => q.hour), [1, 2, 3, 4, 5]);
     const reasons = quarantined.map((q) => q.reason);
-    assert.ok(reasons[0]!.includes(deleted) && /missing/.test(reasons[0]!), reasons[0]);
+    assert.ok(reasons[0]!.includes(deleted) && /missing/.test(reasons[0]!), reasons[0]!);
     assert.ok(reasons[1]!.includes(grown) && /has \d+ bytes, hour.json says/.test(reasons[1]!));
-    assert.ok(reasons[2]!.includes(wrongHour) && /"hour" is 7/.test(reasons[2]!), reasons[2]);
+    assert.ok(reasons[2]!.includes(wrongHour) && /"hour" is 7/.test(reasons[2]!), reasons[2]!);
     assert.ok(reasons[3]!.includes(replaced) && /not a regular file/.test(reasons[3]!));
-    assert.ok(/05\/hour\.json is missing/.test(reasons[4]!), reasons[4]);
+    assert.ok(/05\/hour\.json is missing/.test(reasons[4]!), reasons[4]!);
     for (const q of quarantined) assert.ok(q.movedTo && (await pathExists(q.movedTo)), q.path);
     assert.deepEqual(await listNames(join(root, "c", DAY)), ["00"]);
   });
