@@ -167,9 +167,16 @@ const CLUSTER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 const LABEL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
 
-/** Whether `id` is a valid cluster id: 1–253 of `[A-Za-z0-9._-]`, starting with a letter or digit. */
+/** Names of the state folder's own sub-folders, which cannot be cluster ids. */
+const RESERVED_IDS = new Set(["outbox", "quarantine"]);
+
+/**
+ * Whether `id` is a valid cluster id: 1–253 of `[A-Za-z0-9._-]`, starting
+ * with a letter or digit, and not one of the state folder's own folders
+ * (`outbox`, `quarantine`).
+ */
 export function isClusterId(id: unknown): id is string {
-  return typeof id === "string" && CLUSTER_ID.test(id);
+  return typeof id === "string" && CLUSTER_ID.test(id) && !RESERVED_IDS.has(id);
 }
 
 /**

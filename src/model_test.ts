@@ -6,6 +6,7 @@ import {
   ConfigError,
   errorInfo,
   escapeControl,
+  isClusterId,
   parseDay,
   showValue,
   toBridgeError,
@@ -41,5 +42,9 @@ Deno.test("typed errors: codes survive, disk full and aborts are recognised", ()
   assert.equal(toBridgeError(new DOMException("stop", "AbortError")).code, "cancelled");
   assert.equal(toBridgeError("odd").code, "internal");
   assert.throws(() => parseDay("2023-02-29"), ConfigError);
+  assert.equal(isClusterId("16b9a60d-0774-4102-9028-bd28d6c38ac2"), true);
+  for (const bad of ["../x", ".hidden", "", "outbox", "quarantine", "a/b", "x".repeat(254)]) {
+    assert.equal(isClusterId(bad), false, bad);
+  }
   assert.equal(parseDay("2024-02-29").toISOString(), "2024-02-29T00:00:00.000Z");
 });

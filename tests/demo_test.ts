@@ -39,9 +39,11 @@ Deno.test("demo recording replays with no network into three valid day payloads"
     const summary = JSON.parse(out);
     assert.equal(summary.clusters.length, 3);
     for (const c of summary.clusters) {
-      assert.equal(c.status, "new");
-      assert.equal(c.hours, 24);
-      assert.ok(c.rows.pod > 0);
+      assert.equal(c.days.length, 1);
+      const [day] = c.days;
+      assert.equal(day.status, "new");
+      assert.equal(day.hours, 24);
+      assert.ok(day.rows.pod > 0);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { parseDuration } from "../model.ts";
+import { isLabelName, parseDuration } from "../model.ts";
 import { parser } from "@prometheus-io/lezer-promql";
 import type { SyntaxNode, Tree } from "@lezer/common";
 
@@ -28,7 +28,6 @@ export interface RewriteOptions {
   rangeWindow?: string;
 }
 
-const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 /** Functions whose matrix argument is a range-vector window (besides every `*_over_time`). */
 const WINDOW_FUNCTIONS: ReadonlySet<string> = new Set([
@@ -213,7 +212,7 @@ function checkLabel(label: string): void {
   if (typeof label !== "string") {
     throw new TypeError(`Label name must be a string, got ${typeof label}`);
   }
-  if (!LABEL_NAME.test(label)) {
+  if (!isLabelName(label)) {
     throw new RangeError(
       `Invalid label name ${JSON.stringify(label)}: must match ^[a-zA-Z_][a-zA-Z0-9_]*$`,
       { cause: { label } },

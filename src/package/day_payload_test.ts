@@ -5,6 +5,7 @@ import { buildDayPayload, type DayPayload } from "./day_payload.ts";
 import { DEFAULT_MANIFEST_VERSION, manifestUuid, validateManifest } from "./manifest.ts";
 import { BridgeError } from "../model.ts";
 import { StateStore } from "./state_store.ts";
+import { canMountTmpfs, tinyTmpfs, unmount } from "./tiny_tmpfs.ts";
 
 const CLUSTER = "16b9a60d-0774-4102-9028-bd28d6c38ac2";
 const DAY = "2026-11-01";
@@ -714,33 +715,10 @@ Deno.test("rule 10: ENOSPC while writing a tarball is disk_full naming the spool
   });
 });
 
-/** Mounts a tmpfs of `kib` KiB on a new folder, or null when mounting is not possible here. */
-async function tinyTmpfs(kib: number): Promise<string | null> {
-  const dir = await Deno.makeTempDir({ prefix: "tmpfs_" });
-  try {
-    const out = await new Deno.Command("mount", {
-      args: ["-t", "tmpfs", "-o", `size=${kib}k`, "tmpfs", dir],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    if (out.success) return dir;
-  } catch {
-    // no mount(8)
-  }
-  await Deno.remove(dir);
-  return null;
-}
-
-async function unmount(dir: string): Promise<void> {
-  await new Deno.Command("umount", { args: [dir] }).output();
-  await Deno.remove(dir, { recursive: true });
-}
-
-const MOUNT_PROBE = await tinyTmpfs(16);
-if (MOUNT_PROBE) await unmount(MOUNT_PROBE);
+const CAN_MOUNT = await canMountTmpfs();
 
 Deno.test("rule 10: a really full spool (tiny tmpfs) gives disk_full and is left empty", {
-  ignore: MOUNT_PROBE === null,
+  ignore: !CAN_MOUNT,
 }, async () => {
   await withTemp(async (dir) => {
     const store = new StateStore(join(dir, "state"));

@@ -33,7 +33,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { REPORT_NAMES, reportDefinition, type ReportName } from "../collect/reports.ts";
-import { BridgeError, isDiskFull } from "../model.ts";
+import { BridgeError, isClusterId, isDay, isDiskFull, isHour } from "../model.ts";
 import { encodeRecord } from "./csv.ts";
 
 /**
@@ -152,8 +152,6 @@ export interface StateStoreOptions {
   readonly onWarning?: (warning: QuarantinedHour) => void;
 }
 
-const CLUSTER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
-const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
 const HOUR_DIR = /^\d{2}$/;
 const HOUR_FILE = "hour.json";
 const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -183,10 +181,7 @@ export const SPOOL_DIR = ".spool";
  * ```
  */
 export function assertClusterId(clusterId: string): void {
-  if (
-    typeof clusterId !== "string" || !CLUSTER_ID.test(clusterId) || clusterId === "." ||
-    clusterId === ".."
-  ) {
+  if (!isClusterId(clusterId)) {
     throw new RangeError(
       `Invalid cluster id ${JSON.stringify(clusterId)}: expected 1-253 characters of ` +
         `[A-Za-z0-9._-] starting with a letter or digit`,
@@ -206,13 +201,7 @@ export function assertClusterId(clusterId: string): void {
  * ```
  */
 export function assertDay(day: string): void {
-  const m = typeof day === "string" ? DAY.exec(day) : null;
-  if (m) {
-    const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
-    const t = new Date(0);
-    t.setUTCFullYear(y, mo - 1, d);
-    if (t.getUTCFullYear() === y && t.getUTCMonth() === mo - 1 && t.getUTCDate() === d) return;
-  }
+  if (isDay(day)) return;
   throw new RangeError(`Invalid day ${JSON.stringify(day)}: expected a real date as YYYY-MM-DD`, {
     cause: { day },
   });
@@ -229,7 +218,7 @@ export function assertDay(day: string): void {
  * ```
  */
 export function assertHour(hour: number): void {
-  if (!Number.isInteger(hour) || hour < 0 || hour > 23) {
+  if (!isHour(hour)) {
     throw new RangeError(`Invalid hour ${JSON.stringify(hour)}: expected an integer 0-23`, {
       cause: { hour },
     });
@@ -863,10 +852,10 @@ export class StateStore {
     const removed: string[] = [];
     const restored: string[] = [];
     for (const cluster of await dirEntries(this.root)) {
-      if (!cluster.isDirectory || !CLUSTER_ID.test(cluster.name)) continue;
+      if (!cluster.isDirectory || !isClusterId(cluster.name)) continue;
       const clusterDir = join(this.root, cluster.name);
       for (const dayEntry of await dirEntries(clusterDir)) {
-        if (!dayEntry.isDirectory || !DAY.test(dayEntry.name)) continue;
+        if (!dayEntry.isDirectory || !isDay(dayEntry.name)) continue;
         const dayDir = join(clusterDir, dayEntry.name);
         for (const entry of await dirEntries(dayDir)) {
           const m = WORK_DIR.exec(entry.name);

@@ -13,6 +13,7 @@ import {
   StateStore,
   tryHold,
 } from "./state_store.ts";
+import { canMountTmpfs, tinyTmpfs, unmount } from "./tiny_tmpfs.ts";
 
 const DATES = [
   "2026-11-01 00:00:00 +0000 UTC",
@@ -707,35 +708,12 @@ Deno.test("rule 10: ENOSPC while writing a fragment or hour.json is disk_full na
   });
 });
 
-/** Mounts a tmpfs of `kib` KiB on a new folder, or null when mounting is not possible here. */
-async function tinyTmpfs(kib: number): Promise<string | null> {
-  const dir = await Deno.makeTempDir({ prefix: "tmpfs_" });
-  try {
-    const out = await new Deno.Command("mount", {
-      args: ["-t", "tmpfs", "-o", `size=${kib}k`, "tmpfs", dir],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    if (out.success) return dir;
-  } catch {
-    // no mount(8)
-  }
-  await Deno.remove(dir);
-  return null;
-}
-
-async function unmount(dir: string): Promise<void> {
-  await new Deno.Command("umount", { args: [dir] }).output();
-  await Deno.remove(dir, { recursive: true });
-}
-
-const MOUNT_PROBE = await tinyTmpfs(16);
-if (MOUNT_PROBE) await unmount(MOUNT_PROBE);
+const CAN_MOUNT = await canMountTmpfs();
 
 Deno.test(
   "rule 10: a really full file system (tiny tmpfs) gives disk_full and leaves no temp folder",
   {
-    ignore: MOUNT_PROBE === null,
+    ignore: !CAN_MOUNT,
   },
   async () => {
     const mnt = await tinyTmpfs(64);

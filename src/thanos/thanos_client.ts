@@ -6,7 +6,7 @@
  * @module
  */
 
-import { BridgeError, type ErrorCode, escapeControl } from "../model.ts";
+import { BRIDGE_VERSION, BridgeError, type ErrorCode, escapeControl } from "../model.ts";
 import { abortableSleep, backoffDelay, parseRetryAfter } from "./backoff.ts";
 import { Limiter } from "./limiter.ts";
 import { Redactor } from "./redact.ts";
@@ -22,7 +22,7 @@ import {
 export type { Series } from "./series_stream.ts";
 
 /** Version sent in the `User-Agent` header (`thanos-bridge/<version>`). */
-export const THANOS_BRIDGE_VERSION = "0.1.0";
+export const THANOS_BRIDGE_VERSION: string = BRIDGE_VERSION;
 
 /** A range query. Times are unix seconds, `step` is in seconds. */
 export interface RangeQuery {
