@@ -402,6 +402,14 @@ Deno.test("multi-day runs, oldest day first; then the watermark resumes where th
       assert.equal(s3.queries, 0);
       assert.deepEqual(s3.clusters[0].days, []);
       assert.ok(perHourQueries > 0);
+      // After a long outage the catch-up is cut at --max-backfill, and the watermark moves on.
+      const late = io();
+      late.now = () => new Date("2026-11-20T04:30:00Z");
+      assert.equal(await main([...base, "--max-backfill", "2d"], late), 0, late.err);
+      const s4 = JSON.parse(late.out).clusters[0];
+      assert.equal(s4.from, "2026-11-19T00");
+      assert.deepEqual(s4.days.map((d: { day: string }) => d.day), ["2026-11-19", "2026-11-20"]);
+      assert.equal(s4.watermark, "2026-11-20T03");
     });
   } finally {
     await thanos.close();

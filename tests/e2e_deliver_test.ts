@@ -424,6 +424,7 @@ Deno.test({
       const port = w.kafka.port;
       await w.kafka.stop();
       const queued = await collect(w, kafkaState, ["--day", d3], { clusters: [b] });
+      assert.equal(queued.code, 1, "an announcement waiting in the outbox is reported");
       const q = theDay(queued.summary, b, d3);
       assert.equal(q.status, "queued", JSON.stringify(q));
       assert.equal(q.queued, 1);

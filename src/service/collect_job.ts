@@ -118,7 +118,10 @@ export interface RunSummary {
   /** Answer bytes downloaded by this run. */
   readonly bytesDownloaded: number;
   readonly ms: number;
-  /** False when any hour, day or cluster failed, or a cluster had no data at all. */
+  /**
+   * False when any hour, day or cluster failed, a cluster had no data at all, or an
+   * announcement waits in the outbox.
+   */
   readonly ok: boolean;
 }
 
@@ -198,7 +201,7 @@ export async function runCollection(
     ok: outbox.error === null &&
       clusters.every((c) =>
         c.error === null &&
-        c.days.every((d) => d.error === null && d.failedHours.length === 0)
+        c.days.every((d) => d.error === null && d.failedHours.length === 0 && d.queued === 0)
       ),
   };
 }
@@ -262,7 +265,14 @@ async function collectCluster(
     });
     const params = collectionParams(queries, settings);
     const stored = await deps.records.watermark(cp.clusterId);
-    let mark = stored ?? dayStartMs(cp.fromMs) - HOUR_MS;
+    // Where the gap-free run starts for this run: the stored watermark; with none, the day
+    // before the planned range; after a `--max-backfill` cut, the cut (older hours are given up).
+    const start = dayStartMs(cp.fromMs) - HOUR_MS;
+    let mark = stored === null
+      ? start
+      : cp.source === "backfill"
+      ? Math.max(stored, start)
+      : stored;
     let advancing = true;
     let sawData = false;
     let sawHours = false;
