@@ -28,7 +28,6 @@ export interface RewriteOptions {
   rangeWindow?: string;
 }
 
-
 /** Functions whose matrix argument is a range-vector window (besides every `*_over_time`). */
 const WINDOW_FUNCTIONS: ReadonlySet<string> = new Set([
   "rate",
