@@ -38,6 +38,11 @@ export type ErrorCode =
   | "sink_kafka"
   | "sink_ingress"
   | "cancelled"
+  | "run_conflict"
+  | "not_found"
+  | "bad_request"
+  | "unauthorized"
+  | "shutting_down"
   | "internal";
 
 /**

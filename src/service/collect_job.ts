@@ -148,6 +148,10 @@ export interface CollectJobDeps {
   readonly stats: QueryCounter;
   readonly findLabels?: LabelFinder;
   readonly onEvent?: (event: CollectEvent) => void;
+  /** Progress: a cluster-day is done (collected and shipped, or failed). */
+  readonly onDayDone?: (clusterId: string, day: DaySummary) => void;
+  /** Progress: a cluster is done. */
+  readonly onClusterDone?: (summary: ClusterSummary) => void;
   /** Warnings (damaged records, quarantined hours), each naming a path. */
   readonly warn: (message: string) => void;
 }
@@ -184,6 +188,7 @@ export async function runCollection(
     while (next < plan.clusters.length) {
       const i = next++;
       clusters[i] = await collectCluster(plan, settings, deps, plan.clusters[i]!, signal);
+      deps.onClusterDone?.(clusters[i]!);
     }
   };
   await Promise.all(
@@ -298,6 +303,7 @@ async function collectCluster(
         ds,
         signal,
       );
+      deps.onDayDone?.(cp.clusterId, ds);
       sawHours ||= outcome.touched > 0;
       sawData ||= outcome.withData > 0;
       const settled = ["new", "queued", "unchanged", "complete", "no-data"].includes(ds.status);

@@ -26,7 +26,12 @@ import { recordingFetch, replayFetch } from "../thanos/recording.ts";
 import { ThanosClient } from "../thanos/thanos_client.ts";
 import { ClusterLocks } from "./cluster_lock.ts";
 import { ClusterRecords } from "./cluster_records.ts";
-import { runCollection, type RunSummary } from "./collect_job.ts";
+import {
+  type ClusterSummary,
+  type DaySummary,
+  runCollection,
+  type RunSummary,
+} from "./collect_job.ts";
 import { planRun, type RunPlan } from "./run_plan.ts";
 
 /** What a {@linkcode Bridge} needs from its host besides the settings. */
@@ -43,6 +48,10 @@ export interface RunOptions {
   readonly onEvent?: (event: CollectEvent) => void;
   /** Called with the plan before any query (the API answers with it). */
   readonly onPlan?: (plan: RunPlan) => void;
+  /** Progress: a cluster-day is done. */
+  readonly onDayDone?: (clusterId: string, day: DaySummary) => void;
+  /** Progress: a cluster is done. */
+  readonly onClusterDone?: (summary: ClusterSummary) => void;
 }
 
 /** A wired bridge. */
@@ -366,6 +375,8 @@ export async function createBridge(settings: BridgeSettings, host: BridgeHost): 
         findLabels: (value, match, startMs, endMs, signal) =>
           client.findLabelsWithValue(value, match, startMs / 1000, endMs / 1000, signal),
         ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+        ...(options.onDayDone ? { onDayDone: options.onDayDone } : {}),
+        ...(options.onClusterDone ? { onClusterDone: options.onClusterDone } : {}),
       }, options.signal);
     },
     async close() {

@@ -105,6 +105,17 @@ export interface QueryStats {
   ms: number;
 }
 
+/** How one `queryRange` call ended, for self-metrics. */
+export interface QueryOutcome {
+  readonly ok: boolean;
+  /** Error code of a failed call, null on success. */
+  readonly code: string | null;
+  /** Wall time of the whole call, retries included, in ms. */
+  readonly ms: number;
+  /** Bytes of the accepted answer (0 on failure). */
+  readonly bytes: number;
+}
+
 /** Options of {@linkcode ThanosClient}. */
 export interface ThanosClientOptions {
   /** Base URL, e.g. `https://thanos-query:9091`; a path prefix is allowed (`https://h/prefix`). */
@@ -154,6 +165,8 @@ export interface ThanosClientOptions {
   random?: () => number;
   /** Sleep between attempts (default: an abortable `setTimeout`). */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Called once per `queryRange` call when it ends (self-metrics). */
+  onQuery?: (outcome: QueryOutcome) => void;
   /** `User-Agent` header (default `thanos-bridge/<THANOS_BRIDGE_VERSION>`). */
   userAgent?: string;
 }
@@ -433,6 +446,7 @@ export class ThanosClient {
   readonly #endpoint: URL;
   readonly #timeoutMs: number;
   readonly #maxAttempts: number;
+  readonly #onQuery: ((outcome: QueryOutcome) => void) | undefined;
   readonly #baseDelayMs: number;
   readonly #maxDelayMs: number;
   readonly #limiter: Limiter;
@@ -482,6 +496,7 @@ export class ThanosClient {
 
     this.#timeoutMs = positiveInteger("timeoutMs", options.timeoutMs ?? 120_000);
     this.#maxAttempts = positiveInteger("maxAttempts", options.maxAttempts ?? 5);
+    this.#onQuery = options.onQuery;
     this.#baseDelayMs = nonNegative("baseDelayMs", options.baseDelayMs ?? 1000);
     this.#maxDelayMs = nonNegative("maxDelayMs", options.maxDelayMs ?? 30_000);
     this.#limiter = new Limiter(positiveInteger("concurrency", options.concurrency ?? 4), {
@@ -618,12 +633,9 @@ export class ThanosClient {
           signal,
         );
         if (!(outcome instanceof AttemptFailure)) {
-          return {
-            bytes: outcome.bytes,
-            series: outcome.series,
-            attempts,
-            ms: Math.round(performance.now() - started),
-          };
+          const ms = Math.round(performance.now() - started);
+          this.#onQuery?.({ ok: true, code: null, ms, bytes: outcome.bytes });
+          return { bytes: outcome.bytes, series: outcome.series, attempts, ms };
         }
         if (!outcome.retryable || attempts >= this.#maxAttempts) {
           throw this.#queryError(q, outcome, attempts);
@@ -639,7 +651,14 @@ export class ThanosClient {
         await this.#sleep(delayMs, signal);
       }
     } catch (error) {
-      throw this.#cancelled(error, signal, () => this.#describe(q));
+      const failure = this.#cancelled(error, signal, () => this.#describe(q));
+      this.#onQuery?.({
+        ok: false,
+        code: failure instanceof BridgeError ? failure.code : "internal",
+        ms: Math.round(performance.now() - started),
+        bytes: 0,
+      });
+      throw failure;
     }
   }
 
