@@ -20,7 +20,7 @@ import { validateIdentityText } from "../deliver/identity.ts";
 import { IngressSink } from "../deliver/ingress_sink.ts";
 import { S3KafkaSink } from "../deliver/s3_kafka_sink.ts";
 import type { PayloadSink } from "../deliver/sink.ts";
-import { ConfigError, isClusterId, showValue } from "../model.ts";
+import { ConfigError, errorInfo, isClusterId, showValue } from "../model.ts";
 import { StateStore } from "../package/state_store.ts";
 import { recordingFetch, replayFetch } from "../thanos/recording.ts";
 import { ThanosClient } from "../thanos/thanos_client.ts";
@@ -59,6 +59,12 @@ export interface Bridge {
   readonly settings: BridgeSettings;
   readonly store: StateStore;
   readonly sink: PayloadSink;
+  /** Watermarks and delivery records. */
+  readonly records: ClusterRecords;
+  /** koku org id of a cluster (`--org-map`, else `--org-id`). */
+  orgOf(clusterId: string): string;
+  /** Asks Thanos for one point of `vector(1)`; resolves true when it answers within `timeoutMs`. */
+  ping(timeoutMs: number): Promise<{ ok: boolean; message?: string }>;
   /** Plans and runs one request. Throws a ConfigError for a bad request, before any query. */
   run(request: RunRequest, options?: RunOptions): Promise<RunSummary>;
   /** Releases connections and TLS clients. */
@@ -340,6 +346,22 @@ export async function createBridge(settings: BridgeSettings, host: BridgeHost): 
     settings,
     store,
     sink,
+    records,
+    orgOf,
+    async ping(timeoutMs) {
+      if (settings.replay !== null) return { ok: true, message: "replaying a recording" };
+      const t = Math.floor(host.now().getTime() / 60_000) * 60;
+      try {
+        await client.queryRange(
+          { query: "vector(1)", start: t, end: t, step: 60, id: "readyz" },
+          () => {},
+          AbortSignal.timeout(timeoutMs),
+        );
+        return { ok: true };
+      } catch (error) {
+        return { ok: false, message: errorInfo(error).message };
+      }
+    },
     async run(request, options = {}) {
       const clusters = request.clusters ?? settings.clusters;
       const watermarks = new Map<string, number>();
