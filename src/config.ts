@@ -86,6 +86,14 @@ export interface Config {
   dryRun?: boolean | string;
   // --- CLI output -----------------------------------------------------------------------------------
   json?: boolean | string;
+  // --- serve ----------------------------------------------------------------------------------------
+  listen?: string;
+  schedule?: string;
+  apiTokenFile?: string;
+  config?: string;
+  runHistory?: number | string;
+  shutdownGrace?: string;
+  logLevel?: string;
 }
 
 /** Settings of the S3 + Kafka sink. */
@@ -242,6 +250,13 @@ export const ENV_VARS: Readonly<Record<keyof Config, string>> = Object.freeze(
       "recollect",
       "dryRun",
       "json",
+      "listen",
+      "schedule",
+      "apiTokenFile",
+      "config",
+      "runHistory",
+      "shutdownGrace",
+      "logLevel",
     ] as const).map((k) => [k, `THANOS_BRIDGE_${envName(k)}`]),
   ),
 ) as Record<keyof Config, string>;
@@ -461,12 +476,8 @@ function resolveS3Kafka(config: Config): S3KafkaSettings {
   }
   const username = str(config.kafkaSaslUsername);
   const passwordFile = str(config.kafkaSaslPasswordFile);
-  if (mechanism !== null && (username === null || passwordFile === null)) {
-    throw new ConfigError(
-      "kafkaSaslMechanism",
-      mechanism,
-      "needs --kafka-sasl-username and --kafka-sasl-password-file",
-    );
+  if (mechanism !== null && username === null) {
+    throw new ConfigError("kafkaSaslMechanism", mechanism, "needs --kafka-sasl-username");
   }
   const prefix = (config.s3Prefix ?? "").trim().replace(/^\/+|\/+$/g, "");
   // deno-lint-ignore no-control-regex
@@ -672,4 +683,56 @@ export function resolveRunRequest(config: Config): RunRequest {
   if (to !== undefined) request.to = to;
   if (config.clusters !== undefined) request.clusters = resolveClusters(config.clusters);
   return request;
+}
+
+/** Settings of `thanos-bridge serve` (besides the {@link BridgeSettings}). */
+export interface ServeSettings {
+  readonly hostname: string;
+  readonly port: number;
+  /** Cron pattern of the scheduled runs, or null (`off`). */
+  readonly schedule: string | null;
+  readonly apiTokenFile: string | null;
+  /** Runs kept in the history. */
+  readonly runHistory: number;
+  readonly shutdownGraceMs: number;
+  readonly logLevel: "debug" | "info" | "warning" | "error";
+}
+
+const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
+
+/**
+ * Resolves the settings of `serve`: `--listen HOST:PORT` (default
+ * `0.0.0.0:8080`), `--schedule CRON` (default `15 * * * *`, `off` disables
+ * it; the pattern itself is checked by the scheduler), `--api-token-file`,
+ * `--run-history N` (default 100), `--shutdown-grace DUR` (default 30s),
+ * `--log-level` (default info). Pure.
+ *
+ * @example
+ * ```ts
+ * import { resolveServeSettings } from "./config.ts";
+ * resolveServeSettings({ listen: "127.0.0.1:9000" }).port; // 9000
+ * ```
+ */
+export function resolveServeSettings(config: Config): ServeSettings {
+  const listen = str(config.listen) ?? "0.0.0.0:8080";
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):(\d{1,5})$/.exec(listen);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) {
+    throw new ConfigError("listen", listen, "must be HOST:PORT, e.g. 0.0.0.0:8080");
+  }
+  const hostname = m[1] === "" ? "0.0.0.0" : m[1]!.replace(/^\[|\]$/g, "");
+  const schedule = str(config.schedule) ?? "15 * * * *";
+  const logLevel = (str(config.logLevel) ?? "info").toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError("logLevel", config.logLevel, `must be one of ${LOG_LEVELS.join(", ")}`);
+  }
+  return {
+    hostname,
+    port,
+    schedule: schedule.toLowerCase() === "off" ? null : schedule,
+    apiTokenFile: str(config.apiTokenFile),
+    runHistory: parseInteger("runHistory", config.runHistory ?? 100, 1, 100_000),
+    shutdownGraceMs: durationMs("shutdownGrace", str(config.shutdownGrace) ?? "30s"),
+    logLevel: logLevel as ServeSettings["logLevel"],
+  };
 }

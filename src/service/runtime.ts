@@ -23,7 +23,7 @@ import type { PayloadSink } from "../deliver/sink.ts";
 import { ConfigError, errorInfo, isClusterId, showValue } from "../model.ts";
 import { StateStore } from "../package/state_store.ts";
 import { recordingFetch, replayFetch } from "../thanos/recording.ts";
-import { ThanosClient } from "../thanos/thanos_client.ts";
+import { type QueryOutcome, ThanosClient } from "../thanos/thanos_client.ts";
 import { ClusterLocks } from "./cluster_lock.ts";
 import { ClusterRecords } from "./cluster_records.ts";
 import {
@@ -40,6 +40,46 @@ export interface BridgeHost {
   readonly now: () => Date;
   /** Warnings: damaged records, quarantined hours, cleaned-up leftovers. Each names a path. */
   readonly warn: (message: string) => void;
+  /**
+   * Secrets given as environment variables instead of files
+   * (`THANOS_BRIDGE_TOKEN`, `THANOS_BRIDGE_KAFKA_SASL_PASSWORD`,
+   * `THANOS_BRIDGE_INGRESS_TOKEN`). A secret given both ways is refused.
+   */
+  readonly secrets?: SecretValues;
+  /** Called when a Thanos query ends (self-metrics). */
+  readonly onQuery?: (outcome: QueryOutcome) => void;
+}
+
+/** Secrets given as values (from environment variables) rather than files. */
+export interface SecretValues {
+  readonly thanosToken?: string;
+  readonly kafkaSaslPassword?: string;
+  readonly ingressToken?: string;
+}
+
+/** The secret environment variables, for the CLI and the README. */
+export const SECRET_ENV_VARS = {
+  thanosToken: "THANOS_BRIDGE_TOKEN",
+  kafkaSaslPassword: "THANOS_BRIDGE_KAFKA_SASL_PASSWORD",
+  ingressToken: "THANOS_BRIDGE_INGRESS_TOKEN",
+} as const;
+
+/** A secret from its file, or from its environment variable; never both. */
+async function secret(
+  field: string,
+  file: string | null,
+  value: string | undefined,
+  envName: string,
+): Promise<string | null> {
+  if (file !== null && value !== undefined) {
+    throw new ConfigError(field, file, `and ${envName} cannot both be set`);
+  }
+  if (file !== null) return await readSecretLine(field, file);
+  if (value === undefined) return null;
+  if (value.trim() === "" || /[\r\n]/.test(value.trim())) {
+    throw new ConfigError(envName, undefined, "must hold one non-empty line");
+  }
+  return value.trim();
 }
 
 /** Options of one run. */
@@ -199,9 +239,12 @@ async function createSink(settings: BridgeSettings, host: BridgeHost): Promise<P
       return new DirectorySink(settings.out!);
     case "ingress": {
       const s = settings.ingress!;
-      const token = s.ingressTokenFile
-        ? await readSecretLine("ingressTokenFile", s.ingressTokenFile)
-        : null;
+      const token = await secret(
+        "ingressTokenFile",
+        s.ingressTokenFile,
+        host.secrets?.ingressToken,
+        SECRET_ENV_VARS.ingressToken,
+      );
       const basic = s.ingressBasicAuthFile
         ? await readSecretLine("ingressBasicAuthFile", s.ingressBasicAuthFile)
         : null;
@@ -235,9 +278,19 @@ async function createSink(settings: BridgeSettings, host: BridgeHost): Promise<P
         })()
         : Promise.resolve(null);
       const ca = s.kafkaCaFile ? await readPem("kafkaCaFile", s.kafkaCaFile, "certificate") : null;
-      const password = s.kafkaSaslPasswordFile
-        ? await readSecretLine("kafkaSaslPasswordFile", s.kafkaSaslPasswordFile)
-        : null;
+      const password = await secret(
+        "kafkaSaslPasswordFile",
+        s.kafkaSaslPasswordFile,
+        host.secrets?.kafkaSaslPassword,
+        SECRET_ENV_VARS.kafkaSaslPassword,
+      );
+      if (s.kafkaSaslMechanism !== null && password === null) {
+        throw new ConfigError(
+          "kafkaSaslPasswordFile",
+          undefined,
+          `(or ${SECRET_ENV_VARS.kafkaSaslPassword}) is needed with --kafka-sasl-mechanism`,
+        );
+      }
       await checkWritableDir("state", join(settings.stateDir, "outbox"));
       return new S3KafkaSink({
         s3: {
@@ -286,7 +339,12 @@ async function createSink(settings: BridgeSettings, host: BridgeHost): Promise<P
  */
 export async function createBridge(settings: BridgeSettings, host: BridgeHost): Promise<Bridge> {
   // Files first (no side effects), then folders (created when missing).
-  const token = settings.tokenFile ? await readSecretLine("tokenFile", settings.tokenFile) : null;
+  const token = await secret(
+    "tokenFile",
+    settings.tokenFile,
+    host.secrets?.thanosToken,
+    SECRET_ENV_VARS.thanosToken,
+  );
   const caCert = settings.caFile ? await readPem("caFile", settings.caFile, "certificate") : null;
   const clientCert = settings.certFile
     ? await readPem("certFile", settings.certFile, "certificate")
@@ -329,6 +387,7 @@ export async function createBridge(settings: BridgeSettings, host: BridgeHost): 
       ...(clientCert ? { clientCert } : {}),
       ...(clientKey ? { clientKey } : {}),
       ...(transport ? { fetch: transport } : {}),
+      ...(host.onQuery ? { onQuery: host.onQuery } : {}),
     });
   } catch (error) {
     await sink.close();
