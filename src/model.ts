@@ -173,12 +173,12 @@ const LABEL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
 
 /** Names of the state folder's own sub-folders, which cannot be cluster ids. */
-const RESERVED_IDS = new Set(["outbox", "quarantine"]);
+const RESERVED_IDS = new Set(["outbox", "quarantine", "runs"]);
 
 /**
  * Whether `id` is a valid cluster id: 1–253 of `[A-Za-z0-9._-]`, starting
  * with a letter or digit, and not one of the state folder's own folders
- * (`outbox`, `quarantine`).
+ * (`outbox`, `quarantine`, `runs`).
  */
 export function isClusterId(id: unknown): id is string {
   return typeof id === "string" && CLUSTER_ID.test(id) && !RESERVED_IDS.has(id);
