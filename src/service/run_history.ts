@@ -15,6 +15,7 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import { join } from "node:path";
 import { readJsonFile, writeFileAtomic } from "../fs_atomic.ts";
 import { BridgeError } from "../model.ts";
@@ -258,7 +259,8 @@ export class RunHistory {
   /**
    * @param dir The history folder (`<state>/runs`); created on the first write.
    * @param limit Runs kept (at least 1; `--run-history`).
-   * @param options `warn`: called with a message naming the path of a damaged file.
+   * @param options `warn`: called with a message naming the path of a damaged file
+   *   (default: a warning in the `["thanos-bridge", "runs"]` log).
    */
   constructor(
     dir: string,
@@ -270,7 +272,8 @@ export class RunHistory {
     }
     this.dir = dir;
     this.limit = limit;
-    this.#warn = options.warn ?? (() => {});
+    const log = getLogger(["thanos-bridge", "runs"]);
+    this.#warn = options.warn ?? ((message) => log.warn("{message}", { message }));
   }
 
   /** Whether {@linkcode load} has run. */
