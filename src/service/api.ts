@@ -257,6 +257,31 @@ export function requestIdMiddleware(): MiddlewareHandler<Env> {
 }
 
 /**
+ * Middleware: after the answer, cancels a request body nobody read (a 401,
+ * 405 or 413 by `Content-Length`, a body on a route that takes none), so the
+ * server releases it at once instead of when it is garbage-collected.
+ *
+ * @example
+ * ```ts
+ * import { Hono } from "hono";
+ * import { discardUnreadBodyMiddleware } from "./api.ts";
+ * const app = new Hono().use(discardUnreadBodyMiddleware());
+ * ```
+ */
+export function discardUnreadBodyMiddleware(): MiddlewareHandler<Env> {
+  return async function discardUnreadBody(c, next) {
+    const raw = c.req.raw;
+    await next();
+    for (const request of new Set([raw, c.req.raw])) {
+      const body = request.body;
+      if (body !== null && !request.bodyUsed && !body.locked) {
+        await body.cancel().catch(() => {});
+      }
+    }
+  };
+}
+
+/**
  * Middleware: requires `Authorization: Bearer <token>` when `token` is set
  * (401 with `WWW-Authenticate: Bearer` otherwise). The token is never echoed
  * nor logged.
@@ -299,12 +324,45 @@ export function authMiddleware(
  * ```
  */
 export function bodyLimitMiddleware(maxBytes: number): MiddlewareHandler<Env> {
-  return bodyLimit({
+  const limit = bodyLimit({
     maxSize: maxBytes,
     onError: () => {
       throw new ApiError(413, "payload_too_large", `request body is larger than ${maxBytes} bytes`);
     },
   });
+  return async function bodyLimitOrBadBody(c, next) {
+    let reached = false;
+    // A streamed body is read by hono's bodyLimit, which keeps its reader locked when it gives
+    // up (413): read the original through a reader of our own, so it can be cancelled then.
+    let original: ReadableStreamDefaultReader<Uint8Array> | null = null;
+    const raw = c.req.raw;
+    if (
+      raw.body !== null &&
+      (!raw.headers.has("content-length") || raw.headers.has("transfer-encoding"))
+    ) {
+      const reader = original = raw.body.getReader();
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          const { done, value } = await reader.read();
+          if (done) controller.close();
+          else controller.enqueue(value);
+        },
+        cancel: (reason) => reader.cancel(reason),
+      });
+      c.req.raw = new Request(raw, { body, duplex: "half" } as RequestInit);
+    }
+    try {
+      await limit(c, async () => {
+        reached = true;
+        await next();
+      });
+    } catch (error) {
+      if (!reached) await original?.cancel().catch(() => {});
+      // A body that cannot be read (broken chunked framing, a client gone) is the client's fault.
+      if (reached || error instanceof ApiError) throw error;
+      throw new ApiError(400, "bad_request", "the request body could not be read");
+    }
+  };
 }
 
 /**
@@ -375,7 +433,12 @@ const JSON_TYPE = /^application\/json\s*(;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
 
 /** Reads the optional JSON body of `POST /runs` as a {@linkcode RunRequest}. */
 async function readRunBody(c: Context<Env>): Promise<RunRequest> {
-  const bytes = new Uint8Array(await c.req.arrayBuffer());
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await c.req.arrayBuffer());
+  } catch {
+    throw new ApiError(400, "bad_request", "the request body could not be read");
+  }
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
@@ -490,6 +553,7 @@ export function createApi(options: ApiOptions): Hono<Env> {
 
   app.use(requestIdMiddleware());
   app.use(accessLogMiddleware());
+  app.use(discardUnreadBodyMiddleware());
 
   app.post("/runs", auth, bodyLimitMiddleware(limit), async (c) => {
     const request = await readRunBody(c);
@@ -500,6 +564,13 @@ export function createApi(options: ApiOptions): Hono<Env> {
   });
 
   app.get("/runs", (c) => {
+    for (const [name, values] of Object.entries(c.req.queries())) {
+      if (values.length > 1) {
+        throw new ApiError(400, "bad_request", `${showValue(name)} is given more than once`, {
+          field: name,
+        });
+      }
+    }
     const query = c.req.query();
     const parsed = RunListQuerySchema.safeParse(query);
     if (!parsed.success) throw zodError(parsed.error, query, "query");

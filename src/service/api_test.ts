@@ -314,7 +314,9 @@ Deno.test("GET /runs: bad query parameters are 400 naming them", async () => {
       ["limit=1e2", "limit"],
       ["before=..%2F..%2Fetc", "before"],
       ["page=2", "page"],
-    ]
+      ["limit=2&limit=x", "limit"],
+      ["before=r-1&before=r-2", "before"],
+    ] as const
   ) {
     const error = await errorOf(await call(`/runs?${query}`), 400);
     assert.equal(error.field, field, query);
