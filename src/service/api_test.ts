@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { z } from "zod";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { ApiError, constantTimeEqual, createApi, errorResponse } from "./api.ts";
 import {
   ClusterListSchema,
@@ -496,4 +497,54 @@ Deno.test("X-Request-Id: a well-formed one is kept, anything else replaced", asy
   const replaced = await call("/healthz", { headers: { "x-request-id": "a b<script>" } });
   assert.match(replaced.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
   await replaced.body?.cancel();
+});
+
+Deno.test("readyz: a readiness check that never answers is a 503 within 2.5 s", async () => {
+  const { call, service } = setup();
+  service.ready = () => new Promise(() => {});
+  const started = performance.now();
+  const res = await call("/readyz");
+  const ms = performance.now() - started;
+  assert.equal(res.status, 503);
+  const body = await matches(res, ReadinessSchema);
+  assert.equal(body.ok, false);
+  assert.match(body.checks.service?.message ?? "", /no answer within 2500 ms/);
+  assert.ok(ms >= 2400 && ms < 4000, `${ms} ms`);
+});
+
+Deno.test("access log: one structured record per request, without headers", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    sinks: { memory: (record) => records.push(record) },
+    loggers: [
+      { category: ["thanos-bridge", "http"], sinks: ["memory"], lowestLevel: "debug" },
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "error" },
+    ],
+    reset: true,
+  });
+  try {
+    const { call, service } = setup({ token: TOKEN });
+    await (await call("/healthz", { headers: { "x-request-id": "req-1" } })).body?.cancel();
+    await (await call("/runs", { method: "POST", headers: { authorization: "Bearer nope" } }))
+      .body?.cancel();
+    service.failWith = new Error("boom");
+    await (await call("/clusters")).body?.cancel();
+  } finally {
+    await reset();
+  }
+  const access = records.filter((r) => r.rawMessage === "{method} {path} {status} {ms} ms");
+  assert.deepEqual(
+    access.map((r) => [r.level, r.properties.method, r.properties.path, r.properties.status]),
+    [
+      ["debug", "GET", "/healthz", 200],
+      ["info", "POST", "/runs", 401],
+      ["error", "GET", "/clusters", 500],
+    ],
+  );
+  assert.equal(access[0]!.properties.requestId, "req-1");
+  assert.equal(typeof access[0]!.properties.ms, "number");
+  const failure = records.find((r) => String(r.rawMessage).startsWith("{method} {path} failed"));
+  assert.match(String(failure?.properties.error), /boom/);
+  const all = JSON.stringify(records.map((r) => [r.message, r.properties]));
+  assert.ok(!all.includes("nope") && !/authorization/i.test(all));
 });
