@@ -14,6 +14,12 @@
  *   empty) or a JSON object. A non-empty body must be `application/json`
  *   (charset, if given, `utf-8`), else **415**; it must be valid UTF-8 and
  *   JSON, else 400; above the limit (default 64 KiB) it is 413.
+ * - Query parameters of `GET /runs` are strict too: unknown or repeated ones
+ *   are 400. A path id that cannot be a run or cluster id is a 404.
+ * - A request body the route does not read (401, 405, 413) is cancelled at
+ *   once. Requests Deno's HTTP layer refuses before the app sees them
+ *   (malformed request lines, oversized header blocks, broken framing) get
+ *   its bare 400 or a closed connection, never a 5xx.
  *
  * @module
  */
@@ -117,10 +123,8 @@ const HTTP_CODES: Record<number, ApiErrorCode> = {
   401: "unauthorized",
   404: "not_found",
   405: "method_not_allowed",
-  409: "run_conflict",
   413: "payload_too_large",
   415: "unsupported_media_type",
-  503: "shutting_down",
 };
 
 const BRIDGE_STATUS: Partial<Record<string, 400 | 401 | 404 | 409 | 503>> = {
@@ -231,7 +235,8 @@ export async function constantTimeEqual(given: string, expected: string): Promis
   return timingSafeEqual(new Uint8Array(a), new Uint8Array(b));
 }
 
-type Env = { Variables: { requestId: string } };
+/** Hono environment of the API: the request id middleware sets `requestId`. */
+export type ApiEnv = { Variables: { requestId: string } };
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -246,7 +251,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * const app = new Hono().use(requestIdMiddleware());
  * ```
  */
-export function requestIdMiddleware(): MiddlewareHandler<Env> {
+export function requestIdMiddleware(): MiddlewareHandler<ApiEnv> {
   return async function requestId(c, next) {
     const given = c.req.header("x-request-id");
     const id = given !== undefined && REQUEST_ID.test(given) ? given : crypto.randomUUID();
@@ -268,7 +273,7 @@ export function requestIdMiddleware(): MiddlewareHandler<Env> {
  * const app = new Hono().use(discardUnreadBodyMiddleware());
  * ```
  */
-export function discardUnreadBodyMiddleware(): MiddlewareHandler<Env> {
+export function discardUnreadBodyMiddleware(): MiddlewareHandler<ApiEnv> {
   return async function discardUnreadBody(c, next) {
     const raw = c.req.raw;
     await next();
@@ -296,7 +301,7 @@ export function discardUnreadBodyMiddleware(): MiddlewareHandler<Env> {
 export function authMiddleware(
   token: string | null,
   equals: (given: string, expected: string) => Promise<boolean> = constantTimeEqual,
-): MiddlewareHandler<Env> {
+): MiddlewareHandler<ApiEnv> {
   return async function auth(_c, next) {
     if (token === null) return await next();
     const header = _c.req.header("authorization") ?? "";
@@ -323,7 +328,7 @@ export function authMiddleware(
  * const app = new Hono().use(bodyLimitMiddleware(1024));
  * ```
  */
-export function bodyLimitMiddleware(maxBytes: number): MiddlewareHandler<Env> {
+export function bodyLimitMiddleware(maxBytes: number): MiddlewareHandler<ApiEnv> {
   const limit = bodyLimit({
     maxSize: maxBytes,
     onError: () => {
@@ -377,7 +382,7 @@ export function bodyLimitMiddleware(maxBytes: number): MiddlewareHandler<Env> {
  * const app = new Hono().use(accessLogMiddleware());
  * ```
  */
-export function accessLogMiddleware(): MiddlewareHandler<Env> {
+export function accessLogMiddleware(): MiddlewareHandler<ApiEnv> {
   const logger = getLogger(["thanos-bridge", "http"]);
   return async function accessLog(c, next) {
     const started = performance.now();
@@ -432,7 +437,7 @@ function zodError(error: z.ZodError, input: unknown, fallbackField: string): Api
 const JSON_TYPE = /^application\/json\s*(;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
 
 /** Reads the optional JSON body of `POST /runs` as a {@linkcode RunRequest}. */
-async function readRunBody(c: Context<Env>): Promise<RunRequest> {
+async function readRunBody(c: Context<ApiEnv>): Promise<RunRequest> {
   let bytes: Uint8Array;
   try {
     bytes = new Uint8Array(await c.req.arrayBuffer());
@@ -490,13 +495,13 @@ function notFound(what: string): ApiError {
 }
 
 /** The run id of a path, or a 404 (nothing else can be a run). */
-function runId(c: Context<Env>): string {
+function runId(c: Context<ApiEnv>): string {
   const id = c.req.param("id") ?? "";
   if (!RunIdSchema.safeParse(id).success) throw notFound(`no run ${showValue(id)}`);
   return id;
 }
 
-function methodNotAllowed(allow: string): MiddlewareHandler<Env> {
+function methodNotAllowed(allow: string): MiddlewareHandler<ApiEnv> {
   return function wrongMethod(c) {
     throw new ApiError(
       405,
@@ -543,13 +548,13 @@ async function readiness(service: RunService, timeoutMs: number) {
  * Deno.serve({ hostname: "127.0.0.1", port: 8080 }, app.fetch);
  * ```
  */
-export function createApi(options: ApiOptions): Hono<Env> {
+export function createApi(options: ApiOptions): Hono<ApiEnv> {
   const { service, metrics } = options;
   const limit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
   const auth = authMiddleware(options.apiToken, options.tokenEquals);
   const openapi = JSON.stringify(buildOpenApi(options.version));
   const logger = getLogger(["thanos-bridge", "http"]);
-  const app = new Hono<Env>();
+  const app = new Hono<ApiEnv>();
 
   app.use(requestIdMiddleware());
   app.use(accessLogMiddleware());

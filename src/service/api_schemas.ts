@@ -19,7 +19,16 @@ export const DEFAULT_PAGE = 20;
 
 const HOUR_TEXT = /^(\d{4}-\d{2}-\d{2})(?:T(\d{2}))?$/;
 
-/** Whether `text` is `YYYY-MM-DD` (a real date) or `YYYY-MM-DDTHH` (hour 00–23). */
+/**
+ * Whether `text` is `YYYY-MM-DD` (a real date) or `YYYY-MM-DDTHH` (hour 00–23).
+ *
+ * @example
+ * ```ts
+ * import { isHourText } from "./api_schemas.ts";
+ * isHourText("2026-11-01T05"); // true
+ * isHourText("2026-02-30"); // false
+ * ```
+ */
 export function isHourText(text: string): boolean {
   const m = HOUR_TEXT.exec(text);
   if (!m) return false;

@@ -28,7 +28,7 @@ type Json = Record<string, unknown>;
 export type OpenApiMethod = "get" | "post" | "delete";
 
 /** One operation of the API, as the generator reads it. */
-interface Operation {
+export interface ApiOperation {
   readonly summary: string;
   readonly mutating?: boolean;
   readonly query?: z.ZodObject;
@@ -45,7 +45,7 @@ const E = ErrorBodySchema;
  * it against the running app): 405 for a wrong method on a known path and
  * 413 for too large a body apply to every route.
  */
-export const OPERATIONS: Readonly<Record<string, Partial<Record<OpenApiMethod, Operation>>>> = {
+export const OPERATIONS: Readonly<Record<string, Partial<Record<OpenApiMethod, ApiOperation>>>> = {
   "/runs": {
     post: {
       summary: "Start a run (202), like a scheduled one unless the body narrows it",
@@ -166,7 +166,7 @@ export function buildOpenApi(version: string): Json {
   const paths: Json = {};
   for (const [path, ops] of Object.entries(OPERATIONS)) {
     const item: Json = {};
-    for (const [method, op] of Object.entries(ops) as [OpenApiMethod, Operation][]) {
+    for (const [method, op] of Object.entries(ops) as [OpenApiMethod, ApiOperation][]) {
       const params = [
         ...(op.path ? parameters("path", op.path, components) : []),
         ...(op.query ? parameters("query", op.query, components) : []),
