@@ -354,7 +354,14 @@ export function bodyLimitMiddleware(maxBytes: number): MiddlewareHandler<ApiEnv>
         },
         cancel: (reason) => reader.cancel(reason),
       });
-      c.req.raw = new Request(raw, { body, duplex: "half" } as RequestInit);
+      // (url, method, headers only: copying `raw` would touch its signal, which Deno.serve
+      // aborts on every answer in its legacy mode and warns about)
+      c.req.raw = new Request(raw.url, {
+        method: raw.method,
+        headers: raw.headers,
+        body,
+        duplex: "half",
+      } as RequestInit);
     }
     try {
       await limit(c, async () => {
