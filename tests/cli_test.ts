@@ -528,3 +528,57 @@ Deno.test("ingress sink: 202 passes, 500 is retried, 401 fails with a clear mess
     await thanos.close();
   }
 });
+
+Deno.test("serve: a bad setting is exit 2 before anything listens, named with where it came from", async () => {
+  await withDirs(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/bridge.yaml`,
+      "thanos-url: http://127.0.0.1:1\nconcurrency: 0\n",
+    );
+    await Deno.writeTextFile(`${dir}/unknown.yaml`, "thanos-url: x\nthanos-urll: y\n");
+    const base = ["serve", "--cluster", "c1", "--out", `${dir}/out`, "--state", `${dir}/state`];
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [
+        [...base, "--config", `${dir}/bridge.yaml`],
+        {},
+        /concurrency in .*bridge\.yaml "0" must be/,
+      ],
+      [
+        [...base, "--thanos-url", "http://127.0.0.1:1"],
+        { THANOS_BRIDGE_CONCURRENCY: "99" },
+        /^thanos-bridge: THANOS_BRIDGE_CONCURRENCY "99" must be a whole number from 1 to 64/,
+      ],
+      [
+        [...base, "--thanos-url", "http://127.0.0.1:1", "--concurrency", "0"],
+        { THANOS_BRIDGE_CONCURRENCY: "4" },
+        /--concurrency \(THANOS_BRIDGE_CONCURRENCY\) "0" must be/,
+      ],
+      [[...base, "--config", `${dir}/unknown.yaml`], {}, /key "thanos-urll" is not a setting/],
+      [
+        [...base, "--config", `${dir}/missing.yaml`],
+        {},
+        /--config .*missing\.yaml" does not exist/,
+      ],
+      [
+        [...base, "--thanos-url", "http://127.0.0.1:1", "--listen", "nowhere"],
+        {},
+        /--listen .*HOST:PORT/,
+      ],
+      [
+        [...base, "--thanos-url", "http://127.0.0.1:1", "--schedule", "every hour"],
+        {},
+        /--schedule .*"every hour"/,
+      ],
+      [
+        [...base, "--thanos-url", "http://127.0.0.1:1", "--api-token-file", `${dir}/nope`],
+        {},
+        /--api-token-file .* does not exist/,
+      ],
+    ];
+    for (const [args, env, re] of cases) {
+      const c = io(env);
+      assert.equal(await main(args, c), 2, `${args.join(" ")}: ${c.err}`);
+      assert.match(c.err, re);
+    }
+  });
+});

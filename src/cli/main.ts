@@ -8,6 +8,7 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import { Command, CommanderError, Option } from "commander";
 import type { CollectEvent } from "../collect/hour_collector.ts";
 import {
@@ -16,10 +17,25 @@ import {
   ENV_VARS,
   flagOf,
   resolveRunRequest,
+  resolveServeSettings,
   resolveSettings,
 } from "../config.ts";
+import {
+  type ConfigLayer,
+  type MergedConfig,
+  mergeLayers,
+  readConfigFile,
+} from "../config_layers.ts";
 import { BRIDGE_VERSION, ConfigError, escapeControl } from "../model.ts";
-import { createBridge } from "../service/runtime.ts";
+import { setupLogging } from "../service/logging.ts";
+import { routeNodeWarnings } from "../service/node_warnings.ts";
+import {
+  createBridge,
+  readSecretLine,
+  SECRET_ENV_VARS,
+  type SecretValues,
+} from "../service/runtime.ts";
+import { startService } from "../service/serve.ts";
 import { formatSummary } from "./summary.ts";
 
 /** Where the CLI writes; injectable for tests. */
@@ -134,9 +150,58 @@ const OPTIONS: readonly OptionSpec[] = [
   ["manifestVersion", "s", "manifest version (default: CMMO v4.4.1 commit)"],
   ["maxSizeMb", "n", "split payloads at this size, 1-100 (default 100)"],
   ["json", null, "print the summary as one JSON document on stdout"],
+  ["config", "file", "settings file (YAML or JSON; keys are the flag names)"],
 ];
 
-function buildProgram(io: CliIo, run: (config: Config) => Promise<void>): Command {
+/** Options of `collect` that are one run's request: `serve` does not take them. */
+const RUN_ONLY = new Set<keyof Config>([
+  "from",
+  "to",
+  "day",
+  "until",
+  "recollect",
+  "dryRun",
+  "json",
+]);
+
+/** Options only `serve` takes. */
+const SERVE_OPTIONS: readonly OptionSpec[] = [
+  ["listen", "host:port", "address of the HTTP API (default 0.0.0.0:8080)"],
+  ["schedule", "cron", "cron pattern of the scheduled runs (default '15 * * * *'; off disables)"],
+  ["apiTokenFile", "file", "bearer token that POST/DELETE need (or THANOS_BRIDGE_API_TOKEN)"],
+  ["runHistory", "n", "runs kept in the history (default 100)"],
+  ["shutdownGrace", "duration", "how long SIGTERM waits for the active run (default 30s)"],
+  ["logLevel", "level", "debug, info, warning or error (default info)"],
+];
+
+function addOptions(command: Command, specs: readonly OptionSpec[]): void {
+  for (const [key, arg, help] of specs) {
+    const option = new Option(
+      arg === null ? flagOf(key) : `${flagOf(key)} <${arg}>`,
+      `${help} [env ${ENV_VARS[key]}]`,
+    );
+    if (key === "clusters" || key === "kafkaBrokers") option.argParser(collectList);
+    if (key === "headers") option.argParser(repeatable);
+    command.addOption(option);
+  }
+}
+
+function flagValues(opts: Record<string, unknown>): Config {
+  const fromFlags: Config = {};
+  const map: Record<string, keyof Config> = { cluster: "clusters", header: "headers" };
+  for (const [k, v] of Object.entries(opts)) {
+    if (v !== undefined) (fromFlags as Record<string, unknown>)[map[k] ?? k] = v;
+  }
+  return fromFlags;
+}
+
+type Handler = (merged: MergedConfig) => Promise<void>;
+
+function buildProgram(
+  io: CliIo,
+  handlers: { collect: Handler; serve: Handler },
+  onMerged: (merged: MergedConfig) => void,
+): Command {
   const program = new Command()
     .name("thanos-bridge")
     .description(
@@ -145,27 +210,7 @@ function buildProgram(io: CliIo, run: (config: Config) => Promise<void>): Comman
     .version(BRIDGE_VERSION)
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-  const collect = program
-    .command("collect")
-    .description(
-      "Collect the closed hours of every cluster (from its watermark, or --from/--to) and " +
-        "deliver each day's cumulative payload.",
-    );
-  for (const [key, arg, help] of OPTIONS) {
-    const option = new Option(
-      arg === null ? flagOf(key) : `${flagOf(key)} <${arg}>`,
-      `${help} [env ${ENV_VARS[key]}]`,
-    );
-    if (key === "clusters" || key === "kafkaBrokers") option.argParser(collectList);
-    if (key === "headers") option.argParser(repeatable);
-    collect.addOption(option);
-  }
-  collect.action(async (opts: Record<string, unknown>) => {
-    const fromFlags: Config = {};
-    const map: Record<string, keyof Config> = { cluster: "clusters", header: "headers" };
-    for (const [k, v] of Object.entries(opts)) {
-      if (v !== undefined) (fromFlags as Record<string, unknown>)[map[k] ?? k] = v;
-    }
+  const layered = (handler: Handler) => async (opts: Record<string, unknown>) => {
     let env: Config;
     try {
       env = configFromEnv(io.env);
@@ -173,17 +218,56 @@ function buildProgram(io: CliIo, run: (config: Config) => Promise<void>): Comman
       if (error instanceof ConfigError) throw new UsageError(error.message);
       throw error;
     }
-    await run({ ...env, ...fromFlags });
-  });
+    const flags = flagValues(opts);
+    const layers: ConfigLayer[] = [{ kind: "env", values: env }, { kind: "flag", values: flags }];
+    const file = flags.config ?? env.config;
+    if (file) layers.push({ kind: "file", origin: file, values: await readConfigFile(file) });
+    const merged = mergeLayers(layers);
+    onMerged(merged);
+    await handler(merged);
+  };
+  const collect = program
+    .command("collect")
+    .description(
+      "Collect the closed hours of every cluster (from its watermark, or --from/--to) and " +
+        "deliver each day's cumulative payload.",
+    );
+  addOptions(collect, OPTIONS);
+  collect.action(layered(handlers.collect));
+  const serve = program
+    .command("serve")
+    .description(
+      "Run as a sidecar: scheduled runs, an HTTP API (POST /runs, GET /runs, /clusters, " +
+        "/metrics, /healthz, /readyz, /openapi.json) and a run history.",
+    );
+  addOptions(serve, OPTIONS.filter(([key]) => !RUN_ONLY.has(key)));
+  addOptions(serve, SERVE_OPTIONS);
+  serve.action(layered(handlers.serve));
   return program;
 }
 
-/** A ConfigError in the CLI's words: the flag (and its variable), the value, the reason. */
-function wordConfigError(error: ConfigError): string {
+/** Secrets given in environment variables rather than files. */
+function secretsFromEnv(env: CliIo["env"]): SecretValues {
+  const out: Record<string, string> = {};
+  for (const [key, name] of Object.entries(SECRET_ENV_VARS)) {
+    const value = env[name];
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
+}
+
+/** A ConfigError in the CLI's words: where the value came from, the value, the reason. */
+function wordConfigError(error: ConfigError, merged: MergedConfig | null): string {
   if (error.field.startsWith("THANOS_BRIDGE_")) return error.message;
   const key = error.field as keyof Config;
-  const flag = ENV_VARS[key] ? `${flagOf(key)} (${ENV_VARS[key]})` : error.field;
-  return error.value === "" ? `${flag} ${error.reason}` : `${flag} ${error.value} ${error.reason}`;
+  const where = !ENV_VARS[key]
+    ? error.field
+    : merged
+    ? `${merged.sourceOf(key)}${merged.sourceOf(key) === flagOf(key) ? ` (${ENV_VARS[key]})` : ""}`
+    : `${flagOf(key)} (${ENV_VARS[key]})`;
+  return error.value === ""
+    ? `${where} ${error.reason}`
+    : `${where} ${error.value} ${error.reason}`;
 }
 
 /**
@@ -197,13 +281,18 @@ function wordConfigError(error: ConfigError): string {
  */
 export async function main(args: readonly string[], io: CliIo = processIo()): Promise<number> {
   let code = 0;
-  const program = buildProgram(io, async (config) => {
+  let merged: MergedConfig | null = null;
+  const collect: Handler = async ({ config }) => {
     const settings = resolveSettings(config, { cacheDir: defaultCacheDir(io.env) });
     const request = resolveRunRequest(config);
     const json = config.json === true;
+    const warn = (message: string) =>
+      io.stderr(`thanos-bridge: warning: ${escapeControl(message)}\n`);
+    routeNodeWarnings((name, message) => warn(`${name}: ${message}`));
     const bridge = await createBridge(settings, {
       now: io.now,
-      warn: (message) => io.stderr(`thanos-bridge: warning: ${escapeControl(message)}\n`),
+      warn,
+      secrets: secretsFromEnv(io.env),
     });
     try {
       const progress = io.stderrIsTerminal && !json;
@@ -227,7 +316,36 @@ export async function main(args: readonly string[], io: CliIo = processIo()): Pr
     } finally {
       await bridge.close();
     }
-  });
+  };
+  const serve: Handler = async ({ config }) => {
+    const settings = resolveSettings(config, { cacheDir: defaultCacheDir(io.env) });
+    const serveSettings = resolveServeSettings(config);
+    const tokenEnv = io.env.THANOS_BRIDGE_API_TOKEN;
+    if (serveSettings.apiTokenFile !== null && tokenEnv !== undefined) {
+      throw new ConfigError(
+        "apiTokenFile",
+        serveSettings.apiTokenFile,
+        "and THANOS_BRIDGE_API_TOKEN cannot both be set",
+      );
+    }
+    const apiToken = serveSettings.apiTokenFile !== null
+      ? await readSecretLine("apiTokenFile", serveSettings.apiTokenFile)
+      : tokenEnv?.trim() || null;
+    await setupLogging(serveSettings.logLevel, (line) => io.stderr(line));
+    const nodeLog = getLogger(["thanos-bridge", "runtime"]);
+    routeNodeWarnings((name, message) => nodeLog.warn("{name}: {message}", { name, message }));
+    const service = await startService(settings, serveSettings, {
+      now: io.now,
+      secrets: secretsFromEnv(io.env),
+      apiToken,
+    });
+    const stop = () => void service.shutdown(String(io.signal?.reason?.message ?? "signal"));
+    if (io.signal?.aborted) stop();
+    else io.signal?.addEventListener("abort", stop, { once: true });
+    await service.finished;
+    code = 0;
+  };
+  const program = buildProgram(io, { collect, serve }, (m) => (merged = m));
   try {
     await program.parseAsync([...args], { from: "user" });
     return code;
@@ -236,7 +354,7 @@ export async function main(args: readonly string[], io: CliIo = processIo()): Pr
       return error.exitCode === 0 ? 0 : 2;
     }
     if (error instanceof ConfigError) {
-      io.stderr(`thanos-bridge: ${escapeControl(wordConfigError(error))}\n`);
+      io.stderr(`thanos-bridge: ${escapeControl(wordConfigError(error, merged))}\n`);
       return 2;
     }
     if (error instanceof UsageError) {
@@ -251,5 +369,7 @@ export async function main(args: readonly string[], io: CliIo = processIo()): Pr
 }
 
 if (import.meta.main) {
-  Deno.exitCode = await main(Deno.args);
+  // Exit explicitly: after a graceful shutdown, a request the grace period gave up on (an upload
+  // to a server that stopped answering) must not keep the process alive.
+  Deno.exit(await main(Deno.args));
 }

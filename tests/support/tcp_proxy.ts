@@ -14,7 +14,7 @@ export type ProxyMode = "pass" | "blackhole" | "refuse";
 /** A running proxy. */
 export interface TcpProxy {
   readonly port: number;
-  /** Current mode; change it at any time (affects new connections). */
+  /** Current mode; changing it to a fault closes every open connection (pooled ones too). */
   mode: ProxyMode;
   /** Resolves when a blackholed connection has received its first bytes. */
   blackholed(): Promise<void>;
@@ -38,9 +38,26 @@ export function startTcpProxy(targetPort: number, mode: ProxyMode = "pass"): Tcp
   const conns = new Set<Deno.Conn>();
   const tasks = new Set<Promise<void>>();
   let waiters: (() => void)[] = [];
+  let current = mode;
   const proxy: TcpProxy = {
     port: (listener.addr as Deno.NetAddr).port,
-    mode,
+    get mode() {
+      return current;
+    },
+    set mode(next: ProxyMode) {
+      current = next;
+      // Pooled keep-alive connections must not outlive a fault: drop them all.
+      if (next !== "pass") {
+        for (const c of conns) {
+          try {
+            c.close();
+          } catch {
+            // already closed
+          }
+        }
+        conns.clear();
+      }
+    },
     blackholed: () => new Promise<void>((resolve) => waiters.push(resolve)),
     close: async () => {
       listener.close();
