@@ -209,7 +209,8 @@ Deno.test("usage errors exit 2 and name the bad value", async () => {
 Deno.test("environment variables configure the run", async () => {
   const c = io({ THANOS_BRIDGE_CLUSTER: "c1", THANOS_BRIDGE_OUT: "o", THANOS_BRIDGE_DAY: "nope" });
   assert.equal(await main(["collect", "--thanos-url", "http://x"], c), 2);
-  assert.match(c.err, /--day \(THANOS_BRIDGE_DAY\) "nope" must be a real date as YYYY-MM-DD/);
+  // The value came from the variable, so the message names the variable.
+  assert.match(c.err, /thanos-bridge: THANOS_BRIDGE_DAY "nope" must be a real date as YYYY-MM-DD/);
 });
 
 Deno.test("--help and --version exit 0", async () => {

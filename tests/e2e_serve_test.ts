@@ -227,6 +227,7 @@ Deno.test({
         assert.equal(running.json.state, "running");
         const progress = (running.json as unknown as RunView).clusters[0]!;
         assert.equal(progress.hoursCollected, 24, "progress is visible while the run runs");
+        assert.ok((running.json.queries as number) > 0, "live query count while it runs");
         await stop(s, "SIGKILL");
         w.s3Proxy.mode = "pass";
 

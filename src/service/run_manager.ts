@@ -374,8 +374,25 @@ export class RunManager implements RunService {
       });
       this.#metrics?.runStarted(trigger);
     };
+    // Live figures: every query of the run adds to this counter while it runs.
+    const counter = {
+      get queries() {
+        return record.queries;
+      },
+      set queries(n: number) {
+        record.queries = n;
+      },
+      attempts: 0,
+      get bytes() {
+        return record.bytesDownloaded;
+      },
+      set bytes(n: number) {
+        record.bytesDownloaded = n;
+      },
+    };
     const outcome = this.#bridge.run(req, {
       signal: controller.signal,
+      counter,
       onPlan: (p) => {
         wasPlanned = true;
         this.#applyPlan(record, p);

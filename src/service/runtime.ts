@@ -13,7 +13,7 @@
  */
 
 import { join } from "node:path";
-import type { CollectEvent } from "../collect/hour_collector.ts";
+import type { CollectEvent, QueryCounter } from "../collect/hour_collector.ts";
 import type { BridgeSettings, RunRequest } from "../config.ts";
 import { DirectorySink } from "../deliver/directory_sink.ts";
 import { validateIdentityText } from "../deliver/identity.ts";
@@ -88,6 +88,8 @@ export interface RunOptions {
   readonly onEvent?: (event: CollectEvent) => void;
   /** Called with the plan before any query (the API answers with it). */
   readonly onPlan?: (plan: RunPlan) => void;
+  /** Per-run query counters, increased live by every query (default: a fresh one). */
+  readonly counter?: QueryCounter;
   /** Progress: a cluster-day is done. */
   readonly onDayDone?: (clusterId: string, day: DaySummary) => void;
   /** Progress: a cluster is done. */
@@ -442,7 +444,7 @@ export async function createBridge(settings: BridgeSettings, host: BridgeHost): 
         }
       }
       options.onPlan?.(plan);
-      const stats = { queries: 0, attempts: 0, bytes: 0 };
+      const stats = options.counter ?? { queries: 0, attempts: 0, bytes: 0 };
       return await runCollection(plan, settings, {
         client,
         store,
