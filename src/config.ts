@@ -283,9 +283,21 @@ export function flagOf(key: string): string {
   return "--" + key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
-const BOOLEAN_KEYS = new Set<keyof Config>([
+/** Settings that are switches. */
+export const BOOLEAN_KEYS: ReadonlySet<keyof Config> = new Set<keyof Config>([
   "s3PathStyle",
   "kafkaTls",
+  "recollect",
+  "dryRun",
+  "json",
+]);
+
+/** Settings that belong to one run (or to the CLI's output), not to the process. */
+export const RUN_KEYS: ReadonlySet<keyof Config> = new Set<keyof Config>([
+  "day",
+  "until",
+  "from",
+  "to",
   "recollect",
   "dryRun",
   "json",

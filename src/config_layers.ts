@@ -11,7 +11,7 @@
 
 import YAML from "yaml";
 import { z } from "zod";
-import { type Config, ENV_VARS, flagOf } from "./config.ts";
+import { BOOLEAN_KEYS, type Config, ENV_VARS, flagOf, RUN_KEYS } from "./config.ts";
 import { ConfigError } from "./model.ts";
 
 /** One layer of settings. */
@@ -31,13 +31,6 @@ export interface MergedConfig {
 }
 
 const LIST_KEYS = new Set<keyof Config>(["clusters", "headers", "kafkaBrokers"]);
-const BOOLEAN_KEYS = new Set<keyof Config>([
-  "s3PathStyle",
-  "kafkaTls",
-  "recollect",
-  "dryRun",
-  "json",
-]);
 const NUMBER_KEYS = new Set<keyof Config>([
   "concurrency",
   "retries",
@@ -51,16 +44,7 @@ const NUMBER_KEYS = new Set<keyof Config>([
   "until",
 ]);
 /** Settings a config file may not hold: one run's request, and the file itself. */
-const NOT_IN_FILE = new Set<keyof Config>([
-  "config",
-  "day",
-  "until",
-  "from",
-  "to",
-  "recollect",
-  "dryRun",
-  "json",
-]);
+const NOT_IN_FILE = new Set<keyof Config>([...RUN_KEYS, "config"]);
 
 /** The config-file key of a setting (its flag without `--`). */
 export function fileKeyOf(key: keyof Config): string {

@@ -19,6 +19,7 @@ import {
   resolveRunRequest,
   resolveServeSettings,
   resolveSettings,
+  RUN_KEYS,
 } from "../config.ts";
 import {
   type ConfigLayer,
@@ -153,17 +154,6 @@ const OPTIONS: readonly OptionSpec[] = [
   ["config", "file", "settings file (YAML or JSON; keys are the flag names)"],
 ];
 
-/** Options of `collect` that are one run's request: `serve` does not take them. */
-const RUN_ONLY = new Set<keyof Config>([
-  "from",
-  "to",
-  "day",
-  "until",
-  "recollect",
-  "dryRun",
-  "json",
-]);
-
 /** Options only `serve` takes. */
 const SERVE_OPTIONS: readonly OptionSpec[] = [
   ["listen", "host:port", "address of the HTTP API (default 0.0.0.0:8080)"],
@@ -240,7 +230,7 @@ function buildProgram(
       "Run as a sidecar: scheduled runs, an HTTP API (POST /runs, GET /runs, /clusters, " +
         "/metrics, /healthz, /readyz, /openapi.json) and a run history.",
     );
-  addOptions(serve, OPTIONS.filter(([key]) => !RUN_ONLY.has(key)));
+  addOptions(serve, OPTIONS.filter(([key]) => !RUN_KEYS.has(key)));
   addOptions(serve, SERVE_OPTIONS);
   serve.action(layered(handlers.serve));
   return program;
