@@ -45,6 +45,39 @@ export interface StartKafkaOptions {
 }
 
 /**
+ * An idempotent `stop()` for a test server: kills its process (SIGKILL, by
+ * PID), waits for it to exit, then removes `paths` (its temp folder, sockets).
+ *
+ * @example
+ * ```ts ignore
+ * import { processStopper } from "./kafka.ts";
+ * let child: Deno.ChildProcess | null = null;
+ * const stop = processStopper(() => child, ["/tmp/my-server"]);
+ * await stop();
+ * ```
+ */
+export function processStopper(
+  child: () => Deno.ChildProcess | null,
+  paths: readonly string[],
+): () => Promise<void> {
+  let stopped = false;
+  return async () => {
+    if (stopped) return;
+    stopped = true;
+    const c = child();
+    if (c !== null) {
+      try {
+        c.kill("SIGKILL");
+      } catch {
+        // already exited
+      }
+      await c.status;
+    }
+    for (const path of paths) await Deno.remove(path, { recursive: true }).catch(() => {});
+  };
+}
+
+/**
  * A loopback TCP port that was free a moment ago.
  *
  * @example
@@ -204,20 +237,7 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
   const libs = await runInstallScript("install_kafka.sh");
   const dir = await Deno.makeTempDir({ prefix: "thanos-bridge-kafka-" });
   let child: Deno.ChildProcess | null = null;
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    if (child !== null) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // already exited
-      }
-      await child.status;
-    }
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  };
+  const stop = processStopper(() => child, [dir]);
   try {
     const port = options.port ?? freePort();
     const taken = [port];

@@ -11,7 +11,7 @@
 
 import { join } from "node:path";
 import { DeleteObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { freePort, runInstallScript } from "./kafka.ts";
+import { freePort, processStopper, runInstallScript } from "./kafka.ts";
 
 /** A running SeaweedFS. */
 export interface SeaweedfsServer {
@@ -104,21 +104,7 @@ export async function startSeaweedfs(
   const bucket = options.bucket ?? "koku";
   const region = "us-east-1";
   let child: Deno.ChildProcess | null = null;
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    if (child !== null) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // already exited
-      }
-      await child.status;
-    }
-    for (const s of sockets) await Deno.remove(s).catch(() => {});
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  };
+  const stop = processStopper(() => child, [...sockets, dir]);
   try {
     const data = join(dir, "data");
     await Deno.mkdir(data);
