@@ -6,12 +6,20 @@
  * @module
  */
 
-import { BRIDGE_VERSION, BridgeError, type ErrorCode, escapeControl } from "../model.ts";
+import {
+  BRIDGE_VERSION,
+  BridgeError,
+  type ErrorCode,
+  escapeControl,
+  isLabelName,
+  showValue,
+} from "../model.ts";
 import { abortableSleep, backoffDelay, parseRetryAfter } from "./backoff.ts";
 import { Limiter } from "./limiter.ts";
 import { Redactor } from "./redact.ts";
 import {
   type AnswerLimit,
+  limitError,
   parseSeriesStream,
   type ParseSeriesStreamOptions,
   type Series,
@@ -225,6 +233,7 @@ export interface ThanosClientTotals {
 
 const QUERY_RANGE_PATH = "/api/v1/query_range";
 const SERIES_PATH = "/api/v1/series";
+const LABEL_VALUES_PATH = "/api/v1/label/";
 
 /** The stable error code of each kind of failure. */
 const KIND_CODES: Readonly<Record<QueryErrorCause["kind"], ErrorCode>> = {
@@ -311,6 +320,133 @@ export function queryRangeForm(q: RangeQuery): URLSearchParams {
     ["partial_response", "false"],
     ["dedup", "true"],
   ]);
+}
+
+/** What a body reader of {@linkcode ThanosClient} returns: the answer's fields and its size. */
+type ReadAnswer = SeriesStreamResult & { bytes: number };
+
+/**
+ * Reads a `/api/v1/label/<name>/values` answer (`{"status", "data": [strings],
+ * "warnings"}`), which the series parser cannot read (its `data` holds strings,
+ * not objects). The body is read whole, up to `maxAnswerBytes`, then parsed;
+ * each value counts as a series for `maxSeries` and must be at most
+ * `maxLabelBytes`. Errors carry a {@linkcode SeriesStreamErrorCause} like the
+ * series parser's, so they are classified the same way.
+ */
+async function readLabelValues(
+  body: ReadableStream<Uint8Array>,
+  onValue: (value: string) => void,
+  limits: AnswerLimits,
+  signal: AbortSignal,
+  onBytes: (n: number) => void,
+): Promise<ReadAnswer> {
+  const reader = body.getReader();
+  const parts: Uint8Array[] = [];
+  let bytes = 0;
+  let done = false;
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  aborted.catch(() => {});
+  try {
+    while (true) {
+      const next = await Promise.race([reader.read(), aborted]);
+      if (next.done) {
+        done = true;
+        break;
+      }
+      bytes += next.value.byteLength;
+      onBytes(next.value.byteLength);
+      if (bytes > limits.maxAnswerBytes) {
+        throw limitError(
+          "answer-bytes",
+          limits.maxAnswerBytes,
+          `the answer is larger than ${limits.maxAnswerBytes} bytes`,
+          bytes,
+        );
+      }
+      parts.push(next.value);
+    }
+  } finally {
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+    if (!done) reader.cancel().catch(() => {});
+    reader.releaseLock();
+  }
+  const all = new Uint8Array(bytes);
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.byteLength;
+  }
+  const malformed = (message: string, offset = 0) =>
+    new SyntaxError(message, {
+      cause: { reason: "malformed", offset } satisfies SeriesStreamErrorCause,
+    });
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(all));
+  } catch (error) {
+    throw malformed(
+      `label values answer is not valid JSON (${
+        error instanceof Error ? error.message.slice(0, 200) : String(error)
+      })`,
+    );
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw malformed("label values answer is not a JSON object");
+  }
+  const top = json as Record<string, unknown>;
+  const text = (v: unknown) =>
+    v === undefined ? undefined : typeof v === "string" ? v : JSON.stringify(v);
+  const warnings = Array.isArray(top.warnings)
+    ? top.warnings.map((w) => typeof w === "string" ? w : JSON.stringify(w))
+    : top.warnings === undefined || top.warnings === null || top.warnings === ""
+    ? []
+    : [String(text(top.warnings))];
+  const data = top.data;
+  let count = 0;
+  if (top.status === "success" && warnings.length === 0 && Array.isArray(data)) {
+    const encoder = new TextEncoder();
+    for (const value of data) {
+      if (typeof value !== "string") {
+        throw malformed(`label value ${count + 1} is not a string`);
+      }
+      if (count >= limits.maxSeries) {
+        throw limitError(
+          "series-count",
+          limits.maxSeries,
+          `the answer has more than ${limits.maxSeries} values`,
+          bytes,
+        );
+      }
+      if (
+        value.length > limits.maxLabelBytes / 3 &&
+        encoder.encode(value).length > limits.maxLabelBytes
+      ) {
+        throw limitError(
+          "label-bytes",
+          limits.maxLabelBytes,
+          `label value ${count + 1} is larger than ${limits.maxLabelBytes} bytes`,
+          bytes,
+        );
+      }
+      count++;
+      onValue(value);
+    }
+  }
+  return {
+    status: text(top.status),
+    resultType: undefined,
+    hasResult: Array.isArray(data),
+    series: count,
+    warnings,
+    errorType: text(top.errorType),
+    error: text(top.error),
+    bytes,
+  };
 }
 
 /** Internal: one failed attempt. */
@@ -736,6 +872,122 @@ export class ThanosClient {
   }
 
   /**
+   * The distinct values of label `label` on the series that match any of
+   * `matches` between `start` and `end` (unix seconds), from
+   * `GET /api/v1/label/<label>/values` with `match[]` (Thanos answers label
+   * values on GET only), sorted and de-duplicated. Retried like
+   * {@linkcode ThanosClient.queryRange} (network errors, timeouts, 429/422/5xx,
+   * transient `errorType`s, warnings), within the same limits: the body counts
+   * for `maxAnswerBytes`, each value for `maxSeries` and `maxLabelBytes`.
+   * Errors are {@linkcode BridgeError}s with the same codes (`thanos_http`,
+   * `thanos_warning`, `thanos_parse`, `thanos_limit`, `thanos_timeout`,
+   * `cancelled`) naming the label, the selectors and the endpoint, never the
+   * token. A replay (`replayFetch`) answers it with a 404: `thanos_http`.
+   *
+   * @param label A label name, e.g. `clusterID`.
+   * @param matches Series selectors (at least one), e.g. `["kube_node_info"]`.
+   * @param start Unix seconds.
+   * @param end Unix seconds, not before `start`.
+   * @param signal Aborts the call (waiting, request, body and retry sleeps): a `cancelled` error.
+   * @returns The values, sorted.
+   *
+   * @example
+   * ```ts ignore
+   * import { ThanosClient } from "./thanos_client.ts";
+   *
+   * const client = new ThanosClient({ url: "http://127.0.0.1:9090" });
+   * const now = Math.floor(Date.now() / 1000);
+   * const ids = await client.labelValues("clusterID", ["kube_node_info"], now - 86_400, now);
+   * // e.g. ["16b9a60d-0774-4102-9028-bd28d6c38ac2", "5d3c…"]
+   * client.close();
+   * ```
+   */
+  async labelValues(
+    label: string,
+    matches: string[],
+    start: number,
+    end: number,
+    signal?: AbortSignal,
+  ): Promise<string[]> {
+    if (this.#closed) throw new Error("ThanosClient is closed");
+    if (!isLabelName(label)) {
+      throw new TypeError(`label must be a Prometheus label name, got ${JSON.stringify(label)}`);
+    }
+    if (
+      !Array.isArray(matches) || matches.length === 0 ||
+      matches.some((m) => typeof m !== "string" || m.trim() === "")
+    ) {
+      throw new TypeError(
+        `matches must be non-empty series selectors, got ${JSON.stringify(matches)}`,
+      );
+    }
+    for (const [name, t] of [["start", start], ["end", end]] as const) {
+      if (!Number.isFinite(t)) {
+        throw new RangeError(`${name} must be a finite number of seconds, got ${t}`);
+      }
+    }
+    if (end < start) throw new RangeError(`end (${end}) must not be before start (${start})`);
+    const url = new URL(
+      this.#endpoint.href.slice(0, -QUERY_RANGE_PATH.length) + LABEL_VALUES_PATH +
+        encodeURIComponent(label) + "/values",
+    );
+    for (const m of matches) url.searchParams.append("match[]", m);
+    url.searchParams.set("start", String(start));
+    url.searchParams.set("end", String(end));
+    const describe = () =>
+      `label values of ${label} matching ${
+        showValue(matches.join(", "), 200)
+      } on ${this.#endpoint.origin}`;
+    let values = new Set<string>();
+    const read = (body: ReadableStream<Uint8Array>, s: AbortSignal, onBytes: (n: number) => void) =>
+      readLabelValues(body, (v) => values.add(v), this.#limits, s, onBytes);
+    this.#totals.queries++;
+    let attempts = 0;
+    try {
+      while (true) {
+        signal?.throwIfAborted();
+        attempts++;
+        values = new Set();
+        const outcome = await this.#attempt(
+          { method: "GET", url: url.href, key: "" },
+          { onSeries: () => {}, limits: { shape: "labels" }, read },
+          signal,
+        );
+        if (!(outcome instanceof AttemptFailure)) break;
+        if (!outcome.retryable || attempts >= this.#maxAttempts) {
+          const tries = attempts === 1 ? "1 attempt" : `${attempts} attempts`;
+          throw new BridgeError(
+            KIND_CODES[outcome.kind],
+            escapeControl(
+              this.#redactor.redact(`${describe()} failed after ${tries}: ${outcome.reason}`),
+              false,
+            ),
+            {
+              cause: {
+                kind: outcome.kind,
+                retryable: outcome.retryable,
+                attempts,
+                ...outcome.extra,
+              },
+            },
+          );
+        }
+        const delayMs = outcome.retryAfterMs !== undefined
+          ? Math.min(outcome.retryAfterMs, this.#maxDelayMs)
+          : backoffDelay(attempts, {
+            baseDelayMs: this.#baseDelayMs,
+            maxDelayMs: this.#maxDelayMs,
+            random: this.#random,
+          });
+        await this.#sleep(delayMs, signal);
+      }
+    } catch (error) {
+      throw this.#cancelled(error, signal, describe);
+    }
+    return [...values].sort();
+  }
+
+  /**
    * Releases the TLS client, if one was created. Further queries are refused.
    *
    * @example
@@ -805,6 +1057,12 @@ export class ThanosClient {
       onSeries: (s: Series) => void;
       limits: Pick<ParseSeriesStreamOptions, "shape">;
       counter?: QueryCounter | undefined;
+      /** Reads the body instead of the series parser (label values); `limits.shape` still picks the checks. */
+      read?: (
+        body: ReadableStream<Uint8Array>,
+        signal: AbortSignal,
+        onBytes: (n: number) => void,
+      ) => Promise<ReadAnswer>;
     },
     signal: AbortSignal | undefined,
   ): Promise<{ bytes: number; series: number } | AttemptFailure> {
@@ -850,16 +1108,19 @@ export class ThanosClient {
           status: response.status,
         });
       }
-      const parsed = await parseSeriesStream(response.body, guarded, {
-        ...this.#limits,
-        ...how.limits,
-        redactor: this.#redactor,
-        signal: attemptSignal,
-        onBytes: (n) => {
-          this.#totals.bytes += n;
-          if (counter) counter.bytes += n;
-        },
-      });
+      const onBytes = (n: number) => {
+        this.#totals.bytes += n;
+        if (counter) counter.bytes += n;
+      };
+      const parsed = how.read
+        ? await how.read(response.body, attemptSignal, onBytes)
+        : await parseSeriesStream(response.body, guarded, {
+          ...this.#limits,
+          ...how.limits,
+          redactor: this.#redactor,
+          signal: attemptSignal,
+          onBytes,
+        });
       const problem = this.#checkAnswer(parsed, response.status, how.limits.shape ?? "matrix");
       return problem ?? { bytes: parsed.bytes, series: parsed.series };
     } catch (error) {

@@ -813,3 +813,223 @@ Deno.test({
     }
   },
 });
+
+// --- labelValues ---------------------------------------------------------------------------------
+
+/** Runs `fn` against a loopback fake Thanos that records GET URLs and answers from `handler`. */
+async function withLabelServer(
+  handler: (url: URL, n: number, req: Request) => Response | Promise<Response>,
+  fn: (
+    base: string,
+    seen: { url: URL; method: string; headers: Headers; body: string }[],
+  ) => Promise<void>,
+): Promise<void> {
+  const seen: { url: URL; method: string; headers: Headers; body: string }[] = [];
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
+    const url = new URL(req.url);
+    seen.push({
+      url,
+      method: req.method,
+      headers: new Headers(req.headers),
+      body: await req.text(),
+    });
+    return await handler(url, seen.length, req);
+  });
+  try {
+    await fn(`http://127.0.0.1:${server.addr.port}`, seen);
+  } finally {
+    await server.shutdown();
+  }
+}
+
+const values = (data: unknown, extra: Record<string, unknown> = {}) =>
+  new Response(JSON.stringify({ status: "success", data, ...extra }));
+
+Deno.test("labelValues: GET /api/v1/label/<l>/values with match[], start, end; sorted, unique", async () => {
+  await withLabelServer(
+    () => values(["c-2", "c-1", "c-2", "日本"]),
+    async (base, seen) => {
+      const client = new ThanosClient({ url: `${base}/prefix/`, token: "s3cr3t" });
+      try {
+        assert.deepEqual(
+          await client.labelValues(
+            "clusterID",
+            ["kube_node_info", 'up{job="x"}'],
+            1_793_502_000,
+            1_793_505_600,
+          ),
+          ["c-1", "c-2", "日本"],
+        );
+        assert.deepEqual(client.stats.queries, 1);
+      } finally {
+        client.close();
+      }
+      const { url, method, headers, body } = seen[0]!;
+      assert.equal(method, "GET");
+      assert.equal(body, "");
+      assert.equal(url.pathname, "/prefix/api/v1/label/clusterID/values");
+      assert.deepEqual(url.searchParams.getAll("match[]"), ["kube_node_info", 'up{job="x"}']);
+      assert.equal(url.searchParams.get("start"), "1793502000");
+      assert.equal(url.searchParams.get("end"), "1793505600");
+      assert.equal(headers.get("authorization"), "Bearer s3cr3t");
+      assert.equal(headers.get("content-type"), null);
+    },
+  );
+});
+
+Deno.test("labelValues: 503, a cut body and warnings are retried; then success", async () => {
+  const delays: number[] = [];
+  await withLabelServer(
+    (_url, n) => {
+      if (n === 1) return new Response("busy", { status: 503, headers: { "Retry-After": "2" } });
+      if (n === 2) return values(["a"], { warnings: ["store s1 unreachable"] });
+      return values(["b", "a"]);
+    },
+    async (base, seen) => {
+      const client = new ThanosClient({ url: base, ...fastRetries(delays) });
+      assert.deepEqual(await client.labelValues("clusterID", ["up"], 0, 60), ["a", "b"]);
+      assert.equal(seen.length, 3);
+      assert.equal(delays[0], 2000); // Retry-After honoured
+      client.close();
+    },
+  );
+});
+
+Deno.test("labelValues: failures are typed, name the label and never the token", async () => {
+  const cases: {
+    name: string;
+    answer: () => Response;
+    code: string;
+    attempts: number;
+    text: RegExp;
+    options?: Partial<ThanosClientOptions>;
+  }[] = [
+    {
+      name: "400 bad_data",
+      answer: () =>
+        new Response(
+          JSON.stringify({ status: "error", errorType: "bad_data", error: "parse error tok3n" }),
+          { status: 400 },
+        ),
+      code: "thanos_http",
+      attempts: 1,
+      text: /HTTP 400.*bad_data: parse error \[redacted\]/,
+    },
+    {
+      name: "500 every time",
+      answer: () => new Response("down", { status: 500 }),
+      code: "thanos_http",
+      attempts: 3,
+      text: /failed after 3 attempts: HTTP 500/,
+    },
+    {
+      name: "warnings every time",
+      answer: () => values(["a"], { warnings: ["partial"] }),
+      code: "thanos_warning",
+      attempts: 3,
+      text: /warnings.*partial/,
+    },
+    {
+      name: "not JSON",
+      answer: () => new Response("<html>proxy</html>"),
+      code: "thanos_parse",
+      attempts: 1,
+      text: /not valid JSON/,
+    },
+    {
+      name: "a value that is not a string",
+      answer: () => values(["a", 7]),
+      code: "thanos_parse",
+      attempts: 1,
+      text: /label value 2 is not a string/,
+    },
+    {
+      name: "no data array",
+      answer: () => values({ a: 1 }),
+      code: "thanos_parse",
+      attempts: 1,
+      text: /no "data" array/,
+    },
+    {
+      name: "status error with a permanent errorType",
+      answer: () => new Response(JSON.stringify({ status: "error", errorType: "bad_data" })),
+      code: "thanos_http",
+      attempts: 1,
+      text: /answer status "error": bad_data/,
+    },
+    {
+      name: "too many values",
+      answer: () => values(["a", "b", "c"]),
+      code: "thanos_limit",
+      attempts: 1,
+      text: /--max-series/,
+      options: { maxSeries: 2 },
+    },
+    {
+      name: "a value too long",
+      answer: () => values(["x".repeat(2000)]),
+      code: "thanos_limit",
+      attempts: 1,
+      text: /--max-label-kb/,
+      options: { maxLabelBytes: 1024 },
+    },
+    {
+      name: "a body too large",
+      answer: () => values(Array.from({ length: 100 }, (_, i) => `cluster-${i}`)),
+      code: "thanos_limit",
+      attempts: 1,
+      text: /--max-answer-mb/,
+      options: { maxAnswerBytes: 512 },
+    },
+  ];
+  for (const c of cases) {
+    await withLabelServer(c.answer, async (base, seen) => {
+      const client = new ThanosClient({
+        url: base,
+        token: "tok3n",
+        maxAttempts: 3,
+        ...fastRetries(),
+        ...c.options,
+      });
+      try {
+        await assert.rejects(client.labelValues("clusterID", ["kube_node_info"], 0, 60), (e) => {
+          assert.ok(e instanceof BridgeError, c.name);
+          assert.equal(e.code, c.code, `${c.name}: ${e.message}`);
+          assert.match(e.message, c.text, c.name);
+          assert.match(e.message, /^label values of clusterID matching "kube_node_info" on http/);
+          assert.ok(!e.message.includes("tok3n"), c.name);
+          return true;
+        });
+        assert.equal(seen.length, c.attempts, c.name);
+      } finally {
+        client.close();
+      }
+    });
+  }
+});
+
+Deno.test("labelValues: an abort is a cancelled error; bad arguments are refused", async () => {
+  await withLabelServer(
+    () => new Response("busy", { status: 503 }),
+    async (base) => {
+      const client = new ThanosClient({ url: base, baseDelayMs: 60_000, maxDelayMs: 60_000 });
+      try {
+        const controller = new AbortController();
+        const call = client.labelValues("clusterID", ["up"], 0, 60, controller.signal);
+        setTimeout(() => controller.abort(new Error("run stopped")), 50);
+        await assert.rejects(
+          call,
+          (e) =>
+            e instanceof BridgeError && e.code === "cancelled" && /run stopped/.test(e.message),
+        );
+        await assert.rejects(client.labelValues("cluster-id", ["up"], 0, 60), TypeError);
+        await assert.rejects(client.labelValues("clusterID", [], 0, 60), TypeError);
+        await assert.rejects(client.labelValues("clusterID", [" "], 0, 60), TypeError);
+        await assert.rejects(client.labelValues("clusterID", ["up"], 60, 0), RangeError);
+        await assert.rejects(client.labelValues("clusterID", ["up"], NaN, 0), RangeError);
+      } finally {
+        client.close();
+      }
+    },
+  );
+});
