@@ -76,8 +76,24 @@ export interface Config {
   ingressTokenFile?: string;
   ingressBasicAuthFile?: string;
   identityFile?: string;
+  // --- clusters -------------------------------------------------------------------------------------
+  discovery?: string[] | string;
+  include?: string[] | string;
+  exclude?: string[] | string;
+  discoveryMatch?: string;
+  discoveryWindow?: string;
+  acmApiUrl?: string;
+  acmTokenFile?: string;
+  acmCaFile?: string;
+  acmOrgKey?: string;
+  registerSources?: boolean | string;
+  kokuSourcesUrl?: string;
   // --- one run --------------------------------------------------------------------------------------
-  clusters?: string[];
+  /**
+   * The static cluster list. Flags and variables give ids; the config file may
+   * also give entries `{cluster_id, name?, org_id?}`.
+   */
+  clusters?: (string | StaticClusterEntry)[];
   day?: string;
   until?: number | string;
   from?: string;
@@ -94,6 +110,62 @@ export interface Config {
   runHistory?: number | string;
   shutdownGrace?: string;
   logLevel?: string;
+}
+
+/** One entry of the config file's `cluster` list. */
+export interface StaticClusterEntry {
+  readonly cluster_id: string;
+  readonly name?: string;
+  readonly org_id?: string;
+}
+
+/** A cluster of the static list, validated. */
+export interface StaticCluster {
+  readonly clusterId: string;
+  readonly name?: string;
+  readonly orgId?: string;
+}
+
+/** Where a run's clusters come from. */
+export type DiscoverySource = "static" | "thanos" | "acm";
+
+/** The discovery sources, in the order they are merged. */
+export const DISCOVERY_SOURCES: readonly DiscoverySource[] = ["static", "thanos", "acm"];
+
+/** Settings of the `acm` discovery source. */
+export interface AcmSettings {
+  /** Kubernetes API base URL of the hub. */
+  readonly apiUrl: string;
+  /** Service account token file. */
+  readonly tokenFile: string;
+  /** CA bundle of the API server (null: the system's roots). */
+  readonly caFile: string | null;
+  /** Label or annotation of a `ManagedCluster` that holds its koku org id (null: none). */
+  readonly orgKey: string | null;
+}
+
+/** How a run finds its clusters when the request names none. */
+export interface DiscoverySettings {
+  /** Sources, de-duplicated, in the order given. */
+  readonly sources: readonly DiscoverySource[];
+  /** The static list (`cluster` in the config file, `--cluster`). */
+  readonly staticClusters: readonly StaticCluster[];
+  /** Glob patterns (`*`, `?`) on a cluster's id or name; empty: every cluster. */
+  readonly include: readonly string[];
+  /** Glob patterns; a cluster matching one is left out (wins over include). */
+  readonly exclude: readonly string[];
+  /** `thanos`: series selector of a metric every cluster sends. */
+  readonly match: string;
+  /** `thanos`: how far back a cluster must have sent it. */
+  readonly windowMs: number;
+  /** `acm`: the Kubernetes API (null unless `acm` is a source). */
+  readonly acm: AcmSettings | null;
+}
+
+/** koku source registration (`--register-sources`). */
+export interface RegistrationSettings {
+  /** koku's sources API base, e.g. `http://koku-api:8000/api/cost-management/v1/`. */
+  readonly url: string;
 }
 
 /** Settings of the S3 + Kafka sink. */
@@ -134,8 +206,12 @@ export interface AnswerLimits {
 export interface BridgeSettings {
   /** Thanos Query base URL; null only when replaying a recording. */
   readonly thanosUrl: string | null;
-  /** Default cluster list of a run (`--cluster`); a run request may name others. */
+  /** Ids of the static cluster list (`--cluster`); a run request may name others. */
   readonly clusters: readonly string[];
+  /** How runs without a cluster list find their clusters. */
+  readonly discovery: DiscoverySettings;
+  /** koku source registration, or null (off, the default). */
+  readonly registration: RegistrationSettings | null;
   readonly clusterLabel: string;
   readonly rateWindow: string;
   readonly concurrency: number;
@@ -242,6 +318,17 @@ export const ENV_VARS: Readonly<Record<keyof Config, string>> = Object.freeze(
       "ingressTokenFile",
       "ingressBasicAuthFile",
       "identityFile",
+      "discovery",
+      "include",
+      "exclude",
+      "discoveryMatch",
+      "discoveryWindow",
+      "acmApiUrl",
+      "acmTokenFile",
+      "acmCaFile",
+      "acmOrgKey",
+      "registerSources",
+      "kokuSourcesUrl",
       "clusters",
       "day",
       "until",
@@ -287,6 +374,7 @@ export function flagOf(key: string): string {
 export const BOOLEAN_KEYS: ReadonlySet<keyof Config> = new Set<keyof Config>([
   "s3PathStyle",
   "kafkaTls",
+  "registerSources",
   "recollect",
   "dryRun",
   "json",
@@ -303,6 +391,14 @@ export const RUN_KEYS: ReadonlySet<keyof Config> = new Set<keyof Config>([
   "json",
 ]);
 const LIST_SEPARATOR = /[\s,]+/;
+/** Settings whose variable is a comma- or space-separated list. */
+const LIST_ENV_KEYS: ReadonlySet<keyof Config> = new Set<keyof Config>([
+  "clusters",
+  "kafkaBrokers",
+  "discovery",
+  "include",
+  "exclude",
+]);
 
 /**
  * Parses a boolean setting: `true/false`, `1/0`, `yes/no`, `on/off`
@@ -342,8 +438,8 @@ export function configFromEnv(env: Readonly<Record<string, string | undefined>>)
   for (const [key, name] of Object.entries(ENV_VARS) as [keyof Config, string][]) {
     const value = env[name];
     if (value === undefined) continue;
-    if (key === "clusters" || key === "kafkaBrokers") {
-      config[key] = value.split(LIST_SEPARATOR).filter((s) => s !== "");
+    if (LIST_ENV_KEYS.has(key)) {
+      (config as Record<string, unknown>)[key] = value.split(LIST_SEPARATOR).filter((s) => s);
     } else if (key === "headers") {
       config.headers = value.split(/\r?\n/).filter((s) => s.trim() !== "");
     } else if (BOOLEAN_KEYS.has(key)) {
@@ -398,8 +494,22 @@ function httpUrl(field: string, text: string): string {
   return url.href.replace(/\/+$/, "");
 }
 
+/** The id of a static list entry. */
+function entryId(entry: string | StaticClusterEntry): string {
+  return typeof entry === "string" ? entry : String(entry.cluster_id ?? "");
+}
+
+function invalidCluster(field: string, id: string): ConfigError {
+  return new ConfigError(
+    field,
+    id,
+    "is not a valid cluster id (letters, digits, '.', '_', '-', starting with a letter or digit)",
+  );
+}
+
 /**
- * Validates a cluster id list (trimmed, de-duplicated, in order).
+ * Validates a cluster id list (trimmed, de-duplicated, in order). Entries of
+ * the config file's form `{cluster_id, …}` count by their id.
  *
  * @example
  * ```ts
@@ -407,18 +517,157 @@ function httpUrl(field: string, text: string): string {
  * resolveClusters(["a", " a", "b"]); // ["a", "b"]
  * ```
  */
-export function resolveClusters(list: readonly string[], field = "clusters"): string[] {
-  const clusters = [...new Set(list.map((c) => c.trim()).filter((c) => c))];
+export function resolveClusters(
+  list: readonly (string | StaticClusterEntry)[],
+  field = "clusters",
+): string[] {
+  const clusters = [...new Set(list.map((c) => entryId(c).trim()).filter((c) => c))];
   for (const c of clusters) {
-    if (!isClusterId(c)) {
-      throw new ConfigError(
-        field,
-        c,
-        "is not a valid cluster id (letters, digits, '.', '_', '-', starting with a letter or digit)",
-      );
-    }
+    if (!isClusterId(c)) throw invalidCluster(field, c);
   }
   return clusters;
+}
+
+/**
+ * Validates the static cluster list: ids, optional names and org ids. An id
+ * listed twice must not carry two different names or orgs.
+ *
+ * @example
+ * ```ts
+ * import { resolveStaticClusters } from "./config.ts";
+ * resolveStaticClusters(["a", { cluster_id: "b", name: "prod", org_id: "123" }]);
+ * // [{ clusterId: "a" }, { clusterId: "b", name: "prod", orgId: "123" }]
+ * ```
+ */
+export function resolveStaticClusters(
+  list: readonly (string | StaticClusterEntry)[],
+): StaticCluster[] {
+  const byId = new Map<string, StaticCluster>();
+  for (const entry of list) {
+    const id = entryId(entry).trim();
+    if (id === "") continue;
+    if (!isClusterId(id)) throw invalidCluster("clusters", id);
+    const name = typeof entry === "string" ? null : str(entry.name);
+    const orgId = typeof entry === "string" ? null : str(entry.org_id);
+    // deno-lint-ignore no-control-regex
+    if (name !== null && (name.length > 256 || /[\x00-\x1f\x7f]/.test(name))) {
+      throw new ConfigError("clusters", name, `is not a usable name for cluster ${id}`);
+    }
+    if (orgId !== null) checkOrgId("clusters", orgId);
+    const cluster: StaticCluster = {
+      clusterId: id,
+      ...(name !== null ? { name } : {}),
+      ...(orgId !== null ? { orgId } : {}),
+    };
+    const seen = byId.get(id);
+    if (seen !== undefined) {
+      if (
+        (seen.name && cluster.name && seen.name !== cluster.name) ||
+        (seen.orgId && cluster.orgId && seen.orgId !== cluster.orgId)
+      ) {
+        throw new ConfigError("clusters", id, "is listed twice with different names or orgs");
+      }
+      byId.set(id, { ...cluster, ...seen });
+    } else {
+      byId.set(id, cluster);
+    }
+  }
+  return [...byId.values()];
+}
+
+function checkOrgId(field: string, orgId: string): void {
+  // deno-lint-ignore no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(orgId) || orgId.length > 64) {
+    throw new ConfigError(field, orgId, "must be at most 64 printable characters");
+  }
+}
+
+function list(value: string[] | string | undefined): string[] {
+  return (typeof value === "string" ? value.split(LIST_SEPARATOR) : value ?? [])
+    .flatMap((s) => s.split(","))
+    .map((s) => s.trim())
+    .filter((s) => s);
+}
+
+/** A series selector: `metric`, `metric{…}` or `{…}`. */
+const SELECTOR = /^(?:[A-Za-z_:][A-Za-z0-9_:]*(?:\{[^{}]*\})?|\{[^{}]+\})$/;
+
+function resolveDiscovery(config: Config): DiscoverySettings {
+  const sources: DiscoverySource[] = [];
+  for (const s of list(config.discovery).map((s) => s.toLowerCase())) {
+    if (!(DISCOVERY_SOURCES as readonly string[]).includes(s)) {
+      throw new ConfigError(
+        "discovery",
+        s,
+        `is not a discovery source (use ${DISCOVERY_SOURCES.join(", ")}, comma-separated)`,
+      );
+    }
+    if (!sources.includes(s as DiscoverySource)) sources.push(s as DiscoverySource);
+  }
+  if (sources.length === 0) sources.push("static");
+  const patterns = (field: "include" | "exclude") => {
+    const out = list(config[field]);
+    for (const p of out) {
+      // deno-lint-ignore no-control-regex
+      if (p.length > 256 || /[\x00-\x1f\x7f]/.test(p)) {
+        throw new ConfigError(
+          field,
+          p,
+          "must be a glob pattern of at most 256 printable characters",
+        );
+      }
+    }
+    return out;
+  };
+  const match = str(config.discoveryMatch) ?? "kube_node_info";
+  if (!SELECTOR.test(match)) {
+    throw new ConfigError(
+      "discoveryMatch",
+      match,
+      'must be a series selector such as kube_node_info or up{job="x"}',
+    );
+  }
+  let acm: AcmSettings | null = null;
+  if (sources.includes("acm")) {
+    const orgKey = str(config.acmOrgKey);
+    if (
+      orgKey !== null &&
+      !/^([a-z0-9.-]{1,253}\/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/.test(orgKey)
+    ) {
+      throw new ConfigError("acmOrgKey", orgKey, "is not a Kubernetes label or annotation key");
+    }
+    acm = {
+      apiUrl: httpUrl("acmApiUrl", str(config.acmApiUrl) ?? "https://kubernetes.default.svc"),
+      tokenFile: str(config.acmTokenFile) ?? `${SERVICE_ACCOUNT_DIR}/token`,
+      caFile: str(config.acmCaFile) ?? `${SERVICE_ACCOUNT_DIR}/ca.crt`,
+      orgKey,
+    };
+  }
+  return {
+    sources,
+    staticClusters: resolveStaticClusters(config.clusters ?? []),
+    include: patterns("include"),
+    exclude: patterns("exclude"),
+    match,
+    windowMs: durationMs("discoveryWindow", str(config.discoveryWindow) ?? "24h", 60_000),
+    acm,
+  };
+}
+
+/** Where Kubernetes mounts a pod's service account token and CA. */
+export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+function resolveRegistration(config: Config): RegistrationSettings | null {
+  if (!parseBool("registerSources", config.registerSources)) return null;
+  const url = str(config.kokuSourcesUrl);
+  if (url === null) {
+    throw new ConfigError(
+      "kokuSourcesUrl",
+      undefined,
+      "is required with --register-sources (e.g. http://koku-api:8000/api/cost-management/v1/)",
+    );
+  }
+  return { url: httpUrl("kokuSourcesUrl", url) + "/" };
 }
 
 /** Whether a header value or name holds CR, LF or NUL. */
@@ -449,17 +698,14 @@ function resolveHeaders(list: readonly string[]): Record<string, string> {
 const MANIFEST_VERSION = /^(?:[0-9a-f]{40}|[0-9a-f]{7,39}|v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?)$/;
 
 function kafkaBrokers(value: Config["kafkaBrokers"]): string[] {
-  const list = (typeof value === "string" ? value.split(LIST_SEPARATOR) : value ?? [])
-    .flatMap((s) => s.split(","))
-    .map((s) => s.trim())
-    .filter((s) => s);
-  for (const b of list) {
+  const brokers = list(value);
+  for (const b of brokers) {
     const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(b);
     if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
       throw new ConfigError("kafkaBrokers", b, "must be host:port");
     }
   }
-  return list;
+  return brokers;
 }
 
 function resolveS3Kafka(config: Config): S3KafkaSettings {
@@ -616,13 +862,12 @@ export function resolveSettings(config: Config, context: ResolveContext): Bridge
     );
   }
   const orgId = (config.orgId ?? "").trim();
-  // deno-lint-ignore no-control-regex
-  if (/[\x00-\x1f\x7f]/.test(orgId) || orgId.length > 64) {
-    throw new ConfigError("orgId", orgId, "must be at most 64 printable characters");
-  }
+  checkOrgId("orgId", orgId);
   return {
     thanosUrl,
     clusters: resolveClusters(config.clusters ?? []),
+    discovery: resolveDiscovery(config),
+    registration: resolveRegistration(config),
     clusterLabel,
     rateWindow,
     concurrency: parseInteger("concurrency", config.concurrency ?? 4, 1, 64),

@@ -30,7 +30,14 @@ export interface MergedConfig {
   sourceOf(key: string): string;
 }
 
-const LIST_KEYS = new Set<keyof Config>(["clusters", "headers", "kafkaBrokers"]);
+const LIST_KEYS = new Set<keyof Config>([
+  "clusters",
+  "headers",
+  "kafkaBrokers",
+  "discovery",
+  "include",
+  "exclude",
+]);
 const NUMBER_KEYS = new Set<keyof Config>([
   "concurrency",
   "retries",
@@ -52,12 +59,23 @@ export function fileKeyOf(key: keyof Config): string {
 }
 
 const text = z.string().max(4096);
+/** A `cluster` entry of the file: an id, or `{cluster_id, name?, org_id?}` (the static list). */
+const clusterEntry = z.union([
+  text,
+  z.strictObject({
+    cluster_id: text,
+    name: text.optional(),
+    org_id: z.union([text, z.number().int().nonnegative()]).transform(String).optional(),
+  }),
+]);
 const fileSchema = z.strictObject(
   Object.fromEntries(
     (Object.keys(ENV_VARS) as (keyof Config)[])
       .filter((k) => !NOT_IN_FILE.has(k))
       .map((k) => {
-        const schema = LIST_KEYS.has(k)
+        const schema = k === "clusters"
+          ? z.union([text, z.array(clusterEntry).max(100_000)])
+          : LIST_KEYS.has(k)
           ? z.union([text, z.array(text).max(100_000)])
           : BOOLEAN_KEYS.has(k)
           ? z.union([z.boolean(), text])

@@ -65,3 +65,16 @@ Deno.test("layers: a flag wins over its variable, a variable over the file; sour
   assert.equal(merged.sourceOf("state"), "state in b.yaml");
   assert.equal(merged.sourceOf("s3Bucket"), "--s3-bucket");
 });
+
+Deno.test("config file: the static cluster list takes ids and {cluster_id, name, org_id} entries", () => {
+  const c = parseConfigFile(
+    "cluster:\n  - a\n  - cluster_id: b\n    name: prod\n    org_id: 1234567\ndiscovery: [static, thanos]\n",
+    "bridge.yaml",
+  );
+  assert.deepEqual(c.clusters, ["a", { cluster_id: "b", name: "prod", org_id: "1234567" }]);
+  assert.deepEqual(c.discovery, ["static", "thanos"]);
+  assert.throws(
+    () => parseConfigFile("cluster:\n  - cluster_id: b\n    owner: me\n", "bridge.yaml"),
+    /cluster\.0.*wrong type|owner/,
+  );
+});

@@ -226,3 +226,80 @@ Deno.test("every setting has a flag and a THANOS_BRIDGE_ variable", () => {
   assert.equal(flagOf("headers"), "--header");
   assert.equal(flagOf("dryRun"), "--dry-run");
 });
+
+Deno.test("resolveSettings: discovery defaults to the static list", () => {
+  const s = resolveSettings(base, ctx);
+  assert.deepEqual(s.discovery.sources, ["static"]);
+  assert.deepEqual(s.discovery.staticClusters, [{ clusterId: "c1" }]);
+  assert.equal(s.discovery.match, "kube_node_info");
+  assert.equal(s.discovery.windowMs, 86_400_000);
+  assert.equal(s.discovery.acm, null);
+  assert.equal(s.registration, null);
+});
+
+Deno.test("resolveSettings: discovery sources, filters, acm and registration", () => {
+  const s = resolveSettings({
+    ...base,
+    clusters: ["c1", { cluster_id: "c2", name: "prod", org_id: "42" }, { cluster_id: "c1" }],
+    discovery: "acm, thanos,acm",
+    include: ["prod*", "c?"],
+    exclude: "c9",
+    discoveryMatch: 'up{job="x"}',
+    discoveryWindow: "2h",
+    acmOrgKey: "cost.example.com/org-id",
+    registerSources: "yes",
+    kokuSourcesUrl: "http://koku:8000/api/cost-management/v1",
+  }, ctx);
+  assert.deepEqual(s.discovery.sources, ["acm", "thanos"]);
+  assert.deepEqual(s.clusters, ["c1", "c2"]);
+  assert.deepEqual(s.discovery.staticClusters, [
+    { clusterId: "c1" },
+    { clusterId: "c2", name: "prod", orgId: "42" },
+  ]);
+  assert.deepEqual(s.discovery.include, ["prod*", "c?"]);
+  assert.deepEqual(s.discovery.exclude, ["c9"]);
+  assert.equal(s.discovery.windowMs, 7_200_000);
+  assert.deepEqual(s.discovery.acm, {
+    apiUrl: "https://kubernetes.default.svc",
+    tokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token",
+    caFile: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+    orgKey: "cost.example.com/org-id",
+  });
+  assert.deepEqual(s.registration, { url: "http://koku:8000/api/cost-management/v1/" });
+});
+
+Deno.test("resolveSettings: bad discovery settings name the field and the value", () => {
+  const cases: [Config, string, RegExp][] = [
+    [{ discovery: "static,k8s" }, "discovery", /k8s"? is not a discovery source/],
+    [{ discoveryMatch: "rate(x[5m])" }, "discoveryMatch", /series selector/],
+    [{ discoveryWindow: "10s" }, "discoveryWindow", /at least 60s/],
+    [{ discovery: "acm", acmApiUrl: "ftp://x" }, "acmApiUrl", /http or https/],
+    [{ discovery: "acm", acmOrgKey: "bad key!" }, "acmOrgKey", /label or annotation key/],
+    [{ registerSources: true }, "kokuSourcesUrl", /is required with --register-sources/],
+    [{ clusters: [{ cluster_id: "-x" }] }, "clusters", /not a valid cluster id/],
+    [
+      { clusters: [{ cluster_id: "a", name: "x" }, { cluster_id: "a", name: "y" }] },
+      "clusters",
+      /listed twice/,
+    ],
+    [{ clusters: [{ cluster_id: "a", org_id: "1\n2" }] }, "clusters", /printable/],
+  ];
+  for (const [extra, field, reason] of cases) {
+    const e = configError(() => resolveSettings({ ...base, ...extra }, ctx));
+    assert.equal(e.field, field, JSON.stringify(extra));
+    assert.match(e.message, reason);
+  }
+});
+
+Deno.test("configFromEnv: discovery lists are comma- or space-separated", () => {
+  const c = configFromEnv({
+    THANOS_BRIDGE_DISCOVERY: "static thanos",
+    THANOS_BRIDGE_INCLUDE: "a*,b*",
+    THANOS_BRIDGE_REGISTER_SOURCES: "on",
+  });
+  assert.deepEqual(c, {
+    discovery: ["static", "thanos"],
+    include: ["a*", "b*"],
+    registerSources: true,
+  });
+});

@@ -97,7 +97,30 @@ type OptionSpec = [key: keyof Config, arg: string | null, help: string];
 /** Every option of `collect`, in `--help` order. Flags are derived from the keys (`flagOf`). */
 const OPTIONS: readonly OptionSpec[] = [
   ["thanosUrl", "url", "Thanos Query (or Prometheus) base URL"],
-  ["clusters", "id", "cluster id to collect; repeat or comma-separate"],
+  ["clusters", "id", "cluster id to collect; repeat or comma-separate (skips discovery)"],
+  [
+    "discovery",
+    "sources",
+    "where runs find clusters: static, thanos, acm; combinable (default static)",
+  ],
+  ["include", "glob", "keep only clusters whose id or name matches; repeatable"],
+  ["exclude", "glob", "leave out clusters whose id or name matches; repeatable"],
+  [
+    "discoveryMatch",
+    "selector",
+    "thanos discovery: a metric every cluster sends (default kube_node_info)",
+  ],
+  [
+    "discoveryWindow",
+    "duration",
+    "thanos discovery: how far back it must have been sent (default 24h)",
+  ],
+  ["acmApiUrl", "url", "acm discovery: Kubernetes API (default https://kubernetes.default.svc)"],
+  ["acmTokenFile", "file", "acm discovery: service account token (default: the pod's)"],
+  ["acmCaFile", "file", "acm discovery: API server CA (default: the pod's)"],
+  ["acmOrgKey", "key", "acm discovery: ManagedCluster label or annotation holding the org id"],
+  ["registerSources", null, "create a koku OCP source for every cluster that has none"],
+  ["kokuSourcesUrl", "url", "koku sources API, e.g. http://koku-api:8000/api/cost-management/v1/"],
   ["from", "YYYY-MM-DD[THH]", "first UTC hour (default: after each cluster's watermark)"],
   ["to", "YYYY-MM-DD[THH]", "last UTC hour, included (default: the newest ready hour)"],
   ["day", "YYYY-MM-DD", "shorthand: --from DAY --to DAY"],
@@ -164,13 +187,22 @@ const SERVE_OPTIONS: readonly OptionSpec[] = [
   ["logLevel", "level", "debug, info, warning or error (default info)"],
 ];
 
+/** Options given as comma-separated lists, repeatable. */
+const LIST_FLAGS: ReadonlySet<keyof Config> = new Set<keyof Config>([
+  "clusters",
+  "kafkaBrokers",
+  "discovery",
+  "include",
+  "exclude",
+]);
+
 function addOptions(command: Command, specs: readonly OptionSpec[]): void {
   for (const [key, arg, help] of specs) {
     const option = new Option(
       arg === null ? flagOf(key) : `${flagOf(key)} <${arg}>`,
       `${help} [env ${ENV_VARS[key]}]`,
     );
-    if (key === "clusters" || key === "kafkaBrokers") option.argParser(collectList);
+    if (LIST_FLAGS.has(key)) option.argParser(collectList);
     if (key === "headers") option.argParser(repeatable);
     command.addOption(option);
   }
@@ -185,7 +217,8 @@ function flagValues(opts: Record<string, unknown>): Config {
   return fromFlags;
 }
 
-type Handler = (merged: MergedConfig) => Promise<void>;
+/** A command's action: the merged settings, and the flags alone (what this run names). */
+type Handler = (merged: MergedConfig, flags: Config) => Promise<void>;
 
 function buildProgram(
   io: CliIo,
@@ -214,7 +247,7 @@ function buildProgram(
     if (file) layers.push({ kind: "file", origin: file, values: await readConfigFile(file) });
     const merged = mergeLayers(layers);
     onMerged(merged);
-    await handler(merged);
+    await handler(merged, flags);
   };
   const collect = program
     .command("collect")
@@ -272,9 +305,11 @@ function wordConfigError(error: ConfigError, merged: MergedConfig | null): strin
 export async function main(args: readonly string[], io: CliIo = processIo()): Promise<number> {
   let code = 0;
   let merged: MergedConfig | null = null;
-  const collect: Handler = async ({ config }) => {
+  const collect: Handler = async ({ config }, flags) => {
     const settings = resolveSettings(config, { cacheDir: defaultCacheDir(io.env) });
-    const request = resolveRunRequest(config);
+    // Only `--cluster` names this run's clusters; the file's and the variable's list is the
+    // static discovery source (the default), so that other sources can add to it.
+    const request = resolveRunRequest({ ...config, clusters: flags.clusters });
     const json = config.json === true;
     const warn = (message: string) =>
       io.stderr(`thanos-bridge: warning: ${escapeControl(message)}\n`);
