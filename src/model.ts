@@ -37,6 +37,7 @@ export type ErrorCode =
   | "sink_s3"
   | "sink_kafka"
   | "sink_ingress"
+  | "koku_sources"
   | "cancelled"
   | "run_conflict"
   | "not_found"
