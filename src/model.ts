@@ -32,6 +32,7 @@ export type ErrorCode =
   | "disk_full"
   | "cluster_busy"
   | "no_data"
+  | "discovery_failed"
   | "payload"
   | "sink_dir"
   | "sink_s3"
