@@ -153,6 +153,52 @@ export async function multipartFileBody(
   };
 }
 
+/** The `Authorization` header of an {@linkcode IngressAuth}, with what to redact and what to advise. */
+export interface IngressAuthorization {
+  /** Header value; `null` = send none. */
+  readonly header: string | null;
+  /** The secret part (token or password), to redact from answers; `null` = none. */
+  readonly secret: string | null;
+  /** What to tell the operator when ingress refuses the credentials. */
+  readonly hint: string;
+}
+
+/**
+ * Builds the `Authorization` header of the ingress sink (and of `doctor`).
+ * Throws a `BridgeError` `config` for an empty or malformed token or
+ * `user:password`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ingressAuthorization } from "./ingress_sink.ts";
+ *
+ * assert.equal(ingressAuthorization({ bearer: " t0k3n\n" }).header, "Bearer t0k3n");
+ * assert.equal(ingressAuthorization(null).header, null);
+ * ```
+ */
+export function ingressAuthorization(auth: IngressAuth | null): IngressAuthorization {
+  if (auth === null) {
+    return { header: null, secret: null, hint: "configure --ingress-token-file" };
+  }
+  if ("bearer" in auth) {
+    const token = auth.bearer.trim();
+    if (token === "" || /[\s]/.test(token)) {
+      throw new BridgeError("config", "ingress token is empty or contains white space");
+    }
+    return { header: `Bearer ${token}`, secret: token, hint: "check --ingress-token-file" };
+  }
+  if (!auth.basic.includes(":") || /[\r\n]/.test(auth.basic)) {
+    throw new BridgeError("config", "ingress basic auth must be user:password");
+  }
+  const bytes = new TextEncoder().encode(auth.basic);
+  return {
+    header: `Basic ${btoa(String.fromCharCode(...bytes))}`,
+    secret: auth.basic.slice(auth.basic.indexOf(":") + 1) || null,
+    hint: "check the ingress basic-auth user and password",
+  };
+}
+
 /** What {@linkcode postStream} got back. */
 export interface PostAnswer {
   readonly status: number;
@@ -267,28 +313,10 @@ export class IngressSink implements PayloadSink {
       throw new BridgeError("config", "ingress URL must not carry credentials; use basic auth");
     }
     this.uploadUrl = `${base.origin}${base.pathname.replace(/\/+$/, "")}${INGRESS_UPLOAD_PATH}`;
-    const auth = options.auth;
-    if (auth === null) {
-      this.#authorization = null;
-      this.#secret = null;
-      this.#authHint = "configure --ingress-token-file";
-    } else if ("bearer" in auth) {
-      const token = auth.bearer.trim();
-      if (token === "" || /[\s]/.test(token)) {
-        throw new BridgeError("config", "ingress token is empty or contains white space");
-      }
-      this.#authorization = `Bearer ${token}`;
-      this.#secret = token;
-      this.#authHint = "check --ingress-token-file";
-    } else {
-      if (!auth.basic.includes(":") || /[\r\n]/.test(auth.basic)) {
-        throw new BridgeError("config", "ingress basic auth must be user:password");
-      }
-      const bytes = new TextEncoder().encode(auth.basic);
-      this.#authorization = `Basic ${btoa(String.fromCharCode(...bytes))}`;
-      this.#secret = auth.basic.slice(auth.basic.indexOf(":") + 1) || null;
-      this.#authHint = "check the ingress basic-auth user and password";
-    }
+    const auth = ingressAuthorization(options.auth);
+    this.#authorization = auth.header;
+    this.#secret = auth.secret;
+    this.#authHint = auth.hint;
     this.#maxAttempts = options.maxAttempts ?? 5;
     if (!Number.isInteger(this.#maxAttempts) || this.#maxAttempts < 1) {
       throw new BridgeError("config", `ingress attempts must be ≥ 1, got ${this.#maxAttempts}`);

@@ -11,7 +11,14 @@
  * @module
  */
 
-import { Kafka, type LogEntry, logLevel, Partitioners, type Producer } from "kafkajs";
+import {
+  Kafka,
+  type KafkaConfig,
+  type LogEntry,
+  logLevel,
+  Partitioners,
+  type Producer,
+} from "kafkajs";
 import { BridgeError, escapeControl } from "../model.ts";
 
 /** SASL settings. */
@@ -96,6 +103,39 @@ export function formatKafkaLogEntry(entry: LogEntry): string {
   return line;
 }
 
+/**
+ * The connection part of a kafkajs client configuration (client id, brokers,
+ * TLS with an optional CA, SASL), shared by the announcer and `doctor`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { kafkaConnectionConfig } from "./kafka_announcer.ts";
+ *
+ * const config = kafkaConnectionConfig({
+ *   brokers: ["b:9093"], tls: true, ca: null, sasl: null, clientId: "thanos-bridge",
+ * });
+ * assert.equal(config.ssl, true);
+ * ```
+ */
+export function kafkaConnectionConfig(
+  settings: Pick<KafkaSettings, "brokers" | "tls" | "ca" | "sasl" | "clientId">,
+): Pick<KafkaConfig, "clientId" | "brokers" | "ssl" | "sasl"> {
+  const sasl = settings.sasl;
+  return {
+    clientId: settings.clientId,
+    brokers: [...settings.brokers],
+    ssl: settings.tls ? (settings.ca !== null ? { ca: [settings.ca] } : true) : false,
+    ...(sasl === null ? {} : {
+      sasl: sasl.mechanism === "plain"
+        ? { mechanism: "plain", username: sasl.username, password: sasl.password }
+        : sasl.mechanism === "scram-sha-256"
+        ? { mechanism: "scram-sha-256", username: sasl.username, password: sasl.password }
+        : { mechanism: "scram-sha-512", username: sasl.username, password: sasl.password },
+    }),
+  };
+}
+
 function abortError(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException("cancelled", "AbortError");
 }
@@ -139,18 +179,8 @@ export class KafkaAnnouncer {
       throw new BridgeError("config", `kafka retries must be at least 1, got ${retries}`);
     }
     this.#settings = settings;
-    const sasl = settings.sasl;
     this.#kafka = new Kafka({
-      clientId: settings.clientId,
-      brokers: [...settings.brokers],
-      ssl: settings.tls ? (settings.ca !== null ? { ca: [settings.ca] } : true) : false,
-      ...(sasl === null ? {} : {
-        sasl: sasl.mechanism === "plain"
-          ? { mechanism: "plain", username: sasl.username, password: sasl.password }
-          : sasl.mechanism === "scram-sha-256"
-          ? { mechanism: "scram-sha-256", username: sasl.username, password: sasl.password }
-          : { mechanism: "scram-sha-512", username: sasl.username, password: sasl.password },
-      }),
+      ...kafkaConnectionConfig(settings),
       connectionTimeout: settings.connectionTimeoutMs ?? 3_000,
       requestTimeout: settings.requestTimeoutMs ?? 30_000,
       retry: { retries: settings.retries ?? 3, initialRetryTime: 300, maxRetryTime: 5_000 },

@@ -159,6 +159,41 @@ export function objectKey(
 }
 
 /**
+ * The S3 client the sink uses, from its settings: path-style as configured,
+ * checksums only when an operation requires them (the SDK's default CRC32
+ * changed object bytes on non-AWS servers), `maxAttempts` default 3. With
+ * `forPresigning`, the client is bound to the public endpoint (falling back
+ * to the endpoint), the host koku's pods download from.
+ *
+ * @example
+ * ```ts
+ * import { createS3Client } from "./s3_kafka_sink.ts";
+ *
+ * const client = createS3Client({
+ *   endpoint: "http://127.0.0.1:8333", publicEndpoint: null, region: "us-east-1",
+ *   bucket: "koku", prefix: "", pathStyle: true,
+ * });
+ * client.destroy();
+ * ```
+ */
+export function createS3Client(
+  s3: S3Settings,
+  options: { readonly forPresigning?: boolean } = {},
+): S3Client {
+  const endpoint = options.forPresigning ? s3.publicEndpoint ?? s3.endpoint : s3.endpoint;
+  const config: S3ClientConfig = {
+    region: s3.region,
+    forcePathStyle: s3.pathStyle,
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+    maxAttempts: s3.maxAttempts ?? 3,
+    ...(s3.credentials ? { credentials: { ...s3.credentials } } : {}),
+    ...(endpoint ? { endpoint } : {}),
+  };
+  return new S3Client(config);
+}
+
+/**
  * Uploads payloads to S3 and announces them on Kafka for koku.
  *
  * @example
@@ -226,20 +261,8 @@ export class S3KafkaSink implements PayloadSink {
       throw new BridgeError("config", `s3 part size must be at least 5 MiB, got ${partSize}`);
     }
     this.#identity = options.identity === null ? null : validateIdentityText(options.identity);
-    const base: S3ClientConfig = {
-      region: s3.region,
-      forcePathStyle: s3.pathStyle,
-      requestChecksumCalculation: "WHEN_REQUIRED",
-      responseChecksumValidation: "WHEN_REQUIRED",
-      maxAttempts: s3.maxAttempts ?? 3,
-      ...(s3.credentials ? { credentials: { ...s3.credentials } } : {}),
-    };
-    this.#s3 = new S3Client({ ...base, ...(s3.endpoint ? { endpoint: s3.endpoint } : {}) });
-    const publicEndpoint = s3.publicEndpoint ?? s3.endpoint;
-    this.#presigner = new S3Client({
-      ...base,
-      ...(publicEndpoint ? { endpoint: publicEndpoint } : {}),
-    });
+    this.#s3 = createS3Client(s3);
+    this.#presigner = createS3Client(s3, { forPresigning: true });
     this.#bucket = s3.bucket;
     this.#prefix = s3.prefix;
     this.#endpointName = s3.endpoint ?? `AWS S3 (${s3.region})`;
