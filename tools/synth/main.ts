@@ -8,7 +8,8 @@
  * deno run --allow-read --allow-write --allow-run --allow-net=127.0.0.1 \
  *   tools/synth/main.ts --out /tmp/synth [--seed 1 --clusters 3 --nodes 4 --pods 16 \
  *   --pvcs 4 --vms 3 --gpu-pods 4 --gpu-clusters 1 --start 2026-10-31T22:00:00Z \
- *   --hours 28 --interval 300 --hostile --hours-per-file 24] [--serve]
+ *   --hours 28 --interval 300 --hostile --hours-per-file 24] \
+ *   [--drop-metric 1:kube_pod_container_resource_requests]... [--serve]
  * ```
  *
  * Defaults are those of `defaultTestHub()`, except that `--hostile` must be given.
@@ -17,7 +18,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { defaultTestHub, type HubOptions } from "./model.ts";
+import { defaultTestHub, type DropMetric, type HubOptions } from "./model.ts";
 import { prepareHub, startPrometheus } from "./prometheus.ts";
 
 /** Parsed command line of the synth CLI. */
@@ -35,6 +36,17 @@ function integer(name: string, raw: string | undefined, fallback: number): numbe
     throw new TypeError(`Invalid --${name} "${raw}": expected an integer`);
   }
   return n;
+}
+
+/** Parses `--drop-metric <cluster index>:<metric>`. */
+function dropMetric(raw: string): DropMetric {
+  const match = /^(\d+):([a-zA-Z_:][a-zA-Z0-9_:]*)$/.exec(raw.trim());
+  if (!match) {
+    throw new TypeError(
+      `Invalid --drop-metric "${raw}": expected <cluster index>:<metric>, e.g. 1:kube_pod_labels`,
+    );
+  }
+  return { clusterIndex: Number(match[1]), metric: match[2]! };
 }
 
 /**
@@ -68,6 +80,7 @@ export function parseSynthArgs(args: readonly string[]): SynthCliOptions {
       interval: { type: "string" },
       "hours-per-file": { type: "string" },
       hostile: { type: "boolean", default: false },
+      "drop-metric": { type: "string", multiple: true },
       serve: { type: "boolean", default: false },
     },
   });
@@ -95,6 +108,7 @@ export function parseSynthArgs(args: readonly string[]): SynthCliOptions {
       hours: integer("hours", values.hours, d.hours),
       intervalSeconds: integer("interval", values.interval, d.intervalSeconds ?? 300),
       hostile: values.hostile,
+      ...(values["drop-metric"] ? { dropMetrics: values["drop-metric"].map(dropMetric) } : {}),
     },
     hoursPerFile: integer("hours-per-file", values["hours-per-file"], 24),
     serve: values.serve,

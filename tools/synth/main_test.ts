@@ -94,3 +94,22 @@ Deno.test("runSynth --serve serves until aborted, then stops Prometheus", async 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("parseSynthArgs reads --drop-metric, repeatable, and rejects bad forms", () => {
+  assert.equal(parseSynthArgs(["--out", "x"]).hub.dropMetrics, undefined);
+  const o = parseSynthArgs([
+    "--out",
+    "x",
+    "--drop-metric",
+    "1:kube_pod_labels",
+    "--drop-metric=0:DCGM_FI_DEV_MIG_MAX_SLICES",
+  ]);
+  assert.deepEqual(o.hub.dropMetrics, [
+    { clusterIndex: 1, metric: "kube_pod_labels" },
+    { clusterIndex: 0, metric: "DCGM_FI_DEV_MIG_MAX_SLICES" },
+  ]);
+  assert.throws(
+    () => parseSynthArgs(["--out", "x", "--drop-metric", "kube_pod_labels"]),
+    /--drop-metric "kube_pod_labels"/,
+  );
+});

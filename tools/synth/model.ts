@@ -40,6 +40,21 @@ export interface HubOptions {
   intervalSeconds?: number;
   /** Put `,` `"` `|` `:` newlines, backslashes and non-ASCII text into names and labels. */
   hostile?: boolean;
+  /**
+   * Metric families to leave out of single clusters (default none), e.g. to
+   * test `doctor` against a cluster that does not forward one metric. Every
+   * series whose name is `metric` is removed from cluster `clusterIndex`
+   * (0-based); all other samples stay exactly as without the option.
+   */
+  dropMetrics?: readonly DropMetric[];
+}
+
+/** One metric family left out of one cluster; see {@linkcode HubOptions.dropMetrics}. */
+export interface DropMetric {
+  /** 0-based index of the cluster. */
+  readonly clusterIndex: number;
+  /** Sample name as stored, e.g. `kube_pod_container_resource_requests`. */
+  readonly metric: string;
 }
 
 /** A half-open range `[from, to)` of sample indices. */
@@ -218,6 +233,29 @@ export function buildHub(options: HubOptions): Hub {
   const clusters: ClusterModel[] = [];
   for (let c = 0; c < o.clusters; c++) {
     clusters.push(buildCluster(o, c, rng));
+  }
+  // Dropped after building, so the random choices (and every other sample) do not change.
+  for (const drop of options.dropMetrics ?? []) {
+    if (
+      !Number.isInteger(drop.clusterIndex) || drop.clusterIndex < 0 ||
+      drop.clusterIndex >= o.clusters
+    ) {
+      throw new RangeError(
+        `Invalid dropMetrics cluster index ${drop.clusterIndex}: expected an integer in [0, ${
+          o.clusters - 1
+        }]`,
+      );
+    }
+    const cluster = clusters[drop.clusterIndex]!;
+    const series = cluster.series.filter((s) => s.metric !== drop.metric);
+    if (series.length === cluster.series.length) {
+      throw new RangeError(
+        `Invalid dropMetrics metric ${
+          JSON.stringify(drop.metric)
+        }: cluster ${drop.clusterIndex} has no such series`,
+      );
+    }
+    clusters[drop.clusterIndex] = { ...cluster, series };
   }
   return {
     seed: o.seed,

@@ -271,3 +271,23 @@ Deno.test("clusterById finds clusters and rejects unknown ids", () => {
   assert.equal(clusterById(hub, c.id), c);
   assert.throws(() => clusterById(hub, "nope"), RangeError);
 });
+
+Deno.test("dropMetrics removes one family from one cluster and changes nothing else", () => {
+  const base = buildHub(defaultTestHub());
+  const metric = "kube_pod_container_resource_requests";
+  const dropped = buildHub({ ...defaultTestHub(), dropMetrics: [{ clusterIndex: 1, metric }] });
+  const [a, b] = [base.clusters[1]!, dropped.clusters[1]!];
+  assert.ok(a.series.some((s) => s.metric === metric));
+  assert.ok(!b.series.some((s) => s.metric === metric));
+  assert.deepEqual(b.series, a.series.filter((s) => s.metric !== metric));
+  assert.deepEqual(dropped.clusters[0], base.clusters[0]);
+  assert.deepEqual(dropped.clusters[2], base.clusters[2]);
+  assert.throws(
+    () => buildHub({ ...defaultTestHub(), dropMetrics: [{ clusterIndex: 3, metric }] }),
+    /cluster index 3/,
+  );
+  assert.throws(
+    () => buildHub({ ...defaultTestHub(), dropMetrics: [{ clusterIndex: 0, metric: "nope" }] }),
+    /"nope": cluster 0 has no such series/,
+  );
+});
