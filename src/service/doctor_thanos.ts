@@ -331,7 +331,9 @@ async function clusterLabelCheck(
     for (const l of found) candidates.add(l);
   }
   const names = [...labels.keys()].sort();
-  const suggestion = [...candidates].sort();
+  // ACM's own label first, then labels that hold a requested cluster's id, then the rest.
+  const rank = (l: string) => (l === "clusterID" ? 0 : CLUSTER_LIKE.test(l) ? 2 : 1);
+  const suggestion = [...candidates].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : 1));
   return check(
     id,
     title,

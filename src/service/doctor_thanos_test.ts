@@ -160,7 +160,7 @@ Deno.test("thanosChecks: a wrong cluster label lists the labels that exist", asy
   assert.equal(label.status, "fail");
   assert.match(label.detail, /cluster label cluster_id not found/);
   assert.match(label.detail, /these labels exist on kube_node_info: cluster, clusterID, node/);
-  assert.match(label.detail, /--cluster-label cluster\b/);
+  assert.match(label.detail, /--cluster-label clusterID$/);
   assert.deepEqual(label.items, [
     "cluster: 2 values (looks like a cluster label)",
     "clusterID: 2 values (looks like a cluster label)",
