@@ -440,7 +440,8 @@ async function readLabelValues(
   return {
     status: text(top.status),
     resultType: undefined,
-    hasResult: Array.isArray(data),
+    // Some Thanos versions answer `"data": null` when nothing matches.
+    hasResult: Array.isArray(data) || (data === null && top.status === "success"),
     series: count,
     warnings,
     errorType: text(top.errorType),

@@ -877,7 +877,7 @@ Deno.test("labelValues: GET /api/v1/label/<l>/values with match[], start, end; s
   );
 });
 
-Deno.test("labelValues: 503, a cut body and warnings are retried; then success", async () => {
+Deno.test("labelValues: 503 (Retry-After) and warnings are retried; then success", async () => {
   const delays: number[] = [];
   await withLabelServer(
     (_url, n) => {
@@ -1027,6 +1027,21 @@ Deno.test("labelValues: an abort is a cancelled error; bad arguments are refused
         await assert.rejects(client.labelValues("clusterID", [" "], 0, 60), TypeError);
         await assert.rejects(client.labelValues("clusterID", ["up"], 60, 0), RangeError);
         await assert.rejects(client.labelValues("clusterID", ["up"], NaN, 0), RangeError);
+      } finally {
+        client.close();
+      }
+    },
+  );
+});
+
+Deno.test("labelValues: an empty answer, including data: null, is no values", async () => {
+  await withLabelServer(
+    (_url, n) => n === 1 ? values([]) : values(null),
+    async (base) => {
+      const client = new ThanosClient({ url: base });
+      try {
+        assert.deepEqual(await client.labelValues("clusterID", ["up"], 0, 60), []);
+        assert.deepEqual(await client.labelValues("clusterID", ["up"], 0, 60), []);
       } finally {
         client.close();
       }
