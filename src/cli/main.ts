@@ -37,7 +37,9 @@ import {
   type SecretValues,
 } from "../service/runtime.ts";
 import { startService } from "../service/serve.ts";
-import { formatSummary } from "./summary.ts";
+import { ALLOWLIST_NAMESPACE, renderAllowlist } from "../collect/allowlist.ts";
+import { check, type DoctorCheck } from "../service/doctor_check.ts";
+import { formatChecks, formatSummary } from "./summary.ts";
 
 /** Where the CLI writes; injectable for tests. */
 export interface CliIo {
@@ -212,17 +214,25 @@ function flagValues(opts: Record<string, unknown>): Config {
   const fromFlags: Config = {};
   const map: Record<string, keyof Config> = { cluster: "clusters", header: "headers" };
   for (const [k, v] of Object.entries(opts)) {
-    if (v !== undefined) (fromFlags as Record<string, unknown>)[map[k] ?? k] = v;
+    const key = map[k] ?? k;
+    if (v !== undefined && key in ENV_VARS) (fromFlags as Record<string, unknown>)[key] = v;
   }
   return fromFlags;
 }
 
-/** A command's action: the merged settings, and the flags alone (what this run names). */
-type Handler = (merged: MergedConfig, flags: Config) => Promise<void>;
+/**
+ * A command's action: the merged settings, the flags alone (what this run
+ * names), and the command's own options that are not settings.
+ */
+type Handler = (
+  merged: MergedConfig,
+  flags: Config,
+  own: Record<string, unknown>,
+) => Promise<void>;
 
 function buildProgram(
   io: CliIo,
-  handlers: { collect: Handler; serve: Handler },
+  handlers: { collect: Handler; serve: Handler; doctor: Handler },
   onMerged: (merged: MergedConfig) => void,
 ): Command {
   const program = new Command()
@@ -247,7 +257,7 @@ function buildProgram(
     if (file) layers.push({ kind: "file", origin: file, values: await readConfigFile(file) });
     const merged = mergeLayers(layers);
     onMerged(merged);
-    await handler(merged, flags);
+    await handler(merged, flags, opts);
   };
   const collect = program
     .command("collect")
@@ -266,6 +276,46 @@ function buildProgram(
   addOptions(serve, OPTIONS.filter(([key]) => !RUN_KEYS.has(key)));
   addOptions(serve, SERVE_OPTIONS);
   serve.action(layered(handlers.serve));
+  const doctor = program
+    .command("doctor")
+    .description(
+      "Check the configuration, discovery, Thanos (token, cluster label, the metrics every " +
+        "report needs, per cluster) and the sink (S3 round trip, Kafka, ingress). Exits 1 on any ✗.",
+    );
+  addOptions(doctor, OPTIONS.filter(([key]) => !RUN_KEYS.has(key) || key === "json"));
+  addOptions(doctor, SERVE_OPTIONS);
+  doctor
+    .addOption(
+      new Option("--hours <n>", "a metric counts as present with a series in the last N hours")
+        .default("6"),
+    )
+    .addOption(
+      new Option(
+        "--produce-test <topic>",
+        "also produce one test message (header service: thanos-bridge-doctor) to this topic",
+      ),
+    );
+  doctor.action(layered(handlers.doctor));
+  program
+    .command("allowlist")
+    .description(
+      "Print the ACM observability-metrics-custom-allowlist ConfigMap with every metric the " +
+        "reports read (from the parsed queries).",
+    )
+    .option("--recording-rules", "also add recording rules for per-pod and per-namespace CPU rates")
+    .option("--namespace <ns>", "namespace of the ConfigMap", ALLOWLIST_NAMESPACE)
+    .action((opts: { recordingRules?: boolean; namespace: string }) => {
+      try {
+        io.stdout(
+          renderAllowlist({
+            recordingRules: opts.recordingRules === true,
+            namespace: opts.namespace,
+          }),
+        );
+      } catch (error) {
+        throw new UsageError(error instanceof Error ? error.message : String(error));
+      }
+    });
   return program;
 }
 
@@ -370,7 +420,67 @@ export async function main(args: readonly string[], io: CliIo = processIo()): Pr
     await service.finished;
     code = 0;
   };
-  const program = buildProgram(io, { collect, serve }, (m) => (merged = m));
+  const doctor: Handler = async (m, _flags, own) => {
+    const json = m.config.json === true;
+    const hoursText = String(own.hours ?? "6");
+    const hours = Number(hoursText);
+    if (!/^\d+$/.test(hoursText.trim()) || hours < 1 || hours > 24 * 31) {
+      throw new UsageError(`--hours ${hoursText} must be a whole number from 1 to 744`);
+    }
+    const produceTestTopic = typeof own.produceTest === "string" ? own.produceTest : null;
+    if (produceTestTopic !== null && !/^[A-Za-z0-9._-]{1,249}$/.test(produceTestTopic)) {
+      throw new UsageError(`--produce-test ${produceTestTopic} is not a valid Kafka topic name`);
+    }
+    const checks: DoctorCheck[] = [];
+    const print = () => {
+      const failed = checks.some((c) => c.status === "fail");
+      io.stdout(
+        json ? JSON.stringify({ ok: !failed, checks }, null, 2) + "\n" : formatChecks(checks),
+      );
+      code = failed ? 1 : 0;
+    };
+    const configTitle = "The configuration resolves";
+    let settings;
+    try {
+      settings = resolveSettings(m.config, { cacheDir: defaultCacheDir(io.env) });
+      resolveServeSettings(m.config);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      checks.push(check("config.resolve", configTitle, "fail", wordConfigError(error, m)));
+      return print();
+    }
+    checks.push(
+      check(
+        "config.resolve",
+        configTitle,
+        "ok",
+        `sink ${settings.sink}, discovery ${settings.discovery.sources.join("+")}, ` +
+          `cluster label ${settings.clusterLabel}`,
+      ),
+    );
+    const warnings: string[] = [];
+    let bridge;
+    const filesTitle = "Files, secrets and folders are readable and well-formed";
+    try {
+      bridge = await createBridge(settings, {
+        now: io.now,
+        warn: (message) => warnings.push(message),
+        secrets: secretsFromEnv(io.env),
+      });
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      checks.push(check("config.files", filesTitle, "fail", wordConfigError(error, m)));
+      return print();
+    }
+    checks.push(check("config.files", filesTitle, "ok", "all read", warnings));
+    try {
+      checks.push(...await bridge.diagnose({ hours, produceTestTopic }, io.signal));
+    } finally {
+      await bridge.close();
+    }
+    print();
+  };
+  const program = buildProgram(io, { collect, serve, doctor }, (m) => (merged = m));
   try {
     await program.parseAsync([...args], { from: "user" });
     return code;

@@ -8,6 +8,8 @@
 
 import { escapeControl } from "../model.ts";
 import type { RunSummary } from "../service/collect_job.ts";
+import type { DoctorCheck } from "../service/doctor_check.ts";
+import type { BridgeRunSummary } from "../service/runtime.ts";
 
 const hh = (h: number) => String(h).padStart(2, "0");
 
@@ -28,8 +30,41 @@ function bytes(n: number): string {
  *   ok: true });
  * ```
  */
-export function formatSummary(s: RunSummary): string {
+export function formatSummary(s: RunSummary | BridgeRunSummary): string {
   const lines: string[] = [];
+  const discovery = "discovery" in s ? s.discovery : undefined;
+  if (discovery) {
+    const found = discovery.sources.map((r) =>
+      r.error === undefined ? `${r.kind} ${r.found}` : `${r.kind} FAILED`
+    );
+    lines.push(
+      `discovery: ${discovery.clusters.length} cluster(s) (${found.join(", ")})` +
+        (discovery.excluded.length > 0
+          ? `, ${discovery.excluded.length} left out by the filter`
+          : ""),
+    );
+    for (const r of discovery.sources) {
+      if (r.error !== undefined) lines.push(`  ERROR ${r.kind}: ${r.code ?? ""} ${r.error}`);
+      for (const w of r.warnings ?? []) lines.push(`  warning ${r.kind}: ${w}`);
+    }
+    for (const k of discovery.skipped.slice(0, 20)) lines.push(`  skipped ${k.name}: ${k.reason}`);
+    if (discovery.skipped.length > 20) {
+      lines.push(`  … ${discovery.skipped.length - 20} more skipped`);
+    }
+  }
+  const registration = "registration" in s ? s.registration : undefined;
+  if (registration) {
+    lines.push(
+      `koku sources: ${registration.created.length} created, ${registration.confirmed} confirmed, ` +
+        `${registration.known} known, ${registration.failed.length} failed`,
+    );
+    for (const c of registration.created) {
+      lines.push(`  created ${c.name} (id ${c.sourceId}) for ${c.clusterId}`);
+    }
+    for (const f of registration.failed) {
+      lines.push(`  FAILED ${f.clusterId} ${f.code}: ${f.message}`);
+    }
+  }
   if (s.outbox.sent > 0 || s.outbox.pending !== 0 || s.outbox.error) {
     lines.push(
       `outbox: ${s.outbox.sent} sent, ${Math.max(0, s.outbox.pending)} waiting` +
@@ -72,5 +107,27 @@ export function formatSummary(s: RunSummary): string {
       `${bytes(s.bytesDownloaded)} downloaded, ${(s.ms / 1000).toFixed(1)} s, reduce=${s.mode}, ` +
       `sink=${s.sink}${s.dryRun ? " (dry run: nothing delivered)" : ""}`,
   );
+  return lines.map((l) => escapeControl(l, false)).join("\n") + "\n";
+}
+
+/**
+ * Renders `doctor`'s checks: one `✓`/`✗`/`–` line each, details indented.
+ *
+ * @example
+ * ```ts
+ * import { formatChecks } from "./summary.ts";
+ * formatChecks([{ id: "thanos.reach", title: "Thanos answers", status: "ok", detail: "12 ms" }]);
+ * // "✓ Thanos answers: 12 ms\n…"
+ * ```
+ */
+export function formatChecks(checks: readonly DoctorCheck[]): string {
+  const lines: string[] = [];
+  for (const c of checks) {
+    const mark = c.status === "ok" ? "✓" : c.status === "fail" ? "✗" : "–";
+    lines.push(`${mark} ${c.title}: ${c.detail}`);
+    for (const item of c.items ?? []) lines.push(`    ${item}`);
+  }
+  const failed = checks.filter((c) => c.status === "fail").length;
+  lines.push(failed === 0 ? "all checks passed" : `${failed} check(s) failed`);
   return lines.map((l) => escapeControl(l, false)).join("\n") + "\n";
 }

@@ -71,6 +71,7 @@ export type ApiErrorCode =
   | "run_conflict"
   | "shutting_down"
   | "not_ready"
+  | "discovery_failed"
   | "internal";
 
 /** An error answer, thrown by handlers and middlewares, mapped by `onError`. */
@@ -129,6 +130,7 @@ const HTTP_CODES: Record<number, ApiErrorCode> = {
 
 const BRIDGE_STATUS: Partial<Record<string, 400 | 401 | 404 | 409 | 503>> = {
   config: 400,
+  discovery_failed: 503,
   bad_request: 400,
   unauthorized: 401,
   not_found: 404,

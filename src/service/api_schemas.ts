@@ -194,6 +194,36 @@ export const RunRecordSchema = z
       .object({ sent: z.number(), pending: z.number(), error: ErrorInfoSchema.nullable() })
       .nullable(),
     error: ErrorInfoSchema.nullable(),
+    discovery: z
+      .object({
+        sources: z.array(z.object({
+          kind: z.enum(["static", "thanos", "acm"]),
+          found: z.number(),
+          error: z.string().optional(),
+          code: z.string().optional(),
+          warnings: z.array(z.string()).optional(),
+        })),
+        clusters: z.number(),
+        skipped: z.array(
+          z.object({ name: z.string(), reason: z.string(), source: z.string().optional() }),
+        ),
+        excluded: z.number(),
+      })
+      .optional()
+      .describe("How the run's clusters were found (absent when the request named them)"),
+    registration: z
+      .object({
+        created: z.array(
+          z.object({ clusterId: z.string(), name: z.string(), sourceId: z.string() }),
+        ),
+        confirmed: z.number(),
+        known: z.number(),
+        failed: z.array(
+          z.object({ clusterId: z.string(), code: z.string(), message: z.string() }),
+        ),
+      })
+      .optional()
+      .describe("koku source registration (absent when --register-sources is off)"),
   })
   .meta({ id: "RunRecord" });
 

@@ -154,6 +154,12 @@ export interface CollectJobDeps {
   readonly onClusterDone?: (summary: ClusterSummary) => void;
   /** Warnings (damaged records, quarantined hours), each naming a path. */
   readonly warn: (message: string) => void;
+  /**
+   * Clusters that must not be collected in this run, with the reason (e.g. no
+   * koku source could be registered: koku would drop their payloads). They
+   * end with that error and keep their watermark, so the next run retries.
+   */
+  readonly blocked?: ReadonlyMap<string, ErrorInfo>;
 }
 
 /**
@@ -255,6 +261,13 @@ async function collectCluster(
     error: null,
     watermark: null,
   };
+  const blocked = deps.blocked?.get(cp.clusterId);
+  if (blocked !== undefined) {
+    summary.error = blocked;
+    const mark = await deps.records.watermark(cp.clusterId);
+    summary.watermark = mark === null ? null : formatHour(mark);
+    return summary;
+  }
   let lease;
   try {
     lease = await deps.locks.acquire(cp.clusterId, signal);

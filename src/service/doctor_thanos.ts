@@ -169,7 +169,7 @@ export async function thanosChecks(
     signal?.throwIfAborted();
     const status = httpStatus(error);
     const detail = status === 401 || status === 403
-      ? `the token was refused (HTTP ${status}): check --thanos-token / the service account's ` +
+      ? `the token was refused (HTTP ${status}): check --token-file (or THANOS_BRIDGE_TOKEN) / the service account's ` +
         `permissions on the hub's Thanos (${errorMessage(error)})`
       : `Thanos does not answer: ${errorMessage(error)}`;
     const skipped = "skipped: Thanos does not answer";

@@ -45,12 +45,13 @@ import {
   type LastPayload,
   type Readiness,
   RunConflictError,
+  runDiscovery,
   type RunRecord,
   type RunService,
   type RunState,
   type RunTrigger,
 } from "./run_types.ts";
-import type { Bridge } from "./runtime.ts";
+import type { Bridge, BridgeRunSummary } from "./runtime.ts";
 
 /**
  * What the run manager reports to the self-metrics. Every method is called
@@ -242,6 +243,8 @@ export class RunManager implements RunService {
   /** Cluster id → id of the active run that holds it (including runs being planned). */
   readonly #clusterRuns = new Map<string, string>();
   #lastId: string | null = null;
+  /** Clusters that discovery found in this process (shown by `GET /clusters`). */
+  readonly #discovered = new Set<string>();
   #stopping = false;
   #init: Promise<void> | null = null;
 
@@ -309,8 +312,22 @@ export class RunManager implements RunService {
     await this.init();
     this.#ensureAccepting();
     const settings = this.#bridge.settings;
-    const clusters = [...new Set(request.clusters ?? settings.clusters)];
+    // A request without clusters runs on what discovery finds now.
+    const discovery = request.clusters === undefined ? await this.#bridge.discover() : undefined;
+    const clusters = [
+      ...new Set(request.clusters ?? discovery!.clusters.map((c) => c.clusterId)),
+    ];
+    if (discovery !== undefined && clusters.length === 0) {
+      throw new ConfigError(
+        "clusters",
+        undefined,
+        `is empty: discovery (${
+          settings.discovery.sources.join(", ")
+        }) found no cluster to collect (run thanos-bridge doctor)`,
+      );
+    }
     for (const c of clusters) assertClusterId(c);
+    for (const c of discovery?.clusters ?? []) this.#discovered.add(c.clusterId);
     const req: RunRequest = { ...request, clusters };
     const watermarks = new Map<string, number>();
     for (const c of clusters) {
@@ -345,6 +362,7 @@ export class RunManager implements RunService {
       bytesDownloaded: 0,
       outbox: null,
       error: null,
+      ...(discovery !== undefined ? { discovery: runDiscovery(discovery) } : {}),
     };
     this.#applyPlan(record, plan);
     const controller = new AbortController();
@@ -392,6 +410,7 @@ export class RunManager implements RunService {
     };
     const outcome = this.#bridge.run(req, {
       signal: controller.signal,
+      ...(discovery !== undefined ? { discovery } : {}),
       counter,
       onPlan: (p) => {
         wasPlanned = true;
@@ -597,6 +616,8 @@ export class RunManager implements RunService {
       record.queries = summary.queries;
       record.bytesDownloaded = summary.bytesDownloaded;
       record.outbox = { ...summary.outbox };
+      const registration = (summary as BridgeRunSummary).registration;
+      if (registration !== undefined) record.registration = registration;
       for (const c of summary.clusters) {
         const cp = record.clusters.find((p) => p.clusterId === c.clusterId);
         if (cp) this.#applyClusterSummary(cp, c);
@@ -741,7 +762,7 @@ export class RunManager implements RunService {
 
   /** Every configured cluster and every cluster folder in the state, sorted by id. */
   async clusters(): Promise<ClusterStatus[]> {
-    const ids = new Set(this.#bridge.settings.clusters);
+    const ids = new Set([...this.#bridge.settings.clusters, ...this.#discovered]);
     try {
       for await (const entry of Deno.readDir(this.#bridge.settings.stateDir)) {
         if (entry.isDirectory && isClusterId(entry.name)) ids.add(entry.name);
@@ -758,7 +779,7 @@ export class RunManager implements RunService {
   /** One cluster's status, or null when it is neither configured nor in the state. */
   async cluster(id: string): Promise<ClusterStatus | null> {
     if (!isClusterId(id)) return null;
-    if (!this.#bridge.settings.clusters.includes(id)) {
+    if (!this.#bridge.settings.clusters.includes(id) && !this.#discovered.has(id)) {
       try {
         if (!(await Deno.stat(join(this.#bridge.settings.stateDir, id))).isDirectory) return null;
       } catch (error) {

@@ -3,6 +3,8 @@
  * conflicts, cancel, shutdown, restart, history) and against the real bridge
  * with the `dir` sink and a local fake Thanos.
  */
+import type { DiscoveryResult } from "./cluster_discovery.ts";
+import type { DoctorCheck } from "./doctor_check.ts";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -99,6 +101,20 @@ class FakeBridge implements Bridge {
 
   ping(_timeoutMs: number) {
     return Promise.resolve(this.pingResult);
+  }
+
+  discover(): Promise<DiscoveryResult> {
+    const ids = this.settings.clusters;
+    return Promise.resolve({
+      clusters: ids.map((clusterId) => ({ clusterId, source: "static", sources: ["static"] })),
+      sources: [{ kind: "static", found: ids.length }],
+      skipped: [],
+      excluded: [],
+    });
+  }
+
+  diagnose(): Promise<DoctorCheck[]> {
+    return Promise.resolve([]);
   }
 
   close() {

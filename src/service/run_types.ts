@@ -9,7 +9,9 @@
 import type { RunRequest } from "../config.ts";
 import type { FlushResult } from "../deliver/sink.ts";
 import { BridgeError, type SinkKind } from "../model.ts";
+import type { DiscoveryResult, SkippedCluster, SourceReport } from "./cluster_discovery.ts";
 import type { DaySummary, ErrorInfo } from "./collect_job.ts";
+import type { RegistrationOutcome } from "./source_registry.ts";
 
 /** Who started a run. */
 export type RunTrigger = "schedule" | "api";
@@ -66,6 +68,41 @@ export interface RunRecord {
   outbox: FlushResult | null;
   /** A run-level error (bad request found late, cancelled, fatal). */
   error: ErrorInfo | null;
+  /** How the clusters were found (absent when the request named them). */
+  discovery?: RunDiscovery;
+  /** koku source registration (absent when it is off). */
+  registration?: RegistrationOutcome;
+}
+
+/** What a run's discovery found, as its record keeps it. */
+export interface RunDiscovery {
+  /** One per source: clusters found, or why it failed. */
+  readonly sources: readonly SourceReport[];
+  /** Clusters after the include/exclude filter. */
+  readonly clusters: number;
+  /** What sources could not use (e.g. a ManagedCluster without an id claim), at most 100. */
+  readonly skipped: readonly SkippedCluster[];
+  /** Clusters the include/exclude filter left out. */
+  readonly excluded: number;
+}
+
+/**
+ * The compact form of a discovery result a run record keeps.
+ *
+ * @example
+ * ```ts
+ * import { runDiscovery } from "./run_types.ts";
+ * runDiscovery({ clusters: [], sources: [{ kind: "static", found: 0 }], skipped: [], excluded: [] });
+ * // { sources: [{ kind: "static", found: 0 }], clusters: 0, skipped: [], excluded: 0 }
+ * ```
+ */
+export function runDiscovery(result: DiscoveryResult): RunDiscovery {
+  return {
+    sources: result.sources,
+    clusters: result.clusters.length,
+    skipped: result.skipped.slice(0, 100),
+    excluded: result.excluded.length,
+  };
 }
 
 /** The newest delivery of a cluster. */

@@ -17,8 +17,12 @@ import type { CollectEvent, QueryCounter } from "../collect/hour_collector.ts";
 import type { BridgeSettings, RunRequest } from "../config.ts";
 import { DirectorySink } from "../deliver/directory_sink.ts";
 import { validateIdentityText } from "../deliver/identity.ts";
-import { IngressSink } from "../deliver/ingress_sink.ts";
-import { S3KafkaSink } from "../deliver/s3_kafka_sink.ts";
+import { type IngressAuth, IngressSink } from "../deliver/ingress_sink.ts";
+import {
+  type S3KafkaKafkaSettings,
+  S3KafkaSink,
+  type S3Settings,
+} from "../deliver/s3_kafka_sink.ts";
 import type { PayloadSink } from "../deliver/sink.ts";
 import { ConfigError, errorInfo, isClusterId, showValue } from "../model.ts";
 import { StateStore } from "../package/state_store.ts";
@@ -29,10 +33,23 @@ import { ClusterRecords } from "./cluster_records.ts";
 import {
   type ClusterSummary,
   type DaySummary,
+  type ErrorInfo,
   runCollection,
   type RunSummary,
 } from "./collect_job.ts";
 import { planRun, type RunPlan } from "./run_plan.ts";
+import { acmSource } from "./acm_discovery.ts";
+import {
+  type ClusterSource,
+  discoverClusters,
+  type DiscoveryResult,
+  parseGlobFilter,
+  staticSource,
+} from "./cluster_discovery.ts";
+import { thanosSource } from "./thanos_discovery.ts";
+import { type RegistrationOutcome, SourceRegistry } from "./source_registry.ts";
+import type { DoctorCheck } from "./doctor_check.ts";
+import { diagnose, type DiagnoseOptions } from "./doctor.ts";
 
 /** What a {@linkcode Bridge} needs from its host besides the settings. */
 export interface BridgeHost {
@@ -94,6 +111,20 @@ export interface RunOptions {
   readonly onDayDone?: (clusterId: string, day: DaySummary) => void;
   /** Progress: a cluster is done. */
   readonly onClusterDone?: (summary: ClusterSummary) => void;
+  /**
+   * The discovery this run's clusters came from, when the caller already ran
+   * it (the run manager does, to check conflicts). Without it, a request that
+   * names no clusters discovers them itself.
+   */
+  readonly discovery?: DiscoveryResult;
+}
+
+/** What one run found and registered, besides what it collected. */
+export interface BridgeRunSummary extends RunSummary {
+  /** How the clusters were found (absent when the request named them). */
+  readonly discovery?: DiscoveryResult;
+  /** koku source registration (absent when it is off or in a dry run). */
+  readonly registration?: RegistrationOutcome;
 }
 
 /** A wired bridge. */
@@ -107,8 +138,16 @@ export interface Bridge {
   orgOf(clusterId: string): string;
   /** Asks Thanos for one point of `vector(1)`; resolves true when it answers within `timeoutMs`. */
   ping(timeoutMs: number): Promise<{ ok: boolean; message?: string }>;
+  /**
+   * Finds the clusters of a run that names none: every configured discovery
+   * source, merged and filtered. A failing source is reported in the result;
+   * only when every source fails does it throw (`discovery_failed`).
+   */
+  discover(signal?: AbortSignal): Promise<DiscoveryResult>;
   /** Plans and runs one request. Throws a ConfigError for a bad request, before any query. */
-  run(request: RunRequest, options?: RunOptions): Promise<RunSummary>;
+  run(request: RunRequest, options?: RunOptions): Promise<BridgeRunSummary>;
+  /** The checks of `thanos-bridge doctor` that need the wired parts (Thanos, discovery, sinks). */
+  diagnose(options: DiagnoseOptions, signal?: AbortSignal): Promise<DoctorCheck[]>;
   /** Releases connections and TLS clients. */
   close(): Promise<void>;
 }
@@ -234,11 +273,25 @@ export function parseOrgMap(text: string, path: string): Map<string, string> {
   return map;
 }
 
-async function createSink(settings: BridgeSettings, host: BridgeHost): Promise<PayloadSink> {
+/** A sink's settings with its files and secrets read: what the sink and doctor's probes use. */
+export type SinkInputs =
+  | { readonly kind: "dir"; readonly out: string }
+  | { readonly kind: "ingress"; readonly url: string; readonly auth: IngressAuth | null }
+  | {
+    readonly kind: "s3-kafka";
+    readonly s3: S3Settings;
+    readonly presignExpirySeconds: number;
+    readonly kafka: S3KafkaKafkaSettings & { readonly topic: string };
+    readonly identity: string | null;
+    readonly outboxDir: string;
+  };
+
+/** Reads the sink's files and secrets and checks them (a ConfigError naming the setting). */
+async function resolveSinkInputs(settings: BridgeSettings, host: BridgeHost): Promise<SinkInputs> {
   switch (settings.sink) {
     case "dir":
       await checkWritableDir("out", settings.out!);
-      return new DirectorySink(settings.out!);
+      return { kind: "dir", out: settings.out! };
     case "ingress": {
       const s = settings.ingress!;
       const token = await secret(
@@ -257,28 +310,27 @@ async function createSink(settings: BridgeSettings, host: BridgeHost): Promise<P
           "must hold user:password",
         );
       }
-      return new IngressSink({
+      return {
+        kind: "ingress",
         url: s.ingressUrl,
         auth: token !== null ? { bearer: token } : basic !== null ? { basic } : null,
-      });
+      };
     }
     case "s3-kafka": {
       const s = settings.s3Kafka!;
-      const identity = s.identityFile
-        ? (() => {
-          return readFileFor("identityFile", s.identityFile!).then((text) => {
-            try {
-              return validateIdentityText(text);
-            } catch (error) {
-              throw new ConfigError(
-                "identityFile",
-                s.identityFile,
-                `is not a valid identity: ${error instanceof Error ? error.message : error}`,
-              );
-            }
-          });
-        })()
-        : Promise.resolve(null);
+      let identity: string | null = null;
+      if (s.identityFile) {
+        const text = await readFileFor("identityFile", s.identityFile);
+        try {
+          identity = validateIdentityText(text);
+        } catch (error) {
+          throw new ConfigError(
+            "identityFile",
+            s.identityFile,
+            `is not a valid identity: ${error instanceof Error ? error.message : error}`,
+          );
+        }
+      }
       const ca = s.kafkaCaFile ? await readPem("kafkaCaFile", s.kafkaCaFile, "certificate") : null;
       const password = await secret(
         "kafkaSaslPasswordFile",
@@ -293,8 +345,10 @@ async function createSink(settings: BridgeSettings, host: BridgeHost): Promise<P
           `(or ${SECRET_ENV_VARS.kafkaSaslPassword}) is needed with --kafka-sasl-mechanism`,
         );
       }
-      await checkWritableDir("state", join(settings.stateDir, "outbox"));
-      return new S3KafkaSink({
+      const outboxDir = join(settings.stateDir, "outbox");
+      await checkWritableDir("state", outboxDir);
+      return {
+        kind: "s3-kafka",
         s3: {
           endpoint: s.s3Endpoint,
           publicEndpoint: s.s3PublicEndpoint,
@@ -312,14 +366,30 @@ async function createSink(settings: BridgeSettings, host: BridgeHost): Promise<P
           sasl: s.kafkaSaslMechanism && password !== null
             ? { mechanism: s.kafkaSaslMechanism, username: s.kafkaSaslUsername!, password }
             : null,
-          clientId: "thanos-bridge",
         },
-        identity: await identity,
-        outboxDir: join(settings.stateDir, "outbox"),
+        identity,
+        outboxDir,
+      };
+    }
+  }
+}
+
+function createSink(inputs: SinkInputs, host: BridgeHost): PayloadSink {
+  switch (inputs.kind) {
+    case "dir":
+      return new DirectorySink(inputs.out);
+    case "ingress":
+      return new IngressSink({ url: inputs.url, auth: inputs.auth });
+    case "s3-kafka":
+      return new S3KafkaSink({
+        s3: inputs.s3,
+        presignExpirySeconds: inputs.presignExpirySeconds,
+        kafka: { ...inputs.kafka, brokers: [...inputs.kafka.brokers], clientId: "thanos-bridge" },
+        identity: inputs.identity,
+        outboxDir: inputs.outboxDir,
         now: host.now,
         kafkaLog: (level, line) => host.warn(`kafka ${level}: ${line}`),
       });
-    }
   }
 }
 
@@ -369,7 +439,8 @@ export async function createBridge(settings: BridgeSettings, host: BridgeHost): 
   for (const removed of (await store.cleanup()).removed) {
     host.warn(`removed a leftover of a killed run: ${removed}`);
   }
-  const sink = await createSink(settings, host);
+  const sinkInputs = await resolveSinkInputs(settings, host);
+  const sink = createSink(sinkInputs, host);
   const transport = settings.replay
     ? replayFetch(settings.replay)
     : settings.record
@@ -401,7 +472,48 @@ export async function createBridge(settings: BridgeSettings, host: BridgeHost): 
   }
   const records = new ClusterRecords(settings.stateDir, host.warn);
   const locks = new ClusterLocks(settings.stateDir);
-  const orgOf = (clusterId: string) => orgMap.get(clusterId) ?? settings.orgId;
+  // Orgs that discovery found (static entries, ACM labels); the org map wins over them.
+  const discoveredOrgs = new Map<string, string>();
+  const orgOf = (clusterId: string) =>
+    orgMap.get(clusterId) ?? discoveredOrgs.get(clusterId) ?? settings.orgId;
+  const filter = parseGlobFilter(settings.discovery.include, settings.discovery.exclude);
+  const registry = settings.registration
+    ? new SourceRegistry(settings.stateDir, { baseUrl: settings.registration.url })
+    : null;
+
+  const sourcesOf = async (): Promise<ClusterSource[]> => {
+    const out: ClusterSource[] = [];
+    for (const kind of settings.discovery.sources) {
+      if (kind === "static") out.push(staticSource(settings.discovery.staticClusters));
+      if (kind === "thanos") {
+        out.push(thanosSource({
+          client,
+          clusterLabel: settings.clusterLabel,
+          match: settings.discovery.match,
+          windowMs: settings.discovery.windowMs,
+          now: () => host.now().getTime(),
+        }));
+      }
+      if (kind === "acm") {
+        const acm = settings.discovery.acm!;
+        // Read on every discovery: the kubelet rotates projected service account tokens.
+        out.push(acmSource({
+          apiUrl: acm.apiUrl,
+          token: await readSecretLine("acmTokenFile", acm.tokenFile),
+          ...(acm.caFile ? { caCert: await readPem("acmCaFile", acm.caFile, "certificate") } : {}),
+          ...(acm.orgKey ? { orgKey: acm.orgKey } : {}),
+        }));
+      }
+    }
+    return out;
+  };
+  const discover = async (signal?: AbortSignal): Promise<DiscoveryResult> => {
+    const result = await discoverClusters(await sourcesOf(), filter, signal);
+    for (const c of result.clusters) {
+      if (c.orgId) discoveredOrgs.set(c.clusterId, c.orgId);
+    }
+    return result;
+  };
 
   return {
     settings,
@@ -409,6 +521,7 @@ export async function createBridge(settings: BridgeSettings, host: BridgeHost): 
     sink,
     records,
     orgOf,
+    discover,
     async ping(timeoutMs) {
       if (settings.replay !== null) return { ok: true, message: "replaying a recording" };
       const t = Math.floor(host.now().getTime() / 60_000) * 60;
@@ -424,13 +537,27 @@ export async function createBridge(settings: BridgeSettings, host: BridgeHost): 
       }
     },
     async run(request, options = {}) {
-      const clusters = request.clusters ?? settings.clusters;
+      let discovery: DiscoveryResult | undefined = options.discovery;
+      if (request.clusters === undefined && discovery === undefined) {
+        discovery = await discover(options.signal);
+      }
+      const clusters = request.clusters ?? discovery!.clusters.map((c) => c.clusterId);
+      if (clusters.length === 0) {
+        throw new ConfigError(
+          "clusters",
+          undefined,
+          discovery
+            ? `is empty: discovery (${settings.discovery.sources.join(", ")}) found no cluster ` +
+              `to collect (run thanos-bridge doctor)`
+            : "is empty: name at least one cluster",
+        );
+      }
       const watermarks = new Map<string, number>();
       for (const c of clusters) {
         const mark = await records.watermark(c);
         if (mark !== null) watermarks.set(c, mark);
       }
-      const plan = planRun(request, settings, host.now(), watermarks);
+      const plan = planRun({ ...request, clusters }, settings, host.now(), watermarks);
       if (settings.sink === "s3-kafka" && !plan.dryRun) {
         const missing = plan.clusters.map((c) => c.clusterId).filter((c) => orgOf(c) === "");
         if (missing.length > 0) {
@@ -444,8 +571,27 @@ export async function createBridge(settings: BridgeSettings, host: BridgeHost): 
         }
       }
       options.onPlan?.(plan);
+      let registration: RegistrationOutcome | undefined;
+      let blocked: ReadonlyMap<string, ErrorInfo> | undefined;
+      if (registry !== null && !plan.dryRun) {
+        const names = new Map(discovery?.clusters.map((c) => [c.clusterId, c.name]) ?? []);
+        const done = await registry.ensure(
+          plan.clusters.map((c) => ({
+            clusterId: c.clusterId,
+            name: names.get(c.clusterId) ?? null,
+            orgId: orgOf(c.clusterId),
+          })),
+          host.now(),
+          options.signal,
+        );
+        registration = done.outcome;
+        blocked = done.blocked;
+        for (const c of registration.created) {
+          host.warn(`created koku source ${c.name} (id ${c.sourceId}) for cluster ${c.clusterId}`);
+        }
+      }
       const stats = options.counter ?? { queries: 0, attempts: 0, bytes: 0 };
-      return await runCollection(plan, settings, {
+      const summary = await runCollection(plan, settings, {
         client,
         store,
         sink,
@@ -457,10 +603,32 @@ export async function createBridge(settings: BridgeSettings, host: BridgeHost): 
         warn: host.warn,
         findLabels: (value, match, startMs, endMs, signal) =>
           client.findLabelsWithValue(value, match, startMs / 1000, endMs / 1000, signal),
+        ...(blocked ? { blocked } : {}),
         ...(options.onEvent ? { onEvent: options.onEvent } : {}),
         ...(options.onDayDone ? { onDayDone: options.onDayDone } : {}),
         ...(options.onClusterDone ? { onClusterDone: options.onClusterDone } : {}),
       }, options.signal);
+      const sourcesFailed = discovery?.sources.some((s) => s.error !== undefined) ?? false;
+      return {
+        ...summary,
+        ...(discovery ? { discovery } : {}),
+        ...(registration ? { registration } : {}),
+        ok: summary.ok && !sourcesFailed,
+      };
+    },
+    async diagnose(options, signal) {
+      return await diagnose(
+        {
+          settings,
+          client,
+          sink: sinkInputs,
+          now: host.now(),
+          discover,
+          orgOf,
+        },
+        options,
+        signal,
+      );
     },
     async close() {
       client.close();
