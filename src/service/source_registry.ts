@@ -6,6 +6,9 @@
  * a run on a thousand known clusters sends no request, and a second pass
  * soon after a first never depends on koku's cached source list.
  *
+ * Passes are serialised within the process and, through an exclusive lock on
+ * `<state>/koku-sources.lock`, across processes sharing the state folder.
+ *
  * A cluster whose registration failed (a name taken by another cluster, koku
  * refusing) is blocked for the run: koku would drop its payloads. It keeps its
  * watermark, so the next run tries again.
@@ -89,6 +92,26 @@ export class SourceRegistry {
   }
 
   async #ensure(
+    clusters: readonly KokuCluster[],
+    now: Date,
+    signal?: AbortSignal,
+  ): Promise<{ outcome: RegistrationOutcome; blocked: Map<string, ErrorInfo> }> {
+    // Another process on the same state folder (a `collect` beside `serve`) waits here: two
+    // passes that list and create at the same time would create the same source twice.
+    const lock = await Deno.open(this.#path.replace(/\.json$/, ".lock"), {
+      read: true,
+      write: true,
+      create: true,
+    });
+    try {
+      await lock.lock(true);
+      return await this.#ensureLocked(clusters, now, signal);
+    } finally {
+      lock.close(); // drops the lock
+    }
+  }
+
+  async #ensureLocked(
     clusters: readonly KokuCluster[],
     now: Date,
     signal?: AbortSignal,

@@ -308,3 +308,25 @@ Deno.test("SourceRegistry: a pass that koku fails for blocks the clusters and re
     await Deno.remove(stateDir, { recursive: true });
   }
 });
+
+Deno.test("SourceRegistry: two registries on one state folder (two processes) never create a source twice", async () => {
+  await withRegistry(async (koku, registry, stateDir) => {
+    // A second registry has its own in-process queue, like another process: only the lock file
+    // on the state folder keeps the two passes apart (flock locks differ per open file).
+    const other = new SourceRegistry(stateDir, {
+      baseUrl: koku.url,
+      sleep: () => Promise.resolve(),
+      random: () => 0,
+    });
+    const [a, b] = await Promise.all([
+      registry.ensure(clusters(C1, C2), T0),
+      other.ensure(clusters(C2, C1), T0),
+    ]);
+    assert.equal(koku.count("POST", "sources"), 2);
+    for (const id of [C1, C2]) {
+      assert.equal(koku.sources.filter((s) => s.clusterId === id).length, 1, id);
+    }
+    assert.equal(a.outcome.created.length + b.outcome.created.length, 2);
+    assert.equal(a.outcome.known + b.outcome.known, 2);
+  });
+});
