@@ -168,7 +168,9 @@ export function discoveryChecks(
       result.clusters.length > 0 ? "ok" : "fail",
       result.clusters.length > 0
         ? `${result.clusters.length} cluster(s) after the include/exclude filter`
-        : "no cluster is left after the include/exclude filter",
+        : result.excluded.length > 0
+        ? "no cluster is left after the include/exclude filter"
+        : "discovery found no cluster",
       [
         ...kept.slice(0, 200),
         ...(kept.length > 200 ? [`… ${kept.length - 200} more`] : []),
