@@ -148,6 +148,103 @@ export const REPORTS: readonly ReportDefinition[] = [
   },
 ];
 
+/** Name of one ROS (resource optimization) report. */
+export type RosReportName = "ros-container" | "ros-namespace";
+
+/** A ROS report's static description (listed under `resource_optimization_files`). */
+export interface RosReportDefinition extends Omit<ReportDefinition, "name"> {
+  readonly name: RosReportName;
+}
+
+/** The two ROS reports (contract §1.8–1.9), after the cost reports in file-name order. */
+export const ROS_REPORTS: readonly RosReportDefinition[] = [
+  {
+    name: "ros-container",
+    filePrefix: "ros-openshift-container",
+    kind: "ros",
+    header: [
+      ...COMMON,
+      "container_name",
+      "pod",
+      "owner_name",
+      "owner_kind",
+      "workload",
+      "workload_type",
+      "namespace",
+      "image_name",
+      "node",
+      "resource_id",
+      "cpu_request_container_avg",
+      "cpu_request_container_sum",
+      "cpu_limit_container_avg",
+      "cpu_limit_container_sum",
+      "cpu_usage_container_avg",
+      "cpu_usage_container_min",
+      "cpu_usage_container_max",
+      "cpu_usage_container_sum",
+      "cpu_throttle_container_avg",
+      "cpu_throttle_container_max",
+      "cpu_throttle_container_min",
+      "cpu_throttle_container_sum",
+      "memory_request_container_avg",
+      "memory_request_container_sum",
+      "memory_limit_container_avg",
+      "memory_limit_container_sum",
+      "memory_usage_container_avg",
+      "memory_usage_container_min",
+      "memory_usage_container_max",
+      "memory_usage_container_sum",
+      "memory_rss_usage_container_avg",
+      "memory_rss_usage_container_min",
+      "memory_rss_usage_container_max",
+      "memory_rss_usage_container_sum",
+      "accelerator_model_name",
+      "accelerator_profile_name",
+      "accelerator_core_usage_percentage_min",
+      "accelerator_core_usage_percentage_max",
+      "accelerator_core_usage_percentage_avg",
+      "accelerator_memory_copy_percentage_min",
+      "accelerator_memory_copy_percentage_max",
+      "accelerator_memory_copy_percentage_avg",
+      "accelerator_frame_buffer_usage_min",
+      "accelerator_frame_buffer_usage_max",
+      "accelerator_frame_buffer_usage_avg",
+    ],
+  },
+  {
+    name: "ros-namespace",
+    filePrefix: "ros-openshift-namespace",
+    kind: "ros",
+    header: [
+      ...COMMON,
+      "namespace",
+      "cpu_request_namespace_sum",
+      "cpu_limit_namespace_sum",
+      "cpu_usage_namespace_avg",
+      "cpu_usage_namespace_max",
+      "cpu_usage_namespace_min",
+      "cpu_throttle_namespace_avg",
+      "cpu_throttle_namespace_max",
+      "cpu_throttle_namespace_min",
+      "memory_request_namespace_sum",
+      "memory_limit_namespace_sum",
+      "memory_usage_namespace_avg",
+      "memory_usage_namespace_max",
+      "memory_usage_namespace_min",
+      "memory_rss_usage_namespace_avg",
+      "memory_rss_usage_namespace_max",
+      "memory_rss_usage_namespace_min",
+      "namespace_running_pods_max",
+      "namespace_running_pods_avg",
+      "namespace_total_pods_max",
+      "namespace_total_pods_avg",
+    ],
+  },
+];
+
+/** Names of the ROS reports, in file-name order. */
+export const ROS_REPORT_NAMES: readonly RosReportName[] = ROS_REPORTS.map((r) => r.name);
+
 /** Names of all cost reports, in file-name order. */
 export const REPORT_NAMES: readonly ReportName[] = REPORTS.map((r) => r.name);
 
