@@ -88,6 +88,9 @@ export interface Config {
   acmOrgKey?: string;
   registerSources?: boolean | string;
   kokuSourcesUrl?: string;
+  // --- reports --------------------------------------------------------------------------------------
+  /** Resource optimization (ROS) reports; on by default, like CMMO (`--no-ros` turns them off). */
+  ros?: boolean | string;
   // --- one run --------------------------------------------------------------------------------------
   /**
    * The static cluster list. Flags and variables give ids; the config file may
@@ -212,6 +215,8 @@ export interface BridgeSettings {
   readonly discovery: DiscoverySettings;
   /** koku source registration, or null (off, the default). */
   readonly registration: RegistrationSettings | null;
+  /** Collect and ship the two ROS reports (default true; `--no-ros`). */
+  readonly ros: boolean;
   readonly clusterLabel: string;
   readonly rateWindow: string;
   readonly concurrency: number;
@@ -329,6 +334,7 @@ export const ENV_VARS: Readonly<Record<keyof Config, string>> = Object.freeze(
       "acmOrgKey",
       "registerSources",
       "kokuSourcesUrl",
+      "ros",
       "clusters",
       "day",
       "until",
@@ -375,6 +381,7 @@ export const BOOLEAN_KEYS: ReadonlySet<keyof Config> = new Set<keyof Config>([
   "s3PathStyle",
   "kafkaTls",
   "registerSources",
+  "ros",
   "recollect",
   "dryRun",
   "json",
@@ -868,6 +875,7 @@ export function resolveSettings(config: Config, context: ResolveContext): Bridge
     clusters: resolveClusters(config.clusters ?? []),
     discovery: resolveDiscovery(config),
     registration: resolveRegistration(config),
+    ros: config.ros === undefined ? true : parseBool("ros", config.ros),
     clusterLabel,
     rateWindow,
     concurrency: parseInteger("concurrency", config.concurrency ?? 4, 1, 64),

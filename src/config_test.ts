@@ -303,3 +303,11 @@ Deno.test("configFromEnv: discovery lists are comma- or space-separated", () => 
     registerSources: true,
   });
 });
+
+Deno.test("resolveSettings: ROS is on unless turned off", () => {
+  assert.equal(resolveSettings(base, ctx).ros, true);
+  assert.equal(resolveSettings({ ...base, ros: "false" }, ctx).ros, false);
+  assert.equal(resolveSettings({ ...base, ros: false }, ctx).ros, false);
+  assert.equal(configFromEnv({ THANOS_BRIDGE_ROS: "off" }).ros, false);
+  assert.equal(configError(() => resolveSettings({ ...base, ros: "maybe" }, ctx)).field, "ros");
+});

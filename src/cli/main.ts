@@ -122,6 +122,7 @@ const OPTIONS: readonly OptionSpec[] = [
   ["acmCaFile", "file", "acm discovery: API server CA (default: the pod's)"],
   ["acmOrgKey", "key", "acm discovery: ManagedCluster label or annotation holding the org id"],
   ["registerSources", null, "create a koku OCP source for every cluster that has none"],
+  ["ros", null, "ROS reports (resource optimization); --no-ros turns them off (default on)"],
   ["kokuSourcesUrl", "url", "koku sources API, e.g. http://koku-api:8000/api/cost-management/v1/"],
   ["from", "YYYY-MM-DD[THH]", "first UTC hour (default: after each cluster's watermark)"],
   ["to", "YYYY-MM-DD[THH]", "last UTC hour, included (default: the newest ready hour)"],
@@ -189,6 +190,9 @@ const SERVE_OPTIONS: readonly OptionSpec[] = [
   ["logLevel", "level", "debug, info, warning or error (default info)"],
 ];
 
+/** Switches that are on by default: the CLI offers their `--no-…` form. */
+const NEGATED_FLAGS: ReadonlySet<keyof Config> = new Set<keyof Config>(["ros"]);
+
 /** Options given as comma-separated lists, repeatable. */
 const LIST_FLAGS: ReadonlySet<keyof Config> = new Set<keyof Config>([
   "clusters",
@@ -201,7 +205,9 @@ const LIST_FLAGS: ReadonlySet<keyof Config> = new Set<keyof Config>([
 function addOptions(command: Command, specs: readonly OptionSpec[]): void {
   for (const [key, arg, help] of specs) {
     const option = new Option(
-      arg === null ? flagOf(key) : `${flagOf(key)} <${arg}>`,
+      arg === null
+        ? (NEGATED_FLAGS.has(key) ? `--no-${flagOf(key).slice(2)}` : flagOf(key))
+        : `${flagOf(key)} <${arg}>`,
       `${help} [env ${ENV_VARS[key]}]`,
     );
     if (LIST_FLAGS.has(key)) option.argParser(collectList);
@@ -215,6 +221,8 @@ function flagValues(opts: Record<string, unknown>): Config {
   const map: Record<string, keyof Config> = { cluster: "clusters", header: "headers" };
   for (const [k, v] of Object.entries(opts)) {
     const key = map[k] ?? k;
+    // Commander defaults a lone `--no-x` to true: only `false` was given on the command line.
+    if (NEGATED_FLAGS.has(key as keyof Config) && v === true) continue;
     if (v !== undefined && key in ENV_VARS) (fromFlags as Record<string, unknown>)[key] = v;
   }
   return fromFlags;
