@@ -63,7 +63,19 @@ export async function checkPayload(
   const manifest = JSON.parse(manifestText);
   assert.equal(manifest.cluster_id, clusterId);
   assert.equal(manifest.daily_reports, true);
-  assert.deepEqual(manifest.files, names.slice(0, -1), "files = members");
+  // CMMO classifies a member as ROS when its name contains `ros-openshift` (contract §1).
+  const csvNames = names.slice(0, -1);
+  assert.deepEqual(
+    manifest.files,
+    csvNames.filter((n) => !n.includes("ros-openshift")),
+    "files = the cost members",
+  );
+  const rosNames = csvNames.filter((n) => n.includes("ros-openshift"));
+  assert.deepEqual(
+    manifest.resource_optimization_files ?? [],
+    rosNames,
+    "resource_optimization_files = the ROS members",
+  );
   assert.match(
     manifest.uuid,
     /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
