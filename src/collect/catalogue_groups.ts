@@ -67,3 +67,38 @@ export const GROUP_BY_GO_VARIABLE: Readonly<Record<string, QueryGroup>> = {
   costNvidiaGpuUtilizationQueries: "gpu-utilization",
   costNvidiaGpuMaxSlicesQueries: "gpu-max-slices",
 };
+
+/** Which ROS row map a ROS query writes into (contract §1.8–1.9, §2 groups 10–12). */
+export type RosGroup = "ros-filter" | "ros-container" | "ros-namespace";
+
+/**
+ * One ROS query (contract §2, `rosNamespaceFilter`, `rosContainerQueries`,
+ * `rosNamespaceQueries`). ROS queries are instant queries at the end of each
+ * 15-minute window (contract §3.1); the single sample value is stored under
+ * {@linkcode RosQuery.valueField} and CMMO's `Method` is ignored.
+ */
+export interface RosQuery {
+  /** CMMO's query name. */
+  readonly name: string;
+  /** Which ROS row map the query writes into. */
+  readonly group: RosGroup;
+  /** CMMO's `QueryMap` key, or null for inline expressions. */
+  readonly queryMapKey: string | null;
+  /** PromQL as CMMO sends it, before the cluster matcher and window rewrite. */
+  readonly expr: string;
+  /** Row field ← series label (CMMO `MetricKey`). */
+  readonly labels: Readonly<Record<string, string>>;
+  /** Row field ← `name:value` of labels whose name matches the regex (CMMO `MetricKeyRegex`). */
+  readonly labelRegex: Readonly<Record<string, string>>;
+  /** Labels whose values (sorted, comma-joined) identify the row; empty for the filter. */
+  readonly rowKey: readonly string[];
+  /** Row field that receives the instant sample value (CMMO `ValName`), or null for label-only queries. */
+  readonly valueField: string | null;
+}
+
+/** CMMO Go variable → ROS group, in CMMO's execution order. */
+export const ROS_GROUP_BY_GO_VARIABLE: Readonly<Record<string, RosGroup>> = {
+  rosNamespaceFilter: "ros-filter",
+  rosContainerQueries: "ros-container",
+  rosNamespaceQueries: "ros-namespace",
+};
