@@ -26,6 +26,11 @@ export interface RewriteOptions {
    *  every *_over_time call (matrix selectors directly inside those calls) is replaced by this duration,
    *  e.g. "15m". Subquery ranges `[1h:1m]` are NOT changed. */
   rangeWindow?: string;
+  /** If set, the same windows as {@linkcode RewriteOptions.rangeWindow} are only WIDENED: a window
+   *  shorter than this duration is replaced by it, a window of this length or longer stays
+   *  byte-identical, e.g. "15m" turns `rate(x[5m])` into `rate(x[15m])` but leaves `[15m]` and
+   *  `[1h]` alone. Subquery ranges `[15m:]` are NOT changed. Cannot be combined with `rangeWindow`. */
+  minRangeWindow?: string;
 }
 
 /** Functions whose matrix argument is a range-vector window (besides every `*_over_time`). */
@@ -133,6 +138,8 @@ export function quotePromqlString(value: string): string {
  * `options.rangeWindow` is set, replaces the window of every matrix selector
  * that is a direct argument of `rate`, `irate`, `increase`, `delta`,
  * `idelta`, `deriv`, `resets`, `changes` or any `*_over_time` function.
+ * With `options.minRangeWindow` instead, those windows are only widened:
+ * one shorter than it is replaced by it, the others stay byte-identical.
  * Subquery ranges (`[1h:1m]`) are left alone. A selector that already has
  * exactly `label="value"` is left unchanged. All other text, including
  * label names in `on(…)`/`by(…)` and strings in `label_replace(…)`, stays
@@ -147,11 +154,14 @@ export function quotePromqlString(value: string): string {
  * @returns The rewritten expression.
  * @throws {RangeError} If `options.label` is not a valid label name or starts
  *   with the reserved `__`, if `options.value` is empty or not well-formed, or
- *   if `options.rangeWindow` is not a positive duration.
+ *   if `options.rangeWindow` or `options.minRangeWindow` is not a positive
+ *   duration.
  * @throws {SyntaxError} If `expr` does not parse (the message names the query,
  *   the position and a snippet; `cause` has the details).
  * @throws {TypeError} If a selector already has a different matcher on
- *   `options.label` (another value or another operator).
+ *   `options.label` (another value or another operator), if both
+ *   `rangeWindow` and `minRangeWindow` are set, or if `minRangeWindow` meets a
+ *   window that is a duration expression (`[1m+1m]`).
  *
  * @example
  * ```ts
@@ -161,13 +171,18 @@ export function quotePromqlString(value: string): string {
  *   value: "c",
  *   rangeWindow: "15m",
  * }); // "sum by (pod) (rate(x{a='b', clusterID=\"c\"}[15m]))"
+ * rewriteQuery("max_over_time(x[1h]) + rate(y[5m]) + avg_over_time(z[15m:])", {
+ *   label: "clusterID",
+ *   value: "c",
+ *   minRangeWindow: "15m",
+ * }); // "max_over_time(x{clusterID=\"c\"}[1h]) + rate(y{clusterID=\"c\"}[15m]) + avg_over_time(z{clusterID=\"c\"}[15m:])"
  * ```
  */
 export function rewriteQuery(expr: string, options: RewriteOptions): string {
   if (typeof expr !== "string") {
     throw new TypeError(`PromQL expression must be a string, got ${typeof expr}`);
   }
-  const { label, value, rangeWindow } = options;
+  const { label, value, rangeWindow, minRangeWindow } = options;
   checkLabel(label);
   if (typeof value !== "string") {
     throw new TypeError(`Value for label ${label} must be a string, got ${typeof value}`);
@@ -179,6 +194,21 @@ export function rewriteQuery(expr: string, options: RewriteOptions): string {
   }
   const literal = quotePromqlString(value);
   if (rangeWindow !== undefined) checkWindow(rangeWindow);
+  if (minRangeWindow !== undefined) {
+    if (rangeWindow !== undefined) {
+      throw new TypeError(
+        `rangeWindow ${JSON.stringify(rangeWindow)} and minRangeWindow ` +
+          `${JSON.stringify(minRangeWindow)} cannot be combined: choose one`,
+        { cause: { rangeWindow, minRangeWindow } },
+      );
+    }
+    checkWindow(minRangeWindow, "minRangeWindow");
+  }
+  const windowFor: ((current: string) => string | null) | null = rangeWindow !== undefined
+    ? () => rangeWindow
+    : minRangeWindow !== undefined
+    ? widenTo(expr, minRangeWindow)
+    : null;
 
   const tree = parseChecked(expr);
   const matcher = `${label}=${literal}`;
@@ -189,8 +219,8 @@ export function rewriteQuery(expr: string, options: RewriteOptions): string {
       if (ref.name === "VectorSelector") {
         const splice = matcherSplice(expr, ref.node, matcher, wanted);
         if (splice !== null) splices.push(splice);
-      } else if (ref.name === "FunctionCall" && rangeWindow !== undefined) {
-        splices.push(...windowSplices(expr, ref.node, rangeWindow));
+      } else if (ref.name === "FunctionCall" && windowFor !== null) {
+        splices.push(...windowSplices(expr, ref.node, windowFor));
       }
     },
   });
@@ -225,16 +255,43 @@ function checkLabel(label: string): void {
   }
 }
 
-function checkWindow(window: string): void {
+function checkWindow(window: string, option = "rangeWindow"): void {
   if (typeof window !== "string") {
-    throw new TypeError(`rangeWindow must be a string, got ${typeof window}`);
+    throw new TypeError(`${option} must be a string, got ${typeof window}`);
   }
   if (parseDuration(window) <= 0) {
     throw new RangeError(
-      `rangeWindow ${JSON.stringify(window)} must be longer than zero`,
-      { cause: { rangeWindow: window } },
+      `${option} ${JSON.stringify(window)} must be longer than zero`,
+      { cause: { [option]: window } },
     );
   }
+}
+
+/**
+ * The window chooser of `minRangeWindow`: `minimum` for a window shorter
+ * than it, null (no edit) otherwise. A window written as a plain number is
+ * in seconds, as in Prometheus; a duration expression such as `1m+1m` cannot
+ * be compared and is refused.
+ */
+function widenTo(expr: string, minimum: string): (current: string) => string | null {
+  const minimumMs = parseDuration(minimum);
+  return (current) => {
+    let currentMs: number;
+    if (/^[0-9]+(\.[0-9]+)?$/.test(current)) {
+      currentMs = Number(current) * 1000;
+    } else {
+      try {
+        currentMs = parseDuration(current);
+      } catch (error) {
+        throw new TypeError(
+          `Cannot compare window [${current}] in query ${quoteQuery(expr)} with ` +
+            `minRangeWindow ${JSON.stringify(minimum)}: not a plain duration`,
+          { cause: { query: expr, window: current, minRangeWindow: minimum, error } },
+        );
+      }
+    }
+    return currentMs < minimumMs ? minimum : null;
+  };
 }
 
 /** Parses `expr` and refuses error nodes and string literals Prometheus would reject. */
@@ -349,8 +406,16 @@ function matcherSplice(
   return { from: last.to, to: last.to, text: `, ${matcher}` };
 }
 
-/** Splices that replace the windows of a FunctionCall's matrix arguments, if it takes one. */
-function windowSplices(expr: string, call: SyntaxNode, window: string): Splice[] {
+/**
+ * Splices that replace the windows of a FunctionCall's matrix arguments, if it
+ * takes one. `windowFor` gets the current window text and returns the new one,
+ * or null to leave it unchanged.
+ */
+function windowSplices(
+  expr: string,
+  call: SyntaxNode,
+  windowFor: (current: string) => string | null,
+): Splice[] {
   const id = call.getChild("FunctionIdentifier");
   const body = call.getChild("FunctionCallBody");
   if (id === null || body === null) return [];
@@ -363,7 +428,8 @@ function windowSplices(expr: string, call: SyntaxNode, window: string): Splice[]
     if (inner?.name !== "MatrixSelector") continue;
     const duration = inner.getChild("DurationExpr");
     if (duration === null) throw unexpectedTree(expr, inner, "a range without a duration");
-    splices.push({ from: duration.from, to: duration.to, text: window });
+    const window = windowFor(expr.slice(duration.from, duration.to));
+    if (window !== null) splices.push({ from: duration.from, to: duration.to, text: window });
   }
   return splices;
 }

@@ -648,3 +648,66 @@ Deno.test({
     }
   },
 });
+
+// ---------------------------------------------------------------------------
+// minRangeWindow: widen only.
+
+const MIN: RewriteOptions = { label: LABEL, value: "c", minRangeWindow: "15m" };
+
+Deno.test("rewriteQuery minRangeWindow: widens shorter windows only", () => {
+  const table: [input: string, expected: string][] = [
+    ["rate(x[5m])", 'rate(x{clusterID="c"}[15m])'],
+    ["rate(x[14m59s])", 'rate(x{clusterID="c"}[15m])'],
+    ["rate(x[15m])", 'rate(x{clusterID="c"}[15m])'],
+    ["rate(x[900s])", 'rate(x{clusterID="c"}[900s])'],
+    ["rate(x[1h])", 'rate(x{clusterID="c"}[1h])'],
+    [
+      "irate(x[1m]) + increase(y[2m])",
+      'irate(x{clusterID="c"}[15m]) + increase(y{clusterID="c"}[15m])',
+    ],
+    [
+      "max_over_time(x[30m]) - min_over_time(x[10m])",
+      'max_over_time(x{clusterID="c"}[30m]) - min_over_time(x{clusterID="c"}[15m])',
+    ],
+    ["rate(x[300])", 'rate(x{clusterID="c"}[15m])'],
+    ["rate(x[900])", 'rate(x{clusterID="c"}[900])'],
+    ["rate(x[5m] offset 5m)", 'rate(x{clusterID="c"}[15m] offset 5m)'],
+    // Subquery ranges and resolutions are never touched; windows inside them are.
+    [
+      "avg_over_time(sum by(n) (rate(x[5m]))[15m:])",
+      'avg_over_time(sum by(n) (rate(x{clusterID="c"}[15m]))[15m:])',
+    ],
+    ["max_over_time(x[5m:1m])", 'max_over_time(x{clusterID="c"}[5m:1m])'],
+    // A plain range selector is not a window function's argument.
+    ["x[5m]", 'x{clusterID="c"}[5m]'],
+    [
+      "label_replace(rate(x[1m]), 'a', '$1', 'b', '(.*)')",
+      `label_replace(rate(x{clusterID="c"}[15m]), 'a', '$1', 'b', '(.*)')`,
+    ],
+  ];
+  for (const [input, expected] of table) {
+    assert.equal(rewriteQuery(input, MIN), expected, input);
+  }
+});
+
+Deno.test("rewriteQuery minRangeWindow: option checks", () => {
+  assert.throws(
+    () => rewriteQuery("rate(x[5m])", { ...MIN, rangeWindow: "15m" }),
+    (e: unknown) => e instanceof TypeError && /cannot be combined/.test(e.message),
+  );
+  assert.throws(() => rewriteQuery("rate(x[5m])", { ...C, minRangeWindow: "0" }), RangeError);
+  assert.throws(() => rewriteQuery("rate(x[5m])", { ...C, minRangeWindow: "5 m" }), RangeError);
+  assert.throws(
+    () => rewriteQuery("rate(x[1m+1m])", MIN),
+    (e: unknown) => e instanceof TypeError && /\[1m\+1m\]/.test(e.message),
+  );
+});
+
+Deno.test("rewriteQuery minRangeWindow: cost behaviour is unchanged without it", () => {
+  for (const q of COST_QUERIES) {
+    assert.equal(
+      rewriteQuery(q.expr, { ...W, minRangeWindow: undefined }),
+      rewriteQuery(q.expr, W),
+    );
+  }
+});
