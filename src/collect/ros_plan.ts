@@ -1,0 +1,91 @@
+/**
+ * Binds CMMO's 56 ROS queries (contract §2, groups 10–12) to one cluster of a
+ * hub's Thanos: every selector gets the cluster matcher, and range windows
+ * shorter than the bridge's rate window are widened to it.
+ *
+ * Windows: the ROS queries keep their `[15m]` windows and `[15m:]` subqueries
+ * (15 minutes is CMMO's ROS interval, contract §3.1). Only windows shorter
+ * than the rate window are widened — with the default `15m` that is the
+ * `rate(container_cpu_cfs_throttled_seconds_total[5m])` inside the three
+ * `cpu-throttle-namespace-*` subqueries: ACM pushes every 300 s, so a 5-minute
+ * window holds at most one sample on Prometheus 3 / Thanos (left edge open)
+ * and `rate` would be empty.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import type { RosQuery } from "./catalogue_groups.ts";
+import { rewriteQuery } from "./promql_rewrite.ts";
+import { ROS_QUERIES } from "./ros_catalogue.ts";
+
+/** A ROS catalogue query bound to one cluster. */
+export interface PlannedRosQuery {
+  /** The catalogue entry. */
+  readonly query: RosQuery;
+  /** The rewritten expression (cluster matcher, short windows widened), sent as an instant query. */
+  readonly expr: string;
+}
+
+/** How ROS queries are bound to a cluster. */
+export interface RosPlanOptions {
+  /** Label carrying the cluster id, e.g. `clusterID`. */
+  readonly clusterLabel: string;
+  /** The cluster id to match. */
+  readonly clusterId: string;
+  /** The bridge's `--rate-window`, e.g. `15m`: the shortest range window sent. */
+  readonly rateWindow: string;
+}
+
+/**
+ * Binds every ROS query to a cluster, in CMMO's order (filter, 35 container,
+ * 20 namespace queries). Every vector selector — also inside subqueries,
+ * `label_replace(…)` and both sides of `or` — gets `clusterLabel="clusterId"`;
+ * every `rate`-like or `*_over_time` window shorter than `rateWindow` becomes
+ * `rateWindow`; longer windows and subquery ranges stay as CMMO wrote them.
+ *
+ * @param options Cluster label, cluster id and rate window.
+ * @param queries The ROS catalogue (default {@linkcode ROS_QUERIES}).
+ * @returns One planned query per catalogue entry, same order.
+ * @throws {RangeError} On an invalid label name, an empty cluster id or a
+ *   non-positive rate window (see `rewriteQuery`).
+ *
+ * @example
+ * ```ts
+ * import { planRosQueries } from "./ros_plan.ts";
+ * const plan = planRosQueries({ clusterLabel: "clusterID", clusterId: "c1", rateWindow: "15m" });
+ * plan.length; // 56
+ * plan[0]!.expr; // "kube_namespace_labels{…, clusterID=\"c1\"} or kube_namespace_labels{…, clusterID=\"c1\"}"
+ * ```
+ */
+export function planRosQueries(
+  options: RosPlanOptions,
+  queries: readonly RosQuery[] = ROS_QUERIES,
+): PlannedRosQuery[] {
+  return queries.map((query) => ({
+    query,
+    expr: rewriteQuery(query.expr, {
+      label: options.clusterLabel,
+      value: options.clusterId,
+      minRangeWindow: options.rateWindow,
+    }),
+  }));
+}
+
+/**
+ * SHA-256 (lower-case hex) of a ROS plan: the catalogue name and the
+ * rewritten expression of each planned query, in plan order. Pure and stable:
+ * the same catalogue, cluster, cluster label and rate window always give the
+ * same fingerprint, and any change to an expression sent to Thanos changes it.
+ *
+ * @example
+ * ```ts
+ * import { planRosQueries, rosPlanFingerprint } from "./ros_plan.ts";
+ * const opts = { clusterLabel: "clusterID", clusterId: "c1", rateWindow: "15m" };
+ * rosPlanFingerprint(planRosQueries(opts)).length; // 64
+ * ```
+ */
+export function rosPlanFingerprint(plan: readonly PlannedRosQuery[]): string {
+  const canonical = plan.map((p) => [p.query.name, p.expr]);
+  return createHash("sha256").update(JSON.stringify(canonical)).digest("hex");
+}
