@@ -133,6 +133,25 @@ export interface ClusterScenario {
   readonly dcgmExporterPods: readonly string[];
   /** Hour indices (from the hub start) in which this cluster pushed nothing at all. */
   readonly hoursWithoutData: readonly number[];
+  /** Namespaces opted into ROS (an opt-in label is "true"), not counting `rosExcludedNamespace`. */
+  readonly rosNamespaces: readonly string[];
+  /** An `openshift-` namespace that carries an opt-in label (ROS queries exclude it), or null. */
+  readonly rosExcludedNamespace: string | null;
+  /** Containers whose `container_cpu_cfs_throttled_seconds_total` grows. */
+  readonly throttledContainers: readonly ContainerRef[];
+  /** A container whose throttling counter resets (restart), or null. */
+  readonly throttleResetContainer: ContainerRef | null;
+  /** Pods whose workload is a DeploymentConfig (ROS's workload query drops them). */
+  readonly deploymentConfigPods: readonly string[];
+  /** Pods without an owner (`owner_kind="<none>"`, no workload series). */
+  readonly barePods: readonly string[];
+}
+
+/** A container of a pod. */
+export interface ContainerRef {
+  readonly namespace: string;
+  readonly pod: string;
+  readonly container: string;
 }
 
 /** One synthetic cluster. */
@@ -536,7 +555,7 @@ function buildCluster(o: NormalizedOptions, index: number, rng: Prng): ClusterMo
   if (gpu) nodes.push(...gpu.nodes);
   for (const n of nodes) emitNode(b, n);
 
-  const namespaces = emitNamespaces(b, gpuCluster, o.vms > 0);
+  const namespaces = emitNamespaces(b, gpuCluster, o.vms > 0, index);
   // Nodes that regular pods and VMs are placed on: present from the start, not the master, no GPU.
   const workers = nodes.filter((n) =>
     !n.roles.includes("master") && n.from === 0 && !n.labels.label_nvidia_com_gpu_memory
@@ -552,10 +571,17 @@ function buildCluster(o: NormalizedOptions, index: number, rng: Prng): ClusterMo
   const storage = emitStorage(b, o, pods.plans);
   const vms = emitVms(b, o, workers);
   const dcgmPods: string[] = [];
+  const gpuPlans: PodPlan[] = [];
+  const gpuSlots: GpuSlot[] = [];
   if (gpu) {
-    const gpuPods = emitGpus(b, o, gpu);
-    dcgmPods.push(...gpuPods);
+    const emitted = emitGpus(b, o, gpu);
+    dcgmPods.push(...emitted.exporterPods);
+    gpuPlans.push(...emitted.plans);
+    gpuSlots.push(...emitted.slots);
   }
+  // Everything ROS reads comes last and draws only from its own PRNG stream,
+  // so the series above (and their salts) are the same as without it.
+  const ros = emitRos(b, o, index, namespaces, pods.plans, scenario, gpuPlans, gpuSlots, nodes);
   const lateNode = nodes.find((n) => n.from > 0);
   const resized = nodes.find((n) => n.resize !== null);
   const masterRoles = master.roles;
@@ -579,6 +605,7 @@ function buildCluster(o: NormalizedOptions, index: number, rng: Prng): ClusterMo
       gpu: gpuCluster,
       dcgmExporterPods: dcgmPods,
       hoursWithoutData,
+      ...ros,
     },
   };
 }
@@ -711,13 +738,65 @@ function planGpuNodes(b: ClusterBuilder): GpuPlan {
 
 interface Namespaces {
   app: string[];
+  /** Every namespace, in emission order. */
+  all: string[];
+  /** Sample index at which each namespace's series ends. */
+  ends: Map<string, number>;
+  /** Namespaces opted into ROS (at least one label "true"), without the excluded one. */
+  rosOptIn: string[];
+  /** The `openshift-` namespace that carries an opt-in label. */
+  rosExcluded: string | null;
 }
 
-function emitNamespaces(b: ClusterBuilder, gpu: boolean, vms: boolean): Namespaces {
+/** Label that opts a namespace into ROS the Insights way. */
+const ROS_INSIGHTS_LABEL = "label_insights_cost_management_optimizations";
+/** Label that opts a namespace into ROS the cost-management way. */
+const ROS_COST_LABEL = "label_cost_management_optimizations";
+
+/**
+ * ROS opt-in labels per namespace (contract §2 `ros:namespace_filter`):
+ * cluster 2 opts nothing in (one namespace says "false"); odd clusters and
+ * even ones use different mixes; every cluster but 2 labels one `openshift-`
+ * namespace, which the queries must exclude.
+ */
+function rosOptInLabels(index: number, ns: string): Record<string, string> {
+  const i = ROS_INSIGHTS_LABEL;
+  const c = ROS_COST_LABEL;
+  const plans: Record<string, Record<string, string>>[] = [
+    {
+      "app-frontend": { [i]: "true", [c]: "true" },
+      "app-backend": { [i]: "true" },
+      "data-pipeline": { [i]: "false" },
+      "openshift-monitoring": { [i]: "true" },
+      "ns-temp": { [i]: "true" },
+      "ml-training": { [c]: "true" },
+      "virt-workloads": { [c]: "true" },
+    },
+    {
+      "app-frontend": { [c]: "true" },
+      "data-pipeline": { [i]: "true" },
+      "openshift-monitoring": { [c]: "true" },
+      "ml-training": { [i]: "true" },
+    },
+    { "data-pipeline": { [i]: "false" } },
+  ];
+  const plan = index === 2 ? plans[2] : plans[index % 2];
+  return { ...plan?.[ns] };
+}
+
+function emitNamespaces(
+  b: ClusterBuilder,
+  gpu: boolean,
+  vms: boolean,
+  index: number,
+): Namespaces {
   const app = ["app-frontend", "app-backend", "data-pipeline", "openshift-monitoring"];
   const all = [...app, "openshift-etcd", "kube-system", "ns-temp"];
   if (gpu) all.push("nvidia-gpu-operator", "ml-training");
   if (vms) all.push("virt-workloads");
+  const rosOptIn: string[] = [];
+  let rosExcluded: string | null = null;
+  const ends = new Map<string, number>();
   for (const ns of all) {
     const labels: Record<string, string> = {};
     if (ns !== "kube-system") {
@@ -726,14 +805,21 @@ function emitNamespaces(b: ClusterBuilder, gpu: boolean, vms: boolean): Namespac
       if (ns.startsWith("openshift")) labels.label_openshift_io_cluster_monitoring = "true";
     }
     if (b.hostile && ns === "app-backend") labels.label_cost_center = HOSTILE_VALUE;
+    const ros = rosOptInLabels(index, ns);
+    Object.assign(labels, ros);
+    if (Object.values(ros).includes("true")) {
+      if (ns.startsWith("openshift-")) rosExcluded = ns;
+      else rosOptIn.push(ns);
+    }
     const to = ns === "ns-temp" ? b.at(10, 30) : b.count;
+    ends.set(ns, to);
     b.add(
       "kube_namespace_labels",
       { job: "kube-state-metrics", namespace: ns, ...labels },
       [b.constant(0, to, 1)],
     );
   }
-  return { app };
+  return { app, all, ends, rosOptIn, rosExcluded };
 }
 
 interface PodScenario {
@@ -1207,7 +1293,11 @@ interface GpuSlot {
   users: PodPlan[];
 }
 
-function emitGpus(b: ClusterBuilder, o: NormalizedOptions, plan: GpuPlan): string[] {
+function emitGpus(
+  b: ClusterBuilder,
+  o: NormalizedOptions,
+  plan: GpuPlan,
+): { exporterPods: string[]; plans: PodPlan[]; slots: GpuSlot[] } {
   const { rng } = b;
   const exporterPods = new Map<string, string>();
   const exporterPlans: PodPlan[] = [];
@@ -1241,6 +1331,7 @@ function emitGpus(b: ClusterBuilder, o: NormalizedOptions, plan: GpuPlan): strin
     });
   }
   for (const p of exporterPlans) emitPod(b, p);
+  const gpuPlans: PodPlan[] = [...exporterPlans];
 
   const nonMigPods = Math.ceil(o.gpuPods / 2);
   const migPods = Math.floor(o.gpuPods / 2);
@@ -1323,12 +1414,20 @@ function emitGpus(b: ClusterBuilder, o: NormalizedOptions, plan: GpuPlan): strin
     }
     emitPod(b, pod);
     slot.users.push(pod);
+    gpuPlans.push(pod);
   }
   for (const slot of slots) emitGpuSlot(b, slot);
-  return [...exporterPods.values()];
+  return { exporterPods: [...exporterPods.values()], plans: gpuPlans, slots };
 }
 
-function emitGpuSlot(b: ClusterBuilder, slot: GpuSlot): void {
+/**
+ * The DCGM label sets of one GPU slot over time: idle stretches carry the
+ * exporter's labels only, assigned ones add `exported_pod/namespace/container`.
+ */
+function gpuStretches(
+  count: number,
+  slot: GpuSlot,
+): { from: number; to: number; labels: Record<string, string> }[] {
   const base: Record<string, string> = {
     job: "nvidia-dcgm-exporter",
     instance: `${slot.node.ip}:9400`,
@@ -1348,23 +1447,29 @@ function emitGpuSlot(b: ClusterBuilder, slot: GpuSlot): void {
     base.GPU_I_PROFILE = slot.mig.profile;
   }
   // Split the whole time line into assigned and idle stretches.
-  const marks: { from: number; to: number; pod: PodPlan | null }[] = [];
+  const marks: { from: number; to: number; labels: Record<string, string> }[] = [];
   let cursor = 0;
   for (const user of [...slot.users].sort((x, y) => x.running - y.running)) {
-    if (user.running > cursor) marks.push({ from: cursor, to: user.running, pod: null });
-    marks.push({ from: user.running, to: user.ended, pod: user });
+    if (user.running > cursor) marks.push({ from: cursor, to: user.running, labels: base });
+    marks.push({
+      from: user.running,
+      to: user.ended,
+      labels: {
+        ...base,
+        exported_pod: user.name,
+        exported_namespace: user.namespace,
+        exported_container: user.containers[0]?.name ?? "",
+      },
+    });
     cursor = user.ended;
   }
-  if (cursor < b.count) marks.push({ from: cursor, to: b.count, pod: null });
-  for (const m of marks) {
-    const labels = m.pod
-      ? {
-        ...base,
-        exported_pod: m.pod.name,
-        exported_namespace: m.pod.namespace,
-        exported_container: m.pod.containers[0]?.name ?? "",
-      }
-      : base;
+  if (cursor < count) marks.push({ from: cursor, to: count, labels: base });
+  return marks;
+}
+
+function emitGpuSlot(b: ClusterBuilder, slot: GpuSlot): void {
+  for (const { from, to, labels } of gpuStretches(b.count, slot)) {
+    const m = { from, to };
     b.add("DCGM_FI_PROF_GR_ENGINE_ACTIVE", labels, [{
       kind: "ratio",
       from: m.from,
@@ -1375,4 +1480,284 @@ function emitGpuSlot(b: ClusterBuilder, slot: GpuSlot): void {
       b.add("DCGM_FI_DEV_MIG_MAX_SLICES", labels, [b.constant(m.from, m.to, 7)]);
     }
   }
+}
+
+interface RosScenario {
+  rosNamespaces: string[];
+  rosExcludedNamespace: string | null;
+  throttledContainers: ContainerRef[];
+  throttleResetContainer: ContainerRef | null;
+  deploymentConfigPods: string[];
+  barePods: string[];
+}
+
+interface Owner {
+  kind: string;
+  name: string;
+  workload: { name: string; type: string } | null;
+}
+
+/** The owner of regular pod `j` (and its workload, as the recording rule names it). */
+function ownerOf(p: PodPlan, j: number, scenario: PodScenario): Owner {
+  const parts = p.name.split("-");
+  const word = parts[0] ?? p.name;
+  if (p.name === scenario.jobPod) {
+    const job = parts.slice(0, -1).join("-");
+    return { kind: "Job", name: job, workload: { name: job, type: "job" } };
+  }
+  if (p.name === scenario.daemonPod) {
+    return {
+      kind: "DaemonSet",
+      name: "node-exporter",
+      workload: { name: "node-exporter", type: "daemonset" },
+    };
+  }
+  if (p.name === scenario.ghostPod) return { kind: "<none>", name: "<none>", workload: null };
+  if (j % 6 === 4) {
+    return {
+      kind: "ReplicationController",
+      name: `${word}-1`,
+      workload: { name: word, type: "deploymentconfig" },
+    };
+  }
+  if (j % 6 === 5) {
+    return { kind: "StatefulSet", name: word, workload: { name: word, type: "statefulset" } };
+  }
+  const rs = parts.length >= 3 ? parts.slice(0, -1).join("-") : `${word}-rs`;
+  return { kind: "ReplicaSet", name: rs, workload: { name: word, type: "deployment" } };
+}
+
+/** A noisy gauge segment salted from the ROS stream (not the cluster's main stream). */
+function rosWalk(
+  rng: Prng,
+  from: number,
+  to: number,
+  base: number,
+  quantum: number,
+  levels: number,
+): Segment {
+  return { kind: "walk", from, to, base, quantum, levels, salt: rng.uint32() };
+}
+
+/**
+ * The series the ROS queries read (contract §2 `rosContainerQueries`,
+ * `rosNamespaceQueries`): container info, owners and workloads, the per-container
+ * CPU recording rule, CFS throttling, working set and RSS, resource quotas,
+ * `kube_pod_info` and the DCGM utilization/frame-buffer families. All its
+ * randomness comes from a PRNG stream of its own, seeded from the hub seed and
+ * the cluster index.
+ */
+function emitRos(
+  b: ClusterBuilder,
+  o: NormalizedOptions,
+  index: number,
+  namespaces: Namespaces,
+  regular: PodPlan[],
+  scenario: PodScenario,
+  gpuPlans: PodPlan[],
+  gpuSlots: GpuSlot[],
+  nodes: NodePlan[],
+): RosScenario {
+  const rng = new Prng(
+    (Math.imul(o.seed | 0, 0x2c1b3c6d) ^ Math.imul(index + 1, 0x297a2d39)) >>> 0,
+  );
+  const out: RosScenario = {
+    rosNamespaces: namespaces.rosOptIn,
+    rosExcludedNamespace: namespaces.rosExcluded,
+    throttledContainers: [],
+    throttleResetContainer: null,
+    deploymentConfigPods: [],
+    barePods: [],
+  };
+  const ksm = { job: "kube-state-metrics" };
+  const owners = new Map<PodPlan, Owner>();
+  regular.forEach((p, j) => owners.set(p, ownerOf(p, j, scenario)));
+  for (const p of gpuPlans) {
+    owners.set(
+      p,
+      p.namespace === "nvidia-gpu-operator"
+        ? {
+          kind: "DaemonSet",
+          name: "nvidia-dcgm-exporter",
+          workload: { name: "nvidia-dcgm-exporter", type: "daemonset" },
+        }
+        : {
+          kind: "Job",
+          name: p.name.split("-").slice(0, 3).join("-"),
+          workload: { name: p.name.split("-").slice(0, 3).join("-"), type: "job" },
+        },
+    );
+  }
+  const nodeIps = new Map(nodes.map((n) => [n.name, n.ip]));
+  let podNumber = 0;
+  for (const [p, owner] of owners) {
+    podNumber++;
+    const pod = { namespace: p.namespace, pod: p.name, uid: p.uid };
+    const life = [b.constant(p.created, p.deleted, 1)];
+    if (owner.kind === "<none>") out.barePods.push(p.name);
+    if (owner.workload?.type === "deploymentconfig") out.deploymentConfigPods.push(p.name);
+    // kube-state-metrics behind OpenShift's kube-rbac-proxy: a `container` target label.
+    b.add("kube_pod_owner", {
+      ...ksm,
+      container: "kube-rbac-proxy-main",
+      ...pod,
+      owner_kind: owner.kind,
+      owner_name: owner.name,
+      owner_is_controller: owner.kind === "<none>" ? "<none>" : "true",
+    }, life);
+    if (owner.workload) {
+      b.add("namespace_workload_pod:kube_pod_owner:relabel", {
+        namespace: p.namespace,
+        pod: p.name,
+        workload: owner.workload.name,
+        workload_type: owner.workload.type,
+      }, life);
+    }
+    const info = {
+      ...ksm,
+      ...pod,
+      pod_ip: `10.128.${index}.${podNumber}`,
+      created_by_kind: owner.kind,
+      created_by_name: owner.name,
+      priority_class: p.namespace.startsWith("openshift") ? "system-cluster-critical" : "",
+    };
+    b.add("kube_pod_info", info, [b.constant(p.created, p.scheduled, 1)]);
+    b.add("kube_pod_info", {
+      ...info,
+      node: p.node,
+      host_ip: nodeIps.get(p.node) ?? "",
+    }, [b.constant(p.scheduled, p.deleted, 1)]);
+
+    p.containers.forEach((c, ci) => {
+      b.add("kube_pod_container_info", {
+        ...ksm,
+        ...pod,
+        container: c.name,
+        image: c.image,
+        image_spec: c.image,
+        image_id: `${c.image.split(":")[0]}@sha256:${rng.hex(64)}`,
+        container_id: `cri-o://${rng.hex(64)}`,
+      }, [b.constant(p.scheduled, p.deleted, 1)]);
+      if (p.ended <= p.running) return;
+      const cad = {
+        job: "kubelet",
+        metrics_path: "/metrics/cadvisor",
+        namespace: p.namespace,
+        pod: p.name,
+        node: p.node,
+        container: c.name,
+        image: c.image,
+      };
+      b.add("node_namespace_pod_container:container_cpu_usage_seconds_total:sum_irate", {
+        namespace: p.namespace,
+        pod: p.name,
+        container: c.name,
+        node: p.node,
+      }, [rosWalk(rng, p.running, p.ended, c.cpuCores / 2, c.cpuCores / 32, 33)]);
+      b.add("container_memory_working_set_bytes", cad, [
+        rosWalk(rng, p.running, p.ended, Math.floor(c.memBase * 0.9 / 4096) * 4096, 4096, 4096),
+      ]);
+      b.add("container_memory_rss", cad, [
+        rosWalk(rng, p.running, p.ended, Math.floor(c.memBase * 0.6 / 4096) * 4096, 4096, 2048),
+      ]);
+      if (c.cpuLimit === null) return; // no CFS quota, no throttling counter
+      const ref = { namespace: p.namespace, pod: p.name, container: c.name };
+      const throttled = ci === 0 && (podNumber % 3 === 1 || c.resetAt !== null);
+      const start = p.running === 0 ? Math.round(rng.next() * 4000) / 8 : 0;
+      if (!throttled) {
+        b.add("container_cpu_cfs_throttled_seconds_total", cad, [
+          b.constant(p.running, p.ended, start),
+        ], "counter");
+        return;
+      }
+      out.throttledContainers.push(ref);
+      const per = (0.02 + 0.3 * rng.next()) * b.interval;
+      const counter = (from: number, to: number, s: number): Segment => ({
+        kind: "counter",
+        from,
+        to,
+        start: s,
+        perSample: per,
+        jitter: per / 2,
+        salt: rng.uint32(),
+      });
+      const reset = c.resetAt !== null && c.resetAt > p.running && c.resetAt < p.ended;
+      if (reset && c.resetAt !== null) out.throttleResetContainer = ref;
+      b.add(
+        "container_cpu_cfs_throttled_seconds_total",
+        cad,
+        reset && c.resetAt !== null
+          ? [counter(p.running, c.resetAt, start), counter(c.resetAt, p.ended, per * 0.1)]
+          : [counter(p.running, p.ended, start)],
+        "counter",
+      );
+    });
+    if (p.ended > p.running) {
+      // The pause container: the ROS queries must drop it (container="POD").
+      b.add("container_memory_working_set_bytes", {
+        job: "kubelet",
+        metrics_path: "/metrics/cadvisor",
+        namespace: p.namespace,
+        pod: p.name,
+        node: p.node,
+        container: "POD",
+      }, [rosWalk(rng, p.running, p.ended, 600 * 1024, 4096, 8)]);
+    }
+  }
+
+  // Resource quotas: two objects in one namespace (summed), a late one, one on
+  // a namespace that goes away, one on the excluded openshift- namespace, and
+  // (in app-frontend) "used" series that the queries must ignore.
+  const quota = (
+    ns: string,
+    name: string,
+    values: Record<string, number>,
+    from = 0,
+  ) => {
+    if (!namespaces.all.includes(ns)) return;
+    const to = namespaces.ends.get(ns) ?? b.count;
+    for (const [resource, value] of Object.entries(values)) {
+      for (
+        const type of name === "compute" && ns === "app-frontend" ? ["hard", "used"] : ["hard"]
+      ) {
+        const v = type === "hard" ? value : Math.floor(value * (0.25 + rng.next() / 2));
+        b.add("kube_resourcequota", {
+          ...ksm,
+          namespace: ns,
+          resourcequota: name,
+          resource,
+          type,
+        }, [b.constant(from, to, v)]);
+      }
+    }
+  };
+  const full = (cpu: number, mem: number) => ({
+    "requests.cpu": cpu,
+    "limits.cpu": cpu * 2,
+    "requests.memory": mem,
+    "limits.memory": mem * 2,
+  });
+  quota("app-frontend", "compute", full(8, 16 * GIB));
+  quota("app-frontend", "burst", { "requests.cpu": 1.5, "limits.memory": 4 * GIB });
+  quota("app-backend", "memory-only", { "requests.memory": 12 * GIB, "limits.memory": 24 * GIB });
+  quota("app-backend", "late-cpu", { "requests.cpu": 3, "limits.cpu": 6 }, b.at(5, 20));
+  quota("data-pipeline", "compute", full(4, 8 * GIB));
+  quota("ns-temp", "compute", full(2, 4 * GIB));
+  quota("ml-training", "gpu-compute", full(32, 128 * GIB));
+  quota("openshift-monitoring", "compute", full(20, 64 * GIB));
+
+  // DCGM families of ROS's accelerator queries, on the same label sets as
+  // DCGM_FI_PROF_GR_ENGINE_ACTIVE. MIG instances report no GPU/copy
+  // utilization, only frame-buffer use.
+  for (const slot of gpuSlots) {
+    for (const { from, to, labels } of gpuStretches(b.count, slot)) {
+      if (!slot.mig) {
+        b.add("DCGM_FI_DEV_GPU_UTIL", labels, [rosWalk(rng, from, to, 0, 1, 101)]);
+        b.add("DCGM_FI_DEV_MEM_COPY_UTIL", labels, [rosWalk(rng, from, to, 0, 1, 61)]);
+      }
+      const fb = slot.mig ? 4864 : 15360;
+      b.add("DCGM_FI_DEV_FB_USED", labels, [rosWalk(rng, from, to, 256, 16, (fb - 256) / 16)]);
+    }
+  }
+  return out;
 }

@@ -114,22 +114,26 @@ Deno.test("pods have one or two workload containers, plus POD and cgroup series"
   }
 });
 
-Deno.test("counters only go up, except for the one deliberate reset", () => {
+Deno.test("counters only go up, except for the deliberate restart (CPU and throttling)", () => {
   const c = hub.clusters[0];
   assert.ok(c);
-  let resets = 0;
+  const resets: string[] = [];
   for (const s of c.series.filter((x) => x.type === "counter")) {
     const vals = definedValues(c, s);
     for (let i = 1; i < vals.length; i++) {
       const [, prev] = vals[i - 1] ?? [0, 0];
       const [, cur] = vals[i] ?? [0, 0];
       if (cur < prev) {
-        resets++;
+        resets.push(s.metric);
         assert.equal(s.labels.pod, c.scenario.resetPod);
       }
     }
   }
-  assert.equal(resets, 1);
+  assert.deepEqual(resets.sort(), [
+    "container_cpu_cfs_throttled_seconds_total",
+    "container_cpu_usage_seconds_total",
+  ]);
+  assert.equal(c.scenario.throttleResetContainer?.pod, c.scenario.resetPod);
 });
 
 Deno.test("the scenario's interesting cases exist in the first cluster", () => {
