@@ -1,0 +1,313 @@
+/**
+ * Rows of the two ROS reports for one 15-minute window (contract §1.8–1.9,
+ * §3.1, §3.3): CMMO's `generateResourceOptimizationReports` as a pure
+ * function from the window's instant-query answers to CSV records.
+ *
+ * @module
+ */
+
+import { formatFloat } from "../package/go_float.ts";
+import type { RosQuery } from "./catalogue_groups.ts";
+import { goTimeString } from "./go_time.ts";
+import { parseSampleValue } from "./reduce.ts";
+import { resourceId } from "./report_rows.ts";
+import { type Labels, type Row, rowKey, type RowMap, serializeLabels } from "./row_map.ts";
+import { compareUtf8 } from "./utf8_compare.ts";
+
+/**
+ * The parts of a ROS catalogue entry ({@linkcode RosQuery}, ros_catalogue.ts)
+ * that row building reads; `byQuery` is keyed by `name`.
+ */
+export type RosRowQuery = Pick<
+  RosQuery,
+  "name" | "group" | "labels" | "labelRegex" | "rowKey" | "valueField"
+>;
+
+/** One sample of an instant-query (vector) answer: labels and the raw value string. */
+export interface RosSample {
+  /** The series' labels. */
+  readonly metric: Labels;
+  /** The sample value as the API sent it (e.g. `"0.25"`, `"NaN"`, `"+Inf"`). */
+  readonly value: string;
+}
+
+/** Rows of one window: whether the window counts, and full CSV records per report. */
+export interface RosWindowReports {
+  /** The filter query returned at least one series: CMMO writes this window. */
+  readonly passed: boolean;
+  /** `ros-openshift-container` records, 49 fields each, sorted. */
+  readonly container: string[][];
+  /** `ros-openshift-namespace` records, 25 fields each, sorted. */
+  readonly namespace: string[][];
+}
+
+const QUARTER_HOUR_MS = 900_000;
+
+/**
+ * The four common columns of a ROS window ending at `windowEnd` (contract
+ * §1.1, §3.1): report_period_start (1st of the month of interval_start),
+ * report_period_end (1st of the following month), interval_start
+ * (`windowEnd − 14:59`), interval_end (`windowEnd`), as Go time strings.
+ * `windowEnd` must lie on a quarter hour.
+ *
+ * @example
+ * ```ts
+ * import { rosWindowColumns } from "./ros_rows.ts";
+ * rosWindowColumns(new Date("2026-12-01T00:00:00Z"));
+ * // ["2026-11-01 00:00:00 +0000 UTC", "2026-12-01 00:00:00 +0000 UTC",
+ * //  "2026-11-30 23:45:01 +0000 UTC", "2026-12-01 00:00:00 +0000 UTC"]
+ * ```
+ */
+export function rosWindowColumns(windowEnd: Date): [string, string, string, string] {
+  const end = windowEnd.getTime();
+  if (!Number.isFinite(end) || end % QUARTER_HOUR_MS !== 0) {
+    throw new RangeError(`rosWindowColumns: ${String(windowEnd)} is not on a quarter hour`);
+  }
+  const start = new Date(end - QUARTER_HOUR_MS + 1_000);
+  const y = start.getUTCFullYear();
+  const m = start.getUTCMonth();
+  return [
+    goTimeString(new Date(Date.UTC(y, m, 1))),
+    goTimeString(new Date(Date.UTC(y, m + 1, 1))),
+    goTimeString(start),
+    goTimeString(windowEnd),
+  ];
+}
+
+/**
+ * The ends of the four ROS windows of the hour starting at `hourStart`:
+ * H:15, H:30, H:45 and (H+1):00 (contract §3.1). The instant queries run at
+ * these times.
+ *
+ * @example
+ * ```ts
+ * import { rosWindowEnds } from "./ros_rows.ts";
+ * rosWindowEnds(new Date("2026-11-30T23:00:00Z")).map((d) => d.toISOString());
+ * // ["2026-11-30T23:15:00.000Z", "2026-11-30T23:30:00.000Z",
+ * //  "2026-11-30T23:45:00.000Z", "2026-12-01T00:00:00.000Z"]
+ * ```
+ */
+export function rosWindowEnds(hourStart: Date): [Date, Date, Date, Date] {
+  const h = hourStart.getTime();
+  const at = (i: number) => new Date(h + i * QUARTER_HOUR_MS);
+  return [at(1), at(2), at(3), at(4)];
+}
+
+// Row fields read by each column after the four date columns: CMMO's mapstructure tags
+// of rosContainerRow / rosNamespaceRow. `node` and `resource_id` come from the node row.
+const CONTAINER_OWN_FIELDS = [
+  "container_name",
+  "pod",
+  "owner_name",
+  "owner_kind",
+  "workload",
+  "workload_type",
+  "namespace",
+  "image_name",
+];
+const CONTAINER_VALUE_FIELDS = [
+  "cpu-request-container-avg",
+  "cpu-request-container-sum",
+  "cpu-limit-container-avg",
+  "cpu-limit-container-sum",
+  "cpu-usage-container-avg",
+  "cpu-usage-container-min",
+  "cpu-usage-container-max",
+  "cpu-usage-container-sum",
+  "cpu-throttle-container-avg",
+  "cpu-throttle-container-max",
+  "cpu-throttle-container-min",
+  "cpu-throttle-container-sum",
+  "memory-request-container-avg",
+  "memory-request-container-sum",
+  "memory-limit-container-avg",
+  "memory-limit-container-sum",
+  "memory-usage-container-avg",
+  "memory-usage-container-min",
+  "memory-usage-container-max",
+  "memory-usage-container-sum",
+  "memory-rss-usage-container-avg",
+  "memory-rss-usage-container-min",
+  "memory-rss-usage-container-max",
+  "memory-rss-usage-container-sum",
+  "accelerator_model_name",
+  "accelerator_profile_name",
+  "accelerator-core-usage-percentage-min",
+  "accelerator-core-usage-percentage-max",
+  "accelerator-core-usage-percentage-avg",
+  "accelerator-memory-copy-percentage-min",
+  "accelerator-memory-copy-percentage-max",
+  "accelerator-memory-copy-percentage-avg",
+  "accelerator-frame-buffer-usage-min",
+  "accelerator-frame-buffer-usage-max",
+  "accelerator-frame-buffer-usage-avg",
+];
+const NAMESPACE_FIELDS = [
+  "namespace",
+  "cpu-request-namespace-sum",
+  "cpu-limit-namespace-sum",
+  "cpu-usage-namespace-avg",
+  "cpu-usage-namespace-max",
+  "cpu-usage-namespace-min",
+  "cpu-throttle-namespace-avg",
+  "cpu-throttle-namespace-max",
+  "cpu-throttle-namespace-min",
+  "memory-request-namespace-sum",
+  "memory-limit-namespace-sum",
+  "memory-usage-namespace-avg",
+  "memory-usage-namespace-max",
+  "memory-usage-namespace-min",
+  "memory-rss-usage-namespace-avg",
+  "memory-rss-usage-namespace-max",
+  "memory-rss-usage-namespace-min",
+  "pods-running-namespace-max",
+  "pods-running-namespace-avg",
+  "pods-total-namespace-max",
+  "pods-total-namespace-avg",
+];
+
+/**
+ * Row fields read by the ROS reports' columns after the four date columns, in
+ * header order (CMMO's mapstructure tags). In the container report, `node`
+ * and `resource_id` are read from the hour's node row, not the container row.
+ *
+ * @example
+ * ```ts
+ * import { ROS_ROW_FIELDS } from "./ros_rows.ts";
+ * ROS_ROW_FIELDS["ros-container"].length + 4; // 49
+ * ROS_ROW_FIELDS["ros-namespace"][20]; // "pods-total-namespace-avg"
+ * ```
+ */
+export const ROS_ROW_FIELDS: Readonly<
+  Record<"ros-container" | "ros-namespace", readonly string[]>
+> = {
+  "ros-container": [...CONTAINER_OWN_FIELDS, "node", "resource_id", ...CONTAINER_VALUE_FIELDS],
+  "ros-namespace": NAMESPACE_FIELDS,
+};
+
+const EMPTY: Row = new Map();
+
+/**
+ * Writes one vector sample into a row map as CMMO's `iterateVector`: label
+ * fields, regex label fields, then the sample value (Go `ParseFloat` grammar)
+ * formatted `%.6f` under `valueField`. Later writes of a field win.
+ *
+ * @example
+ * ```ts
+ * import { applyRosSample } from "./ros_rows.ts";
+ * import type { RowMap } from "./row_map.ts";
+ * const rows: RowMap = new Map();
+ * applyRosSample(rows, {
+ *   name: "cpu-usage-container-max", group: "ros-container",
+ *   labels: { container_name: "container", pod: "pod", namespace: "namespace", node: "node" },
+ *   labelRegex: {}, rowKey: ["container", "pod", "namespace"],
+ *   valueField: "cpu-usage-container-max",
+ * }, { metric: { container: "c", pod: "p", namespace: "ns", node: "n1" }, value: "0.0078125" });
+ * rows.get("c,ns,p")!.get("cpu-usage-container-max"); // "0.007812"
+ * ```
+ */
+export function applyRosSample(rows: RowMap, query: RosRowQuery, sample: RosSample): void {
+  const { metric } = sample;
+  const key = rowKey(metric, query.rowKey);
+  let row = rows.get(key);
+  if (!row) {
+    row = new Map();
+    rows.set(key, row);
+  }
+  for (const field in query.labels) {
+    row.set(field, metric[query.labels[field]!] ?? "");
+  }
+  for (const field in query.labelRegex) {
+    row.set(field, serializeLabels(metric, query.labelRegex[field]!));
+  }
+  if (query.valueField !== null) {
+    row.set(query.valueField, formatFloat(parseSampleValue(sample.value)));
+  }
+}
+
+/** Sorts records field by field in byte order (the order buildHourReports uses). */
+function sortRecords(rows: string[][]): string[][] {
+  return rows.sort((a, b) => {
+    for (let i = 0; i < a.length; i++) {
+      const c = compareUtf8(a[i]!, b[i]!);
+      if (c !== 0) return c;
+    }
+    return 0;
+  });
+}
+
+function pick(row: Row, fields: readonly string[], out: string[]): void {
+  for (const f of fields) out.push(row.get(f) ?? "");
+}
+
+/**
+ * Builds the ROS container and namespace records of one window ending at
+ * `windowEnd`.
+ *
+ * - `passed` is true when a `ros-filter` query answered at least one series;
+ *   otherwise CMMO skips the window and there are no rows.
+ * - Container queries fill one row map in catalogue order, namespace queries
+ *   another; later writes of a field overwrite earlier ones (contract §3.3).
+ * - A container row takes `node` and `resource_id` from the hour's node row
+ *   named by its `node` field (the `Hostname` label for the accelerator
+ *   queries, which run last), only when that node is in `nodes`; otherwise both
+ *   are `""`. `resource_id` falls back to the node row's `provider_id` when
+ *   `buildHourReports` has not set it yet.
+ * - Missing fields are `""`; records are sorted as in `buildHourReports`.
+ *
+ * `byQuery` maps a query's `name` to its vector answer; a missing entry is an
+ * empty answer. The caller does not call this for an hour without node rows
+ * (CMMO writes no report at all for such an hour).
+ *
+ * @example
+ * ```ts
+ * import { buildRosWindowReports } from "./ros_rows.ts";
+ * const filter = {
+ *   name: "ros-namespace-filter", group: "ros-filter" as const, labels: { namespace: "namespace" },
+ *   labelRegex: {}, rowKey: [], valueField: null,
+ * };
+ * const out = buildRosWindowReports([filter], new Map(), new Map(), new Date("2026-11-06T18:15:00Z"));
+ * out.passed; // false
+ * ```
+ */
+export function buildRosWindowReports(
+  queries: readonly RosRowQuery[],
+  byQuery: ReadonlyMap<string, readonly RosSample[]>,
+  nodes: ReadonlyMap<string, Row>,
+  windowEnd: Date,
+): RosWindowReports {
+  const dates = rosWindowColumns(windowEnd);
+  const passed = queries.some((q) =>
+    q.group === "ros-filter" && (byQuery.get(q.name)?.length ?? 0) > 0
+  );
+  if (!passed) return { passed, container: [], namespace: [] };
+
+  const containers: RowMap = new Map();
+  const namespaces: RowMap = new Map();
+  for (const q of queries) {
+    if (q.group === "ros-filter") continue;
+    const rows = q.group === "ros-container" ? containers : namespaces;
+    for (const sample of byQuery.get(q.name) ?? []) applyRosSample(rows, q, sample);
+  }
+
+  const container: string[][] = [];
+  for (const row of containers.values()) {
+    const nodeName = row.get("node");
+    const node = nodeName === undefined ? EMPTY : nodes.get(nodeName) ?? EMPTY;
+    const r: string[] = [...dates];
+    pick(row, CONTAINER_OWN_FIELDS, r);
+    r.push(node.get("node") ?? "");
+    r.push(node === EMPTY ? "" : node.get("resource_id") ?? resourceId(node.get("provider_id")));
+    pick(row, CONTAINER_VALUE_FIELDS, r);
+    container.push(r);
+  }
+
+  const namespace: string[][] = [];
+  for (const row of namespaces.values()) {
+    const r: string[] = [...dates];
+    pick(row, NAMESPACE_FIELDS, r);
+    namespace.push(r);
+  }
+
+  return { passed, container: sortRecords(container), namespace: sortRecords(namespace) };
+}
