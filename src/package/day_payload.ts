@@ -4,6 +4,13 @@
  * 0..lastHour), manifest.json and one tar.gz (or one per CSV when CMMO would
  * split, contract §4.5), written to a spool folder.
  *
+ * ROS reports are not cumulative (koku forwards the ROS files of every
+ * payload, contract §5.10): a payload carries the ROS fragments of the hours
+ * `rosFromHour`..lastHour only, and a ROS file exists only when one of those
+ * hours has ROS fragments (a window that passed the namespace filter). ROS
+ * members follow the cost members in the alphabetical staged list and are
+ * listed under `resource_optimization_files`.
+ *
  * Naming follows CMMO (contract §4.3): member `<uuid>-<filePrefix>-<YYYYMM>.<idx>.csv`
  * (split parts `…-<YYYYMM><k>.<idx>.csv`), idx = position in the alphabetical
  * staged list, manifest.json last. Tarballs are `<uuid>.tar.gz`, or
@@ -33,10 +40,17 @@ import { type Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { pack as tarPack } from "tar-stream";
-import { REPORT_NAMES, reportDefinition, type ReportName } from "../collect/reports.ts";
+import {
+  REPORT_NAMES,
+  reportDefinition,
+  type ReportName,
+  ROS_REPORT_NAMES,
+  ROS_REPORTS,
+  type RosReportName,
+} from "../collect/reports.ts";
 import { BridgeError, isDiskFull } from "../model.ts";
 import { encodeRecord, readCsvRecords } from "./csv.ts";
-import { formatGoJsonTime, manifestUuid, renderManifest } from "./manifest.ts";
+import { formatGoJsonTime, manifestUuid, renderManifest, type RosHourRange } from "./manifest.ts";
 import { DEFAULT_MAX_BYTES, needSplit, splitCsv } from "./split.ts";
 import {
   assertClusterId,
@@ -61,6 +75,13 @@ export interface DayPayloadRequest {
   lastHour: number;
   /** Which reports to include (all six by default). */
   reports?: readonly ReportName[];
+  /**
+   * First hour whose ROS windows the payload carries (through `lastHour`);
+   * omitted or null: no ROS files, and the uuid of a payload without ROS.
+   * Hours of that range without ROS fragments add nothing; a ROS report
+   * without any fragment in the range gets no file.
+   */
+  rosFromHour?: number | null;
   /** manifest `version` (a CMMO commit). */
   manifestVersion: string;
   /** thanos-bridge's own version, written to `cr_status.source.bridge_version`. */
@@ -115,6 +136,12 @@ export interface DayPayload {
   rows: Record<ReportName, number>;
   /** Size of each whole CSV incl. header, before any split (0 for reports not included). */
   csvBytes: Record<ReportName, number>;
+  /** The hours whose ROS windows were asked for, or null (no ROS). */
+  ros: RosHourRange | null;
+  /** Data rows per ROS report in this payload (0 without a file). */
+  rosRows: Record<RosReportName, number>;
+  /** Size of each whole ROS CSV incl. header, before any split (0 without a file). */
+  rosCsvBytes: Record<RosReportName, number>;
   /** The tarballs. */
   parts: DayPayloadPart[];
   /** manifest.json text. */
@@ -280,10 +307,18 @@ function zeroCounts(): Record<ReportName, number> {
   return out;
 }
 
+function zeroRosCounts(): Record<RosReportName, number> {
+  const out = {} as Record<RosReportName, number>;
+  for (const name of ROS_REPORT_NAMES) out[name] = 0;
+  return out;
+}
+
 /** One CSV of the staged list. */
 interface Staged {
   /** Staged base name without `.csv`, e.g. `<uuid>-cm-openshift-pod-usage-202611` (+ k). */
   base: string;
+  /** A ROS report (`resource_optimization_files`) rather than a cost report (`files`). */
+  ros: boolean;
   /** Contents, concatenated. */
   sources: Source[];
   /** Total size. */
@@ -400,6 +435,22 @@ async function packTarGz(out: Writable, entries: readonly TarEntry[], mtime: Dat
   if (piped.status === "rejected") throw piped.reason;
 }
 
+/** Throws `state_corrupt` unless a fragment has the size its `hour.json` records. */
+function checkFragmentSize(
+  path: string,
+  hourPath: string,
+  actual: number | null,
+  recorded: number,
+): asserts actual is number {
+  if (actual === recorded) return;
+  throw new BridgeError(
+    "state_corrupt",
+    `State corrupt: hour ${hourPath}: ${path} has ${actual ?? "no file"} bytes, ` +
+      `hour.json says ${recorded}`,
+    { cause: { path, hourPath, actual, recorded } },
+  );
+}
+
 async function fileSize(path: string): Promise<number | null> {
   try {
     return (await Deno.stat(path)).size;
@@ -412,7 +463,9 @@ async function fileSize(path: string): Promise<number | null> {
 const SPOOL_TAG = /^[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*$/;
 
 /**
- * Builds the payload of hours 0..lastHour of one cluster-day into `spoolDir`.
+ * Builds the payload of hours 0..lastHour of one cluster-day into `spoolDir`;
+ * with `rosFromHour`, it also carries the ROS windows of hours
+ * rosFromHour..lastHour (and its uuid says so, see `manifestUuid`).
  *
  * @throws {RangeError} when an hour of 0..lastHour is not committed (the
  * message names the missing hours), or on an invalid cluster id, day, hour,
@@ -492,7 +545,20 @@ export async function buildDayPayload(req: DayPayloadRequest): Promise<DayPayloa
     );
   }
 
-  const uuid = manifestUuid(clusterId, day, lastHour, reports);
+  const rosFrom = req.rosFromHour ?? null;
+  if (rosFrom !== null) {
+    assertHour(rosFrom);
+    if (rosFrom > lastHour) {
+      throw new RangeError(
+        `Invalid rosFromHour ${rosFrom}: expected an hour from 0 to lastHour ${lastHour}`,
+        { cause: { rosFromHour: rosFrom, lastHour } },
+      );
+    }
+  }
+  const ros: RosHourRange | null = rosFrom === null
+    ? null
+    : { fromHour: rosFrom, toHour: lastHour };
+  const uuid = manifestUuid(clusterId, day, lastHour, reports, ros);
   const yyyymm = day.slice(0, 4) + day.slice(5, 7);
   const date = new Date(Math.max(...metas.map((m) => Date.parse(m.collectedAt))));
   // Go's tar writer rounds ModTime to the nearest second.
@@ -511,14 +577,7 @@ export async function buildDayPayload(req: DayPayloadRequest): Promise<DayPayloa
       const hourPath = store.hourPath(clusterId, day, meta.hour);
       const actual = await fileSize(path);
       if (actual === null && meta.bytes[name] === 0 && meta.sha256 === null) continue;
-      if (actual !== meta.bytes[name]) {
-        throw new BridgeError(
-          "state_corrupt",
-          `State corrupt: hour ${hourPath}: ${path} has ${actual ?? "no file"} bytes, ` +
-            `hour.json says ${meta.bytes[name]}`,
-          { cause: { path, hourPath, actual, recorded: meta.bytes[name] } },
-        );
-      }
+      checkFragmentSize(path, hourPath, actual, meta.bytes[name]);
       if (actual > 0) {
         sources.push({ path, hourPath, bytes: actual, sha256: meta.sha256?.[name] ?? null });
       }
@@ -526,7 +585,36 @@ export async function buildDayPayload(req: DayPayloadRequest): Promise<DayPayloa
       rows[name] += meta.rows[name];
     }
     csvBytes[name] = size;
-    whole.push({ base: `${uuid}-${def.filePrefix}-${yyyymm}`, sources, size });
+    whole.push({ base: `${uuid}-${def.filePrefix}-${yyyymm}`, ros: false, sources, size });
+  }
+
+  // ROS: only the hours of the ROS range that have ROS fragments (a window passed the filter).
+  const rosRows = zeroRosCounts();
+  const rosCsvBytes = zeroRosCounts();
+  const rosMetas = ros === null
+    ? []
+    : metas.filter((m) => m.hour >= ros.fromHour && (m.ros?.windows ?? 0) > 0);
+  if (rosMetas.length > 0) {
+    for (const def of ROS_REPORTS) {
+      const name = def.name;
+      const header = encoder.encode(encodeRecord(def.header));
+      const sources: Source[] = [header];
+      let size = header.length;
+      for (const meta of rosMetas) {
+        const recorded = meta.ros!;
+        const path = store.fragmentPath(clusterId, day, meta.hour, name);
+        const hourPath = store.hourPath(clusterId, day, meta.hour);
+        const actual = await fileSize(path);
+        checkFragmentSize(path, hourPath, actual, recorded.bytes[name]);
+        if (actual > 0) {
+          sources.push({ path, hourPath, bytes: actual, sha256: recorded.sha256?.[name] ?? null });
+        }
+        size += actual;
+        rosRows[name] += recorded.rows[name];
+      }
+      rosCsvBytes[name] = size;
+      whole.push({ base: `${uuid}-${def.filePrefix}-${yyyymm}`, ros: true, sources, size });
+    }
   }
 
   // manifest start/end from the pod report (contract §4.2 step 3).
@@ -577,10 +665,11 @@ export async function buildDayPayload(req: DayPayloadRequest): Promise<DayPayloa
           throw ioError(err, dir, "writing split parts in");
         });
         for (const p of parts) {
-          staged.push({ base: `${s.base}${p.k}`, sources: [p.path], size: p.bytes });
+          staged.push({ base: `${s.base}${p.k}`, ros: s.ros, sources: [p.path], size: p.bytes });
         }
       }
     }
+    // Cost files (`cm-…`) sort before ROS files (`ros-…`): idx continues after the cost files.
     const entries: TarEntry[] = staged.map((s, idx) => ({
       name: `${s.base}.${idx}.csv`,
       size: s.size,
@@ -591,7 +680,8 @@ export async function buildDayPayload(req: DayPayloadRequest): Promise<DayPayloa
       clusterId,
       version: req.manifestVersion,
       date,
-      files: entries.map((e) => e.name),
+      files: entries.filter((_, idx) => !staged[idx]!.ros).map((e) => e.name),
+      resourceOptimizationFiles: entries.filter((_, idx) => staged[idx]!.ros).map((e) => e.name),
       start,
       end,
       bridgeVersion: req.bridgeVersion,
@@ -644,6 +734,9 @@ export async function buildDayPayload(req: DayPayloadRequest): Promise<DayPayloa
       date: formatGoJsonTime(date),
       rows,
       csvBytes,
+      ros,
+      rosRows,
+      rosCsvBytes,
       parts,
       manifest,
     };

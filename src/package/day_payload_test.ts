@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { basename, dirname, join } from "node:path";
-import { REPORT_NAMES, reportDefinition, type ReportName } from "../collect/reports.ts";
+import {
+  REPORT_NAMES,
+  reportDefinition,
+  type ReportName,
+  ROS_REPORTS,
+} from "../collect/reports.ts";
 import { buildDayPayload, type DayPayload } from "./day_payload.ts";
 import { DEFAULT_MANIFEST_VERSION, manifestUuid, validateManifest } from "./manifest.ts";
 import { BridgeError } from "../model.ts";
@@ -745,5 +750,251 @@ Deno.test("rule 10: a really full spool (tiny tmpfs) gives disk_full and is left
     } finally {
       await unmount(mnt);
     }
+  });
+});
+
+// ---- ROS reports (issue 9): not cumulative, listed under resource_optimization_files ----
+
+function rosDates(hour: number, w: number): string[] {
+  const t = (min: number, sec: string) => {
+    const h = hour + Math.floor(min / 60);
+    return `2026-11-01 ${String(h).padStart(2, "0")}:${String(min % 60).padStart(2, "0")}:${sec}`;
+  };
+  return [
+    "2026-11-01 00:00:00 +0000 UTC",
+    "2026-12-01 00:00:00 +0000 UTC",
+    `${t(w * 15, "01")} +0000 UTC`,
+    `${t(w * 15 + 15, "00")} +0000 UTC`,
+  ];
+}
+
+function rosContainerRow(hour: number, w: number, container: string): string[] {
+  const row = [...rosDates(hour, w), container, "pod-1", "owner", "ReplicaSet", "wl", "deployment"];
+  row.push("ns-ros", "quay.io/img:1", "node-a", "i-0d747f55dc1009705");
+  while (row.length < 49) row.push(row.length === 38 ? "" : "0.250000");
+  return row;
+}
+
+function rosNamespaceRow(hour: number, w: number, ns: string): string[] {
+  const row = [...rosDates(hour, w), ns];
+  while (row.length < 25) row.push("1.000000");
+  return row;
+}
+
+interface RosHourSpec extends HourSpec {
+  /** Passed windows; omitted: collected without ROS. */
+  rosWindows?: number;
+  ros?: { "ros-container"?: string[][]; "ros-namespace"?: string[][] };
+}
+
+async function fillRosStore(store: StateStore, hours: RosHourSpec[]): Promise<void> {
+  for (const h of hours) {
+    const w = await store.beginHour(CLUSTER, DAY, h.hour);
+    for (const [report, rows] of Object.entries(h.rows)) {
+      await w.writeRows(report as ReportName, rows);
+    }
+    for (const [report, rows] of Object.entries(h.ros ?? {})) {
+      await w.writeRows(report as "ros-container" | "ros-namespace", rows);
+    }
+    await w.commit({
+      collectedAt: new Date(h.collectedAt),
+      mode: "raw",
+      noData: false,
+      ...(h.rosWindows === undefined ? {} : { ros: { windows: h.rosWindows } }),
+    });
+  }
+}
+
+/** HOSTILE's cost rows, with ROS: hour 0 no window passed, 1 two windows, 2 one window without container rows, 3 four. */
+const WITH_ROS: RosHourSpec[] = [
+  { ...HOSTILE[0]!, rosWindows: 0 },
+  {
+    ...HOSTILE[1]!,
+    rosWindows: 2,
+    ros: {
+      "ros-container": [rosContainerRow(1, 2, "c,1"), rosContainerRow(1, 3, "c2")],
+      "ros-namespace": [rosNamespaceRow(1, 2, "ns-ros"), rosNamespaceRow(1, 3, "ns-ros")],
+    },
+  },
+  {
+    ...HOSTILE[2]!,
+    rosWindows: 1,
+    ros: { "ros-namespace": [rosNamespaceRow(2, 0, "ns-ros")] },
+  },
+  {
+    ...HOSTILE[3]!,
+    rosWindows: 4,
+    ros: {
+      "ros-container": [0, 1, 2, 3].map((w) => rosContainerRow(3, w, "c3")),
+      "ros-namespace": [0, 1, 2, 3].map((w) => rosNamespaceRow(3, w, "ns-ros")),
+    },
+  },
+];
+
+function rosHeaderLine(name: "ros-container" | "ros-namespace"): string {
+  return ROS_REPORTS.find((r) => r.name === name)!.header.join(",") + "\n";
+}
+
+async function rosFragments(
+  store: StateStore,
+  name: "ros-container" | "ros-namespace",
+  hours: number[],
+): Promise<string> {
+  let out = "";
+  for (const h of hours) {
+    out += await Deno.readTextFile(store.fragmentPath(CLUSTER, DAY, h, name));
+  }
+  return out;
+}
+
+Deno.test("day payload: a ROS range adds the ROS members after the cost members, listed under resource_optimization_files", async () => {
+  await withTemp(async (dir) => {
+    const store = new StateStore(join(dir, "state"));
+    await fillRosStore(store, WITH_ROS);
+    const payload = await buildDayPayload({
+      ...request(store, join(dir, "spool")),
+      rosFromHour: 0,
+    });
+    const uuid = payload.uuid;
+    assert.equal(uuid, manifestUuid(CLUSTER, DAY, 3, REPORT_NAMES, { fromHour: 0, toHour: 3 }));
+    assert.notEqual(
+      uuid,
+      manifestUuid(CLUSTER, DAY, 3, REPORT_NAMES),
+      "the ROS range is in the key",
+    );
+    assert.deepEqual(payload.ros, { fromHour: 0, toHour: 3 });
+    assert.deepEqual(payload.rosRows, { "ros-container": 6, "ros-namespace": 7 });
+    assert.equal(payload.parts.length, 1);
+    const members = payload.parts[0]!.members;
+    assert.deepEqual(members, [
+      `${uuid}-cm-openshift-namespace-usage-202611.0.csv`,
+      `${uuid}-cm-openshift-node-usage-202611.1.csv`,
+      `${uuid}-cm-openshift-nvidia-gpu-usage-202611.2.csv`,
+      `${uuid}-cm-openshift-pod-usage-202611.3.csv`,
+      `${uuid}-cm-openshift-storage-usage-202611.4.csv`,
+      `${uuid}-cm-openshift-vm-usage-202611.5.csv`,
+      `${uuid}-ros-openshift-container-202611.6.csv`,
+      `${uuid}-ros-openshift-namespace-202611.7.csv`,
+      "manifest.json",
+    ]);
+    const manifest = JSON.parse(payload.manifest);
+    assert.deepEqual(manifest.files, members.slice(0, 6));
+    assert.deepEqual(manifest.resource_optimization_files, members.slice(6, 8));
+    assert.deepEqual(validateManifest(payload.manifest), []);
+    const out = join(dir, "x");
+    await extract(payload.parts[0]!.path, out);
+    assert.equal(
+      await Deno.readTextFile(join(out, members[6]!)),
+      rosHeaderLine("ros-container") + await rosFragments(store, "ros-container", [1, 2, 3]),
+    );
+    assert.equal(
+      await Deno.readTextFile(join(out, members[7]!)),
+      rosHeaderLine("ros-namespace") + await rosFragments(store, "ros-namespace", [1, 2, 3]),
+    );
+    assert.equal(
+      payload.rosCsvBytes["ros-container"],
+      (await Deno.stat(join(out, members[6]!))).size,
+    );
+    // Cost CSVs are the same as without ROS.
+    assert.equal(
+      await Deno.readTextFile(join(out, members[3]!)),
+      headerLine("pod") + decoder.decode(await fragmentBytes(store, "pod", [0, 1, 2, 3])),
+    );
+  });
+});
+
+Deno.test("day payload: a later payload of the day carries only its ROS hours; a hour without a passed window adds nothing", async () => {
+  await withTemp(async (dir) => {
+    const store = new StateStore(join(dir, "state"));
+    await fillRosStore(store, WITH_ROS);
+    const later = await buildDayPayload({ ...request(store, join(dir, "a")), rosFromHour: 2 });
+    const out = join(dir, "x");
+    await extract(later.parts[0]!.path, out);
+    const members = later.parts[0]!.members;
+    assert.equal(members.length, 9);
+    assert.equal(
+      await Deno.readTextFile(join(out, members[6]!)),
+      rosHeaderLine("ros-container") + await rosFragments(store, "ros-container", [2, 3]),
+      "hour 2 passed a window without container rows: only hour 3's rows",
+    );
+    assert.equal(
+      await Deno.readTextFile(join(out, members[7]!)),
+      rosHeaderLine("ros-namespace") + await rosFragments(store, "ros-namespace", [2, 3]),
+    );
+    assert.deepEqual(later.rosRows, { "ros-container": 4, "ros-namespace": 5 });
+    const earlier = await buildDayPayload({ ...request(store, join(dir, "b"), 1), rosFromHour: 0 });
+    assert.notEqual(earlier.uuid, later.uuid);
+    assert.deepEqual(earlier.rosRows, { "ros-container": 2, "ros-namespace": 2 });
+  });
+});
+
+Deno.test("day payload: a header-only ROS file for a passed window without rows", async () => {
+  await withTemp(async (dir) => {
+    const store = new StateStore(join(dir, "state"));
+    await fillRosStore(store, WITH_ROS.slice(0, 3));
+    const p = await buildDayPayload({ ...request(store, join(dir, "a"), 2), rosFromHour: 2 });
+    const members = p.parts[0]!.members;
+    const out = join(dir, "x");
+    await extract(p.parts[0]!.path, out);
+    assert.equal(await Deno.readTextFile(join(out, members[6]!)), rosHeaderLine("ros-container"));
+    assert.deepEqual(JSON.parse(p.manifest).resource_optimization_files, members.slice(6, 8));
+  });
+});
+
+Deno.test("day payload: no ROS file when no hour of the ROS range passed the filter", async () => {
+  await withTemp(async (dir) => {
+    const store = new StateStore(join(dir, "state"));
+    await fillRosStore(store, WITH_ROS);
+    const p = await buildDayPayload({ ...request(store, join(dir, "a"), 0), rosFromHour: 0 });
+    assert.equal(p.parts[0]!.members.length, 7, "six cost CSVs and the manifest");
+    assert.equal(JSON.parse(p.manifest).resource_optimization_files, null);
+    assert.deepEqual(p.rosRows, { "ros-container": 0, "ros-namespace": 0 });
+    assert.equal(p.uuid, manifestUuid(CLUSTER, DAY, 0, REPORT_NAMES, { fromHour: 0, toHour: 0 }));
+    await assert.rejects(
+      () => buildDayPayload({ ...request(store, join(dir, "b"), 1), rosFromHour: 2 }),
+      RangeError,
+    );
+  });
+});
+
+Deno.test("day payload: without a ROS range, ROS fragments are left out and the payload is byte-identical to one of a state without ROS", async () => {
+  await withTemp(async (dir) => {
+    const withRos = new StateStore(join(dir, "with"));
+    await fillRosStore(withRos, WITH_ROS);
+    const without = new StateStore(join(dir, "without"));
+    await fillStore(without, HOSTILE);
+    const a = await buildDayPayload(request(withRos, join(dir, "a")));
+    const b = await buildDayPayload(request(without, join(dir, "b")));
+    // The uuid of a payload without ROS is the one it always had (fixed literal).
+    assert.equal(a.uuid, "30a69737-dd51-433d-964d-bc0191ae21c2");
+    assert.equal(a.uuid, b.uuid);
+    assert.equal(a.ros, null);
+    assert.equal(JSON.parse(a.manifest).resource_optimization_files, null);
+    assert.deepEqual(await Deno.readFile(a.parts[0]!.path), await Deno.readFile(b.parts[0]!.path));
+  });
+});
+
+Deno.test("day payload: re-building a ROS window is byte-identical; ROS files split like the others", async () => {
+  await withTemp(async (dir) => {
+    const store = new StateStore(join(dir, "state"));
+    await fillRosStore(store, WITH_ROS);
+    const a = await buildDayPayload({ ...request(store, join(dir, "a")), rosFromHour: 1 });
+    const b = await buildDayPayload({ ...request(store, join(dir, "b")), rosFromHour: 1 });
+    assert.equal(a.uuid, b.uuid);
+    assert.deepEqual(await Deno.readFile(a.parts[0]!.path), await Deno.readFile(b.parts[0]!.path));
+    // A tiny limit: every CSV in its own tarball, the ROS ones cut into parts after the cost ones.
+    const split = await buildDayPayload({
+      ...request(store, join(dir, "c"), 3, 600),
+      rosFromHour: 0,
+    });
+    const manifest = JSON.parse(split.manifest);
+    const names: string[] = split.parts.map((p) => p.members[0]!);
+    assert.deepEqual([...manifest.files, ...manifest.resource_optimization_files], names);
+    assert.ok(manifest.resource_optimization_files.length > 2, "a ROS CSV was cut");
+    for (const [i, name] of manifest.resource_optimization_files.entries()) {
+      assert.match(name, /-ros-openshift-(container|namespace)-202611\d*\.\d+\.csv$/);
+      assert.ok(name.endsWith(`.${manifest.files.length + i}.csv`), name);
+    }
+    for (const p of split.parts) assert.equal(p.members.at(-1), "manifest.json");
   });
 });

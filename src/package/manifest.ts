@@ -19,19 +19,31 @@ export const ZERO_TIME = "0001-01-01T00:00:00Z";
 
 const encoder = new TextEncoder();
 
+/** The hours whose ROS windows a payload carries (ROS files are not cumulative). */
+export interface RosHourRange {
+  /** First hour whose ROS windows are included. */
+  readonly fromHour: number;
+  /** Last hour whose ROS windows are included (the payload's last hour). */
+  readonly toHour: number;
+}
+
 /**
  * The payload uuid: the idempotency key of a (cluster, day, last hour, report
- * set) window (BRIDGE §2). SHA-256 of the UTF-8 bytes of
+ * set, ROS hour range) window (BRIDGE §2). SHA-256 of the UTF-8 bytes of
  * `JSON.stringify([clusterId, day, lastHour, [...reports].sort()])`, first 16
- * bytes, version nibble 4, variant bits 10, lowercase 8-4-4-4-12.
+ * bytes, version nibble 4, variant bits 10, lowercase 8-4-4-4-12. A payload
+ * that carries ROS windows appends `["ros", fromHour, toHour]` to that array;
+ * without them (`ros` omitted or null) the key is the one of payloads
+ * without ROS, unchanged.
  * Re-building the same window yields the same uuid, so koku de-duplicates it;
- * a new hour or another report set yields a new one.
+ * a new hour, another report set or another ROS range yields a new one.
  *
  * @example
  * ```ts
  * import { manifestUuid } from "./manifest.ts";
  * const id = manifestUuid("cluster-a", "2026-11-01", 5, ["pod", "node"]);
  * id[14]; // "4"
+ * manifestUuid("cluster-a", "2026-11-01", 5, ["pod", "node"], { fromHour: 3, toHour: 5 }) !== id; // true
  * ```
  */
 export function manifestUuid(
@@ -39,8 +51,11 @@ export function manifestUuid(
   day: string,
   lastHour: number,
   reports: readonly string[],
+  ros?: RosHourRange | null,
 ): string {
-  const key = JSON.stringify([clusterId, day, lastHour, [...reports].sort()]);
+  const parts: unknown[] = [clusterId, day, lastHour, [...reports].sort()];
+  if (ros) parts.push(["ros", ros.fromHour, ros.toHour]);
+  const key = JSON.stringify(parts);
   const digest = createHash("sha256").update(encoder.encode(key)).digest();
   const b = Uint8Array.from(digest.subarray(0, 16));
   b[6] = (b[6]! & 0x0f) | 0x40;
@@ -79,6 +94,8 @@ export interface ManifestFields {
   date: Date;
   /** Cost CSV member names; empty or null → JSON `null` (Go's nil slice). */
   files: readonly string[] | null;
+  /** ROS CSV member names; omitted, empty or null → JSON `null`. */
+  resourceOptimizationFiles?: readonly string[] | null;
   /** First pod `interval_start`; null → zero time. */
   start: Date | null;
   /** Last pod `interval_end`; null → zero time. */
@@ -109,13 +126,16 @@ export interface ManifestFields {
  */
 export function renderManifest(fields: ManifestFields): string {
   const files = fields.files && fields.files.length > 0 ? [...fields.files] : null;
+  const rosFiles = fields.resourceOptimizationFiles && fields.resourceOptimizationFiles.length > 0
+    ? [...fields.resourceOptimizationFiles]
+    : null;
   return marshalIndent({
     uuid: fields.uuid,
     cluster_id: fields.clusterId,
     version: fields.version ?? DEFAULT_MANIFEST_VERSION,
     date: formatGoJsonTime(fields.date),
     files,
-    resource_optimization_files: null,
+    resource_optimization_files: rosFiles,
     start: formatGoJsonTime(fields.start),
     end: formatGoJsonTime(fields.end),
     cr_status: {

@@ -202,3 +202,44 @@ Deno.test("isSafePathComponent", () => {
     assert.ok(!isSafePathComponent(bad), String(bad));
   }
 });
+
+Deno.test("manifestUuid: the ROS hour range is part of the key; without it the key is unchanged", () => {
+  const reports = ["namespace", "node", "gpu", "pod", "storage", "vm"];
+  const plain = manifestUuid("16b9a60d-0774-4102-9028-bd28d6c38ac2", "2026-11-01", 3, reports);
+  assert.equal(
+    plain,
+    "30a69737-dd51-433d-964d-bc0191ae21c2",
+    "the uuid payloads without ROS always had",
+  );
+  assert.equal(
+    manifestUuid("16b9a60d-0774-4102-9028-bd28d6c38ac2", "2026-11-01", 3, reports, null),
+    plain,
+  );
+  const a = manifestUuid("c", "2026-11-01", 3, reports, { fromHour: 0, toHour: 3 });
+  const b = manifestUuid("c", "2026-11-01", 3, reports, { fromHour: 2, toHour: 3 });
+  assert.notEqual(a, b);
+  assert.notEqual(a, manifestUuid("c", "2026-11-01", 3, reports));
+  assert.equal(a[14], "4");
+});
+
+Deno.test("renderManifest: ROS members under resource_optimization_files, null when none", () => {
+  const base = {
+    uuid: "2c5bf36c-7572-4156-b102-43f898e1430f",
+    clusterId: "cluster-a",
+    date: new Date("2026-11-01T06:10:00Z"),
+    files: ["a.0.csv"],
+    start: null,
+    end: null,
+    bridgeVersion: "0.1.0",
+  };
+  const ros = ["x-ros-openshift-container-202611.6.csv", "x-ros-openshift-namespace-202611.7.csv"];
+  const m = JSON.parse(renderManifest({ ...base, resourceOptimizationFiles: ros }));
+  assert.deepEqual(m.resource_optimization_files, ros);
+  assert.deepEqual(m.files, ["a.0.csv"]);
+  assert.equal(JSON.parse(renderManifest(base)).resource_optimization_files, null);
+  assert.equal(
+    JSON.parse(renderManifest({ ...base, resourceOptimizationFiles: [] }))
+      .resource_optimization_files,
+    null,
+  );
+});

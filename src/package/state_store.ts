@@ -10,6 +10,7 @@
  *
  * ```text
  * <root>/<clusterId>/<YYYY-MM-DD>/<HH>/<report>.csv
+ * <root>/<clusterId>/<YYYY-MM-DD>/<HH>/ros-<report>.csv  ROS fragments, only when a window passed
  * <root>/<clusterId>/<YYYY-MM-DD>/<HH>/hour.json      sizes, SHA-256s, collection parameters
  * <root>/quarantine/<clusterId>/<YYYY-MM-DD>/<HH>-<timestamp>   hours found damaged
  * <root>/.spool/                                       payload tarballs before delivery
@@ -32,7 +33,14 @@
 
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { REPORT_NAMES, reportDefinition, type ReportName } from "../collect/reports.ts";
+import {
+  REPORT_NAMES,
+  reportDefinition,
+  type ReportName,
+  ROS_REPORT_NAMES,
+  ROS_REPORTS,
+  type RosReportName,
+} from "../collect/reports.ts";
 import { BridgeError, isClusterId, isDay, isDiskFull, isHour } from "../model.ts";
 import { encodeRecord } from "./csv.ts";
 
@@ -51,6 +59,31 @@ export interface CollectionParams {
   readonly reduce: string;
   /** `planFingerprint(plan)`: SHA-256 (hex) of the expressions actually sent. */
   readonly queryHash: string;
+  /**
+   * `rosPlanFingerprint(rosPlan)` when the hour was collected with the ROS
+   * reports; absent when collected without them (`--no-ros`, or before ROS).
+   */
+  readonly rosHash?: string;
+}
+
+/** Any report that has hour fragments: the six cost reports and the two ROS reports. */
+export type FragmentName = ReportName | RosReportName;
+
+/**
+ * What `hour.json` records about the ROS reports of an hour collected with
+ * them. CMMO writes a ROS file only for a 15-minute window that passed the
+ * namespace filter, so the ROS fragments exist only when `windows > 0`
+ * (then both, a fragment may be empty: the header-only file of CMMO).
+ */
+export interface RosHourMeta {
+  /** Windows of the hour (0–4) that passed the namespace filter. */
+  windows: number;
+  /** Data rows per ROS fragment (0 when `windows` is 0). */
+  rows: Record<RosReportName, number>;
+  /** Bytes per ROS fragment (0 when `windows` is 0). */
+  bytes: Record<RosReportName, number>;
+  /** SHA-256 (lower-case hex) per ROS fragment; null when `windows` is 0 (no fragments). */
+  sha256: Record<RosReportName, string> | null;
 }
 
 /** Former name of {@linkcode CollectionParams}. */
@@ -74,6 +107,8 @@ export interface HourMeta {
   sha256: Record<ReportName, string> | null;
   /** Collection parameters; null when not recorded (older `hour.json`): "other parameters". */
   params: CollectionParams | null;
+  /** ROS reports of the hour; null when collected without them (or an older `hour.json`). */
+  ros: RosHourMeta | null;
 }
 
 /** What {@linkcode HourWriter.commit} records besides what the writer counted itself. */
@@ -86,12 +121,23 @@ export interface HourCommit {
   noData: boolean;
   /** Collection parameters (see {@linkcode hourMatches}); omitted or null = not recorded. */
   params?: CollectionParams | null;
+  /**
+   * Collected with the ROS reports: how many of the hour's windows passed the
+   * namespace filter. With `windows > 0` both ROS fragments are committed
+   * (empty ones for a report without rows); with 0, none (and no ROS rows may
+   * have been written). Omitted or null: collected without ROS.
+   */
+  ros?: { windows: number } | null;
 }
 
 /** Writes one hour; obtained from {@linkcode StateStore.beginHour}. */
 export interface HourWriter {
-  /** Appends already-ordered rows (full rows incl. the 4 date columns) to this hour's report fragment. */
-  writeRows(report: ReportName, rows: Iterable<readonly string[]>): Promise<void>;
+  /**
+   * Appends already-ordered rows (full rows incl. the 4 date columns) to this
+   * hour's report fragment (a cost report, or a ROS report when the commit
+   * records passed ROS windows).
+   */
+  writeRows(report: FragmentName, rows: Iterable<readonly string[]>): Promise<void>;
   /**
    * Writes empty fragments for reports without rows and `hour.json`, fsyncs
    * them and the temporary folder, renames the hour into place and fsyncs the
@@ -232,6 +278,46 @@ function hourDirName(hour: number): string {
 function zeroCounts(): Record<ReportName, number> {
   const out = {} as Record<ReportName, number>;
   for (const name of REPORT_NAMES) out[name] = 0;
+  return out;
+}
+
+function zeroRosCounts(): Record<RosReportName, number> {
+  const out = {} as Record<RosReportName, number>;
+  for (const name of ROS_REPORT_NAMES) out[name] = 0;
+  return out;
+}
+
+function isRosReport(name: string): name is RosReportName {
+  return (ROS_REPORT_NAMES as readonly string[]).includes(name);
+}
+
+/**
+ * The CSV header of a cost or ROS report.
+ *
+ * @example
+ * ```ts
+ * import { fragmentHeader } from "./state_store.ts";
+ * fragmentHeader("ros-namespace").length; // 25
+ * fragmentHeader("pod").length; // 20
+ * ```
+ */
+export function fragmentHeader(name: FragmentName): readonly string[] {
+  if (isRosReport(name)) return ROS_REPORTS.find((r) => r.name === name)!.header;
+  return reportDefinition(name).header;
+}
+
+/** The fragments of a committed hour, with the size and hash `hour.json` records. */
+function recordedFragments(
+  meta: HourMeta,
+): { name: FragmentName; bytes: number; sha256: string | null }[] {
+  const out: { name: FragmentName; bytes: number; sha256: string | null }[] = REPORT_NAMES.map((
+    name,
+  ) => ({ name, bytes: meta.bytes[name], sha256: meta.sha256?.[name] ?? null }));
+  if (meta.ros && meta.ros.windows > 0) {
+    for (const name of ROS_REPORT_NAMES) {
+      out.push({ name, bytes: meta.ros.bytes[name], sha256: meta.ros.sha256?.[name] ?? null });
+    }
+  }
   return out;
 }
 
@@ -389,7 +475,9 @@ export async function tryHold(path: string): Promise<Deno.FsFile | null> {
  * Whether a committed hour was collected with exactly these parameters. An
  * `hour.json` without parameters (written before they were recorded) counts as
  * collected with other parameters. The service collects an hour again instead
- * of reusing it when this is false.
+ * of reusing it when this is false. With `params.rosHash` (ROS on) the hour
+ * must carry the same `rosHash`; without it (ROS off) the hour's `rosHash` is
+ * not compared: an hour collected with ROS serves a run without ROS as it is.
  *
  * @example
  * ```ts
@@ -403,7 +491,10 @@ export function hourMatches(meta: Pick<HourMeta, "params">, params: CollectionPa
   const p = meta.params;
   return p !== null && p !== undefined && p.clusterLabel === params.clusterLabel &&
     p.rateWindow === params.rateWindow && p.reduce === params.reduce &&
-    p.queryHash === params.queryHash;
+    p.queryHash === params.queryHash &&
+    // With ROS, the hour must have been collected with the same ROS plan; without ROS, an
+    // hour collected with ROS is just as good (its ROS fragments are not shipped).
+    (params.rosHash === undefined || p.rosHash === params.rosHash);
 }
 
 function parseCounts(value: unknown, path: string, key: string): Record<ReportName, number> {
@@ -453,12 +544,71 @@ function parseParams(value: unknown, path: string): CollectionParams | null {
       throw new SyntaxError(`${path}: "params.${key}" must be a string`, { cause: { path, key } });
     }
   }
+  if (o.rosHash !== undefined && typeof o.rosHash !== "string") {
+    throw new SyntaxError(`${path}: "params.rosHash" must be a string`, { cause: { path } });
+  }
   return {
     clusterLabel: o.clusterLabel as string,
     rateWindow: o.rateWindow as string,
     reduce: o.reduce as string,
     queryHash: o.queryHash as string,
+    ...(typeof o.rosHash === "string" ? { rosHash: o.rosHash } : {}),
   };
+}
+
+function parseRos(value: unknown, path: string): RosHourMeta | null {
+  if (value === undefined || value === null) return null; // collected without ROS
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new SyntaxError(`${path}: "ros" must be an object or null`, { cause: { path } });
+  }
+  const o = value as Record<string, unknown>;
+  const windows = o.windows;
+  if (typeof windows !== "number" || !Number.isInteger(windows) || windows < 0 || windows > 4) {
+    throw new SyntaxError(`${path}: "ros.windows" must be an integer 0-4`, { cause: { path } });
+  }
+  const counts = (v: unknown, key: string): Record<RosReportName, number> => {
+    if (typeof v !== "object" || v === null || Array.isArray(v)) {
+      throw new SyntaxError(`${path}: "ros.${key}" must be an object`, { cause: { path, key } });
+    }
+    const out = zeroRosCounts();
+    for (const name of ROS_REPORT_NAMES) {
+      const n = (v as Record<string, unknown>)[name];
+      if (
+        typeof n !== "number" || !Number.isSafeInteger(n) || n < 0 || (windows === 0 && n !== 0)
+      ) {
+        throw new SyntaxError(
+          `${path}: "ros.${key}.${name}" must be a non-negative integer (0 without windows)`,
+          { cause: { path, key, report: name } },
+        );
+      }
+      out[name] = n;
+    }
+    return out;
+  };
+  const rows = counts(o.rows, "rows");
+  const bytes = counts(o.bytes, "bytes");
+  let sha256: Record<RosReportName, string> | null = null;
+  if (windows > 0) {
+    const h = o.sha256;
+    if (typeof h !== "object" || h === null || Array.isArray(h)) {
+      throw new SyntaxError(`${path}: "ros.sha256" must be an object`, { cause: { path } });
+    }
+    sha256 = {} as Record<RosReportName, string>;
+    for (const name of ROS_REPORT_NAMES) {
+      const x = (h as Record<string, unknown>)[name];
+      if (typeof x !== "string" || !SHA256_HEX.test(x)) {
+        throw new SyntaxError(`${path}: "ros.sha256.${name}" must be 64 lower-case hex digits`, {
+          cause: { path, report: name },
+        });
+      }
+      sha256[name] = x;
+    }
+  } else if (o.sha256 !== undefined && o.sha256 !== null) {
+    throw new SyntaxError(`${path}: "ros.sha256" must be null without windows`, {
+      cause: { path },
+    });
+  }
+  return { windows, rows, bytes, sha256 };
 }
 
 function parseHourMeta(text: string, path: string, expectedHour: number): HourMeta {
@@ -499,6 +649,7 @@ function parseHourMeta(text: string, path: string, expectedHour: number): HourMe
     bytes: parseCounts(o.bytes, path, "bytes"),
     sha256: parseHashes(o.sha256, path),
     params: parseParams(o.params, path),
+    ros: parseRos(o.ros, path),
   };
 }
 
@@ -525,7 +676,7 @@ async function checkHour(hourDir: string, hour: number): Promise<HourCheck> {
   } catch (err) {
     return { ok: false, reason: err instanceof Error ? err.message : String(err) };
   }
-  for (const name of REPORT_NAMES) {
+  for (const { name, bytes, sha256 } of recordedFragments(meta)) {
     const path = join(hourDir, `${name}.csv`);
     let info: Deno.FileInfo;
     try {
@@ -533,18 +684,15 @@ async function checkHour(hourDir: string, hour: number): Promise<HourCheck> {
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
         // hour.json files written before hashes never had empty fragments checked.
-        if (meta.sha256 === null && meta.bytes[name] === 0) continue;
+        if (sha256 === null && bytes === 0) continue;
         return { ok: false, reason: `${path} is missing` };
       }
       const message = err instanceof Error ? err.message : String(err);
       return { ok: false, reason: `${path} cannot be read: ${message}` };
     }
     if (!info.isFile) return { ok: false, reason: `${path} is not a regular file` };
-    if (info.size !== meta.bytes[name]) {
-      return {
-        ok: false,
-        reason: `${path} has ${info.size} bytes, hour.json says ${meta.bytes[name]}`,
-      };
+    if (info.size !== bytes) {
+      return { ok: false, reason: `${path} has ${info.size} bytes, hour.json says ${bytes}` };
     }
   }
   return { ok: true, meta };
@@ -605,9 +753,9 @@ export class StateStore {
     return join(this.dayPath(clusterId, day), hourDirName(hour));
   }
 
-  /** Path of one committed report fragment. */
-  fragmentPath(clusterId: string, day: string, hour: number, report: ReportName): string {
-    reportDefinition(report);
+  /** Path of one committed report fragment (cost or ROS). */
+  fragmentPath(clusterId: string, day: string, hour: number, report: FragmentName): string {
+    fragmentHeader(report);
     return join(this.hourPath(clusterId, day, hour), `${report}.csv`);
   }
 
@@ -751,23 +899,22 @@ export class StateStore {
     const check = await checkHour(hourDir, hour);
     if (!check.ok) return check.reason;
     const { meta } = check;
-    for (const name of REPORT_NAMES) {
+    for (const { name, bytes, sha256: expected } of recordedFragments(meta)) {
       const path = join(hourDir, `${name}.csv`);
       let actual: { bytes: number; sha256: string };
       try {
         actual = await hashFile(path);
       } catch (err) {
-        if (err instanceof Deno.errors.NotFound && meta.sha256 === null && meta.bytes[name] === 0) {
+        if (err instanceof Deno.errors.NotFound && expected === null && bytes === 0) {
           continue;
         }
         const message = err instanceof Error ? err.message : String(err);
         return `${path} cannot be read: ${message}`;
       }
-      if (actual.bytes !== meta.bytes[name]) {
-        return `${path} has ${actual.bytes} bytes, hour.json says ${meta.bytes[name]}`;
+      if (actual.bytes !== bytes) {
+        return `${path} has ${actual.bytes} bytes, hour.json says ${bytes}`;
       }
-      const expected = meta.sha256?.[name];
-      if (expected !== undefined && actual.sha256 !== expected) {
+      if (expected !== null && actual.sha256 !== expected) {
         return `${path} has SHA-256 ${actual.sha256}, hour.json says ${expected}`;
       }
     }
@@ -929,10 +1076,10 @@ class FsHourWriter implements HourWriter {
   #finalDir: string;
   #tempDir: string;
   #hour: number;
-  #files = new Map<ReportName, Deno.FsFile>();
-  #hashes = new Map<ReportName, ReturnType<typeof createHash>>();
-  #rows = zeroCounts();
-  #bytes = zeroCounts();
+  #files = new Map<FragmentName, Deno.FsFile>();
+  #hashes = new Map<FragmentName, ReturnType<typeof createHash>>();
+  #rows: Record<FragmentName, number> = { ...zeroCounts(), ...zeroRosCounts() };
+  #bytes: Record<FragmentName, number> = { ...zeroCounts(), ...zeroRosCounts() };
   #state: "open" | "committing" | "done" = "open";
   #encoder = new TextEncoder();
   /** flock on the temporary folder (after the rename: on the committed folder). */
@@ -969,11 +1116,11 @@ class FsHourWriter implements HourWriter {
     }
   }
 
-  #path(report: ReportName): string {
+  #path(report: FragmentName): string {
     return join(this.#tempDir, `${report}.csv`);
   }
 
-  async #file(report: ReportName): Promise<Deno.FsFile> {
+  async #file(report: FragmentName): Promise<Deno.FsFile> {
     let file = this.#files.get(report);
     if (!file) {
       const path = this.#path(report);
@@ -984,7 +1131,7 @@ class FsHourWriter implements HourWriter {
     return file;
   }
 
-  async #flush(report: ReportName, parts: string[]): Promise<void> {
+  async #flush(report: FragmentName, parts: string[]): Promise<void> {
     if (parts.length === 0) return;
     const data = this.#encoder.encode(parts.join(""));
     const file = await this.#file(report);
@@ -994,9 +1141,9 @@ class FsHourWriter implements HourWriter {
     this.#bytes[report] += data.length;
   }
 
-  async writeRows(report: ReportName, rows: Iterable<readonly string[]>): Promise<void> {
+  async writeRows(report: FragmentName, rows: Iterable<readonly string[]>): Promise<void> {
     this.#assertOpen("writeRows");
-    const width = reportDefinition(report).header.length;
+    const width = fragmentHeader(report).length;
     let parts: string[] = [];
     let chars = 0;
     let count = 0;
@@ -1040,27 +1187,68 @@ class FsHourWriter implements HourWriter {
     if (!(meta.collectedAt instanceof Date) || Number.isNaN(meta.collectedAt.getTime())) {
       throw new TypeError(`commit: collectedAt must be a valid Date, got ${meta.collectedAt}`);
     }
+    const rosWindows = meta.ros?.windows ?? null;
+    if (
+      rosWindows !== null &&
+      (typeof rosWindows !== "number" || !Number.isInteger(rosWindows) || rosWindows < 0 ||
+        rosWindows > 4)
+    ) {
+      throw new RangeError(`commit: ros.windows must be an integer 0-4, got ${rosWindows}`);
+    }
+    const rosWritten = ROS_REPORT_NAMES.filter((name) => this.#files.has(name));
+    if (rosWritten.length > 0 && !(rosWindows !== null && rosWindows > 0)) {
+      throw new RangeError(
+        `commit: hour ${this.#hour} has ROS rows (${rosWritten.join(", ")}) ` +
+          `but no passed ROS window is recorded`,
+      );
+    }
     this.#state = "committing";
     try {
       for (const name of REPORT_NAMES) await this.#file(name); // empty fragments
+      if (rosWindows !== null && rosWindows > 0) {
+        for (const name of ROS_REPORT_NAMES) await this.#file(name); // header-only in CMMO
+      }
       for (const [name, file] of this.#files) {
         await io(this.#path(name), "syncing", () => file.sync());
       }
       this.#closeFiles();
       const sha256 = {} as Record<ReportName, string>;
       for (const name of REPORT_NAMES) sha256[name] = this.#hashes.get(name)!.digest("hex");
+      const pick = (counts: Record<FragmentName, number>) => {
+        const out = {} as Record<ReportName, number>;
+        for (const name of REPORT_NAMES) out[name] = counts[name];
+        return out;
+      };
+      let ros: RosHourMeta | null = null;
+      if (rosWindows !== null) {
+        ros = { windows: rosWindows, rows: zeroRosCounts(), bytes: zeroRosCounts(), sha256: null };
+        if (rosWindows > 0) {
+          const hashes = {} as Record<RosReportName, string>;
+          for (const name of ROS_REPORT_NAMES) {
+            ros.rows[name] = this.#rows[name];
+            ros.bytes[name] = this.#bytes[name];
+            hashes[name] = this.#hashes.get(name)!.digest("hex");
+          }
+          ros.sha256 = hashes;
+        }
+      }
       const result: HourMeta = {
         hour: this.#hour,
         collectedAt: meta.collectedAt.toISOString(),
         mode: meta.mode,
         noData: meta.noData,
-        rows: { ...this.#rows },
-        bytes: { ...this.#bytes },
+        rows: pick(this.#rows),
+        bytes: pick(this.#bytes),
         sha256,
         params: meta.params ?? null,
+        ros,
       };
       const metaPath = join(this.#tempDir, HOUR_FILE);
-      const text = this.#encoder.encode(JSON.stringify(result, null, 2) + "\n");
+      // Without ROS, hour.json keeps the keys it always had.
+      const { ros: _ros, ...withoutRos } = result;
+      const text = this.#encoder.encode(
+        JSON.stringify(ros === null ? withoutRos : result, null, 2) + "\n",
+      );
       await io(metaPath, "writing", async () => {
         const file = await Deno.open(metaPath, { write: true, createNew: true });
         try {

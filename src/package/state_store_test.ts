@@ -735,3 +735,124 @@ Deno.test(
     }
   },
 );
+
+// ---- ROS fragments (issue 9) ----
+
+const ROS_DATES = [
+  "2026-11-01 00:00:00 +0000 UTC",
+  "2026-12-01 00:00:00 +0000 UTC",
+  "2026-11-01 03:00:01 +0000 UTC",
+  "2026-11-01 03:15:00 +0000 UTC",
+];
+const ROS_PARAMS: HourParams = { ...PARAMS, rosHash: "cd".repeat(32) };
+
+function rosRow(width: number, key: string): string[] {
+  const row = [...ROS_DATES, key];
+  while (row.length < width) row.push("0.500000");
+  return row;
+}
+
+Deno.test("ROS: fragments of passed windows are committed with size and SHA-256, and verified", async () => {
+  await withTemp(async (root) => {
+    const store = new StateStore(root);
+    const w = await store.beginHour("c", DAY, 3);
+    await w.writeRows("node", [[...DATES, "node-a", ""]]);
+    await w.writeRows("ros-container", [rosRow(49, "c1"), rosRow(49, "c2")]);
+    const meta = await w.commit({
+      collectedAt: new Date("2026-11-01T05:00:00Z"),
+      mode: "server",
+      noData: false,
+      params: ROS_PARAMS,
+      ros: { windows: 2 },
+    });
+    assert.equal(meta.ros?.windows, 2);
+    assert.deepEqual(meta.ros?.rows, { "ros-container": 2, "ros-namespace": 0 });
+    for (const name of ["ros-container", "ros-namespace"] as const) {
+      const bytes = await Deno.readFile(store.fragmentPath("c", DAY, 3, name));
+      assert.equal(meta.ros!.bytes[name], bytes.length);
+      assert.equal(meta.ros!.sha256![name], await sha256Hex(bytes));
+    }
+    assert.equal(
+      meta.ros!.sha256!["ros-namespace"],
+      EMPTY_SHA256,
+      "header-only file: empty fragment",
+    );
+    const { hours } = await store.listHours("c", DAY);
+    assert.deepEqual(hours.get(3), meta);
+    assert.equal(hours.get(3)!.params?.rosHash, ROS_PARAMS.rosHash);
+    assert.deepEqual(await store.verifyHours("c", DAY, [3]), []);
+    // A flipped byte in a ROS fragment is found and the hour quarantined.
+    const path = store.fragmentPath("c", DAY, 3, "ros-container");
+    const bytes = await Deno.readFile(path);
+    bytes[7] = bytes[7]! ^ 0x01;
+    await Deno.writeFile(path, bytes);
+    const bad = await store.verifyHours("c", DAY, [3]);
+    assert.equal(bad.length, 1);
+    assert.match(bad[0]!.reason, /ros-container\.csv has SHA-256/);
+    // A missing ROS fragment makes the hour damaged for the cheap listing too.
+    const w2 = await store.beginHour("c", DAY, 4);
+    await w2.commit({
+      collectedAt: new Date(),
+      mode: "server",
+      noData: false,
+      params: ROS_PARAMS,
+      ros: { windows: 1 },
+    });
+    await Deno.remove(store.fragmentPath("c", DAY, 4, "ros-namespace"));
+    const listing = await store.listHours("c", DAY);
+    assert.deepEqual(listing.quarantined.map((q) => q.hour), [4]);
+  });
+});
+
+Deno.test("ROS: no window passed → no ROS fragments, windows 0 recorded; ROS rows then refused", async () => {
+  await withTemp(async (root) => {
+    const store = new StateStore(root);
+    const w = await store.beginHour("c", DAY, 0);
+    const meta = await w.commit({
+      collectedAt: new Date(),
+      mode: "server",
+      noData: true,
+      params: ROS_PARAMS,
+      ros: { windows: 0 },
+    });
+    assert.deepEqual(meta.ros, {
+      windows: 0,
+      rows: { "ros-container": 0, "ros-namespace": 0 },
+      bytes: { "ros-container": 0, "ros-namespace": 0 },
+      sha256: null,
+    });
+    const names: string[] = [];
+    for await (const e of Deno.readDir(store.hourPath("c", DAY, 0))) names.push(e.name);
+    assert.ok(!names.some((n) => n.startsWith("ros-")), names.join(","));
+    assert.deepEqual((await store.listHours("c", DAY)).hours.get(0), meta);
+    for (const ros of [undefined, { windows: 0 }]) {
+      const bad = await store.beginHour("c", DAY, 1);
+      await bad.writeRows("ros-namespace", [rosRow(25, "ns")]);
+      await assert.rejects(
+        () => bad.commit({ collectedAt: new Date(), mode: "server", noData: false, ros }),
+        RangeError,
+      );
+      await bad.abort();
+    }
+  });
+});
+
+Deno.test("ROS: an hour.json without ROS reads as collected without ROS; hourMatches compares rosHash only with ROS on", async () => {
+  await withTemp(async (root) => {
+    const store = new StateStore(root);
+    await commitHour(store, 0);
+    const meta = (await store.listHours("c", DAY)).hours.get(0)!;
+    assert.equal(meta.ros, null);
+    const onDisk = JSON.parse(
+      await Deno.readTextFile(join(store.hourPath("c", DAY, 0), "hour.json")),
+    );
+    assert.ok(!("ros" in onDisk), "hour.json without ROS keeps its keys");
+    assert.ok(!("rosHash" in onDisk.params));
+    assert.equal(hourMatches(meta, PARAMS), true);
+    assert.equal(hourMatches(meta, ROS_PARAMS), false, "collected without ROS: again with ROS");
+    const withRos = { params: ROS_PARAMS };
+    assert.equal(hourMatches(withRos, ROS_PARAMS), true);
+    assert.equal(hourMatches(withRos, { ...ROS_PARAMS, rosHash: "ef".repeat(32) }), false);
+    assert.equal(hourMatches(withRos, PARAMS), true, "ROS off reuses an hour collected with ROS");
+  });
+});
