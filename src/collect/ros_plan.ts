@@ -14,6 +14,7 @@
  * @module
  */
 
+import { parseDuration } from "../model.ts";
 import { createHash } from "node:crypto";
 import type { RosQuery } from "./catalogue_groups.ts";
 import { rewriteQuery } from "./promql_rewrite.ts";
@@ -37,12 +38,27 @@ export interface RosPlanOptions {
   readonly rateWindow: string;
 }
 
+/** The ROS interval: no ROS window is ever widened beyond it. */
+const ROS_INTERVAL_MS = 15 * 60_000;
+
+/** `rateWindow`, capped at the 15-minute ROS interval. */
+function rosMinWindow(rateWindow: string): string {
+  let ms: number;
+  try {
+    ms = parseDuration(rateWindow);
+  } catch {
+    return rateWindow; // rewriteQuery names the bad value
+  }
+  return ms > ROS_INTERVAL_MS ? "15m" : rateWindow;
+}
+
 /**
  * Binds every ROS query to a cluster, in CMMO's order (filter, 35 container,
  * 20 namespace queries). Every vector selector — also inside subqueries,
  * `label_replace(…)` and both sides of `or` — gets `clusterLabel="clusterId"`;
- * every `rate`-like or `*_over_time` window shorter than `rateWindow` becomes
- * `rateWindow`; longer windows and subquery ranges stay as CMMO wrote them.
+ * every `rate`-like or `*_over_time` window shorter than `rateWindow` (at
+ * most 15m, the ROS interval itself) is widened to it; CMMO's `[15m]` windows
+ * and subquery ranges stay as CMMO wrote them, whatever `--rate-window` is.
  *
  * @param options Cluster label, cluster id and rate window.
  * @param queries The ROS catalogue (default {@linkcode ROS_QUERIES}).
@@ -67,7 +83,7 @@ export function planRosQueries(
     expr: rewriteQuery(query.expr, {
       label: options.clusterLabel,
       value: options.clusterId,
-      minRangeWindow: options.rateWindow,
+      minRangeWindow: rosMinWindow(options.rateWindow),
     }),
   }));
 }
