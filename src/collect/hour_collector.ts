@@ -6,6 +6,13 @@
  * hour atomically to the state store. A failed hour is not committed, so the
  * next run retries it.
  *
+ * With ROS on, the ROS queries (CMMO's instant queries at H:15, H:30, H:45 and
+ * (H+1):00) are evaluated once per batch as `query_range` with a 900 s step,
+ * in the same run as the batch's cost queries; each hour's four windows are
+ * built from the points at its window ends and the hour's node rows, and the
+ * ROS fragments are committed only when at least one window passed the
+ * namespace filter (CMMO writes a ROS file only then).
+ *
  * @module
  */
 
@@ -30,6 +37,8 @@ import {
 } from "./reduce.ts";
 import { buildHourReports, type HourReports } from "./report_rows.ts";
 import { applySeries, type Labels, type RowMap } from "./row_map.ts";
+import { type PlannedRosQuery, rosPlanFingerprint } from "./ros_plan.ts";
+import { buildRosWindowReports, type RosSample, rosWindowEnds } from "./ros_rows.ts";
 
 /** One `query_range` request. Times are unix seconds. */
 export interface RangeRequest {
@@ -100,10 +109,16 @@ export interface HourCollectorOptions {
   /** Counters increased by every query of this collection (per-run figures). */
   readonly counter?: QueryCounter;
   /**
+   * The ROS queries bound to the cluster (`planRosQueries`); omitted, null or
+   * empty: ROS off (no ROS query, no ROS fragment, no `ros` in `hour.json`).
+   */
+  readonly ros?: readonly PlannedRosQuery[] | null;
+  /**
    * Collection parameters recorded in each committed hour's `hour.json`
    * (`collectionParams(plan, …)` of query_plan.ts); `queryHash` must be the
-   * plan's fingerprint and `reduce` equal `mode`. Without them hours are
-   * committed without parameters and count as collected with other ones.
+   * plan's fingerprint and `reduce` equal `mode`, and `rosHash` must be
+   * `rosPlanFingerprint(ros)` with ROS and absent without. Without them hours
+   * are committed without parameters and count as collected with other ones.
    */
   readonly params?: CollectionParams;
   /**
@@ -175,12 +190,20 @@ export async function collectHours(
     throw new RangeError(`Invalid emptyHourGrace ${grace}: expected a non-negative number of ms`);
   }
   const params = options.params ?? null;
+  const rosPlan = options.ros && options.ros.length > 0 ? options.ros : null;
   if (params && (params.queryHash !== planFingerprint(plan) || params.reduce !== options.mode)) {
     throw new RangeError(
       `collectHours: params (reduce ${params.reduce}, plan ${params.queryHash.slice(0, 12)}) ` +
         `do not describe this collection (reduce ${options.mode}, plan ${
           planFingerprint(plan).slice(0, 12)
         })`,
+    );
+  }
+  const rosHash = rosPlan ? rosPlanFingerprint(rosPlan) : undefined;
+  if (params && params.rosHash !== rosHash) {
+    throw new RangeError(
+      `collectHours: params (ROS plan ${params.rosHash?.slice(0, 12) ?? "none"}) ` +
+        `do not describe this collection (ROS plan ${rosHash?.slice(0, 12) ?? "none"})`,
     );
   }
   const batches = options.mode === "client"
@@ -195,19 +218,31 @@ export async function collectHours(
     }
   };
   for (const batch of batches) {
-    let seriesOf: (hour: number) => Map<string, HourSeries>;
+    let seriesOf: HourSeriesOf;
+    let rosOf: RosSamplesOf | null = null;
     try {
-      seriesOf = options.mode === "client"
-        ? await fetchClientHour(options, plan, clusterId, day, batch[0]!)
-        : await fetchServerBatch(options, plan, clusterId, day, batch);
+      const cost = options.mode === "client"
+        ? clientHourTasks(options, plan, clusterId, day, batch[0]!)
+        : serverBatchTasks(options, plan, clusterId, day, batch);
+      const ros = rosPlan
+        ? rosBatchTasks(options, rosPlan, clusterId, day, batch[0]!, batch.at(-1)!)
+        : null;
+      // One run: same client, counter, signal and fairness; the first failure stops all.
+      await runAll([...cost.tasks, ...(ros?.tasks ?? [])], options.signal);
+      seriesOf = cost.result;
+      rosOf = ros?.result ?? null;
     } catch (error) {
       fail(batch[0]!, error);
       return result;
     }
     for (const hour of batch) {
       let reports: HourReports;
+      let ros: HourRos | null = null;
       try {
-        reports = mergeHour(plan, seriesOf(hour), day, hour);
+        const merged = mergeHour(plan, seriesOf(hour), day, hour);
+        reports = merged.reports;
+        // An hour without node rows gets no ROS rows (contract §3.1, "No data").
+        if (rosPlan && rosOf) ros = rosHour(rosPlan, rosOf, merged.nodes, day, hour);
       } catch (error) {
         fail(hour, error);
         return result;
@@ -223,7 +258,17 @@ export async function collectHours(
       try {
         writer = await options.store.beginHour(clusterId, day, hour);
         for (const [report, rows] of reports) await writer.writeRows(report, rows);
-        await writer.commit({ collectedAt, mode: options.mode, noData, params });
+        if (ros && ros.windows > 0) {
+          await writer.writeRows("ros-container", ros.container);
+          await writer.writeRows("ros-namespace", ros.namespace);
+        }
+        await writer.commit({
+          collectedAt,
+          mode: options.mode,
+          noData,
+          params,
+          ...(ros ? { ros: { windows: ros.windows } } : {}),
+        });
       } catch (error) {
         await writer?.abort().catch(() => {});
         fail(hour, error);
@@ -310,6 +355,25 @@ export async function fetchClientHour(
   day: string,
   hour: number,
 ): Promise<HourSeriesOf> {
+  const { tasks, result } = clientHourTasks(options, plan, clusterId, day, hour);
+  await runAll(tasks, options.signal);
+  return result;
+}
+
+/** Query tasks to hand to `runAll`, and what their answers give once all succeeded. */
+interface Fetch<T> {
+  readonly tasks: ((signal: AbortSignal) => Promise<unknown>)[];
+  readonly result: T;
+}
+
+/** The tasks of {@linkcode fetchClientHour}. */
+function clientHourTasks(
+  options: FetchOptions,
+  plan: readonly PlannedQuery[],
+  clusterId: string,
+  day: string,
+  hour: number,
+): Fetch<HourSeriesOf> {
   const { client, counter } = options;
   const start = hourStartSeconds(day, hour);
   const grid = { start, end: start + 3599, step: 60 };
@@ -333,8 +397,7 @@ export async function fetchClientHour(
       counter,
     );
   });
-  await runAll(tasks, options.signal);
-  return (h) => (h === hour ? byQuery : new Map());
+  return { tasks, result: (h) => (h === hour ? byQuery : new Map()) };
 }
 
 /** Canonical identity of a label set, to join the aggregates of one series. */
@@ -365,6 +428,19 @@ export async function fetchServerBatch(
   day: string,
   hours: readonly number[],
 ): Promise<HourSeriesOf> {
+  const { tasks, result } = serverBatchTasks(options, plan, clusterId, day, hours);
+  await runAll(tasks, options.signal);
+  return result;
+}
+
+/** The tasks of {@linkcode fetchServerBatch}. */
+function serverBatchTasks(
+  options: FetchOptions,
+  plan: readonly PlannedQuery[],
+  clusterId: string,
+  day: string,
+  hours: readonly number[],
+): Fetch<HourSeriesOf> {
   const { client, counter } = options;
   const first = hours[0]!;
   const span = hours.at(-1)! - first + 1;
@@ -423,8 +499,7 @@ export async function fetchServerBatch(
       );
     });
   });
-  await runAll(tasks, options.signal);
-  return (hour) => {
+  const result: HourSeriesOf = (hour) => {
     const byQuery = new Map<string, HourSeries>();
     const i = hour - first;
     for (const p of plan) {
@@ -460,15 +535,20 @@ export async function fetchServerBatch(
     }
     return byQuery;
   };
+  return { tasks, result };
 }
 
-/** Applies an hour's series to the group row maps in catalogue order and builds the reports. */
+/**
+ * Applies an hour's series to the group row maps in catalogue order and builds
+ * the reports; also returns the hour's node rows (with `resource_id` set by
+ * `buildHourReports`), which the ROS container rows join.
+ */
 function mergeHour(
   plan: readonly PlannedQuery[],
   byQuery: Map<string, HourSeries>,
   day: string,
   hour: number,
-): HourReports {
+): { reports: HourReports; nodes: RowMap } {
   const maps = new Map<QueryGroup, RowMap>();
   for (const p of plan) {
     let rows = maps.get(p.query.group);
@@ -477,5 +557,133 @@ function mergeHour(
       applySeries(rows, p.query, s.metric, s.reduced);
     }
   }
-  return buildHourReports(maps, hourColumns(new Date(hourStartSeconds(day, hour) * 1000)));
+  const reports = buildHourReports(maps, hourColumns(new Date(hourStartSeconds(day, hour) * 1000)));
+  return { reports, nodes: maps.get("node") ?? new Map() };
+}
+
+/** Step of the ROS `query_range`: one point per 15-minute window end. */
+const ROS_STEP = 900;
+
+/**
+ * The ROS samples of one hour: for window `w` (0–3, ending at H:15 … (H+1):00),
+ * each ROS query's series that have a point there, in answer order.
+ */
+export type RosSamplesOf = (hour: number, window: number) => Map<string, RosSample[]>;
+
+/** The ROS rows of one hour: its passed windows' rows, in window order. */
+export interface HourRos {
+  /** Windows (0–4) that passed the namespace filter. */
+  readonly windows: number;
+  /** `ros-openshift-container` records of the passed windows, window after window. */
+  readonly container: string[][];
+  /** `ros-openshift-namespace` records of the passed windows, window after window. */
+  readonly namespace: string[][];
+}
+
+/**
+ * A sample value as a string `parseSampleValue` reads back to the same float
+ * (the points are kept as numbers, 8 bytes each, not as the answer's strings).
+ */
+function sampleText(x: number): string {
+  if (Number.isNaN(x)) return "NaN";
+  if (x === Infinity) return "+Inf";
+  if (x === -Infinity) return "-Inf";
+  if (Object.is(x, -0)) return "-0";
+  return String(x);
+}
+
+/**
+ * The ROS queries of hours `first`…`last` (consecutive) of `day`: one
+ * `query_range` per query with step 900 s from `first`:15 to (`last`+1):00,
+ * whose points are CMMO's instant queries at the window ends. Every series goes
+ * through `checkSeries` with that grid; a label set that appears twice in one
+ * answer is refused.
+ */
+function rosBatchTasks(
+  options: FetchOptions,
+  rosPlan: readonly PlannedRosQuery[],
+  clusterId: string,
+  day: string,
+  first: number,
+  last: number,
+): Fetch<RosSamplesOf> {
+  const { client, counter } = options;
+  const span = last - first + 1;
+  const grid = {
+    start: hourStartSeconds(day, first) + ROS_STEP,
+    end: hourStartSeconds(day, last) + 3600,
+    step: ROS_STEP,
+  };
+  const hours = formatHours(day, first, last);
+  /** One series: its value at each window end of the batch, and which ends have a point. */
+  type Entry = { metric: Labels; value: number[]; present: boolean[] };
+  const perQuery = new Map<string, Map<string, Entry>>();
+  const tasks = rosPlan.map((p) => {
+    const series = new Map<string, Entry>();
+    perQuery.set(p.query.name, series);
+    return async (signal: AbortSignal) => {
+      const ctx: AnswerContext = { queryId: p.query.name, clusterId, hours };
+      await client.queryRange(
+        { query: p.expr, ...grid, ...requestContext(ctx) },
+        (s) => {
+          const { slots, values } = checkSeries(s, grid, ctx);
+          const key = labelsKey(s.metric);
+          if (series.has(key)) {
+            throw answerError(ctx, `series ${showLabels(s.metric)} appears twice in the answer`);
+          }
+          const entry: Entry = {
+            metric: s.metric,
+            value: new Array<number>(span * 4).fill(0),
+            present: new Array<boolean>(span * 4).fill(false),
+          };
+          for (let i = 0; i < slots.length; i++) {
+            entry.value[slots[i]!] = values[i]!;
+            entry.present[slots[i]!] = true;
+          }
+          series.set(key, entry);
+        },
+        signal,
+        () => series.clear(), // a failed attempt's series are dropped
+        counter,
+      );
+    };
+  });
+  const result: RosSamplesOf = (hour, window) => {
+    const slot = (hour - first) * 4 + window;
+    const byQuery = new Map<string, RosSample[]>();
+    for (const p of rosPlan) {
+      const list: RosSample[] = [];
+      for (const { metric, value, present } of perQuery.get(p.query.name)?.values() ?? []) {
+        if (present[slot]) list.push({ metric, value: sampleText(value[slot]!) });
+      }
+      byQuery.set(p.query.name, list);
+    }
+    return byQuery;
+  };
+  return { tasks, result };
+}
+
+/**
+ * Builds the ROS rows of one hour from its four windows. An hour without node
+ * rows has none (and no passed window): CMMO writes no report for it.
+ */
+function rosHour(
+  rosPlan: readonly PlannedRosQuery[],
+  rosOf: RosSamplesOf,
+  nodes: RowMap,
+  day: string,
+  hour: number,
+): HourRos {
+  const out = { windows: 0, container: [] as string[][], namespace: [] as string[][] };
+  if (nodes.size === 0) return out;
+  const queries = rosPlan.map((p) => p.query);
+  const ends = rosWindowEnds(new Date(hourStartSeconds(day, hour) * 1000));
+  for (let w = 0; w < 4; w++) {
+    const window = buildRosWindowReports(queries, rosOf(hour, w), nodes, ends[w]!);
+    if (!window.passed) continue;
+    out.windows++;
+    for (const r of window.container) out.container.push(r);
+    for (const r of window.namespace) out.namespace.push(r);
+  }
+  return out;
 }

@@ -9,7 +9,8 @@ import {
   type RangeQuerier,
   type RangeRequest,
 } from "./hour_collector.ts";
-import { type PlannedQuery, planQueries } from "./query_plan.ts";
+import { collectionParams, type PlannedQuery, planQueries } from "./query_plan.ts";
+import { planRosQueries, rosPlanFingerprint } from "./ros_plan.ts";
 
 const DAY = "2026-11-01";
 
@@ -219,5 +220,202 @@ Deno.test("series streamed by a failed attempt are dropped on retry", async () =
     );
     const frag = await fragments(store, [1]);
     assert.ok(!Object.values(frag).some((f) => f.includes("bogus")), JSON.stringify(frag));
+  });
+});
+
+// ---- ROS (issue 9): one query_range per ROS query and batch, step 900 s at the window ends ----
+
+const rosPlan = planRosQueries({ clusterLabel: "clusterID", clusterId: "c1", rateWindow: "15m" });
+
+/** Window w (0–3) of hour h, from a ROS evaluation time (the window end). */
+function windowOf(t: number): { hour: number; w: number } {
+  const q = (t - hourStartSeconds(DAY, 0)) / 900 - 1;
+  return { hour: Math.floor(q / 4), w: q % 4 };
+}
+
+/**
+ * The filter passes in every window of hours 0 and 3, windows 0 and 2 of hour 1, none of hour 2;
+ * one container and one namespace value everywhere (hour 3 has no node data: no ROS rows).
+ */
+function rosPoints(name: string, t: number) {
+  const { hour, w } = windowOf(t);
+  switch (name) {
+    case "ros-namespace-filter":
+      return hour === 2 || (hour === 1 && w % 2 === 1)
+        ? []
+        : [{ metric: { namespace: "ns" }, v: 1 }];
+    case "cpu-usage-container-avg":
+      return [{ metric: { container: "c", pod: "p1", namespace: "ns", node: "n1" }, v: 0.25 + w }];
+    case "cpu-usage-namespace-avg":
+      return [{ metric: { namespace: "ns" }, v: hour === 0 && w === 0 ? -0 : 1e-7 }];
+    default:
+      return [];
+  }
+}
+
+/** FakeThanos for the cost queries, plus the ROS queries answered at every step-900 point. */
+class FakeThanosWithRos extends FakeThanos {
+  rosRequests: RangeRequest[] = [];
+  rosFailOn: ((r: RangeRequest) => boolean) | null = null;
+  override queryRange(
+    r: RangeRequest,
+    onSeries: (s: MatrixSeries) => void,
+    signal?: AbortSignal,
+    onRetry?: () => void,
+  ): Promise<unknown> {
+    const p = rosPlan.find((p) => p.expr === r.query);
+    if (!p) return super.queryRange(r, onSeries, signal, onRetry);
+    this.rosRequests.push(r);
+    if (this.rosFailOn?.(r)) return Promise.reject(new Error(`HTTP 503 for ${p.query.name}`));
+    const bySeries = new Map<
+      string,
+      { metric: Record<string, string>; values: [number, string][] }
+    >();
+    for (let t = r.start; t <= r.end; t += r.step) {
+      for (const { metric, v } of rosPoints(p.query.name, t)) {
+        const key = JSON.stringify(metric);
+        let s = bySeries.get(key);
+        if (!s) bySeries.set(key, s = { metric, values: [] });
+        s.values.push([t, Object.is(v, -0) ? "-0" : String(v)]);
+      }
+    }
+    for (const s of bySeries.values()) onSeries(s);
+    return Promise.resolve({});
+  }
+}
+
+async function rosFragments(store: StateStore, hours: number[]) {
+  const out: Record<string, string | null> = {};
+  for (const h of hours) {
+    for (const r of ["ros-container", "ros-namespace"] as const) {
+      out[`${h}/${r}`] = await Deno.readTextFile(store.fragmentPath("c1", DAY, h, r)).catch(
+        (e) => {
+          if (e instanceof Deno.errors.NotFound) return null;
+          throw e;
+        },
+      );
+    }
+  }
+  return out;
+}
+
+Deno.test("ROS: one query_range per ROS query and batch at the window ends; fragments only for hours with a passed window; client = server", async () => {
+  const results: Record<string, string | null>[] = [];
+  for (const mode of ["client", "server"] as const) {
+    await withStore(async (store) => {
+      const thanos = new FakeThanosWithRos(plan, points);
+      const params = {
+        ...collectionParams(plan, { clusterLabel: "clusterID", rateWindow: "15m", reduce: mode }),
+        rosHash: rosPlanFingerprint(rosPlan),
+      };
+      const res = await collectHours(
+        {
+          client: thanos,
+          store,
+          mode,
+          batchHours: 3,
+          now: () => new Date("2026-11-02T00:00:00Z"),
+          params,
+          ros: rosPlan,
+        },
+        plan,
+        "c1",
+        DAY,
+        [0, 1, 2, 3, 4],
+      );
+      assert.deepEqual(res, { collected: [0, 1, 2, 3, 4], failed: [], pending: [] });
+      // client: one hour per request; server: batches [0,1,2] and [3,4].
+      const spans = mode === "client" ? [[0, 0], [1, 1], [2, 2], [3, 3], [4, 4]] : [[0, 2], [3, 4]];
+      assert.equal(thanos.rosRequests.length, spans.length * 56);
+      for (const r of thanos.rosRequests) {
+        assert.equal(r.step, 900);
+        assert.ok(
+          spans.some(([a, b]) =>
+            r.start === hourStartSeconds(DAY, a!) + 900 &&
+            r.end === hourStartSeconds(DAY, b!) + 3600
+          ),
+          `${r.start}-${r.end}`,
+        );
+        assert.equal(r.clusterId, "c1");
+      }
+      const { hours } = await store.listHours("c1", DAY);
+      assert.deepEqual([0, 1, 2, 3, 4].map((h) => hours.get(h)!.ros?.windows), [4, 2, 0, 0, 4]);
+      assert.deepEqual(hours.get(0)!.ros!.rows, { "ros-container": 4, "ros-namespace": 4 });
+      assert.equal(hours.get(0)!.params?.rosHash, params.rosHash);
+      assert.deepEqual(await store.verifyHours("c1", DAY, [0, 1, 2, 3, 4]), []);
+      results.push(await rosFragments(store, [0, 1, 2, 3, 4]));
+    });
+  }
+  assert.deepEqual(results[1], results[0]);
+  const r = results[0]!;
+  assert.equal(r["2/ros-container"], null, "no window passed: no ROS fragment");
+  assert.equal(r["3/ros-namespace"], null, "no node data: no ROS fragment");
+  const c1 = r["1/ros-container"]!.trimEnd().split("\n");
+  assert.equal(c1.length, 2, "windows 0 and 2 of hour 1, in window order");
+  assert.match(
+    c1[0]!,
+    /^2026-11-01 00:00:00 \+0000 UTC,2026-12-01 00:00:00 \+0000 UTC,2026-11-01 01:00:01 \+0000 UTC,2026-11-01 01:15:00 \+0000 UTC,c,p1,/,
+  );
+  assert.match(c1[1]!, /,2026-11-01 01:30:01 \+0000 UTC,2026-11-01 01:45:00 \+0000 UTC,c,p1,/);
+  assert.ok(c1[0]!.includes(",ns,,n1,i-1,"), c1[0]);
+  assert.ok(c1[1]!.includes(",2.250000,"), c1[1]);
+  const n0 = r["0/ros-namespace"]!.trimEnd().split("\n");
+  assert.ok(n0[0]!.includes(",ns,,,-0.000000,"), n0[0]);
+  assert.ok(n0[1]!.includes(",ns,,,0.000000,"), n0[1]);
+});
+
+Deno.test("ROS: a failed ROS query fails its batch like a cost query; params must name the ROS plan", async () => {
+  await withStore(async (store) => {
+    const thanos = new FakeThanosWithRos(plan, points);
+    thanos.rosFailOn = (r) => r.start === hourStartSeconds(DAY, 2) + 900;
+    const res = await collectHours(
+      { client: thanos, store, mode: "server", batchHours: 2, now: () => new Date(), ros: rosPlan },
+      plan,
+      "c1",
+      DAY,
+      [0, 1, 2, 3],
+    );
+    assert.deepEqual(res.collected, [0, 1]);
+    assert.deepEqual(res.failed.map((f) => f.hour), [2, 3]);
+    assert.match(res.failed[0]!.error, /HTTP 503/);
+    const base = collectionParams(plan, {
+      clusterLabel: "clusterID",
+      rateWindow: "15m",
+      reduce: "server",
+    });
+    const opts = {
+      client: thanos,
+      store,
+      mode: "server" as const,
+      batchHours: 2,
+      now: () => new Date(),
+    };
+    await assert.rejects(
+      () => collectHours({ ...opts, params: base, ros: rosPlan }, plan, "c1", DAY, [5]),
+      RangeError,
+    );
+    await assert.rejects(
+      () => collectHours({ ...opts, params: { ...base, rosHash: "x" } }, plan, "c1", DAY, [5]),
+      RangeError,
+    );
+  });
+});
+
+Deno.test("ROS off: no ROS query, no ROS fragment, hour.json without ros", async () => {
+  await withStore(async (store) => {
+    const thanos = new FakeThanosWithRos(plan, points);
+    await collectHours(
+      { client: thanos, store, mode: "server", batchHours: 3, now: () => new Date() },
+      plan,
+      "c1",
+      DAY,
+      [0],
+    );
+    assert.equal(thanos.rosRequests.length, 0);
+    assert.equal((await store.listHours("c1", DAY)).hours.get(0)!.ros, null);
+    assert.deepEqual(await rosFragments(store, [0]), {
+      "0/ros-container": null,
+      "0/ros-namespace": null,
+    });
   });
 });
