@@ -19,7 +19,7 @@
 import assert from "node:assert/strict";
 import YAML from "yaml";
 import { type CliIo, main } from "../src/cli/main.ts";
-import { metricsOfReports } from "../src/collect/metric_usage.ts";
+import { metricsOfReports, rosMetrics } from "../src/collect/metric_usage.ts";
 import type { DoctorCheck } from "../src/service/doctor_check.ts";
 import { readCsvRecords } from "../src/package/csv.ts";
 import type { Hub, HubOptions } from "../tools/synth/model.ts";
@@ -461,11 +461,17 @@ Deno.test({
             };
           };
           const plain = parse(await cli(hub, ["allowlist"]));
-          assert.deepEqual(plain.names, metricsOfReports());
+          assert.deepEqual(
+            plain.names,
+            [...new Set([...metricsOfReports(), ...rosMetrics()])].sort(),
+          );
           assert.ok(plain.names.includes(DROPPED));
           assert.equal(plain.recording_rules, undefined);
           const rules = parse(await cli(hub, ["allowlist", "--recording-rules"]));
-          assert.deepEqual(rules.names, metricsOfReports());
+          assert.deepEqual(
+            rules.names,
+            [...new Set([...metricsOfReports(), ...rosMetrics()])].sort(),
+          );
           assert.ok((rules.recording_rules?.length ?? 0) > 0);
           for (const rule of rules.recording_rules!) {
             assert.deepEqual(Object.keys(rule).sort(), ["expr", "record"]);

@@ -312,12 +312,14 @@ function buildProgram(
     )
     .option("--recording-rules", "also add recording rules for per-pod and per-namespace CPU rates")
     .option("--namespace <ns>", "namespace of the ConfigMap", ALLOWLIST_NAMESPACE)
-    .action((opts: { recordingRules?: boolean; namespace: string }) => {
+    .option("--no-ros", "leave out the metrics only the ROS reports read")
+    .action((opts: { recordingRules?: boolean; namespace: string; ros: boolean }) => {
       try {
         io.stdout(
           renderAllowlist({
             recordingRules: opts.recordingRules === true,
             namespace: opts.namespace,
+            ros: opts.ros,
           }),
         );
       } catch (error) {

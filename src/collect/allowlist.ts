@@ -14,7 +14,7 @@
  */
 
 import YAML from "yaml";
-import { expressionMetrics, metricsOfReports } from "./metric_usage.ts";
+import { expressionMetrics, metricsOfReports, rosMetrics } from "./metric_usage.ts";
 import type { ReportName } from "./reports.ts";
 import { REPORT_NAMES } from "./reports.ts";
 
@@ -80,6 +80,8 @@ export const RECORDING_RULES: readonly AllowlistRule[] = [
 export interface AllowlistOptions {
   /** Reports whose metrics to forward (default: all six cost reports). */
   readonly reports?: readonly ReportName[];
+  /** Add the metrics of the two ROS reports (default true, like `--no-ros` off). */
+  readonly ros?: boolean;
   /** Add {@linkcode RECORDING_RULES} for the enabled reports (default false). */
   readonly recordingRules?: boolean;
   /** Namespace of the ConfigMap (default `open-cluster-management-observability`). */
@@ -132,7 +134,8 @@ export function renderAllowlist(options: AllowlistOptions = {}): string {
     );
   }
   const reports = options.reports ?? REPORT_NAMES;
-  const names = metricsOfReports(reports);
+  const ros = options.ros ?? true;
+  const names = [...new Set([...metricsOfReports(reports), ...(ros ? rosMetrics() : [])])].sort();
 
   const list = new YAML.Document({ names } as Record<string, unknown>);
   if (options.recordingRules) {
@@ -160,7 +163,10 @@ export function renderAllowlist(options: AllowlistOptions = {}): string {
     metadata: { name: ALLOWLIST_NAME, namespace },
     data: { [ALLOWLIST_KEY]: inner },
   });
-  configMap.commentBefore = ` Metrics thanos-bridge needs for the reports: ${reports.join(", ")}.` +
+  configMap.commentBefore =
+    ` Metrics thanos-bridge needs for the reports: ${
+      [...reports, ...(ros ? ["ros-container", "ros-namespace"] : [])].join(", ")
+    }.` +
     `\n Generated from the cost query catalogue. Apply on the hub:` +
     `\n   oc apply -f <this file>` +
     `\n ACM's metrics-collector then forwards these metrics from every managed cluster.`;

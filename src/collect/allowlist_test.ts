@@ -10,7 +10,7 @@ import {
   renderAllowlist,
   rulesOfReports,
 } from "./allowlist.ts";
-import { expressionMetrics, metricsOfReports } from "./metric_usage.ts";
+import { expressionMetrics, metricsOfReports, rosMetrics } from "./metric_usage.ts";
 import { REPORT_NAMES } from "./reports.ts";
 
 interface ConfigMap {
@@ -47,12 +47,12 @@ Deno.test("renderAllowlist: a ConfigMap whose names are exactly metricsOfReports
   assert.equal(cm.metadata.name, ALLOWLIST_NAME);
   assert.equal(cm.metadata.namespace, ALLOWLIST_NAMESPACE);
   assert.deepEqual(Object.keys(list), ["names"], "nothing else unless asked for");
-  assert.deepEqual(list.names, metricsOfReports());
+  assert.deepEqual(list.names, [...new Set([...metricsOfReports(), ...rosMetrics()])].sort());
 });
 
 Deno.test("renderAllowlist: per report, and in another namespace", () => {
   for (const report of REPORT_NAMES) {
-    const { list } = parse(renderAllowlist({ reports: [report] }));
+    const { list } = parse(renderAllowlist({ reports: [report], ros: false }));
     assert.deepEqual(list.names, metricsOfReports([report]), report);
   }
   const { cm, list } = parse(renderAllowlist({ reports: ["node", "namespace"], namespace: "x-y" }));
@@ -66,7 +66,11 @@ Deno.test("renderAllowlist: per report, and in another namespace", () => {
 Deno.test("renderAllowlist with recording rules: valid PromQL, documented, reading listed metrics", () => {
   const text = renderAllowlist({ recordingRules: true });
   const { list } = parse(text);
-  assert.deepEqual(list.names, metricsOfReports(), "names unchanged by the rules");
+  assert.deepEqual(
+    list.names,
+    [...new Set([...metricsOfReports(), ...rosMetrics()])].sort(),
+    "names unchanged by the rules",
+  );
   const rules = list.recording_rules ?? [];
   assert.deepEqual(rules, RECORDING_RULES.map((r) => ({ record: r.record, expr: r.expr })));
   for (const rule of rules) {
@@ -88,4 +92,15 @@ Deno.test("renderAllowlist with recording rules: valid PromQL, documented, readi
     pod.recording_rules?.map((r) => r.record),
     rulesOfReports(["pod"]).map((r) => r.record),
   );
+});
+
+Deno.test("allowlist: the ROS metrics are in names unless ROS is off", () => {
+  const off = YAML.parse(
+    YAML.parse(renderAllowlist({ ros: false })).data["metrics_list.yaml"],
+  ) as MetricsList;
+  assert.deepEqual(off.names, metricsOfReports());
+  const on = YAML.parse(YAML.parse(renderAllowlist()).data["metrics_list.yaml"]) as MetricsList;
+  for (const m of rosMetrics()) assert.ok(on.names.includes(m), m);
+  assert.ok(on.names.includes("container_cpu_cfs_throttled_seconds_total"));
+  assert.ok(!off.names.includes("container_cpu_cfs_throttled_seconds_total"));
 });

@@ -16,6 +16,8 @@
  * @module
  */
 
+import { ROS_QUERIES } from "./ros_catalogue.ts";
+import type { RosQuery } from "./catalogue_groups.ts";
 import { parser } from "@prometheus-io/lezer-promql";
 import type { SyntaxNode } from "@lezer/common";
 import { COST_QUERIES } from "./catalogue.ts";
@@ -489,6 +491,21 @@ export function queriesOfReports(
   return queries.filter((q) =>
     groups.has(q.group) || writtenFields(q).some((f) => fields.has(`${q.group}\u0000${f}`))
   );
+}
+
+/**
+ * Metric names the 56 ROS queries read (sorted, unique).
+ *
+ * @example
+ * ```ts
+ * import { rosMetrics } from "./metric_usage.ts";
+ * rosMetrics().includes("container_cpu_cfs_throttled_seconds_total"); // true
+ * ```
+ */
+export function rosMetrics(queries: readonly RosQuery[] = ROS_QUERIES): string[] {
+  const names = new Set<string>();
+  for (const q of queries) for (const m of expressionMetrics(q.expr).metrics) names.add(m);
+  return [...names].sort();
 }
 
 /**
