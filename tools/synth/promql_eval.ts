@@ -257,6 +257,17 @@ export class SeriesIndex {
     return out;
   }
 
+  /**
+   * The series of `metric` that match `matchers`, each with its label set
+   * (including `__name__`), in the model's order (not sorted).
+   */
+  selectSeries(
+    metric: string,
+    matchers: readonly Matcher[],
+  ): readonly { readonly spec: SeriesSpec; readonly labels: Labels }[] {
+    return this.#select(metric, matchers);
+  }
+
   /** Samples of `series` with `fromMs ≤ t ≤ toMs`, in time order. */
   points(series: SeriesSpec, fromMs: number, toMs: number): { t: number; v: number }[] {
     const lo = Math.max(0, Math.ceil((fromMs - this.#firstMs) / this.#intervalMs));
