@@ -47,6 +47,15 @@ export interface HubOptions {
    * (0-based); all other samples stay exactly as without the option.
    */
   dropMetrics?: readonly DropMetric[];
+  /**
+   * Put the ROS opt-in labels on namespaces (default true): some namespaces
+   * get `label_insights_cost_management_optimizations="true"` or
+   * `label_cost_management_optimizations="true"`, one `openshift-` namespace
+   * too (the ROS queries exclude it), and the third cluster none. With false
+   * no namespace carries them, so CMMO writes no ROS rows at all; every other
+   * series is the same either way.
+   */
+  rosOptIn?: boolean;
 }
 
 /** One metric family left out of one cluster; see {@linkcode HubOptions.dropMetrics}. */
@@ -207,7 +216,9 @@ const GIB = 1024 * MIB;
 /**
  * The options the end-to-end tests use: 3 clusters, 4 nodes, 16 pods, a few
  * PVCs and VMs, GPUs on the first cluster, 28 hours from 2026-10-31T22:00Z
- * (crossing a day and a month boundary), hostile labels on.
+ * (crossing a day and a month boundary), hostile labels on, ROS opt-in
+ * labels off (so CMMO writes no ROS rows; `{ ...defaultTestHub(), rosOptIn: true }`
+ * turns them on).
  *
  * @example
  * ```ts
@@ -230,6 +241,8 @@ export function defaultTestHub(): HubOptions {
     hours: 28,
     intervalSeconds: 300,
     hostile: true,
+    // The cost end-to-end tests expect no ROS reports; ROS tests turn this on.
+    rosOptIn: false,
   };
 }
 
@@ -375,6 +388,7 @@ interface NormalizedOptions {
   hours: number;
   intervalSeconds: number;
   hostile: boolean;
+  rosOptIn: boolean;
 }
 
 function gcd(a: number, b: number): number {
@@ -423,6 +437,7 @@ function validate(options: HubOptions): NormalizedOptions {
     hours: count("hours", options.hours, 26, 24 * 93),
     intervalSeconds,
     hostile: options.hostile ?? false,
+    rosOptIn: options.rosOptIn ?? true,
   };
 }
 
@@ -555,7 +570,7 @@ function buildCluster(o: NormalizedOptions, index: number, rng: Prng): ClusterMo
   if (gpu) nodes.push(...gpu.nodes);
   for (const n of nodes) emitNode(b, n);
 
-  const namespaces = emitNamespaces(b, gpuCluster, o.vms > 0, index);
+  const namespaces = emitNamespaces(b, gpuCluster, o.vms > 0, o.rosOptIn ? index : null);
   // Nodes that regular pods and VMs are placed on: present from the start, not the master, no GPU.
   const workers = nodes.filter((n) =>
     !n.roles.includes("master") && n.from === 0 && !n.labels.label_nvidia_com_gpu_memory
@@ -788,7 +803,7 @@ function emitNamespaces(
   b: ClusterBuilder,
   gpu: boolean,
   vms: boolean,
-  index: number,
+  rosIndex: number | null,
 ): Namespaces {
   const app = ["app-frontend", "app-backend", "data-pipeline", "openshift-monitoring"];
   const all = [...app, "openshift-etcd", "kube-system", "ns-temp"];
@@ -805,7 +820,7 @@ function emitNamespaces(
       if (ns.startsWith("openshift")) labels.label_openshift_io_cluster_monitoring = "true";
     }
     if (b.hostile && ns === "app-backend") labels.label_cost_center = HOSTILE_VALUE;
-    const ros = rosOptInLabels(index, ns);
+    const ros = rosIndex === null ? {} : rosOptInLabels(rosIndex, ns);
     Object.assign(labels, ros);
     if (Object.values(ros).includes("true")) {
       if (ns.startsWith("openshift-")) rosExcluded = ns;

@@ -4,7 +4,7 @@ import { expectedReports } from "./ground_truth.ts";
 import { buildHub, type ClusterModel, defaultTestHub, sampleTimeMs, sampleValue } from "./model.ts";
 import { expectedRosReports } from "./ros_truth.ts";
 
-const hub = buildHub(defaultTestHub());
+const hub = buildHub({ ...defaultTestHub(), rosOptIn: true });
 const [c0, c1, c2] = hub.clusters;
 assert.ok(c0 && c1 && c2);
 const DAY = "2026-11-01";
@@ -298,7 +298,8 @@ Deno.test("spot checks against values computed by hand from the model", () => {
 Deno.test("the cost oracle is unchanged by the ROS data, apart from the opt-in namespace labels", async () => {
   // SHA-256 of the cost expected reports (all clusters, all 28 hours) and of the
   // pre-ROS series, taken before the ROS data was added, with the opt-in labels
-  // removed from namespace_labels / kube_namespace_labels.
+  // removed from namespace_labels / kube_namespace_labels. (defaultTestHub()
+  // itself has rosOptIn: false, so there they are identical without removal.)
   const cost: Record<string, unknown> = {};
   for (const c of hub.clusters) {
     for (let h = 0; h < hub.hours; h++) {
@@ -330,4 +331,25 @@ Deno.test("the cost oracle is unchanged by the ROS data, apart from the opt-in n
     await sha256(JSON.stringify(old)),
     "83d28d2ba3a6dfe9d7a723d5c5ebb3d5e02ef90ec4a59e5ed4e4eca56378b90b",
   );
+});
+
+Deno.test("rosOptIn: false (defaultTestHub) only leaves out the opt-in labels: no ROS rows", () => {
+  const off = buildHub(defaultTestHub());
+  assert.equal(defaultTestHub().rosOptIn, false);
+  off.clusters.forEach((c, i) => {
+    const on = hub.clusters[i]!;
+    assert.equal(c.series.length, on.series.length);
+    c.series.forEach((s, k) => {
+      const o = on.series[k]!;
+      if (s.metric !== "kube_namespace_labels") return assert.deepEqual(s, o);
+      const labels: Record<string, string> = { ...o.labels };
+      for (const l of OPT_IN) delete labels[l];
+      assert.deepEqual(s, { ...o, labels });
+    });
+    assert.deepEqual(c.scenario.rosNamespaces, []);
+    assert.equal(c.scenario.rosExcludedNamespace, null);
+  });
+  const r = expectedRosReports(off, off.clusters[0]!.id, DAY, [3]);
+  assert.deepEqual([r.container, r.namespace], [[], []]);
+  assert.ok(r.windows.every((w) => !w.passed));
 });
