@@ -48,14 +48,14 @@ export interface HubOptions {
    */
   dropMetrics?: readonly DropMetric[];
   /**
-   * Put the ROS opt-in labels on namespaces (default true): some namespaces
-   * get `label_insights_cost_management_optimizations="true"` or
-   * `label_cost_management_optimizations="true"`, one `openshift-` namespace
-   * too (the ROS queries exclude it), and the third cluster none. With false
-   * no namespace carries them, so CMMO writes no ROS rows at all; every other
-   * series is the same either way.
+   * Add the data of CMMO's ROS queries (default true): the ROS opt-in labels
+   * on namespaces (some `label_insights_cost_management_optimizations="true"`,
+   * some `label_cost_management_optimizations="true"`, one `openshift-`
+   * namespace too, which the queries exclude, and none in the third cluster)
+   * and the series only the ROS queries read. With false the hub is exactly
+   * the pre-ROS one; every other series is the same either way.
    */
-  rosOptIn?: boolean;
+  ros?: boolean;
 }
 
 /** One metric family left out of one cluster; see {@linkcode HubOptions.dropMetrics}. */
@@ -216,9 +216,8 @@ const GIB = 1024 * MIB;
 /**
  * The options the end-to-end tests use: 3 clusters, 4 nodes, 16 pods, a few
  * PVCs and VMs, GPUs on the first cluster, 28 hours from 2026-10-31T22:00Z
- * (crossing a day and a month boundary), hostile labels on, ROS opt-in
- * labels off (so CMMO writes no ROS rows; `{ ...defaultTestHub(), rosOptIn: true }`
- * turns them on).
+ * (crossing a day and a month boundary), hostile labels on, ROS data off
+ * (`{ ...defaultTestHub(), ros: true }` turns it on).
  *
  * @example
  * ```ts
@@ -241,8 +240,8 @@ export function defaultTestHub(): HubOptions {
     hours: 28,
     intervalSeconds: 300,
     hostile: true,
-    // The cost end-to-end tests expect no ROS reports; ROS tests turn this on.
-    rosOptIn: false,
+    // The cost end-to-end tests expect no ROS data; ROS tests turn this on.
+    ros: false,
   };
 }
 
@@ -388,7 +387,7 @@ interface NormalizedOptions {
   hours: number;
   intervalSeconds: number;
   hostile: boolean;
-  rosOptIn: boolean;
+  ros: boolean;
 }
 
 function gcd(a: number, b: number): number {
@@ -437,7 +436,7 @@ function validate(options: HubOptions): NormalizedOptions {
     hours: count("hours", options.hours, 26, 24 * 93),
     intervalSeconds,
     hostile: options.hostile ?? false,
-    rosOptIn: options.rosOptIn ?? true,
+    ros: options.ros ?? true,
   };
 }
 
@@ -570,7 +569,7 @@ function buildCluster(o: NormalizedOptions, index: number, rng: Prng): ClusterMo
   if (gpu) nodes.push(...gpu.nodes);
   for (const n of nodes) emitNode(b, n);
 
-  const namespaces = emitNamespaces(b, gpuCluster, o.vms > 0, o.rosOptIn ? index : null);
+  const namespaces = emitNamespaces(b, gpuCluster, o.vms > 0, o.ros ? index : null);
   // Nodes that regular pods and VMs are placed on: present from the start, not the master, no GPU.
   const workers = nodes.filter((n) =>
     !n.roles.includes("master") && n.from === 0 && !n.labels.label_nvidia_com_gpu_memory
@@ -596,7 +595,16 @@ function buildCluster(o: NormalizedOptions, index: number, rng: Prng): ClusterMo
   }
   // Everything ROS reads comes last and draws only from its own PRNG stream,
   // so the series above (and their salts) are the same as without it.
-  const ros = emitRos(b, o, index, namespaces, pods.plans, scenario, gpuPlans, gpuSlots, nodes);
+  const ros: RosScenario = o.ros
+    ? emitRos(b, o, index, namespaces, pods.plans, scenario, gpuPlans, gpuSlots, nodes)
+    : {
+      rosNamespaces: [],
+      rosExcludedNamespace: null,
+      throttledContainers: [],
+      throttleResetContainer: null,
+      deploymentConfigPods: [],
+      barePods: [],
+    };
   const lateNode = nodes.find((n) => n.from > 0);
   const resized = nodes.find((n) => n.resize !== null);
   const masterRoles = master.roles;

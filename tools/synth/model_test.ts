@@ -115,7 +115,7 @@ Deno.test("pods have one or two workload containers, plus POD and cgroup series"
 });
 
 Deno.test("counters only go up, except for the deliberate restart (CPU and throttling)", () => {
-  const c = hub.clusters[0];
+  const c = buildHub({ ...defaultTestHub(), ros: true }).clusters[0];
   assert.ok(c);
   const resets: string[] = [];
   for (const s of c.series.filter((x) => x.type === "counter")) {

@@ -4,7 +4,7 @@ import { expectedReports } from "./ground_truth.ts";
 import { buildHub, type ClusterModel, defaultTestHub, sampleTimeMs, sampleValue } from "./model.ts";
 import { expectedRosReports } from "./ros_truth.ts";
 
-const hub = buildHub({ ...defaultTestHub(), rosOptIn: true });
+const hub = buildHub({ ...defaultTestHub(), ros: true });
 const [c0, c1, c2] = hub.clusters;
 assert.ok(c0 && c1 && c2);
 const DAY = "2026-11-01";
@@ -299,7 +299,7 @@ Deno.test("the cost oracle is unchanged by the ROS data, apart from the opt-in n
   // SHA-256 of the cost expected reports (all clusters, all 28 hours) and of the
   // pre-ROS series, taken before the ROS data was added, with the opt-in labels
   // removed from namespace_labels / kube_namespace_labels. (defaultTestHub()
-  // itself has rosOptIn: false, so there they are identical without removal.)
+  // itself has ros: false, so there they are identical without removal.)
   const cost: Record<string, unknown> = {};
   for (const c of hub.clusters) {
     for (let h = 0; h < hub.hours; h++) {
@@ -333,19 +333,17 @@ Deno.test("the cost oracle is unchanged by the ROS data, apart from the opt-in n
   );
 });
 
-Deno.test("rosOptIn: false (defaultTestHub) only leaves out the opt-in labels: no ROS rows", () => {
+Deno.test("ros: false (defaultTestHub) leaves out exactly the ROS families and opt-in labels", () => {
   const off = buildHub(defaultTestHub());
-  assert.equal(defaultTestHub().rosOptIn, false);
+  assert.equal(defaultTestHub().ros, false);
   off.clusters.forEach((c, i) => {
-    const on = hub.clusters[i]!;
-    assert.equal(c.series.length, on.series.length);
-    c.series.forEach((s, k) => {
-      const o = on.series[k]!;
-      if (s.metric !== "kube_namespace_labels") return assert.deepEqual(s, o);
-      const labels: Record<string, string> = { ...o.labels };
+    const on = hub.clusters[i]!.series.filter((s) => !ROS_FAMILIES.has(s.metric)).map((s) => {
+      if (s.metric !== "kube_namespace_labels") return s;
+      const labels: Record<string, string> = { ...s.labels };
       for (const l of OPT_IN) delete labels[l];
-      assert.deepEqual(s, { ...o, labels });
+      return { ...s, labels };
     });
+    assert.deepEqual(c.series, on);
     assert.deepEqual(c.scenario.rosNamespaces, []);
     assert.equal(c.scenario.rosExcludedNamespace, null);
   });
