@@ -23,6 +23,7 @@ Deno.test("demo recording replays with no network into three valid day payloads"
     };
     const code = await main([
       "collect",
+      "--no-ros", // the recording was made without the ROS queries
       "--replay",
       `${ROOT}demo/recording`,
       "--cluster",

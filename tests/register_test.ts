@@ -54,6 +54,7 @@ function args(
 ): string[] {
   return [
     "collect",
+    "--no-ros", // the demo recording was made without the ROS queries
     "--replay",
     `${ROOT}demo/recording`,
     "--cluster",

@@ -357,11 +357,11 @@ Deno.test("ROS: one query_range per ROS query and batch at the window ends; frag
     /^2026-11-01 00:00:00 \+0000 UTC,2026-12-01 00:00:00 \+0000 UTC,2026-11-01 01:00:01 \+0000 UTC,2026-11-01 01:15:00 \+0000 UTC,c,p1,/,
   );
   assert.match(c1[1]!, /,2026-11-01 01:30:01 \+0000 UTC,2026-11-01 01:45:00 \+0000 UTC,c,p1,/);
-  assert.ok(c1[0]!.includes(",ns,,n1,i-1,"), c1[0]);
-  assert.ok(c1[1]!.includes(",2.250000,"), c1[1]);
+  assert.ok(c1[0]!.includes(",ns,,n1,i-1,"), c1[0]!);
+  assert.ok(c1[1]!.includes(",2.250000,"), c1[1]!);
   const n0 = r["0/ros-namespace"]!.trimEnd().split("\n");
-  assert.ok(n0[0]!.includes(",ns,,,-0.000000,"), n0[0]);
-  assert.ok(n0[1]!.includes(",ns,,,0.000000,"), n0[1]);
+  assert.ok(n0[0]!.includes(",ns,,,-0.000000,"), n0[0]!);
+  assert.ok(n0[1]!.includes(",ns,,,0.000000,"), n0[1]!);
 });
 
 Deno.test("ROS: a failed ROS query fails its batch like a cost query; params must name the ROS plan", async () => {

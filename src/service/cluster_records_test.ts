@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { DeliveryRecord } from "../deliver/sink.ts";
-import { ClusterRecords } from "./cluster_records.ts";
+import { ClusterRecords, nextRosRange } from "./cluster_records.ts";
 
 const record: DeliveryRecord = {
   sink: "dir",
@@ -50,6 +50,59 @@ Deno.test("rule 5: a damaged watermark or ledger reads as missing, with a warnin
     assert.equal(warnings.length, 2);
     assert.match(warnings[0]!, /watermark\.json/);
     assert.match(warnings[1]!, /delivered-dir\.json/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ROS ledger: deliveries per day and sink, replaced by last hour; nextRosRange continues after the highest ROS hour", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cluster_records_test_" });
+  try {
+    const warnings: string[] = [];
+    const records = new ClusterRecords(dir, (m) => warnings.push(m));
+    assert.deepEqual(await records.rosDeliveries("c1", "2026-11-01", "dir"), []);
+    assert.deepEqual(nextRosRange([], 5), { fromHour: 0, toHour: 5 });
+    const at = "2026-11-01T06:20:00.000Z";
+    await records.recordRosDelivery("c1", "2026-11-01", "dir", {
+      lastHour: 8,
+      uuid: "b",
+      ros: { fromHour: 6, toHour: 8 },
+      deliveredAt: at,
+    });
+    await records.recordRosDelivery("c1", "2026-11-01", "dir", {
+      lastHour: 5,
+      uuid: "a",
+      ros: { fromHour: 0, toHour: 5 },
+      deliveredAt: at,
+    });
+    await records.recordRosDelivery("c1", "2026-11-01", "dir", {
+      lastHour: 8,
+      uuid: "b",
+      ros: { fromHour: 6, toHour: 8 },
+      deliveredAt: "2026-11-01T09:00:00.000Z",
+    });
+    const list = await records.rosDeliveries("c1", "2026-11-01", "dir");
+    assert.deepEqual(list.map((d) => [d.lastHour, d.uuid]), [[5, "a"], [8, "b"]]);
+    assert.deepEqual(await records.rosDeliveries("c1", "2026-11-01", "s3-kafka"), []);
+    assert.deepEqual(nextRosRange(list, 8), { fromHour: 6, toHour: 8 }, "rebuilt: recorded");
+    assert.deepEqual(nextRosRange(list, 5), { fromHour: 0, toHour: 5 });
+    assert.deepEqual(nextRosRange(list, 11), { fromHour: 9, toHour: 11 });
+    const off = [{ lastHour: 3, uuid: "x", ros: null, deliveredAt: at }];
+    assert.equal(nextRosRange(off, 3), null, "delivered without ROS: rebuilt without ROS");
+    assert.deepEqual(nextRosRange(off, 4), { fromHour: 0, toHour: 4 });
+    await assert.rejects(
+      () =>
+        records.recordRosDelivery("c1", "2026-11-01", "dir", {
+          lastHour: 8,
+          uuid: "b",
+          ros: { fromHour: 6, toHour: 7 },
+          deliveredAt: at,
+        }),
+      RangeError,
+    );
+    await Deno.writeTextFile(join(dir, "c1", "2026-11-01", "ros-delivered-dir.json"), "{}");
+    assert.deepEqual(await records.rosDeliveries("c1", "2026-11-01", "dir"), []);
+    assert.match(warnings[0]!, /ros-delivered-dir\.json/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

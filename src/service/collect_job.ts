@@ -4,6 +4,14 @@
  * each day's cumulative payload and hand it to the sink, and move the
  * cluster's watermark. One failing cluster never stops the others.
  *
+ * With ROS on (`settings.ros`), the ROS queries are collected with the cost
+ * queries, and each payload carries the ROS windows of the hours no earlier
+ * delivered payload of that cluster-day carried (the ROS ledger of
+ * cluster_records.ts); a payload rebuilt for a window already delivered
+ * carries the ROS hours recorded for that delivery, so it keeps its uuid.
+ * With ROS off, hours collected with ROS are reused as they are and no ROS
+ * file is shipped.
+ *
  * @module
  */
 
@@ -15,7 +23,13 @@ import {
   type RangeQuerier,
 } from "../collect/hour_collector.ts";
 import { collectionParams, type PlannedQuery, planQueries } from "../collect/query_plan.ts";
-import { REPORT_NAMES, type ReportName } from "../collect/reports.ts";
+import {
+  REPORT_NAMES,
+  type ReportName,
+  ROS_REPORT_NAMES,
+  type RosReportName,
+} from "../collect/reports.ts";
+import { type PlannedRosQuery, planRosQueries, rosPlanFingerprint } from "../collect/ros_plan.ts";
 import type { BridgeSettings } from "../config.ts";
 import type { FlushResult, PayloadSink } from "../deliver/sink.ts";
 import {
@@ -31,7 +45,7 @@ import {
   hourOf,
 } from "../model.ts";
 import { buildDayPayload, type DayPayload } from "../package/day_payload.ts";
-import { manifestUuid, validateManifest } from "../package/manifest.ts";
+import { manifestUuid, type RosHourRange, validateManifest } from "../package/manifest.ts";
 import {
   type CollectionParams,
   hourMatches,
@@ -39,7 +53,7 @@ import {
   type StateStore,
 } from "../package/state_store.ts";
 import type { ClusterLocks } from "./cluster_lock.ts";
-import type { ClusterRecords } from "./cluster_records.ts";
+import { type ClusterRecords, nextRosRange } from "./cluster_records.ts";
 import { type ClusterPlan, dayStartMs, type RunPlan } from "./run_plan.ts";
 
 /** What happened to one cluster-day's payload. */
@@ -83,7 +97,10 @@ export interface DaySummary {
   /** Hours in the payload (00..lastHour), or 0. */
   hours: number;
   lastHour: number | null;
-  rows: Partial<Record<ReportName, number>>;
+  /** Data rows per report in the payload (ROS reports only with ROS on: the ROS hours shipped). */
+  rows: Partial<Record<ReportName | RosReportName, number>>;
+  /** With ROS on: the hours whose ROS windows this payload carries (null: none); else absent. */
+  rosHours?: RosHourRange | null;
   bytes: number;
   /** Where the payload went (or already is). */
   refs: DeliveryRef[];
@@ -281,7 +298,16 @@ async function collectCluster(
       clusterId: cp.clusterId,
       rateWindow: settings.rateWindow,
     });
-    const params = collectionParams(queries, settings);
+    const rosPlan = settings.ros
+      ? planRosQueries({
+        clusterLabel: settings.clusterLabel,
+        clusterId: cp.clusterId,
+        rateWindow: settings.rateWindow,
+      })
+      : null;
+    const params: CollectionParams = rosPlan
+      ? { ...collectionParams(queries, settings), rosHash: rosPlanFingerprint(rosPlan) }
+      : collectionParams(queries, settings);
     const stored = await deps.records.watermark(cp.clusterId);
     // Where the gap-free run starts for this run: the stored watermark; with none, the day
     // before the planned range; after a `--max-backfill` cut, the cut (older hours are given up).
@@ -312,6 +338,7 @@ async function collectCluster(
         hourOf(first),
         hourOf(last),
         queries,
+        rosPlan,
         params,
         ds,
         signal,
@@ -390,6 +417,7 @@ async function collectDay(
   firstHour: number,
   lastHour: number,
   queries: readonly PlannedQuery[],
+  rosPlan: readonly PlannedRosQuery[] | null,
   params: CollectionParams,
   ds: DaySummary,
   signal?: AbortSignal,
@@ -407,6 +435,7 @@ async function collectDay(
         now: deps.now,
         emptyHourGrace: settings.emptyHourGraceMs,
         params,
+        ros: rosPlan,
         counter: deps.stats,
         ...(signal ? { signal } : {}),
         ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
@@ -474,7 +503,7 @@ async function collectDay(
     ds.status = "no-data";
     return { touched, withData };
   }
-  await ship(plan, settings, deps, clusterId, day, last, ds, signal);
+  await ship(plan, settings, deps, clusterId, day, last, included, ds, signal);
   return { touched, withData };
 }
 
@@ -482,7 +511,12 @@ function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
 
-/** Builds the day payload for hours 00..last and delivers it, unless the sink already has it. */
+/**
+ * Builds the day payload for hours 00..last and delivers it, unless the sink
+ * already has it. With ROS on, the payload also carries the ROS windows of the
+ * hours no earlier delivered payload of the day carried (or, rebuilt for a
+ * last hour already delivered, the ROS hours recorded for that delivery).
+ */
 async function ship(
   plan: RunPlan,
   settings: BridgeSettings,
@@ -490,12 +524,23 @@ async function ship(
   clusterId: string,
   day: string,
   last: number,
+  included: readonly HourMeta[],
   ds: DaySummary,
   signal?: AbortSignal,
 ): Promise<void> {
-  const uuid = manifestUuid(clusterId, day, last, REPORT_NAMES);
-  ds.uuid = uuid;
   try {
+    let ros: RosHourRange | null = null;
+    if (settings.ros) {
+      ros = nextRosRange(await deps.records.rosDeliveries(clusterId, day, deps.sink.kind), last);
+      ds.rosHours = ros;
+      for (const name of ROS_REPORT_NAMES) {
+        ds.rows[name] = ros === null ? 0 : included
+          .filter((m) => m.hour >= ros!.fromHour && m.hour <= ros!.toHour)
+          .reduce((n, m) => n + ((m.ros?.windows ?? 0) > 0 ? m.ros!.rows[name] : 0), 0);
+      }
+    }
+    const uuid = manifestUuid(clusterId, day, last, REPORT_NAMES, ros);
+    ds.uuid = uuid;
     const previous = await deps.records.delivered(clusterId, day, deps.sink.kind);
     if (previous && !plan.recollect) {
       if (previous.lastHour === 23 && previous.uuid === uuid) {
@@ -528,6 +573,7 @@ async function ship(
         day,
         lastHour: last,
         reports: REPORT_NAMES,
+        rosFromHour: ros?.fromHour ?? null,
         manifestVersion: settings.manifestVersion,
         bridgeVersion: BRIDGE_VERSION,
         maxBytes: settings.maxBytes,
@@ -558,6 +604,13 @@ async function ship(
           sha256: p.sha256,
         })),
       }, signal);
+      // The ROS ledger first: a crash before the delivery record only re-sends this payload.
+      await deps.records.recordRosDelivery(clusterId, day, deps.sink.kind, {
+        lastHour: last,
+        uuid,
+        ros,
+        deliveredAt: result.record.deliveredAt,
+      });
       await deps.records.recordDelivery(result.record);
       ds.refs = result.record.parts.map((p) => p.ref);
       ds.queued = result.queued;
