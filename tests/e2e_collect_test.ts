@@ -9,6 +9,7 @@ import { REPORTS } from "../src/collect/reports.ts";
 import { RUNTIME_FLAGS } from "../src/cli/runtime_flags.ts";
 import { COST_QUERIES } from "../src/collect/catalogue.ts";
 import { planQueries } from "../src/collect/query_plan.ts";
+import { planRosQueries } from "../src/collect/ros_plan.ts";
 import { defaultTestHub, type Hub } from "../tools/synth/model.ts";
 import { prepareHub, type PrometheusServer, startPrometheus } from "../tools/synth/prometheus.ts";
 import { checkPayload } from "./support/payload_check.ts";
@@ -113,7 +114,12 @@ Deno.test({
         assert.deepEqual(serverBytes, clientBytes, `${key}: server and client CSVs are identical`);
         compared++;
       }
-      assert.equal(compared, 3 * 6);
+      // Six cost CSVs per cluster (ROS CSVs, on by default, are compared too where present).
+      const cost = [...csvs.keys()].filter((k) =>
+        k.startsWith("client/") && k.includes("-cm-openshift-")
+      );
+      assert.equal(cost.length, 3 * 6);
+      assert.ok(compared >= cost.length);
       // The comparison is not vacuous: every report had rows to check.
       for (const r of REPORTS) assert.ok((checked.get(r.name) ?? 0) > 0, `${r.name} rows checked`);
       console.log("rows checked per report (both modes):", Object.fromEntries(checked));
@@ -155,12 +161,11 @@ Deno.test({
       assert.equal(m.status, "new");
       assert.equal(m.hours, 24);
       assert.notEqual(m.uuid, f.uuid);
-      // Server mode sends one query per aggregate (sum; max + count; count for label queries).
-      const perBatch = planQueries(COST_QUERIES, {
-        clusterLabel: "clusterID",
-        clusterId: id,
-        rateWindow: "15m",
-      }).reduce((n, p) => n + p.server.length, 0);
+      // Server mode sends one query per aggregate (sum; max + count; count for label queries),
+      // and one per ROS query (ROS is on by default).
+      const opts = { clusterLabel: "clusterID", clusterId: id, rateWindow: "15m" };
+      const perBatch = planQueries(COST_QUERIES, opts).reduce((n, p) => n + p.server.length, 0) +
+        planRosQueries(opts).length;
       assert.equal(more.summary.queries, perBatch, "only hour 23 was queried");
       await checkPayload(hub, id, m.refs[0]!.location, 23, DAY);
     }),
