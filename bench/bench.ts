@@ -2,16 +2,19 @@
  * `deno task bench`: throughput and memory of `thanos-bridge collect` on a
  * synthetic cluster-day served by a real Prometheus, for both `--reduce`
  * modes, against the download floor (the same answers fetched and thrown
- * away), plus peak RSS for a 1-hour and a 24-hour window.
+ * away), plus peak RSS for a 1-hour and a 24-hour window. In server mode each
+ * timed run (ROS on, the default) is followed by the same run with
+ * `--no-ros`, and the report prints what ROS adds.
  *
  * ```sh
  * deno task bench [--pods 2000] [--quick] [--iterations 3] [--hours-per-file 6] \
- *   [--cache DIR] [--json-out FILE]
+ *   [--modes server,client] [--cache DIR] [--json-out FILE]
  * ```
  *
  * `--cache DIR` (or `BENCH_CACHE`) keeps the generated TSDB between runs,
  * keyed by the options; without it the TSDB lives in a temp folder removed at
- * the end. `--quick` is a smoke run: 100 pods, one iteration. The table goes
+ * the end. `--modes server` measures one mode only (e.g. for the ROS cost
+ * alone). `--quick` is a smoke run: 100 pods, one iteration. The table goes
  * to stdout, progress to stderr. Targets are printed next to the figures,
  * never enforced.
  *
@@ -24,7 +27,10 @@ import {
   type BenchReport,
   formatBenchReport,
   type ModeFigures,
+  type NoRosFigures,
+  type NoRosRun,
   summarizeMode,
+  summarizeRos,
   summarizeWindows,
   TARGETS,
   type TimedRun,
@@ -39,6 +45,13 @@ import { sourceFingerprint } from "./source_fingerprint.ts";
 
 const SRC = new URL("../src", import.meta.url).pathname;
 
+/** The `--reduce` modes, in the order the bench runs them. */
+export const MODES = ["server", "client"] as const;
+/** A `--reduce` mode. */
+export type BenchMode = typeof MODES[number];
+/** Modes whose ROS cost is measured (each timed run is paired with a `--no-ros` run). */
+const ROS_COMPARED: ReadonlySet<BenchMode> = new Set(["server"]);
+
 /** Command line of the bench. */
 export interface BenchOptions {
   readonly pods: number;
@@ -46,6 +59,8 @@ export interface BenchOptions {
   readonly iterations: number;
   /** Hours per OpenMetrics file given to promtool. */
   readonly hoursPerFile: number;
+  /** Modes to measure, in `MODES` order (default both). */
+  readonly modes: readonly BenchMode[];
   readonly cacheDir?: string;
   readonly jsonOut?: string;
   readonly quick: boolean;
@@ -60,6 +75,18 @@ function positive(name: string, raw: string | undefined, fallback: number, max: 
   return n;
 }
 
+function parseModes(raw: string | undefined): BenchMode[] {
+  if (raw === undefined) return [...MODES];
+  const given = raw.split(",").map((m) => m.trim());
+  const bad = given.find((m) => !(MODES as readonly string[]).includes(m));
+  if (bad !== undefined || given.length === 0) {
+    throw new RangeError(
+      `Invalid --modes "${raw}": expected a comma-separated list of server, client`,
+    );
+  }
+  return MODES.filter((m) => given.includes(m));
+}
+
 /**
  * Parses the bench's arguments; `env` supplies `BENCH_CACHE`. Throws a
  * `RangeError` or `TypeError` naming the bad argument.
@@ -70,8 +97,9 @@ function positive(name: string, raw: string | undefined, fallback: number, max: 
  * import { parseBenchArgs } from "./bench.ts";
  *
  * assert.deepEqual(parseBenchArgs([], {}), {
- *   pods: 2000, iterations: 3, hoursPerFile: 6, quick: false,
+ *   pods: 2000, iterations: 3, hoursPerFile: 6, modes: ["server", "client"], quick: false,
  * });
+ * assert.deepEqual(parseBenchArgs(["--modes", "server"], {}).modes, ["server"]);
  * assert.equal(parseBenchArgs(["--quick"], { BENCH_CACHE: "/c" }).cacheDir, "/c");
  * ```
  */
@@ -88,6 +116,7 @@ export function parseBenchArgs(
       quick: { type: "boolean", default: false },
       iterations: { type: "string" },
       "hours-per-file": { type: "string" },
+      modes: { type: "string" },
       cache: { type: "string" },
       "json-out": { type: "string" },
     },
@@ -98,6 +127,7 @@ export function parseBenchArgs(
     pods: positive("pods", values.pods, quick ? 100 : 2000, 100_000),
     iterations: positive("iterations", values.iterations, quick ? 1 : 3, 99),
     hoursPerFile: positive("hours-per-file", values["hours-per-file"], quick ? 24 : 6, 24),
+    modes: parseModes(values.modes),
     quick,
     ...(cacheDir ? { cacheDir } : {}),
     ...(values["json-out"] ? { jsonOut: values["json-out"] } : {}),
@@ -110,8 +140,6 @@ export interface BenchIo {
   readonly log: (line: string) => void;
   readonly signal?: AbortSignal;
 }
-
-const MODES = ["server", "client"] as const;
 
 /**
  * Runs the whole benchmark and returns its figures. Starts (and always stops)
@@ -152,9 +180,10 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
       return { stateDir: `${dir}/state`, outDir: `${dir}/out`, dir };
     };
     const collect = async (
-      mode: "server" | "client",
+      mode: BenchMode,
       until: number,
       recordDir?: string,
+      ros = true,
     ): Promise<CollectRunResult> => {
       const dirs = await fresh();
       try {
@@ -167,6 +196,7 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
           stateDir: dirs.stateDir,
           outDir: dirs.outDir,
           ...(recordDir ? { recordDir } : {}),
+          ...(ros ? {} : { ros: false }),
           ...(signal ? { signal } : {}),
         });
       } finally {
@@ -193,6 +223,10 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
 
     const modes: ModeFigures[] = [];
     const windows: WindowFigures[] = [];
+    const noRos: NoRosFigures[] = [];
+    /** Whether a run's summary says it collected ROS (some day has `rosHours`). */
+    const collectedRos = (run: CollectRunResult) =>
+      run.summary.clusters.some((c) => c.days.some((d) => d.rosHours !== undefined));
     let command = "";
     const children = new Set<number>();
     const note = (run: CollectRunResult) => {
@@ -200,7 +234,7 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
       for (const p of run.usage.childPids) children.add(p);
     };
 
-    for (const mode of MODES) {
+    for (const mode of options.modes) {
       const recordDir = `${work}/record-${mode}`;
       log(`[${mode}] recording run (not timed) …`);
       const recording = await collect(mode, 23, recordDir);
@@ -223,6 +257,8 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
       const warm = await floor();
       log(`[${mode}] warm-up floor ${(warm.ms / 1000).toFixed(2)} s`);
       const runs: TimedRun[] = [];
+      const noRosRuns: NoRosRun[] = [];
+      let lastNoRos: CollectRunResult | undefined;
       let last: CollectRunResult | undefined;
       let floorBytes = 0;
       for (let i = 0; i < options.iterations; i++) {
@@ -266,6 +302,46 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
               (used.busy - used.prom - run.usage.cpuSeconds).toFixed(1)
             }`,
         );
+        if (i === 0 && !collectedRos(run)) {
+          log(
+            `[${mode}] WARNING: the timed run reports no ROS hours: is ROS off in the environment?`,
+          );
+        }
+        if (ROS_COMPARED.has(mode)) {
+          // The same run with --no-ros, right after, so both see the same machine state.
+          const cpu1 = await cpu();
+          const plain = await collect(mode, 23, undefined, false);
+          const plainUsed = since(cpu1, await cpu());
+          note(plain);
+          if (collectedRos(plain)) log(`[${mode}] WARNING: the --no-ros run reports ROS hours`);
+          if (
+            lastNoRos &&
+            (lastNoRos.rows !== plain.rows || lastNoRos.summary.queries !== plain.summary.queries)
+          ) {
+            log(
+              `[${mode}] WARNING: --no-ros run ${i + 1} gave ${plain.rows} rows / ` +
+                `${plain.summary.queries} queries, run ${i} gave ${lastNoRos.rows} / ` +
+                `${lastNoRos.summary.queries}`,
+            );
+          }
+          lastNoRos = plain;
+          noRosRuns.push({
+            wallMs: plain.summary.ms,
+            processMs: plain.processMs,
+            peakRssBytes: plain.usage.peakRssBytes,
+            bridgeCpuS: plain.usage.cpuSeconds,
+            promCpuS: plainUsed.prom,
+          });
+          log(
+            `[${mode}] ${i + 1}/${options.iterations} --no-ros: wall ${
+              (plain.summary.ms / 1000).toFixed(2)
+            } s (ROS: ${(run.summary.ms / 1000).toFixed(2)} s), ${plain.summary.queries} queries ` +
+              `(ROS: ${run.summary.queries}), ${
+                (plain.summary.bytesDownloaded / 1e6).toFixed(1)
+              } MB ` +
+              `(ROS: ${(run.summary.bytesDownloaded / 1e6).toFixed(1)} MB)`,
+          );
+        }
       }
       if (last === undefined) throw new RangeError("No timed run: iterations must be ≥ 1");
       if (recorded.requests.length !== last.summary.queries) {
@@ -284,9 +360,18 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
         rows: last.rows,
       });
       windows.push({ mode, hours: 24, peakRssBytes: runs.map((r) => r.peakRssBytes) });
+      if (lastNoRos !== undefined) {
+        noRos.push({
+          mode,
+          runs: noRosRuns,
+          queries: lastNoRos.summary.queries,
+          bytesDownloaded: lastNoRos.summary.bytesDownloaded,
+          rows: lastNoRos.rows,
+        });
+      }
     }
 
-    for (const mode of MODES) {
+    for (const mode of options.modes) {
       const peaks: number[] = [];
       for (let i = 0; i < options.iterations; i++) {
         const run = await collect(mode, 0);
@@ -319,6 +404,7 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
       iterations: options.iterations,
       modes,
       windows,
+      noRos,
       source: { before: sourceBefore, after: sourceAfter },
       compactionsDuringBench: compactionsAfter - compactionsBefore,
       sampledProcess: { command, childProcesses: children.size },
@@ -347,6 +433,7 @@ export function benchJson(report: BenchReport): Record<string, unknown> {
     summary: {
       modes: report.modes.map(summarizeMode),
       windows: summarizeWindows(report.windows),
+      ros: summarizeRos(report.modes, report.noRos ?? []),
     },
   };
 }

@@ -15,12 +15,13 @@ import { waitForCompactions } from "./prometheus_metrics.ts";
 export const BENCH_DAY = "2026-11-01";
 
 /** Bump when the layout or the generator's meaning changes, to invalidate caches. */
-const CACHE_FORMAT = 1;
+const CACHE_FORMAT = 2;
 
 /**
  * Hub options for a benchmark cluster of `pods` regular pods: one node per 25
  * pods (at least 2), one bound PVC per 6.7 pods, one VM per 100 pods (at least
- * 1), no GPUs, no hostile labels; 26 h from `BENCH_DAY` − 2 h, 300 s interval.
+ * 1), no GPUs, no hostile labels, ROS data on (the bench compares collecting
+ * with and without `--no-ros`); 26 h from `BENCH_DAY` − 2 h, 300 s interval.
  *
  * @example
  * ```ts
@@ -30,6 +31,7 @@ const CACHE_FORMAT = 1;
  * const o = benchHubOptions(2000);
  * assert.deepEqual([o.pods, o.nodes, o.pvcs, o.vms, o.gpuPods], [2000, 80, 300, 20, 0]);
  * assert.equal(o.start.toISOString(), "2026-10-31T22:00:00.000Z");
+ * assert.equal(o.ros, true);
  * ```
  */
 export function benchHubOptions(pods: number): HubOptions {
@@ -49,6 +51,9 @@ export function benchHubOptions(pods: number): HubOptions {
     hours: 26,
     intervalSeconds: 300,
     hostile: false,
+    // Explicit (also the generator's default): the key then names it, so a
+    // TSDB cached before the bench measured ROS is never reused.
+    ros: true,
   };
 }
 

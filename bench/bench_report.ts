@@ -16,6 +16,11 @@ export const TARGETS = {
    * by at most this factor (our reading of "about the same").
    */
   maxRssGrowth: 1.25,
+  /**
+   * Issue 9: ROS may add at most this fraction to the wall time and to the
+   * download of a cluster-day in server mode (ROS / `--no-ros` − 1).
+   */
+  maxRosOverhead: 0.35,
 } as const;
 
 /** One timed run of one mode, with the floor measured right after it. */
@@ -54,6 +59,28 @@ export interface ModeFigures {
   readonly rows: number;
 }
 
+/** One timed run with `--no-ros`, right after the mode's timed run (ROS on) and its floor. */
+export interface NoRosRun {
+  readonly wallMs: number;
+  readonly processMs: number;
+  readonly peakRssBytes: number;
+  readonly bridgeCpuS: number;
+  /** CPU seconds Prometheus spent during the run. */
+  readonly promCpuS: number;
+}
+
+/**
+ * The same cluster-day collected with `--no-ros`, as many times as the
+ * mode's timed runs (which run with ROS, the default).
+ */
+export interface NoRosFigures {
+  readonly mode: "server" | "client";
+  readonly runs: readonly NoRosRun[];
+  readonly queries: number;
+  readonly bytesDownloaded: number;
+  readonly rows: number;
+}
+
 /** Peak RSS of one window in one mode. */
 export interface WindowFigures {
   readonly mode: "server" | "client";
@@ -79,6 +106,8 @@ export interface BenchReport {
   readonly iterations: number;
   readonly modes: readonly ModeFigures[];
   readonly windows: readonly WindowFigures[];
+  /** `--no-ros` runs of the modes whose ROS cost was measured (server mode); absent: none. */
+  readonly noRos?: readonly NoRosFigures[];
   /** Fingerprint of `src/` at the start and at the end (they should be equal). */
   readonly source: { readonly before: string; readonly after: string };
   /** Compactions Prometheus ran during the measurements (should be 0). */
@@ -233,6 +262,107 @@ export function summarizeWindows(windows: readonly WindowFigures[]): WindowSumma
   return out;
 }
 
+/** What ROS costs in one mode: medians with ROS (the default) and with `--no-ros`. */
+export interface RosSummary {
+  readonly mode: "server" | "client";
+  readonly wallS: number;
+  readonly noRosWallS: number;
+  /** wallS / noRosWallS − 1. */
+  readonly wallOverhead: number;
+  readonly wallOk: boolean;
+  readonly bytesDownloaded: number;
+  readonly noRosBytesDownloaded: number;
+  /** bytesDownloaded / noRosBytesDownloaded − 1. */
+  readonly downloadOverhead: number;
+  readonly downloadOk: boolean;
+  readonly queries: number;
+  readonly noRosQueries: number;
+  /** queries / noRosQueries − 1 (no target). */
+  readonly queryOverhead: number;
+  readonly processS: number;
+  readonly noRosProcessS: number;
+  readonly bridgeCpuS: number;
+  readonly noRosBridgeCpuS: number;
+  readonly promCpuS: number;
+  readonly noRosPromCpuS: number;
+  readonly peakRssMb: number;
+  readonly noRosPeakRssMb: number;
+  readonly rows: number;
+  readonly noRosRows: number;
+}
+
+/**
+ * Pairs each mode's timed runs (ROS on) with its `--no-ros` runs: medians of
+ * both, the overheads (ROS / no ROS − 1) and the verdicts against
+ * `TARGETS.maxRosOverhead` (inclusive). Modes without `--no-ros` runs are
+ * left out.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { summarizeRos } from "./bench_report.ts";
+ *
+ * const run = (wallMs: number) => ({
+ *   wallMs, processMs: wallMs + 300, floorMs: wallMs, peakRssBytes: 100e6, bridgeCpuS: 1,
+ *   promCpuS: 2, floorPromCpuS: 2, floorClientCpuS: 0.5, otherCpuS: 0, floorOtherCpuS: 0,
+ *   stealS: 0,
+ * });
+ * const [s] = summarizeRos(
+ *   [{
+ *     mode: "server", runs: [run(12_000)], queries: 150, bytesDownloaded: 1100,
+ *     floorRequests: 150, floorBytes: 1100, rows: 30_000,
+ *   }],
+ *   [{
+ *     mode: "server", queries: 100, bytesDownloaded: 1000, rows: 20_000,
+ *     runs: [{ wallMs: 10_000, processMs: 10_300, peakRssBytes: 90e6, bridgeCpuS: 1, promCpuS: 2 }],
+ *   }],
+ * );
+ * assert.equal(s!.wallOverhead.toFixed(2), "0.20");
+ * assert.equal(s!.queryOverhead, 0.5);
+ * assert.equal(s!.wallOk && s!.downloadOk, true);
+ * ```
+ */
+export function summarizeRos(
+  modes: readonly ModeFigures[],
+  noRos: readonly NoRosFigures[],
+): RosSummary[] {
+  const out: RosSummary[] = [];
+  for (const m of modes) {
+    const n = noRos.find((x) => x.mode === m.mode);
+    if (!n || n.runs.length === 0 || m.runs.length === 0) continue;
+    const wallS = median(m.runs.map((r) => r.wallMs)) / 1000;
+    const noRosWallS = median(n.runs.map((r) => r.wallMs)) / 1000;
+    const wallOverhead = wallS / noRosWallS - 1;
+    const downloadOverhead = m.bytesDownloaded / n.bytesDownloaded - 1;
+    out.push({
+      mode: m.mode,
+      wallS,
+      noRosWallS,
+      wallOverhead,
+      // As ratios, so that a figure exactly at the target passes despite rounding.
+      wallOk: wallS / noRosWallS <= 1 + TARGETS.maxRosOverhead,
+      bytesDownloaded: m.bytesDownloaded,
+      noRosBytesDownloaded: n.bytesDownloaded,
+      downloadOverhead,
+      downloadOk: m.bytesDownloaded / n.bytesDownloaded <= 1 + TARGETS.maxRosOverhead,
+      queries: m.queries,
+      noRosQueries: n.queries,
+      queryOverhead: m.queries / n.queries - 1,
+      processS: median(m.runs.map((r) => r.processMs)) / 1000,
+      noRosProcessS: median(n.runs.map((r) => r.processMs)) / 1000,
+      bridgeCpuS: median(m.runs.map((r) => r.bridgeCpuS)),
+      noRosBridgeCpuS: median(n.runs.map((r) => r.bridgeCpuS)),
+      promCpuS: median(m.runs.map((r) => r.promCpuS)),
+      noRosPromCpuS: median(n.runs.map((r) => r.promCpuS)),
+      peakRssMb: median(m.runs.map((r) => r.peakRssBytes)) / MB,
+      noRosPeakRssMb: median(n.runs.map((r) => r.peakRssBytes)) / MB,
+      rows: m.rows,
+      noRosRows: n.rows,
+    });
+  }
+  return out;
+}
+
 /** Fixed-width table: first column left-aligned, the others right-aligned. */
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
@@ -249,6 +379,13 @@ const cpu = (seconds: number) => (Math.abs(seconds) < 0.05 ? 0 : seconds).toFixe
 
 function mib(bytes: number): string {
   return `${(bytes / 1_048_576).toFixed(1)} MiB`;
+}
+
+/** A fraction as a signed percentage with one decimal, e.g. `+12.3 %`. */
+function percent(fraction: number): string {
+  const p = fraction * 100;
+  const fixed = (Math.abs(p) < 0.05 ? 0 : p).toFixed(1);
+  return `${p > 0 && fixed !== "0.0" ? "+" : ""}${fixed} %`;
 }
 
 /**
@@ -324,6 +461,62 @@ export function formatBenchReport(r: BenchReport): string {
     }
   }
   out.push("");
+  for (const s of summarizeRos(r.modes, r.noRos ?? [])) {
+    const target = `(≤ +${(TARGETS.maxRosOverhead * 100).toFixed(0)} %)`;
+    out.push(
+      `ROS cost, ${s.mode} mode (medians; the timed runs above, ROS on by default, against ` +
+        "the same runs with --no-ros; overhead = ROS / no ROS − 1):",
+    );
+    out.push(
+      ...table(["figure", "ROS", "--no-ros", "overhead", target], [
+        [
+          "wall s",
+          s.wallS.toFixed(2),
+          s.noRosWallS.toFixed(2),
+          percent(s.wallOverhead),
+          ok(s.wallOk),
+        ],
+        [
+          "downloaded",
+          mib(s.bytesDownloaded),
+          mib(s.noRosBytesDownloaded),
+          percent(s.downloadOverhead),
+          ok(s.downloadOk),
+        ],
+        ["queries", String(s.queries), String(s.noRosQueries), percent(s.queryOverhead), ""],
+        [
+          "process s",
+          s.processS.toFixed(2),
+          s.noRosProcessS.toFixed(2),
+          percent(s.processS / s.noRosProcessS - 1),
+          "",
+        ],
+        [
+          "bridge CPU s",
+          cpu(s.bridgeCpuS),
+          cpu(s.noRosBridgeCpuS),
+          percent(s.bridgeCpuS / s.noRosBridgeCpuS - 1),
+          "",
+        ],
+        [
+          "Prometheus CPU s",
+          cpu(s.promCpuS),
+          cpu(s.noRosPromCpuS),
+          percent(s.promCpuS / s.noRosPromCpuS - 1),
+          "",
+        ],
+        [
+          "peak RSS MB",
+          s.peakRssMb.toFixed(1),
+          s.noRosPeakRssMb.toFixed(1),
+          percent(s.peakRssMb / s.noRosPeakRssMb - 1),
+          "",
+        ],
+        ["rows", String(s.rows), String(s.noRosRows), percent(s.rows / s.noRosRows - 1), ""],
+      ]),
+    );
+    out.push("");
+  }
   const windows = summarizeWindows(r.windows);
   if (windows.length > 0) {
     out.push("Peak RSS by window (MB, fresh state and out each run):");

@@ -4,7 +4,9 @@ import {
   formatBenchReport,
   median,
   type ModeFigures,
+  type NoRosFigures,
   summarizeMode,
+  summarizeRos,
   summarizeWindows,
   TARGETS,
   type TimedRun,
@@ -132,4 +134,90 @@ Deno.test("formatBenchReport prints each mode's figures with the verdicts next t
     text,
     /WARNING: src\/ changed during the run \(0123456789abcdef → fedcba9876543210\)/,
   );
+});
+
+function noRos(wallMs: number[], bytesDownloaded = 2 * 1_048_576, queries = 96): NoRosFigures {
+  return {
+    mode: "server",
+    runs: wallMs.map((w) => ({
+      wallMs: w,
+      processMs: w + 400,
+      peakRssBytes: 80e6,
+      bridgeCpuS: w / 5000,
+      promCpuS: w / 1250,
+    })),
+    queries,
+    bytesDownloaded,
+    rows: 40_000,
+  };
+}
+
+Deno.test("summarizeRos: medians with and without ROS, overheads, inclusive 35 % target", () => {
+  const modes = [
+    mode("server", [run(12_000, 10_000), run(14_000, 10_000), run(13_000, 10_000)]),
+    mode("client", [run(20_000, 10_000)]),
+  ];
+  const [s, ...rest] = summarizeRos(modes, [noRos([10_000, 9_000, 11_000])]);
+  assert.equal(rest.length, 0, "client mode has no --no-ros runs");
+  assert.equal(s!.mode, "server");
+  assert.equal(s!.wallS, 13);
+  assert.equal(s!.noRosWallS, 10);
+  assert.ok(Math.abs(s!.wallOverhead - 0.3) < 1e-12);
+  assert.equal(s!.wallOk, true);
+  assert.equal(s!.downloadOverhead, 0.5);
+  assert.equal(s!.downloadOk, false);
+  assert.equal(s!.queryOverhead, 0.5);
+  assert.equal(s!.rows, 60_000);
+  assert.equal(s!.noRosRows, 40_000);
+  assert.equal(s!.noRosPeakRssMb, 80);
+  assert.equal(s!.noRosBridgeCpuS, 2);
+  const atTarget = summarizeRos(
+    [{ ...mode("server", [run(13_500, 10_000)]), bytesDownloaded: 2_700_000 }],
+    [noRos([10_000], 2_000_000)],
+  )[0]!;
+  assert.equal(atTarget.wallOk, true);
+  assert.equal(atTarget.downloadOk, true);
+  assert.equal(summarizeRos(modes, [noRos([9_000])])[0]!.wallOk, false); // +44 %
+  assert.deepEqual(summarizeRos(modes, []), []);
+});
+
+Deno.test("formatBenchReport prints the ROS cost next to the 35 % target; none without --no-ros runs", () => {
+  const base: BenchReport = {
+    hub: {
+      pods: 2000,
+      nodes: 80,
+      pvcs: 300,
+      vms: 20,
+      series: 41_517,
+      day: "2026-11-01",
+      cached: false,
+      prepareMs: 300_000,
+    },
+    machine: { cpus: 2, memTotalBytes: 25e9 },
+    prometheusVersion: "2.42.0+ds",
+    iterations: 2,
+    modes: [mode("server", [run(12_000, 10_000), run(14_000, 10_000)])],
+    windows: [],
+    source: { before: "0123456789abcdef", after: "0123456789abcdef" },
+    compactionsDuringBench: 0,
+    sampledProcess: { command: "deno run … collect", childProcesses: 0 },
+  };
+  const without = formatBenchReport(base);
+  assert.doesNotMatch(without, /ROS cost/);
+  assert.match(without, /^server\s+13\.00\s+10\.00\s+1\.300\s+MISSED/m);
+
+  const text = formatBenchReport({ ...base, noRos: [noRos([10_000, 10_400], 2 * 1_048_576)] });
+  assert.match(
+    text,
+    /^ROS cost, server mode \(medians;.*--no-ros; overhead = ROS \/ no ROS − 1\):$/m,
+  );
+  assert.match(text, /^figure\s+ROS\s+--no-ros\s+overhead\s+\(≤ \+35 %\)$/m);
+  assert.match(text, /^wall s\s+13\.00\s+10\.20\s+\+27\.5 %\s+ok$/m);
+  assert.match(text, /^downloaded\s+3\.0 MiB\s+2\.0 MiB\s+\+50\.0 %\s+MISSED$/m);
+  assert.match(text, /^queries\s+144\s+96\s+\+50\.0 %$/m);
+  assert.match(text, /^rows\s+60000\s+40000\s+\+50\.0 %$/m);
+  assert.match(text, /^peak RSS MB\s+100\.0\s+80\.0\s+\+25\.0 %$/m);
+  // The existing figures are still there, unchanged.
+  assert.match(text, /^server\s+13\.00\s+10\.00\s+1\.300\s+MISSED/m);
+  assert.equal(TARGETS.maxRosOverhead, 0.35);
 });

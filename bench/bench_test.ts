@@ -7,12 +7,14 @@ Deno.test("parseBenchArgs: defaults, --quick, BENCH_CACHE, overrides", () => {
     pods: 2000,
     iterations: 3,
     hoursPerFile: 6,
+    modes: ["server", "client"],
     quick: false,
   });
   assert.deepEqual(parseBenchArgs(["--quick"], { BENCH_CACHE: "" }), {
     pods: 100,
     iterations: 1,
     hoursPerFile: 24,
+    modes: ["server", "client"],
     quick: true,
   });
   const o = parseBenchArgs(
@@ -23,12 +25,22 @@ Deno.test("parseBenchArgs: defaults, --quick, BENCH_CACHE, overrides", () => {
     pods: 2500,
     iterations: 5,
     hoursPerFile: 6,
+    modes: ["server", "client"],
     quick: false,
     cacheDir: "/c",
     jsonOut: "/tmp/b.json",
   });
   assert.equal(parseBenchArgs([], { BENCH_CACHE: "/env" }).cacheDir, "/env");
   assert.equal(parseBenchArgs(["--quick", "--pods", "300"], {}).pods, 300);
+});
+
+Deno.test("parseBenchArgs --modes: a subset, always in the order server, client", () => {
+  assert.deepEqual(parseBenchArgs(["--modes", "server"], {}).modes, ["server"]);
+  assert.deepEqual(parseBenchArgs(["--modes", "client"], {}).modes, ["client"]);
+  assert.deepEqual(parseBenchArgs(["--modes", "client, server"], {}).modes, ["server", "client"]);
+  assert.throws(() => parseBenchArgs(["--modes", "both"], {}), /--modes "both"/);
+  assert.throws(() => parseBenchArgs(["--modes", ""], {}), RangeError);
+  assert.throws(() => parseBenchArgs(["--modes", "server,"], {}), RangeError);
 });
 
 Deno.test("parseBenchArgs rejects bad numbers and unknown flags", () => {
@@ -72,7 +84,7 @@ async function checkTinyBench(): Promise<void> {
   {
     const lines: string[] = [];
     const report = await runBench(
-      { pods: 3, iterations: 1, hoursPerFile: 24, quick: true },
+      { pods: 3, iterations: 1, hoursPerFile: 24, modes: ["server", "client"], quick: true },
       { log: (l) => lines.push(l) },
     );
     assert.deepEqual(report.modes.map((m) => m.mode), ["server", "client"]);
@@ -96,6 +108,15 @@ async function checkTinyBench(): Promise<void> {
       report.windows.map((w) => `${w.mode}/${w.hours}`).sort(),
       ["client/1", "client/24", "server/1", "server/24"],
     );
+    // Server mode is also run with --no-ros: fewer queries, bytes and rows, same for the rest.
+    assert.deepEqual(report.noRos?.map((n) => n.mode), ["server"]);
+    const plain = report.noRos![0]!;
+    assert.equal(plain.runs.length, 1);
+    assert.ok(plain.runs[0]!.wallMs > 0 && plain.runs[0]!.peakRssBytes > 20e6);
+    assert.ok(plain.queries < server.queries, `${plain.queries} < ${server.queries}`);
+    assert.ok(plain.bytesDownloaded < server.bytesDownloaded);
+    assert.ok(plain.rows < server.rows);
+    assert.ok(!lines.some((l) => l.includes("ROS hours")), lines.join("\n"));
     assert.equal(report.compactionsDuringBench, 0);
     assert.match(report.source.before, /^[0-9a-f]{16}$/);
     assert.equal(report.sampledProcess.childProcesses, 0);
@@ -105,8 +126,14 @@ async function checkTinyBench(): Promise<void> {
 
     const text = formatBenchReport(report);
     assert.match(text, /^server\s+\d+\.\d\d\s+\d+\.\d\d\s+\d+\.\d{3}\s+(ok|MISSED)\s/m);
-    const json = benchJson(report) as { summary: { modes: { ratio: number }[] } };
+    assert.match(text, /^ROS cost, server mode/m);
+    assert.match(text, /^wall s\s+\d+\.\d\d\s+\d+\.\d\d\s+[+-]?\d+\.\d %\s+(ok|MISSED)$/m);
+    const json = benchJson(report) as {
+      summary: { modes: { ratio: number }[]; ros: { queryOverhead: number }[] };
+    };
     assert.equal(json.summary.modes.length, 2);
+    assert.equal(json.summary.ros.length, 1);
+    assert.ok(json.summary.ros[0]!.queryOverhead > 0);
     assert.ok(json.summary.modes.every((m) => Number.isFinite(m.ratio) && m.ratio > 0));
   }
 }

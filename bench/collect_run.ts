@@ -30,6 +30,8 @@ export interface CollectRunOptions {
   readonly outDir: string;
   /** `--record DIR`, for the (untimed) recording run. */
   readonly recordDir?: string;
+  /** Collect the ROS reports too (default true, the CLI's default); false adds `--no-ros`. */
+  readonly ros?: boolean;
   /** Sampling interval of `/proc` in ms (default 20). */
   readonly sampleMs?: number;
   /** Kills the child. */
@@ -81,6 +83,7 @@ export function collectArgs(options: CollectRunOptions): string[] {
     "--reduce",
     options.mode,
     ...(options.recordDir === undefined ? [] : ["--record", options.recordDir]),
+    ...(options.ros === false ? ["--no-ros"] : []),
     "--state",
     options.stateDir,
     "--out",

@@ -49,6 +49,14 @@ Deno.test("collectArgs runs src/cli/main.ts collect with every option and --json
   assert.ok(!collectArgs(BASE).includes("--record"));
 });
 
+Deno.test("collectArgs: ROS is the CLI's default; ros: false adds --no-ros", () => {
+  assert.ok(!collectArgs(BASE).includes("--no-ros"));
+  assert.ok(!collectArgs({ ...BASE, ros: true }).includes("--no-ros"));
+  const args = collectArgs({ ...BASE, ros: false });
+  assert.equal(args.filter((a) => a === "--no-ros").length, 1);
+  assert.equal(args.at(-1), "--json");
+});
+
 Deno.test("parseSummary rejects non-JSON and summaries without the figures", () => {
   assert.throws(() => parseSummary("thanos-bridge: oops"), SyntaxError);
   assert.throws(() => parseSummary('{"queries":1}'), TypeError);
