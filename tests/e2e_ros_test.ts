@@ -260,6 +260,33 @@ Deno.test({
         await Deno.readFile(last!.refs[0]!.location),
       );
 
+      // doctor names the cluster that opts no namespace in (no ROS reports for it).
+      const none = ids.find((c) => !truth.get(c)!.windows.some((w) => w.passed))!;
+      const doc = await cli(hub, [
+        "doctor",
+        "--thanos-url",
+        url,
+        "--cluster",
+        ids.join(","),
+        "--out",
+        `${work}/doctor-out`,
+        "--state",
+        `${work}/doctor-state`,
+        "--hours",
+        "24",
+        "--json",
+      ]);
+      const checks = JSON.parse(doc.out).checks as { id: string; items?: string[] }[];
+      const ros = checks.find((c) => c.id === "metrics.ros");
+      assert.ok(ros, doc.out);
+      assert.ok(
+        ros.items?.some((i) => i.startsWith(`${none}: no namespace has`)),
+        JSON.stringify(ros),
+      );
+      for (const c of withRos) {
+        assert.ok(!ros.items?.some((i) => i.startsWith(`${c}: no namespace`)), c);
+      }
+
       // --no-ros: no ROS file, no ROS query.
       const off = await collect(hub, url, [id], [
         "--no-ros",
@@ -268,7 +295,7 @@ Deno.test({
         "--out",
         `${work}/off`,
       ]);
-      const { reports: none } = await rosOf(off.clusters[0]!.days[0]!.refs[0]!.location);
-      for (const def of ROS_REPORTS) assert.equal(none.get(def.name), null, def.name);
+      const { reports: noRos } = await rosOf(off.clusters[0]!.days[0]!.refs[0]!.location);
+      for (const def of ROS_REPORTS) assert.equal(noRos.get(def.name), null, def.name);
     }),
 });

@@ -92,6 +92,7 @@ export async function diagnose(
         ...(ids.length > 0 ? { clusters: ids } : {}),
         hours: options.hours,
         now: deps.now,
+        ros: settings.ros,
       }, signal),
     );
   }

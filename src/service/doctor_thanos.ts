@@ -20,6 +20,7 @@ import {
   formatColumns,
   metricsOfReports,
   optionalFamily,
+  rosMetrics,
 } from "../collect/metric_usage.ts";
 import { quotePromqlString } from "../collect/promql_rewrite.ts";
 import type { ReportName } from "../collect/reports.ts";
@@ -40,6 +41,8 @@ export interface ThanosChecksOptions {
   readonly now: Date;
   /** Reports whose metrics are needed (default: all six). */
   readonly reports?: readonly ReportName[];
+  /** Also check what the ROS reports need (default false): opted-in namespaces, ROS metrics. */
+  readonly ros?: boolean;
 }
 
 /** What Thanos knows about one metric in the window. */
@@ -221,7 +224,102 @@ export async function thanosChecks(
   // 3. Per cluster and metric.
   const checked = (options.clusters ?? [...carriers].sort()).filter((c) => carriers.has(c));
   checks.push(...presenceChecks(presence, checked, reports, span));
+  if (options.ros) {
+    checks.push(await rosCheck(options, metrics, checked, at, span, signal));
+  }
   return checks;
+}
+
+/** The namespace labels that opt a namespace in to ROS (CMMO's `ros:namespace_filter`). */
+const ROS_OPT_IN_LABELS = [
+  "label_insights_cost_management_optimizations",
+  "label_cost_management_optimizations",
+] as const;
+
+/**
+ * `metrics.ros`: which clusters have a namespace opted in to ROS (without
+ * one, CMMO writes no ROS report, and neither does the bridge), and which
+ * metrics only the ROS queries read have no series. Information, never a
+ * failure: ROS depends on the cluster owners' opt-in.
+ */
+async function rosCheck(
+  options: ThanosChecksOptions,
+  costMetrics: readonly string[],
+  clusters: readonly string[],
+  at: number,
+  span: string,
+  signal?: AbortSignal,
+): Promise<DoctorCheck> {
+  const { client, clusterLabel, hours } = options;
+  const title = "ROS: opted-in namespaces and the metrics only the ROS reports read";
+  if (clusters.length === 0) {
+    return check("metrics.ros", title, "skip", "skipped: no cluster carries the cluster label");
+  }
+  const items: string[] = [];
+  const optedIn = new Set<string>();
+  for (const label of ROS_OPT_IN_LABELS) {
+    try {
+      const series = await instant(
+        client,
+        `count by (${clusterLabel}) (last_over_time({__name__="kube_namespace_labels", ` +
+          `${label}="true", namespace!~"kube-.*|openshift|openshift-.*"}[${windowOf(hours)}]))`,
+        `doctor-ros-opt-in/${label}`,
+        at,
+        signal,
+      );
+      for (const s of series) {
+        const c = s.metric[clusterLabel];
+        if (c) optedIn.add(c);
+      }
+    } catch (error) {
+      signal?.throwIfAborted();
+      items.push(`the opt-in query on ${label} failed: ${errorMessage(error)}`);
+    }
+  }
+  for (const c of clusters) {
+    if (!optedIn.has(c)) {
+      items.push(
+        `${c}: no namespace has cost_management_optimizations="true" in ${span}: ` +
+          `no ROS reports for this cluster (label a namespace to opt it in)`,
+      );
+    }
+  }
+  const own = rosMetrics().filter((m) => !costMetrics.includes(m));
+  const presence = await Promise.all(own.map(async (metric) => {
+    try {
+      const series = await instant(
+        client,
+        presenceQuery(metric, clusterLabel, hours, clusters),
+        `doctor-presence/${metric}`,
+        at,
+        signal,
+      );
+      return { metric, clusters: new Set(series.map((s) => s.metric[clusterLabel] ?? "")) };
+    } catch (error) {
+      signal?.throwIfAborted();
+      items.push(`${metric}: the query failed: ${errorMessage(error)}`);
+      return null;
+    }
+  }));
+  for (const p of presence) {
+    if (p === null) continue;
+    const missing = clusters.filter((c) => optedIn.has(c) && !p.clusters.has(c));
+    if (missing.length === 0) continue;
+    const family = optionalFamily(p.metric);
+    items.push(
+      `${missing.join(", ")}: ${p.metric} has no series in ${span}; the ROS columns that read ` +
+        `it will be empty` + (family ? ` (normal without ${family.reason})` : ""),
+    );
+  }
+  return check(
+    "metrics.ros",
+    title,
+    "ok",
+    `${plural(optedIn.size, "cluster")} of ${clusters.length} ${
+      optedIn.size === 1 ? "has" : "have"
+    } namespaces opted in to ROS; ${plural(own.length, "ROS-only metric")} checked`,
+    items,
+  );
 }
 
 async function clusterLabelCheck(
