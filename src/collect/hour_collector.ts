@@ -224,13 +224,24 @@ export async function collectHours(
       const cost = options.mode === "client"
         ? clientHourTasks(options, plan, clusterId, day, batch[0]!)
         : serverBatchTasks(options, plan, clusterId, day, batch);
-      const ros = rosPlan
-        ? rosBatchTasks(options, rosPlan, clusterId, day, batch[0]!, batch.at(-1)!)
+      // The namespace filter gates every ROS window (CMMO runs only the filter for a window
+      // without opted-in namespaces): the other 55 ROS queries are sent only when a window of
+      // the batch passed, so clusters that opt nothing in cost one ROS query per batch.
+      const filter = rosPlan?.filter((p) => p.query.group === "ros-filter") ?? [];
+      const gate = rosPlan
+        ? rosBatchTasks(options, filter, clusterId, day, batch[0]!, batch.at(-1)!)
         : null;
       // One run: same client, counter, signal and fairness; the first failure stops all.
-      await runAll([...cost.tasks, ...(ros?.tasks ?? [])], options.signal);
+      await runAll([...cost.tasks, ...(gate?.tasks ?? [])], options.signal);
       seriesOf = cost.result;
-      rosOf = ros?.result ?? null;
+      rosOf = gate?.result ?? null;
+      if (rosPlan && gate && anyWindowPassed(gate.result, filter, batch)) {
+        const rest = rosPlan.filter((p) => p.query.group !== "ros-filter");
+        const more = rosBatchTasks(options, rest, clusterId, day, batch[0]!, batch.at(-1)!);
+        await runAll(more.tasks, options.signal);
+        const first = gate.result;
+        rosOf = (hour, window) => new Map([...first(hour, window), ...more.result(hour, window)]);
+      }
     } catch (error) {
       fail(batch[0]!, error);
       return result;
@@ -661,6 +672,21 @@ function rosBatchTasks(
     return byQuery;
   };
   return { tasks, result };
+}
+
+/** Whether the namespace filter returned a series at any window end of the batch. */
+function anyWindowPassed(
+  rosOf: RosSamplesOf,
+  filter: readonly PlannedRosQuery[],
+  hours: readonly number[],
+): boolean {
+  for (const hour of hours) {
+    for (let w = 0; w < 4; w++) {
+      const byQuery = rosOf(hour, w);
+      if (filter.some((p) => (byQuery.get(p.query.name)?.length ?? 0) > 0)) return true;
+    }
+  }
+  return false;
 }
 
 /**
