@@ -18,12 +18,12 @@
  */
 import assert from "node:assert/strict";
 import YAML from "yaml";
-import { type CliIo, main } from "../src/cli/main.ts";
 import { metricsOfReports, rosMetrics } from "../src/collect/metric_usage.ts";
 import type { DoctorCheck } from "../src/service/doctor_check.ts";
 import { readCsvRecords } from "../src/package/csv.ts";
 import type { Hub, HubOptions } from "../tools/synth/model.ts";
 import { prepareHub, type PrometheusServer, startPrometheus } from "../tools/synth/prometheus.ts";
+import { afterData, type Ran, runCli } from "./support/cli_in_process.ts";
 import { checkPayload, extract } from "./support/payload_check.ts";
 
 const DROPPED = "kube_pod_container_resource_requests";
@@ -46,28 +46,13 @@ const SMALL_HUB: HubOptions = {
   dropMetrics: [{ clusterIndex: 1, metric: DROPPED }],
 };
 
-interface Ran {
-  code: number;
-  out: string;
-  err: string;
-}
-
 /**
  * Runs the CLI in this process. The clock is the end of the hub's data, so
  * that `doctor --hours 6` and the 24 h discovery window both see it (with the
  * real clock, in a later year, Thanos would have nothing in either window).
  */
-async function cli(hub: Hub, args: string[], hoursAfterData = 0): Promise<Ran> {
-  const ran = { code: -1, out: "", err: "" };
-  const io: CliIo = {
-    stdout: (t) => void (ran.out += t),
-    stderr: (t) => void (ran.err += t),
-    stderrIsTerminal: false,
-    env: { HOME: "/nonexistent" }, // no THANOS_BRIDGE_* from the environment running the test
-    now: () => new Date(hub.startMs + (hub.hours + hoursAfterData) * 3_600_000),
-  };
-  ran.code = await main(args, io);
-  return ran;
+function cli(hub: Hub, args: string[], hoursAfterData = 0): Promise<Ran> {
+  return runCli(args, afterData(hub, hoursAfterData));
 }
 
 function show(r: Ran): string {

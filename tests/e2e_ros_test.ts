@@ -12,12 +12,12 @@
  *   last payload byte for byte; `--no-ros` ships no ROS file.
  */
 import assert from "node:assert/strict";
-import { type CliIo, main } from "../src/cli/main.ts";
 import { ROS_REPORTS } from "../src/collect/reports.ts";
 import { readCsvRecords } from "../src/package/csv.ts";
 import type { Hub, HubOptions } from "../tools/synth/model.ts";
 import { prepareHub, type PrometheusServer, startPrometheus } from "../tools/synth/prometheus.ts";
 import { expectedRosReports } from "../tools/synth/ros_truth.ts";
+import { afterData, type Ran, runCli } from "./support/cli_in_process.ts";
 import { checkPayload, extract } from "./support/payload_check.ts";
 
 /** The one full day of the hub's data (it runs from 2026-10-31T22:00Z for 26 hours). */
@@ -39,24 +39,9 @@ const HUB: HubOptions = {
   hostile: false,
 };
 
-interface Ran {
-  code: number;
-  out: string;
-  err: string;
-}
-
-async function cli(hub: Hub, args: string[]): Promise<Ran> {
-  const ran = { code: -1, out: "", err: "" };
-  const io: CliIo = {
-    stdout: (t) => void (ran.out += t),
-    stderr: (t) => void (ran.err += t),
-    stderrIsTerminal: false,
-    env: { HOME: "/nonexistent" },
-    // An hour after the data ends: every hour of DAY is closed and settled.
-    now: () => new Date(hub.startMs + (hub.hours + 1) * 3_600_000),
-  };
-  ran.code = await main(args, io);
-  return ran;
+/** The CLI in this process, an hour after the data ends: every hour of DAY is settled. */
+function cli(hub: Hub, args: string[]): Promise<Ran> {
+  return runCli(args, afterData(hub, 1));
 }
 
 interface Day {
