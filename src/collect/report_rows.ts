@@ -118,12 +118,21 @@ const GPU_FIELDS = [
   "mig_strategy",
 ];
 
-function pick(row: Row, fields: readonly string[], out: string[]): void {
+/** Appends the row's value of each field (`""` when missing) to `out`. */
+export function pick(row: Row, fields: readonly string[], out: string[]): void {
   for (const f of fields) out.push(row.get(f) ?? "");
 }
 
-/** Sorts rows by their fields in byte order, so that an hour's output is deterministic. */
-function sortRows(rows: string[][]): string[][] {
+/**
+ * Sorts rows by their fields in byte order, so that an hour's output is deterministic.
+ *
+ * @example
+ * ```ts
+ * import { sortRows } from "./report_rows.ts";
+ * sortRows([["b"], ["a"]]); // [["a"], ["b"]]
+ * ```
+ */
+export function sortRows(rows: string[][]): string[][] {
   return rows.sort((a, b) => {
     for (let i = 0; i < a.length; i++) {
       const c = compareUtf8(a[i]!, b[i]!);

@@ -10,9 +10,8 @@ import { formatFloat } from "../package/go_float.ts";
 import type { RosQuery } from "./catalogue_groups.ts";
 import { goTimeString } from "./go_time.ts";
 import { parseSampleValue } from "./reduce.ts";
-import { resourceId } from "./report_rows.ts";
+import { pick, resourceId, sortRows } from "./report_rows.ts";
 import { type Labels, type Row, rowKey, type RowMap, serializeLabels } from "./row_map.ts";
-import { compareUtf8 } from "./utf8_compare.ts";
 
 /**
  * The parts of a ROS catalogue entry ({@linkcode RosQuery}, ros_catalogue.ts)
@@ -225,21 +224,6 @@ export function applyRosSample(rows: RowMap, query: RosRowQuery, sample: RosSamp
   }
 }
 
-/** Sorts records field by field in byte order (the order buildHourReports uses). */
-function sortRecords(rows: string[][]): string[][] {
-  return rows.sort((a, b) => {
-    for (let i = 0; i < a.length; i++) {
-      const c = compareUtf8(a[i]!, b[i]!);
-      if (c !== 0) return c;
-    }
-    return 0;
-  });
-}
-
-function pick(row: Row, fields: readonly string[], out: string[]): void {
-  for (const f of fields) out.push(row.get(f) ?? "");
-}
-
 /**
  * Builds the ROS container and namespace records of one window ending at
  * `windowEnd`.
@@ -309,5 +293,5 @@ export function buildRosWindowReports(
     namespace.push(r);
   }
 
-  return { passed, container: sortRecords(container), namespace: sortRecords(namespace) };
+  return { passed, container: sortRows(container), namespace: sortRows(namespace) };
 }
