@@ -340,47 +340,19 @@ async function readLabelValues(
   signal: AbortSignal,
   onBytes: (n: number) => void,
 ): Promise<ReadAnswer> {
-  const reader = body.getReader();
-  const parts: Uint8Array[] = [];
-  let bytes = 0;
-  let done = false;
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
-  });
-  aborted.catch(() => {});
-  try {
-    while (true) {
-      const next = await Promise.race([reader.read(), aborted]);
-      if (next.done) {
-        done = true;
-        break;
-      }
-      bytes += next.value.byteLength;
-      onBytes(next.value.byteLength);
-      if (bytes > limits.maxAnswerBytes) {
-        throw limitError(
-          "answer-bytes",
-          limits.maxAnswerBytes,
-          `the answer is larger than ${limits.maxAnswerBytes} bytes`,
-          bytes,
-        );
-      }
-      parts.push(next.value);
+  const { bytes: all } = await readChunks(body, signal, (chunk, total) => {
+    onBytes(chunk.byteLength);
+    if (total > limits.maxAnswerBytes) {
+      throw limitError(
+        "answer-bytes",
+        limits.maxAnswerBytes,
+        `the answer is larger than ${limits.maxAnswerBytes} bytes`,
+        total,
+      );
     }
-  } finally {
-    if (onAbort) signal.removeEventListener("abort", onAbort);
-    if (!done) reader.cancel().catch(() => {});
-    reader.releaseLock();
-  }
-  const all = new Uint8Array(bytes);
-  let at = 0;
-  for (const part of parts) {
-    all.set(part, at);
-    at += part.byteLength;
-  }
+    return true;
+  });
+  const bytes = all.byteLength;
   const malformed = (message: string, offset = 0) =>
     new SyntaxError(message, {
       cause: { reason: "malformed", offset } satisfies SeriesStreamErrorCause,
@@ -480,13 +452,16 @@ function nonNegative(name: string, value: number): number {
   return value;
 }
 
-/** Reads at most `limit` bytes of an error body as text (`cut` when there was more); aborts with `signal`. */
-async function readLimitedText(
-  body: ReadableStream<Uint8Array> | null,
-  limit: number,
+/**
+ * Reads `body` chunk by chunk into memory until it ends or `keep` returns
+ * false (then the rest is cancelled); aborts with `signal`. Returns the bytes
+ * kept, joined, and whether the body was read to its end.
+ */
+async function readChunks(
+  body: ReadableStream<Uint8Array>,
   signal: AbortSignal,
-): Promise<{ text: string; cut: boolean }> {
-  if (body === null) return { text: "", cut: false };
+  keep: (chunk: Uint8Array, total: number) => boolean,
+): Promise<{ bytes: Uint8Array; ended: boolean }> {
   const reader = body.getReader();
   const parts: Uint8Array[] = [];
   let size = 0;
@@ -499,7 +474,7 @@ async function readLimitedText(
   });
   aborted.catch(() => {});
   try {
-    while (size < limit) {
+    while (true) {
       const next = await Promise.race([reader.read(), aborted]);
       if (next.done) {
         done = true;
@@ -507,21 +482,34 @@ async function readLimitedText(
       }
       parts.push(next.value);
       size += next.value.byteLength;
+      if (!keep(next.value, size)) break;
     }
   } finally {
     if (onAbort) signal.removeEventListener("abort", onAbort);
     if (!done) reader.cancel().catch(() => {});
     reader.releaseLock();
   }
-  const all = new Uint8Array(Math.min(size, limit));
+  const all = new Uint8Array(size);
   let at = 0;
   for (const part of parts) {
-    const take = Math.min(part.byteLength, all.byteLength - at);
-    all.set(part.subarray(0, take), at);
-    at += take;
+    all.set(part, at);
+    at += part.byteLength;
   }
-  const text = new TextDecoder().decode(all);
-  return { text, cut: size > limit };
+  return { bytes: all, ended: done };
+}
+
+/** Reads at most `limit` bytes of an error body as text (`cut` when there was more); aborts with `signal`. */
+async function readLimitedText(
+  body: ReadableStream<Uint8Array> | null,
+  limit: number,
+  signal: AbortSignal,
+): Promise<{ text: string; cut: boolean }> {
+  if (body === null) return { text: "", cut: false };
+  const { bytes } = await readChunks(body, signal, (_, total) => total < limit);
+  return {
+    text: new TextDecoder().decode(bytes.subarray(0, Math.min(bytes.byteLength, limit))),
+    cut: bytes.byteLength > limit,
+  };
 }
 
 /**
