@@ -199,7 +199,7 @@ export function ingressAuthorization(auth: IngressAuth | null): IngressAuthoriza
   };
 }
 
-/** What {@linkcode postStream} got back. */
+/** What {@linkcode nodeRequest} (and {@linkcode postStream}) got back. */
 export interface PostAnswer {
   readonly status: number;
   readonly statusText: string;
@@ -225,12 +225,35 @@ export function postStream(
   body: AsyncIterable<Uint8Array>,
   options: { signal?: AbortSignal; ca?: string | null; maxAnswerBytes?: number } = {},
 ): Promise<PostAnswer> {
+  return nodeRequest("POST", url, headers, body, options);
+}
+
+/**
+ * One request through `node:http(s)` (the sinks' TLS stack, with their CA):
+ * `body` streamed when given, no redirect followed, at most `maxAnswerBytes`
+ * (default 64 KiB) of the answer kept. Rejects on network errors and when
+ * `signal` aborts.
+ *
+ * @example
+ * ```ts ignore
+ * import { nodeRequest } from "./ingress_sink.ts";
+ * const answer = await nodeRequest("GET", "http://127.0.0.1:8080/x", {}, null);
+ * answer.status; // e.g. 405
+ * ```
+ */
+export function nodeRequest(
+  method: "GET" | "POST",
+  url: string,
+  headers: Record<string, string>,
+  body: AsyncIterable<Uint8Array> | null,
+  options: { signal?: AbortSignal; ca?: string | null; maxAnswerBytes?: number } = {},
+): Promise<PostAnswer> {
   const target = new URL(url);
   const request = target.protocol === "https:" ? httpsRequest : httpRequest;
   const maxAnswer = options.maxAnswerBytes ?? 64 * 1024;
   return new Promise<PostAnswer>((resolve, reject) => {
     const req = request(target, {
-      method: "POST",
+      method,
       headers,
       signal: options.signal,
       ...(options.ca ? { ca: options.ca } : {}),
@@ -259,7 +282,8 @@ export function postStream(
       });
     });
     req.on("error", reject);
-    pipeline(Readable.from(body), req).catch(reject);
+    if (body === null) req.end();
+    else pipeline(Readable.from(body), req).catch(reject);
   });
 }
 

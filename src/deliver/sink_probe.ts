@@ -25,9 +25,6 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
-import { request as httpRequest } from "node:http";
-import { request as httpsRequest } from "node:https";
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -38,7 +35,13 @@ import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { type Admin, Kafka, type LogEntry, logLevel, Partitioners, type Producer } from "kafkajs";
 import { BridgeError, escapeControl } from "../model.ts";
 import { check, type DoctorCheck } from "../service/doctor_check.ts";
-import { INGRESS_UPLOAD_PATH, type IngressAuth, ingressAuthorization } from "./ingress_sink.ts";
+import {
+  INGRESS_UPLOAD_PATH,
+  type IngressAuth,
+  ingressAuthorization,
+  nodeRequest,
+  type PostAnswer,
+} from "./ingress_sink.ts";
 import { formatKafkaLogEntry, kafkaConnectionConfig, type KafkaSasl } from "./kafka_announcer.ts";
 import {
   createS3Client,
@@ -957,51 +960,17 @@ export interface IngressProbeOptions {
   readonly stepTimeoutMs?: number;
 }
 
-interface GetAnswer {
-  readonly status: number;
-  readonly statusText: string;
-  readonly location: string | null;
-  readonly text: string;
-}
-
-/** A `GET` through `node:http(s)` (the sink's TLS stack, with its CA); no redirect is followed. */
-function httpGet(
+/** A `GET` through the ingress sink's `node:http(s)` request; no redirect is followed. */
+async function httpGet(
   url: string,
   headers: Record<string, string>,
   options: { signal: AbortSignal; ca: string | null },
 ): Promise<GetAnswer> {
-  const target = new URL(url);
-  const request = target.protocol === "https:" ? httpsRequest : httpRequest;
-  return new Promise<GetAnswer>((resolve, reject) => {
-    const req = request(target, {
-      method: "GET",
-      headers,
-      signal: options.signal,
-      ...(options.ca ? { ca: options.ca } : {}),
-    }, (res) => {
-      const parts: Uint8Array[] = [];
-      let kept = 0;
-      res.on("data", (c: Uint8Array) => {
-        if (kept < 4096) {
-          parts.push(c);
-          kept += c.length;
-        }
-      });
-      res.on("error", reject);
-      res.on("end", () => {
-        const location = res.headers.location;
-        resolve({
-          status: res.statusCode ?? 0,
-          statusText: res.statusMessage ?? "",
-          location: typeof location === "string" ? location : null,
-          text: new TextDecoder().decode(Buffer.concat(parts)),
-        });
-      });
-    });
-    req.on("error", reject);
-    req.end();
-  });
+  const answer = await nodeRequest("GET", url, headers, null, { ...options, maxAnswerBytes: 4096 });
+  return { ...answer, location: answer.headers.get("location") };
 }
+
+type GetAnswer = PostAnswer & { readonly location: string | null };
 
 /**
  * Checks that the ingress upload URL answers, without uploading anything:
