@@ -11,7 +11,7 @@ import type { RosQuery } from "./catalogue_groups.ts";
 import { goTimeString } from "./go_time.ts";
 import { parseSampleValue } from "./reduce.ts";
 import { pick, resourceId, sortRows } from "./report_rows.ts";
-import { type Labels, type Row, rowKey, type RowMap, serializeLabels } from "./row_map.ts";
+import { labelRow, type Labels, type Row, type RowMap } from "./row_map.ts";
 
 /**
  * The parts of a ROS catalogue entry ({@linkcode RosQuery}, ros_catalogue.ts)
@@ -206,19 +206,7 @@ const EMPTY: Row = new Map();
  * ```
  */
 export function applyRosSample(rows: RowMap, query: RosRowQuery, sample: RosSample): void {
-  const { metric } = sample;
-  const key = rowKey(metric, query.rowKey);
-  let row = rows.get(key);
-  if (!row) {
-    row = new Map();
-    rows.set(key, row);
-  }
-  for (const field in query.labels) {
-    row.set(field, metric[query.labels[field]!] ?? "");
-  }
-  for (const field in query.labelRegex) {
-    row.set(field, serializeLabels(metric, query.labelRegex[field]!));
-  }
+  const row = labelRow(rows, query, sample.metric);
   if (query.valueField !== null) {
     row.set(query.valueField, formatFloat(parseSampleValue(sample.value)));
   }

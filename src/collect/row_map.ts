@@ -61,6 +61,44 @@ export function serializeLabels(metric: Labels, pattern: string): string {
 }
 
 /**
+ * The row of `metric` in `rows` (created when missing), with the query's
+ * label fields (CMMO `MetricKey`) and label-regex fields (`MetricKeyRegex`)
+ * written: the part every query type shares. Later writes overwrite earlier
+ * ones.
+ *
+ * @example
+ * ```ts
+ * import { labelRow } from "./row_map.ts";
+ * const rows = new Map();
+ * labelRow(rows, { rowKey: ["node"], labels: { node: "node" }, labelRegex: {} }, { node: "n1" })
+ *   .get("node"); // "n1"
+ * ```
+ */
+export function labelRow(
+  rows: RowMap,
+  query: {
+    readonly rowKey: readonly string[];
+    readonly labels: Readonly<Record<string, string>>;
+    readonly labelRegex: Readonly<Record<string, string>>;
+  },
+  metric: Labels,
+): Row {
+  const key = rowKey(metric, query.rowKey);
+  let row = rows.get(key);
+  if (!row) {
+    row = new Map();
+    rows.set(key, row);
+  }
+  for (const field in query.labels) {
+    row.set(field, metric[query.labels[field]!] ?? "");
+  }
+  for (const field in query.labelRegex) {
+    row.set(field, serializeLabels(metric, query.labelRegex[field]!));
+  }
+  return row;
+}
+
+/**
  * Writes one series into a row map exactly as CMMO's `iterateMatrix`: label
  * fields, regex label fields, then the reduced value under `value.field` and,
  * if the query has one, `value × 60` (sum) or `value × (60·n)` (max) under
@@ -82,18 +120,7 @@ export function applySeries(
   metric: Labels,
   reduced: Reduced | null,
 ): void {
-  const key = rowKey(metric, query.rowKey);
-  let row = rows.get(key);
-  if (!row) {
-    row = new Map();
-    rows.set(key, row);
-  }
-  for (const field in query.labels) {
-    row.set(field, metric[query.labels[field]!] ?? "");
-  }
-  for (const field in query.labelRegex) {
-    row.set(field, serializeLabels(metric, query.labelRegex[field]!));
-  }
+  const row = labelRow(rows, query, metric);
   const value = query.value;
   if (value && reduced) {
     row.set(value.field, formatFloat(reduced.value));
