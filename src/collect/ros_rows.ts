@@ -8,6 +8,7 @@
 
 import { formatFloat } from "../package/go_float.ts";
 import type { RosQuery } from "./catalogue_groups.ts";
+import { ROS_REPORTS, type RosReportName } from "./reports.ts";
 import { goTimeString } from "./go_time.ts";
 import { parseSampleValue } from "./reduce.ts";
 import { pick, resourceId, sortRows } from "./report_rows.ts";
@@ -92,9 +93,8 @@ export function rosWindowEnds(hourStart: Date): [Date, Date, Date, Date] {
   return [at(1), at(2), at(3), at(4)];
 }
 
-// Row fields read by each column after the four date columns: CMMO's mapstructure tags
-// of rosContainerRow / rosNamespaceRow. `node` and `resource_id` come from the node row.
-const CONTAINER_OWN_FIELDS = [
+/** Columns filled from labels (CMMO's `MetricKey` fields) or from the hour's node row. */
+const LABEL_COLUMNS: ReadonlySet<string> = new Set([
   "container_name",
   "pod",
   "owner_name",
@@ -103,67 +103,25 @@ const CONTAINER_OWN_FIELDS = [
   "workload_type",
   "namespace",
   "image_name",
-];
-const CONTAINER_VALUE_FIELDS = [
-  "cpu-request-container-avg",
-  "cpu-request-container-sum",
-  "cpu-limit-container-avg",
-  "cpu-limit-container-sum",
-  "cpu-usage-container-avg",
-  "cpu-usage-container-min",
-  "cpu-usage-container-max",
-  "cpu-usage-container-sum",
-  "cpu-throttle-container-avg",
-  "cpu-throttle-container-max",
-  "cpu-throttle-container-min",
-  "cpu-throttle-container-sum",
-  "memory-request-container-avg",
-  "memory-request-container-sum",
-  "memory-limit-container-avg",
-  "memory-limit-container-sum",
-  "memory-usage-container-avg",
-  "memory-usage-container-min",
-  "memory-usage-container-max",
-  "memory-usage-container-sum",
-  "memory-rss-usage-container-avg",
-  "memory-rss-usage-container-min",
-  "memory-rss-usage-container-max",
-  "memory-rss-usage-container-sum",
+  "node",
+  "resource_id",
   "accelerator_model_name",
   "accelerator_profile_name",
-  "accelerator-core-usage-percentage-min",
-  "accelerator-core-usage-percentage-max",
-  "accelerator-core-usage-percentage-avg",
-  "accelerator-memory-copy-percentage-min",
-  "accelerator-memory-copy-percentage-max",
-  "accelerator-memory-copy-percentage-avg",
-  "accelerator-frame-buffer-usage-min",
-  "accelerator-frame-buffer-usage-max",
-  "accelerator-frame-buffer-usage-avg",
-];
-const NAMESPACE_FIELDS = [
-  "namespace",
-  "cpu-request-namespace-sum",
-  "cpu-limit-namespace-sum",
-  "cpu-usage-namespace-avg",
-  "cpu-usage-namespace-max",
-  "cpu-usage-namespace-min",
-  "cpu-throttle-namespace-avg",
-  "cpu-throttle-namespace-max",
-  "cpu-throttle-namespace-min",
-  "memory-request-namespace-sum",
-  "memory-limit-namespace-sum",
-  "memory-usage-namespace-avg",
-  "memory-usage-namespace-max",
-  "memory-usage-namespace-min",
-  "memory-rss-usage-namespace-avg",
-  "memory-rss-usage-namespace-max",
-  "memory-rss-usage-namespace-min",
-  "pods-running-namespace-max",
-  "pods-running-namespace-avg",
-  "pods-total-namespace-max",
-  "pods-total-namespace-avg",
-];
+]);
+
+/**
+ * The row field a ROS column reads (CMMO's mapstructure tags): a label column
+ * reads the field of its name; a value column the hyphenated query name, e.g.
+ * `cpu_usage_container_min` ← `cpu-usage-container-min`; the four pod-count
+ * columns are named differently from their queries
+ * (`namespace_running_pods_max` ← `pods-running-namespace-max`).
+ */
+function fieldOfColumn(column: string): string {
+  if (LABEL_COLUMNS.has(column)) return column;
+  const pods = /^namespace_(running|total)_pods_(max|avg)$/.exec(column);
+  if (pods) return `pods-${pods[1]}-namespace-${pods[2]}`;
+  return column.replaceAll("_", "-");
+}
 
 /**
  * Row fields read by the ROS reports' columns after the four date columns, in
@@ -180,9 +138,13 @@ const NAMESPACE_FIELDS = [
 export const ROS_ROW_FIELDS: Readonly<
   Record<"ros-container" | "ros-namespace", readonly string[]>
 > = {
-  "ros-container": [...CONTAINER_OWN_FIELDS, "node", "resource_id", ...CONTAINER_VALUE_FIELDS],
-  "ros-namespace": NAMESPACE_FIELDS,
+  "ros-container": reportDefinitionFields("ros-container"),
+  "ros-namespace": reportDefinitionFields("ros-namespace"),
 };
+
+function reportDefinitionFields(name: RosReportName): string[] {
+  return ROS_REPORTS.find((r) => r.name === name)!.header.slice(4).map(fieldOfColumn);
+}
 
 const EMPTY: Row = new Map();
 
@@ -267,17 +229,23 @@ export function buildRosWindowReports(
     const nodeName = row.get("node");
     const node = nodeName === undefined ? EMPTY : nodes.get(nodeName) ?? EMPTY;
     const r: string[] = [...dates];
-    pick(row, CONTAINER_OWN_FIELDS, r);
-    r.push(node.get("node") ?? "");
-    r.push(node === EMPTY ? "" : node.get("resource_id") ?? resourceId(node.get("provider_id")));
-    pick(row, CONTAINER_VALUE_FIELDS, r);
+    for (const field of ROS_ROW_FIELDS["ros-container"]) {
+      // `node` and `resource_id` come from the hour's node row (contract §1.8, as for pods).
+      r.push(
+        field === "node"
+          ? node.get("node") ?? ""
+          : field === "resource_id"
+          ? node === EMPTY ? "" : node.get("resource_id") ?? resourceId(node.get("provider_id"))
+          : row.get(field) ?? "",
+      );
+    }
     container.push(r);
   }
 
   const namespace: string[][] = [];
   for (const row of namespaces.values()) {
     const r: string[] = [...dates];
-    pick(row, NAMESPACE_FIELDS, r);
+    pick(row, ROS_ROW_FIELDS["ros-namespace"], r);
     namespace.push(r);
   }
 
