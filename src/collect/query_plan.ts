@@ -9,7 +9,7 @@
 import { createHash } from "node:crypto";
 import type { CollectionParams } from "../package/state_store.ts";
 import type { CostQuery } from "./catalogue_groups.ts";
-import { rewriteQuery } from "./promql_rewrite.ts";
+import { carriesLabel, rewriteQuery } from "./promql_rewrite.ts";
 import { type ServerAggregate, serverAggregates } from "./reduce.ts";
 
 /** A catalogue query bound to one cluster. */
@@ -78,6 +78,79 @@ export function planQueries(
       expr: serverExpr(expr, aggregate),
     }));
     return { query, expr, server };
+  });
+}
+
+/** A catalogue query bound to a batch of clusters. */
+export type BatchPlannedQuery = PlannedQuery & {
+  /** True if the per-cluster answer has no cluster label: delete it from each series of the
+   *  batched answer after routing the series by it, so each cluster gets exactly its own
+   *  per-cluster answer. False: the per-cluster answer has it too; keep it. */
+  readonly stripClusterLabel: boolean;
+};
+
+/** How queries are bound to a batch of clusters. */
+export interface BatchPlanOptions {
+  /** Label carrying the cluster id, e.g. `clusterID`. */
+  readonly clusterLabel: string;
+  /** The cluster ids of the batch: at least one, none empty, no duplicates. */
+  readonly clusterIds: readonly string[];
+  /** Range window for rate/irate/increase/*_over_time, e.g. `15m`. */
+  readonly rateWindow: string;
+}
+
+/**
+ * Binds every query to a batch of clusters: one expression per query that
+ * selects all of them (`clusterLabel=~"id1|id2|…"`) and keeps them apart
+ * (the cluster label in every grouping and `on`; see `rewriteQuery`'s
+ * `values`). For one cluster id the queries are exactly
+ * {@linkcode planQueries}'s for that id (`clusterLabel="id"`). Batching is a
+ * transport detail: hours are recorded with the per-cluster
+ * {@linkcode planFingerprint}, never with this plan.
+ *
+ * @param queries The cost catalogue.
+ * @param options Cluster label, the batch's cluster ids and the rate window.
+ * @returns One planned query per catalogue entry, same order, each with
+ *   `stripClusterLabel`.
+ * @throws {TypeError} If a query cannot be split by cluster (the message
+ *   names the construct and why), even for one cluster id.
+ * @throws {RangeError} On an invalid label, an empty batch, an empty or
+ *   duplicate id, or a non-positive rate window.
+ *
+ * @example
+ * ```ts
+ * import { planBatchQueries } from "./query_plan.ts";
+ * import { COST_QUERIES } from "./catalogue.ts";
+ * const plan = planBatchQueries(COST_QUERIES, {
+ *   clusterLabel: "clusterID",
+ *   clusterIds: ["c1", "c2"],
+ *   rateWindow: "15m",
+ * });
+ * plan[16]!.expr; // "sum by (pod, namespace, node, clusterID) (rate(container_cpu_usage_seconds_total{…, clusterID=~\"c1|c2\"}[15m]))"
+ * plan[16]!.stripClusterLabel; // true
+ * ```
+ */
+export function planBatchQueries(
+  queries: readonly CostQuery[],
+  options: BatchPlanOptions,
+): BatchPlannedQuery[] {
+  const { clusterLabel, clusterIds, rateWindow } = options;
+  const strip = (query: CostQuery) => !carriesLabel(query.expr, clusterLabel);
+  if (Array.isArray(clusterIds) && clusterIds.length === 1) {
+    const single = { clusterLabel, clusterId: clusterIds[0]!, rateWindow };
+    return planQueries(queries, single).map((p) => ({ ...p, stripClusterLabel: strip(p.query) }));
+  }
+  return queries.map((query) => {
+    const expr = rewriteQuery(query.expr, {
+      label: clusterLabel,
+      values: clusterIds,
+      rangeWindow: rateWindow,
+    });
+    const server = serverAggregates(query.value?.reduction ?? null).map((aggregate) => ({
+      aggregate,
+      expr: serverExpr(expr, aggregate),
+    }));
+    return { query, expr, server, stripClusterLabel: strip(query) };
   });
 }
 

@@ -17,7 +17,7 @@
 import { parseDuration } from "../model.ts";
 import { createHash } from "node:crypto";
 import type { RosQuery } from "./catalogue_groups.ts";
-import { rewriteQuery } from "./promql_rewrite.ts";
+import { carriesLabel, rewriteQuery } from "./promql_rewrite.ts";
 import { ROS_QUERIES } from "./ros_catalogue.ts";
 
 /** A ROS catalogue query bound to one cluster. */
@@ -85,6 +85,76 @@ export function planRosQueries(
       value: options.clusterId,
       minRangeWindow: rosMinWindow(options.rateWindow),
     }),
+  }));
+}
+
+/** A ROS catalogue query bound to a batch of clusters. */
+export type BatchPlannedRosQuery = PlannedRosQuery & {
+  /** True if the per-cluster answer has no cluster label: delete it from each series of the
+   *  batched answer after routing the series by it. False: keep it. */
+  readonly stripClusterLabel: boolean;
+};
+
+/** How ROS queries are bound to a batch of clusters. */
+export interface BatchRosPlanOptions {
+  /** Label carrying the cluster id, e.g. `clusterID`. */
+  readonly clusterLabel: string;
+  /** The cluster ids of the batch: at least one, none empty, no duplicates. */
+  readonly clusterIds: readonly string[];
+  /** The bridge's `--rate-window`, e.g. `15m`: the shortest range window sent. */
+  readonly rateWindow: string;
+}
+
+/**
+ * Binds every ROS query to a batch of clusters: one expression per query
+ * that selects all of them (`clusterLabel=~"id1|id2|…"`) and keeps them
+ * apart (the cluster label in every grouping and `on`; see
+ * `rewriteQuery`'s `values`), with the same window widening as
+ * {@linkcode planRosQueries}. For one cluster id the queries are exactly
+ * {@linkcode planRosQueries}'s for that id. Hours are recorded with the
+ * per-cluster {@linkcode rosPlanFingerprint}, never with this plan.
+ *
+ * @param options Cluster label, the batch's cluster ids and the rate window.
+ * @param queries The ROS catalogue (default {@linkcode ROS_QUERIES}).
+ * @returns One planned query per catalogue entry, same order, each with
+ *   `stripClusterLabel`.
+ * @throws {TypeError} If a query cannot be split by cluster, even for one id.
+ * @throws {RangeError} On an invalid label, an empty batch, an empty or
+ *   duplicate id, or a non-positive rate window.
+ *
+ * @example
+ * ```ts
+ * import { planBatchRosQueries } from "./ros_plan.ts";
+ * const plan = planBatchRosQueries({
+ *   clusterLabel: "clusterID",
+ *   clusterIds: ["c1", "c2"],
+ *   rateWindow: "15m",
+ * });
+ * plan.length; // 56
+ * plan[0]!.stripClusterLabel; // false
+ * ```
+ */
+export function planBatchRosQueries(
+  options: BatchRosPlanOptions,
+  queries: readonly RosQuery[] = ROS_QUERIES,
+): BatchPlannedRosQuery[] {
+  const { clusterLabel, clusterIds, rateWindow } = options;
+  const strip = (query: RosQuery) => !carriesLabel(query.expr, clusterLabel);
+  if (Array.isArray(clusterIds) && clusterIds.length === 1) {
+    const single = { clusterLabel, clusterId: clusterIds[0]!, rateWindow };
+    return planRosQueries(single, queries).map((p) => ({
+      ...p,
+      stripClusterLabel: strip(p.query),
+    }));
+  }
+  return queries.map((query) => ({
+    query,
+    expr: rewriteQuery(query.expr, {
+      label: clusterLabel,
+      values: clusterIds,
+      minRangeWindow: rosMinWindow(rateWindow),
+    }),
+    stripClusterLabel: strip(query),
   }));
 }
 
