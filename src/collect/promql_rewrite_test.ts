@@ -2,12 +2,15 @@ import assert from "node:assert/strict";
 import { parser } from "@prometheus-io/lezer-promql";
 import type { SyntaxNode } from "@lezer/common";
 import {
+  carriesLabel,
+  escapeRegex,
   parseDuration,
   quotePromqlString,
   type RewriteOptions,
   rewriteQuery,
 } from "./promql_rewrite.ts";
 import { COST_QUERIES } from "./catalogue.ts";
+import { ROS_QUERIES } from "./ros_catalogue.ts";
 
 const LABEL = "clusterID";
 const UUID = "2b6b7c1e-4a8f-4f0e-9a51-1c0e4c3d2a10";
@@ -709,5 +712,359 @@ Deno.test("rewriteQuery minRangeWindow: cost behaviour is unchanged without it",
       rewriteQuery(q.expr, { ...W, minRangeWindow: undefined }),
       rewriteQuery(q.expr, W),
     );
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Batched form: one query for several clusters.
+
+const B: RewriteOptions = { label: LABEL, values: ["a", "b"] };
+const M = 'clusterID=~"a|b"';
+
+/** [input, expected batched output] for every shape of the cost and ROS catalogues. */
+const BATCH_EXACT: readonly [string, string][] = [
+  // selectors
+  ["up", `up{${M}}`],
+  ["up{a='b'}", `up{a='b', ${M}}`],
+  ["{__name__='up'}", `{__name__='up', ${M}}`],
+  // aggregations: by, without, none, empty by, modifier after the body
+  ["sum by (pod) (x)", `sum by (pod, clusterID) (x{${M}})`],
+  [
+    "sum by(namespace, persistentvolumeclaim, volumename) (x)",
+    `sum by(namespace, persistentvolumeclaim, volumename, clusterID) (x{${M}})`,
+  ],
+  ["sum by (a,) (x)", `sum by (a, clusterID,) (x{${M}})`],
+  ["sum by () (x)", `sum by (clusterID) (x{${M}})`],
+  ["sum(x)", `sum by (clusterID)(x{${M}})`],
+  ["sum (x)", `sum by (clusterID) (x{${M}})`],
+  ["sum(x) by (pod)", `sum(x{${M}}) by (pod, clusterID)`],
+  ["sum without (pod) (x)", `sum without (pod) (x{${M}})`],
+  ["sum by (clusterID) (x)", `sum by (clusterID) (x{${M}})`],
+  ['sum by ("clusterID") (x)', `sum by ("clusterID") (x{${M}})`],
+  ["topk(3, x)", `topk by (clusterID)(3, x{${M}})`],
+  ["quantile by (a) (0.9, x)", `quantile by (a, clusterID) (0.9, x{${M}})`],
+  ["count_values('v', x)", `count_values by (clusterID)('v', x{${M}})`],
+  // nested aggregations
+  ["max(sum by (a) (x))", `max by (clusterID)(sum by (a, clusterID) (x{${M}}))`],
+  // binary operations: on, ignoring, none, group_left/group_right with labels
+  [
+    "x * on(node) group_left(provider_id) max by (node, provider_id) (y)",
+    `x{${M}} * on(node, clusterID) group_left(provider_id) max by (node, provider_id, clusterID) (y{${M}})`,
+  ],
+  [
+    "x * on (name, namespace) group_left y",
+    `x{${M}} * on (name, namespace, clusterID) group_left y{${M}}`,
+  ],
+  ["x * on(namespace) group_left() y", `x{${M}} * on(namespace, clusterID) group_left() y{${M}}`],
+  ["x * on() y", `x{${M}} * on(clusterID) y{${M}}`],
+  ["x / on(a) group_right(b) y", `x{${M}} / on(a, clusterID) group_right(b) y{${M}}`],
+  ["x / ignoring(a) y", `x{${M}} / ignoring(a) y{${M}}`],
+  ["x / ignoring(a) group_left(b) y", `x{${M}} / ignoring(a) group_left(b) y{${M}}`],
+  ["x / y", `x{${M}} / y{${M}}`],
+  ["x > bool on(a) y", `x{${M}} > bool on(a, clusterID) y{${M}}`],
+  ["x * 2", `x{${M}} * 2`],
+  ["clamp_max(x + 1, 1)", `clamp_max(x{${M}} + 1, 1)`],
+  ["-x", `-x{${M}}`],
+  // set operators: no `on` matches on all labels; `on` gets the label
+  ["a or b", `a{${M}} or b{${M}}`],
+  ["a and on(x) b", `a{${M}} and on(x, clusterID) b{${M}}`],
+  ["a unless b", `a{${M}} unless b{${M}}`],
+  // label_replace onto other labels, subqueries, offset, @
+  [
+    "label_replace(x, 'exported_pod', '$1', 'pod', '(.*)')",
+    `label_replace(x{${M}}, 'exported_pod', '$1', 'pod', '(.*)')`,
+  ],
+  [
+    "avg_over_time(sum by(namespace) (x)[15m:]) * on(namespace) group_left y",
+    `avg_over_time(sum by(namespace, clusterID) (x{${M}})[15m:]) * on(namespace, clusterID) group_left y{${M}}`,
+  ],
+  ["max_over_time(x[1h:1m] offset 1d @ 100)", `max_over_time(x{${M}}[1h:1m] offset 1d @ 100)`],
+  [
+    "histogram_quantile(0.9, sum by (le) (rate(x[5m])))",
+    `histogram_quantile(0.9, sum by (le, clusterID) (rate(x{${M}}[5m])))`,
+  ],
+  ["sort_desc(timestamp(x))", `sort_desc(timestamp(x{${M}}))`],
+  ["x * pi() + time()", `x{${M}} * pi() + time()`],
+  ["hour(x)", `hour(x{${M}})`],
+];
+
+Deno.test("rewriteQuery values: exact batched rewrites", async (t) => {
+  for (const [input, expected] of BATCH_EXACT) {
+    await t.step(input, () => {
+      assert.equal(rewriteQuery(input, B), expected);
+      assert.equal(firstParseError(expected), null, expected);
+    });
+  }
+});
+
+function firstParseError(source: string): number | null {
+  let found: number | null = null;
+  parser.parse(source).iterate({
+    enter(ref) {
+      if (found === null && ref.type.isError) found = ref.from;
+    },
+  });
+  return found;
+}
+
+Deno.test("rewriteQuery values: windows are rewritten as in the single-cluster form", () => {
+  assert.equal(
+    rewriteQuery("sum(rate(x[5m])) + sum(max_over_time(y[1h]))", { ...B, rangeWindow: "15m" }),
+    `sum by (clusterID)(rate(x{${M}}[15m])) + sum by (clusterID)(max_over_time(y{${M}}[15m]))`,
+  );
+  assert.equal(
+    rewriteQuery("avg_over_time(sum(rate(x[5m]))[15m:]) or sum(max_over_time(y[1h]))", {
+      ...B,
+      minRangeWindow: "15m",
+    }),
+    `avg_over_time(sum by (clusterID)(rate(x{${M}}[15m]))[15m:]) or sum by (clusterID)(max_over_time(y{${M}}[1h]))`,
+  );
+});
+
+/** Cluster ids with RE2 metacharacters. */
+const META_IDS = [
+  "c.1",
+  "a|b",
+  "(x)",
+  "back\\slash",
+  "star*",
+  "plus+",
+  "q?",
+  "[set]",
+  "{2}",
+  "^caret",
+  "dollar$",
+  'quote"',
+  "dash-ok_9",
+];
+
+Deno.test("escapeRegex: every RE2 metacharacter is escaped; the pattern matches only the id", () => {
+  assert.equal(escapeRegex("a.b|c"), "a\\.b\\|c");
+  assert.equal(escapeRegex(".|()\\*+?[]{}^$"), "\\.\\|\\(\\)\\\\\\*\\+\\?\\[\\]\\{\\}\\^\\$");
+  assert.equal(escapeRegex("2b6b7c1e-4a8f"), "2b6b7c1e-4a8f");
+  const pattern = new RegExp(`^(?:${META_IDS.map(escapeRegex).join("|")})$`, "u");
+  for (const id of META_IDS) assert.ok(pattern.test(id), id);
+  for (const other of ["cx1", "a", "b", "x", "starrr", "plu", "q", "s", "2", "caret", "dollar"]) {
+    assert.ok(!pattern.test(other), other);
+  }
+});
+
+Deno.test("rewriteQuery values: ids with regex metacharacters are escaped and quoted", () => {
+  const out = rewriteQuery("sum by (pod) (x)", { label: LABEL, values: META_IDS });
+  const [selector] = selectorsOf(out);
+  assert.equal(selector!.matchers.length, 1);
+  assert.equal(selector!.matchers[0]!.op, "=~");
+  const literal = selector!.matchers[0]!.literal;
+  assert.equal(literal, quotePromqlString(META_IDS.map(escapeRegex).join("|")));
+  // The literal unquotes (JSON-compatible escapes) to the escaped alternation.
+  assert.equal(JSON.parse(literal), META_IDS.map(escapeRegex).join("|"));
+  assert.equal(out, `sum by (pod, clusterID) (x{clusterID=~${literal}})`);
+  assert.equal(
+    rewriteQuery("up", { label: LABEL, values: ["c.1"] }),
+    'up{clusterID=~"c\\\\.1"}',
+  );
+});
+
+Deno.test("rewriteQuery values: option checks", () => {
+  const refuse = (options: RewriteOptions, kind: ErrorConstructor, pattern: RegExp) =>
+    assert.throws(
+      () => rewriteQuery("up", options),
+      (e: unknown) => e instanceof kind && pattern.test((e as Error).message),
+    );
+  refuse({ label: LABEL, values: [] }, RangeError, /must not be empty/);
+  refuse({ label: LABEL, values: ["a", ""] }, RangeError, /empty value/);
+  refuse({ label: LABEL, values: ["a", "b", "a"] }, RangeError, /"a" twice/);
+  refuse({ label: LABEL, values: ["a\ud800"] }, RangeError, /lone surrogate/);
+  refuse({ label: LABEL, value: "a", values: ["a"] }, TypeError, /cannot be combined/);
+  refuse({ label: LABEL }, TypeError, /must be a string/);
+  refuse({ label: "__x", values: ["a"] }, RangeError, /reserved/);
+  // A selector with its own matcher on the label: always refused in the batched form.
+  for (const q of ['up{clusterID="a"}', 'up{clusterID=~"a|b"}', 'up{"clusterID"!="x"}']) {
+    assert.throws(
+      () => rewriteQuery(q, B),
+      (e: unknown) =>
+        e instanceof TypeError && /already has matcher/.test(e.message) &&
+        /cannot tell which/.test(e.message),
+      q,
+    );
+  }
+  // ... while the single-cluster form keeps comparing values as before.
+  assert.equal(
+    rewriteQuery('up{clusterID="a"}', { label: LABEL, value: "a" }),
+    'up{clusterID="a"}',
+  );
+});
+
+/** [query, construct named in the message, reason named in the message]. */
+const BATCH_REFUSALS: readonly [string, RegExp][] = [
+  ["sum without (clusterID) (x)", /sum without \(clusterID\).*aggregates away the cluster label/],
+  ['sum without ("clusterID") (x)', /aggregates away the cluster label/],
+  ["x / ignoring(clusterID) y", /ignoring\(clusterID\).*ignores the cluster label/],
+  ["x * on(a) group_left(clusterID) y", /group_left\(clusterID\).*both on/],
+  ["x * on(a) group_right(clusterID) y", /group_right\(clusterID\).*both on/],
+  [
+    "label_replace(x, 'clusterID', '$1', 'a', '(.*)')",
+    /label_replace onto the cluster label clusterID.*rewrites the cluster label/,
+  ],
+  ['label_join(x, "clusterID", ",", "a", "b")', /label_join onto the cluster label/],
+  ["count_values('clusterID', x)", /count_values onto the cluster label.*overwrites/],
+  ["absent(x)", /absent\(…\).*equality matchers/],
+  ["absent_over_time(x[5m])", /absent_over_time\(…\)/],
+  ["vector(1)", /vector\(…\).*no labels/],
+  ["x * scalar(y)", /scalar\(…\).*mixing the clusters/],
+  ["info(x)", /info\(…\).*instance, job/],
+  ["hour()", /hour\(\).*vector\(time\(\)\)/],
+  ["1 + 2", /a scalar query/],
+  ['"s"', /a string query/],
+  ["time()", /a scalar query/],
+  // sides that disagree about the label where matching uses it
+  ["sum by (a) (x) / y", /left side.*right side does not|right side carries/],
+  ["x and sum by (a) (y)", /carries the cluster label/],
+  ["x or sum by (a) (y)", /carries the cluster label/],
+  ["x or on(a) sum by (a) (y)", /mixes series with and without it/],
+  ["x * on(clusterID) sum by (a) (y)", /carries the cluster label/],
+  ["x * on(a) group_left(clusterID) sum by (a) (y) + 0", /both on/],
+];
+
+Deno.test("rewriteQuery values: refuses what cannot be split by cluster, saying why", async (t) => {
+  for (const [query, pattern] of BATCH_REFUSALS) {
+    await t.step(query, () => {
+      for (const run of [() => rewriteQuery(query, B), () => carriesLabel(query, LABEL)]) {
+        assert.throws(run, (e: unknown) => {
+          assert.ok(e instanceof TypeError, String(e));
+          assert.match(e.message, pattern);
+          assert.ok(e.message.includes(JSON.stringify(query)), e.message);
+          assert.match(e.message, /^Cannot batch query .* over several clusters: /);
+          return true;
+        });
+      }
+      // The single-cluster form is unchanged: it rewrites what parses.
+      rewriteQuery(query, C);
+    });
+  }
+});
+
+/** [query, does every series of the per-cluster answer carry the cluster label?] */
+const CARRIES: readonly [string, boolean][] = [
+  ["x", true],
+  ["x[5m]", true],
+  ["rate(x[5m])", true],
+  ["sum(x)", false],
+  ["sum by () (x)", false],
+  ["sum by (a) (x)", false],
+  ["sum by (a, clusterID) (x)", true],
+  ["sum by (clusterID) (sum by (a) (x))", false], // empty value: no label
+  ["sum without (a) (x)", true],
+  ["sum without (a) (sum by (a, b) (x))", false],
+  ["topk(3, x)", true],
+  ["bottomk by (a) (3, sum by (a) (x))", false],
+  ["count_values('v', x)", false],
+  ["count_values by (clusterID) ('v', x)", true],
+  ["x * on(a) y", false], // one-to-one on(L) keeps only L
+  ["x * on(a, clusterID) y", true],
+  ["x * ignoring(a) y", true],
+  ["x * y", true],
+  ["sum by (a) (x) * sum by (a) (y)", false],
+  ["x * on(a) group_left(b) sum by (a, b) (y)", true],
+  ["sum by (a) (x) * on(a) group_left(b) y", false],
+  ["sum by (a) (x) * on(a) group_right(b) y", true],
+  ["x * on(a) group_right(b) sum by (a, b) (y)", false],
+  ["x * ignoring(a) group_left(clusterID) y", true],
+  ["sum by (a) (x) * ignoring(b) group_left(clusterID) sum by (a) (y)", false],
+  ["x * 2", true],
+  ["2 * sum(x)", false],
+  ["x and y", true],
+  ["x unless on(a) sum by (a) (y)", true],
+  ["sum by (a) (x) and on(a) y", false],
+  ["x or y", true],
+  ["sum by (a) (x) or sum by (b) (y)", false],
+  ["label_replace(sum by (a) (x), 'b', '$1', 'a', '(.*)')", false],
+  ["label_replace(x, 'b', '$1', 'a', '(.*)')", true],
+  ["avg_over_time(sum by (a) (x)[15m:])", false],
+  ["max_over_time(x[15m:1m] offset 5m)", true],
+  ["histogram_quantile(0.9, sum by (le, clusterID) (rate(x[5m])))", true],
+  ["-sum(x)", false],
+  ["(x)", true],
+];
+
+Deno.test("carriesLabel: follows Prometheus's label rules", async (t) => {
+  for (const [query, expected] of CARRIES) {
+    await t.step(query, () => {
+      assert.equal(carriesLabel(query, LABEL), expected);
+      rewriteQuery(query, B); // and the batched form accepts it
+    });
+  }
+  assert.equal(carriesLabel("sum by (tenant) (x)", "tenant"), true);
+  assert.equal(carriesLabel("sum by (tenant) (x)", "other"), false);
+  assert.throws(() => carriesLabel("sum(", LABEL), SyntaxError);
+  assert.throws(() => carriesLabel("x", "bad-label"), RangeError);
+});
+
+const CATALOGUES = [...COST_QUERIES, ...ROS_QUERIES];
+
+Deno.test("rewriteQuery values: every cost and ROS query is batched and parses", async (t) => {
+  assert.equal(CATALOGUES.length, 36 + 56);
+  const counts = { carries: 0, strips: 0 };
+  for (const query of CATALOGUES) {
+    await t.step(query.name, () => {
+      const out = rewriteQuery(query.expr, { label: LABEL, values: [UUID, "c.2|x"] });
+      assert.equal(firstParseError(out), null, out);
+      const before = selectorsOf(query.expr);
+      const after = selectorsOf(out);
+      assert.equal(after.length, before.length);
+      for (const selector of after) {
+        assert.deepEqual(selector.matchers, [{ op: "=~", literal: `"${UUID}|c\\\\.2\\\\|x"` }]);
+      }
+      // Every aggregation groups by the label and every `on` matches on it.
+      for (const modifier of nodesOf(out, "AggregateModifier")) {
+        const labels = text(out, modifier.getChild("GroupingLabels"));
+        if (modifier.getChild("By")) assert.match(labels, /[(, ]clusterID\)$/, labels);
+      }
+      for (const aggregation of nodesOf(out, "AggregateExpr")) {
+        assert.ok(aggregation.getChild("AggregateModifier"), text(out, aggregation));
+      }
+      for (const clause of nodesOf(out, "MatchingModifierClause")) {
+        if (clause.getChild("On")) {
+          assert.match(text(out, clause.getChild("GroupingLabels")), /clusterID\)$/);
+        }
+      }
+      if (carriesLabel(query.expr, LABEL)) counts.carries++;
+      else counts.strips++;
+    });
+  }
+  assert.equal(counts.carries + counts.strips, 92);
+  assert.ok(counts.carries > 0 && counts.strips > 0, JSON.stringify(counts));
+});
+
+/**
+ * Undoes the batched form's additions in `batched` (made with one id), which
+ * gives back the single-cluster form: the regex matcher becomes the equality
+ * matcher, and the cluster label added to groupings and `on` lists goes.
+ */
+function unbatch(batched: string, id: string): string {
+  const regex = `${LABEL}=~${quotePromqlString(escapeRegex(id))}`;
+  const equal = `${LABEL}=${quotePromqlString(id)}`;
+  return batched
+    .split(regex).join(equal)
+    .split(` by (${LABEL})`).join("")
+    .split(`, ${LABEL})`).join(")")
+    .split(`(${LABEL})`).join("()");
+}
+
+Deno.test("rewriteQuery values: with one id, only the matcher and the added labels differ", async (t) => {
+  for (const id of [UUID, "c.1|(x)", 'a\\b"c']) {
+    for (const query of CATALOGUES) {
+      await t.step(`${id} ${query.name}`, () => {
+        for (const windows of [{ rangeWindow: "15m" }, { minRangeWindow: "15m" }]) {
+          const single = rewriteQuery(query.expr, { label: LABEL, value: id, ...windows });
+          const batched = rewriteQuery(query.expr, { label: LABEL, values: [id], ...windows });
+          assert.notEqual(batched, single);
+          assert.equal(unbatch(batched, id), single);
+          // Only additions: nothing of the single-cluster text is lost.
+          const added = batched.length - single.length;
+          assert.ok(added > 0);
+        }
+      });
+    }
   }
 });
