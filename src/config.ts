@@ -40,6 +40,12 @@ export interface Config {
   headers?: string[];
   reduce?: string;
   batchHours?: number | string;
+  /** Clusters per query (fleet batching); 1 sends one query per cluster. */
+  clusterBatch?: number | string;
+  /** Largest estimated answer (series) of one cluster batch. */
+  batchSeries?: number | string;
+  /** Skip the queries whose answer must be empty (one presence probe per batch). */
+  skipEmpty?: boolean | string;
   settleDelay?: string;
   emptyHourGrace?: string;
   maxAnswerMb?: number | string;
@@ -230,6 +236,24 @@ export interface BridgeSettings {
   readonly headers: Readonly<Record<string, string>>;
   readonly reduce: "server" | "client";
   readonly batchHours: number;
+  /**
+   * Clusters per query (default 100): one query covers up to this many
+   * clusters that need the same hours, and its answer is split by the
+   * cluster label. 1 sends one query per cluster.
+   */
+  readonly clusterBatch: number;
+  /**
+   * Largest estimated answer of one batch, in series (default 10000): a batch
+   * takes clusters while the sum of their estimates (the most rows of any
+   * report in their newest collected hour) stays under it, so memory is
+   * bounded by one batch's answer.
+   */
+  readonly batchSeries: number;
+  /**
+   * Ask once per batch which selectors have series, and skip the queries
+   * whose answer must be empty (default true; `--no-skip-empty`).
+   */
+  readonly skipEmpty: boolean;
   readonly settleDelayMs: number;
   readonly emptyHourGraceMs: number;
   readonly limits: AnswerLimits;
@@ -289,6 +313,9 @@ export const ENV_VARS: Readonly<Record<keyof Config, string>> = Object.freeze(
       "headers",
       "reduce",
       "batchHours",
+      "clusterBatch",
+      "batchSeries",
+      "skipEmpty",
       "settleDelay",
       "emptyHourGrace",
       "maxAnswerMb",
@@ -382,6 +409,7 @@ export const BOOLEAN_KEYS: ReadonlySet<keyof Config> = new Set<keyof Config>([
   "kafkaTls",
   "registerSources",
   "ros",
+  "skipEmpty",
   "recollect",
   "dryRun",
   "json",
@@ -888,6 +916,9 @@ export function resolveSettings(config: Config, context: ResolveContext): Bridge
     headers: resolveHeaders(config.headers ?? []),
     reduce,
     batchHours: parseInteger("batchHours", config.batchHours ?? 6, 1, 24),
+    clusterBatch: parseInteger("clusterBatch", config.clusterBatch ?? 100, 1, 1000),
+    batchSeries: parseInteger("batchSeries", config.batchSeries ?? 10_000, 1, 100_000_000),
+    skipEmpty: config.skipEmpty === undefined ? true : parseBool("skipEmpty", config.skipEmpty),
     settleDelayMs: durationMs("settleDelay", str(config.settleDelay) ?? "10m"),
     emptyHourGraceMs: durationMs("emptyHourGrace", str(config.emptyHourGrace) ?? "6h"),
     limits: {

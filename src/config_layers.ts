@@ -42,6 +42,8 @@ const NUMBER_KEYS = new Set<keyof Config>([
   "concurrency",
   "retries",
   "batchHours",
+  "clusterBatch",
+  "batchSeries",
   "maxAnswerMb",
   "maxSeriesKb",
   "maxLabelKb",

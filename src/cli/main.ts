@@ -165,6 +165,9 @@ const OPTIONS: readonly OptionSpec[] = [
   ["headers", "header", 'extra request header "Name: value"; repeatable'],
   ["reduce", "server|client", "server: *_over_time on Thanos; client: 60 points here"],
   ["batchHours", "n", "server mode: hours per query (default 6)"],
+  ["clusterBatch", "n", "clusters per query; 1: one query per cluster (default 100)"],
+  ["batchSeries", "n", "most estimated series in one cluster batch (default 10000)"],
+  ["skipEmpty", null, "skip queries that must be empty (GPU, VMs); --no-skip-empty (default on)"],
   ["settleDelay", "duration", "wait after an hour closes (default 10m)"],
   ["emptyHourGrace", "duration", "an hour without node data stays pending this long (default 6h)"],
   ["maxAnswerMb", "n", "largest answer to one query, MiB (default 256)"],
@@ -191,7 +194,7 @@ const SERVE_OPTIONS: readonly OptionSpec[] = [
 ];
 
 /** Switches that are on by default: the CLI offers their `--no-…` form. */
-const NEGATED_FLAGS: ReadonlySet<keyof Config> = new Set<keyof Config>(["ros"]);
+const NEGATED_FLAGS: ReadonlySet<keyof Config> = new Set<keyof Config>(["ros", "skipEmpty"]);
 
 /** Options given as comma-separated lists, repeatable. */
 const LIST_FLAGS: ReadonlySet<keyof Config> = new Set<keyof Config>([

@@ -39,6 +39,7 @@ import { buildHourReports, type HourReports } from "./report_rows.ts";
 import { applySeries, type Labels, type RowMap } from "./row_map.ts";
 import { type PlannedRosQuery, rosPlanFingerprint } from "./ros_plan.ts";
 import { buildRosWindowReports, type RosSample, rosWindowEnds } from "./ros_rows.ts";
+import { compareUtf8 } from "./utf8_compare.ts";
 
 /** One `query_range` request. Times are unix seconds. */
 export interface RangeRequest {
@@ -127,6 +128,12 @@ export interface HourCollectorOptions {
    * remote-write may still deliver it. Default {@linkcode DEFAULT_EMPTY_HOUR_GRACE_MS}.
    */
   readonly emptyHourGrace?: number;
+  /**
+   * Names the queries whose answers must be empty, once per batch and hour
+   * range (`skipProbe` of skip_probe.ts); they are not sent. Absent: every
+   * query is sent.
+   */
+  readonly skipProbe?: SkipProbe;
 }
 
 /** Default of {@linkcode HourCollectorOptions.emptyHourGrace}: 6 hours. */
@@ -154,6 +161,74 @@ export function hourStartSeconds(day: string, hour: number): number {
   const ms = Date.parse(`${day}T00:00:00Z`);
   if (Number.isNaN(ms)) throw new RangeError(`Invalid day "${day}"`);
   return ms / 1000 + hour * 3600;
+}
+
+/** A cluster of a {@linkcode ClusterBatch}: its own plan, ROS plan and parameters. */
+export interface BatchMember {
+  readonly clusterId: string;
+  /** The cluster's own plan (`planQueries`): its fingerprint is recorded, and the fallback sends it. */
+  readonly plan: readonly PlannedQuery[];
+  /** The cluster's own ROS plan (`planRosQueries`), or null/absent: ROS off. */
+  readonly ros?: readonly PlannedRosQuery[] | null;
+  /** Recorded in each committed hour (see {@linkcode HourCollectorOptions.params}). */
+  readonly params?: CollectionParams;
+}
+
+/** A query as sent for a batch: with more than one cluster, its answer carries the cluster label. */
+export type SentQuery = PlannedQuery & {
+  /** Drop the cluster label from each series (the per-cluster answer would not have it). */
+  readonly stripClusterLabel?: boolean;
+};
+
+/** A ROS query as sent for a batch; see {@linkcode SentQuery}. */
+export type SentRosQuery = PlannedRosQuery & { readonly stripClusterLabel?: boolean };
+
+/**
+ * Clusters collected together: one query per catalogue entry covers all
+ * members, and every answer is split by the cluster label while it streams.
+ */
+export interface ClusterBatch {
+  /** Label carrying the cluster id (routes the series of a batched answer). */
+  readonly clusterLabel: string;
+  /** The clusters, each with its own plan; all with ROS or all without. */
+  readonly members: readonly BatchMember[];
+  /**
+   * With more than one member: the batched cost queries (`planBatchQueries`),
+   * one per entry of every member's plan, same names and order.
+   */
+  readonly cost?: readonly SentQuery[];
+  /** With more than one member and ROS on: the batched ROS queries (`planBatchRosQueries`). */
+  readonly ros?: readonly SentRosQuery[] | null;
+}
+
+/**
+ * Asks, once per batch and hour range, which queries must have an empty
+ * answer; resolves to their names. A rejection only means nothing is skipped.
+ */
+export type SkipProbe = (request: SkipProbeRequest) => Promise<ReadonlySet<string>>;
+
+/** What a {@linkcode SkipProbe} is asked. */
+export interface SkipProbeRequest {
+  /** Candidate queries: name and the expression sent (without the server-mode wrapper). */
+  readonly queries: readonly { readonly name: string; readonly expr: string }[];
+  readonly clusterIds: readonly string[];
+  readonly day: string;
+  readonly first: number;
+  readonly last: number;
+  readonly signal: AbortSignal;
+}
+
+/** Result of {@linkcode collectHoursBatch}. */
+export interface BatchCollectResult {
+  /** Each member's result. */
+  readonly byCluster: Map<string, CollectDayResult>;
+  /**
+   * Set when a batched query failed: the members were then collected one by
+   * one with their own queries (their hours failed or succeeded each on its own).
+   */
+  readonly fallback: { readonly code: ErrorCode; readonly message: string } | null;
+  /** Queries not sent because their answers had to be empty (counted once per hour range). */
+  readonly skipped: number;
 }
 
 /**
@@ -184,13 +259,158 @@ export async function collectHours(
   day: string,
   hours: readonly number[],
 ): Promise<CollectDayResult> {
-  const result: CollectDayResult = { collected: [], failed: [], pending: [] };
+  const member: BatchMember = {
+    clusterId,
+    plan,
+    ros: options.ros ?? null,
+    ...(options.params ? { params: options.params } : {}),
+  };
+  const { byCluster } = await collectHoursBatch(
+    options,
+    { clusterLabel: "", members: [member] },
+    day,
+    hours,
+  );
+  return byCluster.get(clusterId)!;
+}
+
+/**
+ * Collects `hours` (sorted, 0–23) of `day` for a batch of clusters that all
+ * need these hours: each query is sent once for the batch (with one member,
+ * exactly the member's own plan), its answer split by the cluster label into
+ * per-cluster hour fragments, and each member's hours are committed as
+ * {@linkcode collectHours} would. Members stop on their own at a failed commit.
+ *
+ * With `options.skipProbe`, one probe per hour range names the queries whose
+ * answers must be empty for every member; they are not sent, and their empty
+ * answers are used. A failed probe skips nothing.
+ *
+ * When a batched query fails (after the client's retries), the members are
+ * collected one by one with their own plans, so one cluster's bad data cannot
+ * block the others; `fallback` says why.
+ *
+ * @example
+ * ```ts ignore
+ * import { collectHoursBatch } from "./hour_collector.ts";
+ * import { planBatchQueries } from "./query_plan.ts";
+ * const batch = { clusterLabel: "clusterID", members, cost: planBatchQueries(COST_QUERIES, opts) };
+ * const { byCluster, fallback } = await collectHoursBatch(options, batch, "2026-11-01", [0, 1]);
+ * ```
+ */
+export async function collectHoursBatch(
+  options: HourCollectorOptions,
+  batch: ClusterBatch,
+  day: string,
+  hours: readonly number[],
+): Promise<BatchCollectResult> {
   const grace = options.emptyHourGrace ?? DEFAULT_EMPTY_HOUR_GRACE_MS;
   if (typeof grace !== "number" || !Number.isFinite(grace) || grace < 0) {
     throw new RangeError(`Invalid emptyHourGrace ${grace}: expected a non-negative number of ms`);
   }
-  const params = options.params ?? null;
-  const rosPlan = options.ros && options.ros.length > 0 ? options.ros : null;
+  const members = batch.members;
+  if (members.length === 0) throw new RangeError("collectHoursBatch: a batch needs a cluster");
+  const single = members.length === 1;
+  const withRos = (m: BatchMember) => (m.ros && m.ros.length > 0 ? m.ros : null);
+  for (const m of members) checkParams(options, m.plan, withRos(m), m.params ?? null);
+  const rosOn = withRos(members[0]!) !== null;
+  if (members.some((m) => (withRos(m) !== null) !== rosOn)) {
+    throw new RangeError("collectHoursBatch: members must all have ROS on, or all off");
+  }
+  const cost: readonly SentQuery[] = single ? members[0]!.plan : batch.cost ?? [];
+  const rosSent: readonly SentRosQuery[] | null = !rosOn
+    ? null
+    : single
+    ? withRos(members[0]!)
+    : batch.ros ?? null;
+  if (!single) checkBatchPlan(batch, cost, rosSent);
+  const ids = members.map((m) => m.clusterId);
+  if (new Set(ids).size !== ids.length) {
+    throw new RangeError(`collectHoursBatch: a cluster appears twice in the batch`);
+  }
+  const route = single ? singleRoute(ids[0]!) : labelRoute(batch.clusterLabel, ids);
+
+  const byCluster = new Map<string, CollectDayResult>(
+    ids.map((id) => [id, { collected: [], failed: [], pending: [] }]),
+  );
+  const out = { byCluster, fallback: null as BatchCollectResult["fallback"], skipped: 0 };
+  const stopped = new Set<string>();
+  const fail = (clusterId: string, from: number, error: unknown) => {
+    const { code, message } = errorInfo(error);
+    stopped.add(clusterId);
+    // These hours stay uncollected; the next run retries them.
+    for (const hour of hours.filter((h) => h >= from)) {
+      byCluster.get(clusterId)!.failed.push({ hour, error: message, code });
+      options.onEvent?.({ type: "hour-failed", clusterId, day, hour, error: message });
+    }
+  };
+  const batches = options.mode === "client"
+    ? hours.map((h) => [h])
+    : contiguousBatches(hours, options.batchHours);
+  for (const span of batches) {
+    const first = span[0]!;
+    const last = span.at(-1)!;
+    let fetched: { seriesOf: ClusterSeriesOf; rosOf: ClusterRosOf | null };
+    try {
+      const skip = await probeSkips(options, cost, rosSent, ids, day, first, last);
+      out.skipped += skip.size;
+      fetched = await fetchSpan(options, cost, rosSent, skip, route, ids, day, span);
+    } catch (error) {
+      const cancelled = options.signal?.aborted ||
+        (error instanceof BridgeError && error.code === "cancelled");
+      if (single || cancelled) {
+        for (const id of ids) if (!stopped.has(id)) fail(id, first, error);
+        return out;
+      }
+      // One cluster's bad data must not block the others: each member on its own queries.
+      out.fallback = errorInfo(error);
+      const rest = hours.filter((h) => h >= first);
+      for (const m of members) {
+        if (stopped.has(m.clusterId)) continue;
+        const own = await collectHoursBatch(
+          options,
+          { clusterLabel: batch.clusterLabel, members: [m] },
+          day,
+          rest,
+        );
+        const mine = byCluster.get(m.clusterId)!;
+        const r = own.byCluster.get(m.clusterId)!;
+        mine.collected.push(...r.collected);
+        mine.pending.push(...r.pending);
+        mine.failed.push(...r.failed);
+        out.skipped += own.skipped;
+      }
+      return out;
+    }
+    for (const m of members) {
+      if (stopped.has(m.clusterId)) continue;
+      const result = byCluster.get(m.clusterId)!;
+      const seriesOf = fetched.seriesOf(m.clusterId);
+      const rosOf = fetched.rosOf?.(m.clusterId) ?? null;
+      const rosPlan = withRos(m);
+      for (const hour of span) {
+        const outcome = await commitHour(options, m, seriesOf, rosPlan, rosOf, day, hour, grace);
+        if (outcome === "pending") {
+          result.pending.push(hour);
+        } else if (outcome === "committed") {
+          result.collected.push(hour);
+        } else {
+          fail(m.clusterId, hour, outcome.error);
+          break;
+        }
+      }
+    }
+    if (stopped.size === members.length) return out;
+  }
+  return out;
+}
+
+/** The params check of {@linkcode collectHours}, per member. */
+function checkParams(
+  options: HourCollectorOptions,
+  plan: readonly PlannedQuery[],
+  rosPlan: readonly PlannedRosQuery[] | null,
+  params: CollectionParams | null,
+): void {
   if (params && (params.queryHash !== planFingerprint(plan) || params.reduce !== options.mode)) {
     throw new RangeError(
       `collectHours: params (reduce ${params.reduce}, plan ${params.queryHash.slice(0, 12)}) ` +
@@ -206,90 +426,84 @@ export async function collectHours(
         `do not describe this collection (ROS plan ${rosHash?.slice(0, 12) ?? "none"})`,
     );
   }
-  const batches = options.mode === "client"
-    ? hours.map((h) => [h])
-    : contiguousBatches(hours, options.batchHours);
-  const fail = (from: number, error: unknown) => {
-    const { code, message } = errorInfo(error);
-    // These hours stay uncollected; the next run retries them.
-    for (const hour of from < 0 ? [] : hours.filter((h) => h >= from)) {
-      result.failed.push({ hour, error: message, code });
-      options.onEvent?.({ type: "hour-failed", clusterId, day, hour, error: message });
-    }
-  };
-  for (const batch of batches) {
-    let seriesOf: HourSeriesOf;
-    let rosOf: RosSamplesOf | null = null;
-    try {
-      const cost = options.mode === "client"
-        ? clientHourTasks(options, plan, clusterId, day, batch[0]!)
-        : serverBatchTasks(options, plan, clusterId, day, batch);
-      // The namespace filter gates every ROS window (CMMO runs only the filter for a window
-      // without opted-in namespaces): the other 55 ROS queries are sent only when a window of
-      // the batch passed, so clusters that opt nothing in cost one ROS query per batch.
-      const filter = rosPlan?.filter((p) => p.query.group === "ros-filter") ?? [];
-      const gate = rosPlan
-        ? rosBatchTasks(options, filter, clusterId, day, batch[0]!, batch.at(-1)!)
-        : null;
-      // One run: same client, counter, signal and fairness; the first failure stops all.
-      await runAll([...cost.tasks, ...(gate?.tasks ?? [])], options.signal);
-      seriesOf = cost.result;
-      rosOf = gate?.result ?? null;
-      if (rosPlan && gate && anyWindowPassed(gate.result, filter, batch)) {
-        const rest = rosPlan.filter((p) => p.query.group !== "ros-filter");
-        const more = rosBatchTasks(options, rest, clusterId, day, batch[0]!, batch.at(-1)!);
-        await runAll(more.tasks, options.signal);
-        const first = gate.result;
-        rosOf = (hour, window) => new Map([...first(hour, window), ...more.result(hour, window)]);
-      }
-    } catch (error) {
-      fail(batch[0]!, error);
-      return result;
-    }
-    for (const hour of batch) {
-      let reports: HourReports;
-      let ros: HourRos | null = null;
-      try {
-        const merged = mergeHour(plan, seriesOf(hour), day, hour);
-        reports = merged.reports;
-        // An hour without node rows gets no ROS rows (contract §3.1, "No data").
-        if (rosPlan && rosOf) ros = rosHour(rosPlan, rosOf, merged.nodes, day, hour);
-      } catch (error) {
-        fail(hour, error);
-        return result;
-      }
-      const noData = [...reports.values()].every((rows) => rows.length === 0);
-      const collectedAt = options.now();
-      if (noData && collectedAt.getTime() < hourStartSeconds(day, hour) * 1000 + HOUR_MS + grace) {
-        // The cluster's remote-write may still deliver this hour: do not make "no data" final.
-        result.pending.push(hour);
-        continue;
-      }
-      let writer: HourWriter | null = null;
-      try {
-        writer = await options.store.beginHour(clusterId, day, hour);
-        for (const [report, rows] of reports) await writer.writeRows(report, rows);
-        if (ros && ros.windows > 0) {
-          await writer.writeRows("ros-container", ros.container);
-          await writer.writeRows("ros-namespace", ros.namespace);
-        }
-        await writer.commit({
-          collectedAt,
-          mode: options.mode,
-          noData,
-          params,
-          ...(ros ? { ros: { windows: ros.windows } } : {}),
-        });
-      } catch (error) {
-        await writer?.abort().catch(() => {});
-        fail(hour, error);
-        return result;
-      }
-      result.collected.push(hour);
-      options.onEvent?.({ type: "hour-done", clusterId, day, hour, noData });
-    }
+}
+
+/** A batch's queries must be the members' catalogue entries, one for one. */
+function checkBatchPlan(
+  batch: ClusterBatch,
+  cost: readonly SentQuery[],
+  ros: readonly SentRosQuery[] | null,
+): void {
+  const names = (list: readonly { query: { name: string } }[]) =>
+    list.map((p) => p.query.name).join("\n");
+  const m = batch.members[0]!;
+  if (names(cost) !== names(m.plan)) {
+    throw new RangeError(
+      "collectHoursBatch: the batch's cost queries differ from the members' plan",
+    );
   }
-  return result;
+  if (ros && m.ros && names(ros) !== names(m.ros)) {
+    throw new RangeError(
+      "collectHoursBatch: the batch's ROS queries differ from the members' plan",
+    );
+  }
+  if (!batch.clusterLabel) {
+    throw new RangeError("collectHoursBatch: a batch needs the cluster label");
+  }
+}
+
+/**
+ * Builds, checks and commits one hour of one member: its reports and, with
+ * ROS, its ROS windows. "pending": an hour without data inside the grace.
+ */
+async function commitHour(
+  options: HourCollectorOptions,
+  member: BatchMember,
+  seriesOf: HourSeriesOf,
+  rosPlan: readonly PlannedRosQuery[] | null,
+  rosOf: RosSamplesOf | null,
+  day: string,
+  hour: number,
+  grace: number,
+): Promise<"committed" | "pending" | { error: unknown }> {
+  const { clusterId } = member;
+  let reports: HourReports;
+  let ros: HourRos | null = null;
+  try {
+    const merged = mergeHour(member.plan, seriesOf(hour), day, hour);
+    reports = merged.reports;
+    // An hour without node rows gets no ROS rows (contract §3.1, "No data").
+    if (rosPlan && rosOf) ros = rosHour(rosPlan, rosOf, merged.nodes, day, hour);
+  } catch (error) {
+    return { error };
+  }
+  const noData = [...reports.values()].every((rows) => rows.length === 0);
+  const collectedAt = options.now();
+  if (noData && collectedAt.getTime() < hourStartSeconds(day, hour) * 1000 + HOUR_MS + grace) {
+    // The cluster's remote-write may still deliver this hour: do not make "no data" final.
+    return "pending";
+  }
+  let writer: HourWriter | null = null;
+  try {
+    writer = await options.store.beginHour(clusterId, day, hour);
+    for (const [report, rows] of reports) await writer.writeRows(report, rows);
+    if (ros && ros.windows > 0) {
+      await writer.writeRows("ros-container", ros.container);
+      await writer.writeRows("ros-namespace", ros.namespace);
+    }
+    await writer.commit({
+      collectedAt,
+      mode: options.mode,
+      noData,
+      params: member.params ?? null,
+      ...(ros ? { ros: { windows: ros.windows } } : {}),
+    });
+  } catch (error) {
+    await writer?.abort().catch(() => {});
+    return { error };
+  }
+  options.onEvent?.({ type: "hour-done", clusterId, day, hour, noData });
+  return "committed";
 }
 
 /** Splits sorted hours into runs of consecutive hours of at most `size` hours. */
@@ -302,6 +516,90 @@ export function contiguousBatches(hours: readonly number[], size: number): numbe
     else out.push([h]);
   }
   return out;
+}
+
+/** Asks the probe which queries of an hour range must be empty; a failed probe skips none. */
+async function probeSkips(
+  options: HourCollectorOptions,
+  cost: readonly SentQuery[],
+  ros: readonly SentRosQuery[] | null,
+  clusterIds: readonly string[],
+  day: string,
+  first: number,
+  last: number,
+): Promise<ReadonlySet<string>> {
+  const probe = options.skipProbe;
+  if (!probe) return new Set();
+  const signal = options.signal ?? new AbortController().signal;
+  signal.throwIfAborted();
+  const queries = [
+    ...cost.map((p) => ({ name: p.query.name, expr: p.expr })),
+    // The namespace filter gates the ROS windows: it is always sent.
+    ...(ros ?? []).filter((p) => p.query.group !== "ros-filter").map((p) => ({
+      name: p.query.name,
+      expr: p.expr,
+    })),
+  ];
+  try {
+    return await probe({ queries, clusterIds, day, first, last, signal });
+  } catch (error) {
+    if (signal.aborted) throw cancelledError(signal, error);
+    return new Set(); // the probe only saves work: without it every query is sent
+  }
+}
+
+/** Each cluster's series of a fetched hour range. */
+type ClusterSeriesOf = (clusterId: string) => HourSeriesOf;
+/** Each cluster's ROS samples of a fetched hour range. */
+type ClusterRosOf = (clusterId: string) => RosSamplesOf;
+
+/** Fetches the cost and ROS answers of one hour range for the batch. */
+async function fetchSpan(
+  options: HourCollectorOptions,
+  cost: readonly SentQuery[],
+  rosSent: readonly SentRosQuery[] | null,
+  skip: ReadonlySet<string>,
+  route: Route,
+  ids: readonly string[],
+  day: string,
+  span: readonly number[],
+): Promise<{ seriesOf: ClusterSeriesOf; rosOf: ClusterRosOf | null }> {
+  const who = ids.length === 1 ? ids[0]! : `${ids[0]} and ${ids.length - 1} more`;
+  const first = span[0]!;
+  const last = span.at(-1)!;
+  const sent = cost.filter((p) => !skip.has(p.query.name));
+  const fetch = options.mode === "client"
+    ? clientHourTasks(options, sent, route, who, day, first)
+    : serverBatchTasks(options, sent, route, who, day, span);
+  // The namespace filter gates every ROS window (CMMO runs only the filter for a window
+  // without opted-in namespaces): the other 55 ROS queries are sent only when a window of
+  // the batch passed, so clusters that opt nothing in cost one ROS query per batch.
+  const filter = rosSent?.filter((p) => p.query.group === "ros-filter") ?? [];
+  const gate = rosSent ? rosBatchTasks(options, filter, route, who, day, first, last) : null;
+  // One run: same client, counter, signal and fairness; the first failure stops all.
+  await runAll([...fetch.tasks, ...(gate?.tasks ?? [])], options.signal);
+  const seriesOf = (clusterId: string) => fetch.result(clusterId, cost);
+  if (!rosSent || !gate) return { seriesOf, rosOf: null };
+  let rosOf: ClusterRosOf = (clusterId) => (h, w) => gate.result(clusterId, filter)(h, w);
+  if (anyWindowPassed(gate.result, filter, span, ids)) {
+    const rest = rosSent.filter((p) => p.query.group !== "ros-filter");
+    const more = rosBatchTasks(
+      options,
+      rest.filter((p) => !skip.has(p.query.name)),
+      route,
+      who,
+      day,
+      first,
+      last,
+    );
+    await runAll(more.tasks, options.signal);
+    rosOf = (clusterId) => {
+      const a = gate.result(clusterId, filter);
+      const b = more.result(clusterId, rest);
+      return (h, w) => new Map([...a(h, w), ...b(h, w)]);
+    };
+  }
+  return { seriesOf, rosOf };
 }
 
 /**
@@ -340,6 +638,47 @@ function requestContext(ctx: AnswerContext): { id: string; clusterId: string; ho
   return { id: ctx.queryId, clusterId: ctx.clusterId, hours: ctx.hours };
 }
 
+/**
+ * Where a series of an answer belongs: its cluster, and its labels as the
+ * cluster's own query would have returned them.
+ */
+type Route = (
+  metric: Labels,
+  strip: boolean,
+  ctx: AnswerContext,
+) => { readonly clusterId: string; readonly metric: Labels };
+
+/** One cluster: every series is its own, labels unchanged. */
+function singleRoute(clusterId: string): Route {
+  return (metric) => ({ clusterId, metric });
+}
+
+/**
+ * A batch: the cluster label names the cluster; it is dropped where the
+ * cluster's own query would not have carried it. A series without the label,
+ * or of a cluster outside the batch, is refused.
+ */
+function labelRoute(label: string, ids: readonly string[]): Route {
+  const known = new Set(ids);
+  return (metric, strip, ctx) => {
+    const clusterId = metric[label];
+    if (clusterId === undefined || !known.has(clusterId)) {
+      throw answerError(
+        ctx,
+        `series ${showLabels(metric)} ${
+          clusterId === undefined
+            ? `has no ${label} label`
+            : `belongs to cluster ${JSON.stringify(clusterId)}, not to this batch`
+        }: the batched answer cannot be split by cluster`,
+      );
+    }
+    if (!strip) return { clusterId, metric };
+    const rest: Record<string, string> = {};
+    for (const name in metric) if (name !== label) rest[name] = metric[name]!;
+    return { clusterId, metric: rest };
+  };
+}
+
 /** What {@linkcode fetchClientHour} and {@linkcode fetchServerBatch} use of the options. */
 export type FetchOptions = Pick<HourCollectorOptions, "client" | "signal" | "counter">;
 
@@ -366,22 +705,43 @@ export async function fetchClientHour(
   day: string,
   hour: number,
 ): Promise<HourSeriesOf> {
-  const { tasks, result } = clientHourTasks(options, plan, clusterId, day, hour);
+  const { tasks, result } = clientHourTasks(
+    options,
+    plan,
+    singleRoute(clusterId),
+    clusterId,
+    day,
+    hour,
+  );
   await runAll(tasks, options.signal);
-  return result;
+  return result(clusterId, plan);
 }
 
 /** Query tasks to hand to `runAll`, and what their answers give once all succeeded. */
 interface Fetch<T> {
   readonly tasks: ((signal: AbortSignal) => Promise<unknown>)[];
-  readonly result: T;
+  /** A cluster's results; `all` lists every query (also those not sent: empty answers). */
+  readonly result: (clusterId: string, all: readonly { query: { name: string } }[]) => T;
 }
 
-/** The tasks of {@linkcode fetchClientHour}. */
+/** Per cluster, per query name: what `T` holds. Created on first use. */
+function perCluster<T>(make: () => T): (clusterId: string, query: string) => T {
+  const byCluster = new Map<string, Map<string, T>>();
+  return (clusterId, query) => {
+    let byQuery = byCluster.get(clusterId);
+    if (!byQuery) byCluster.set(clusterId, byQuery = new Map());
+    let value = byQuery.get(query);
+    if (value === undefined) byQuery.set(query, value = make());
+    return value;
+  };
+}
+
+/** The tasks of {@linkcode fetchClientHour}, for one cluster or a batch. */
 function clientHourTasks(
   options: FetchOptions,
-  plan: readonly PlannedQuery[],
-  clusterId: string,
+  plan: readonly SentQuery[],
+  route: Route,
+  who: string,
   day: string,
   hour: number,
 ): Fetch<HourSeriesOf> {
@@ -389,26 +749,41 @@ function clientHourTasks(
   const start = hourStartSeconds(day, hour);
   const grid = { start, end: start + 3599, step: 60 };
   const hours = formatHours(day, hour, hour);
-  const byQuery = new Map<string, HourSeries>();
+  const lists = perCluster<HourSeries>(() => []);
+  const stripped = new Set(plan.filter((p) => p.stripClusterLabel).map((p) => p.query.name));
   const tasks = plan.map((p) => async (signal: AbortSignal) => {
-    const list: HourSeries = [];
-    byQuery.set(p.query.name, list);
-    const ctx: AnswerContext = { queryId: p.query.name, clusterId, hours };
+    const name = p.query.name;
+    const mine = new Set<string>(); // clusters with series (a retry empties their lists)
+    const ctx: AnswerContext = { queryId: name, clusterId: who, hours };
     await client.queryRange(
       { query: p.expr, ...grid, ...requestContext(ctx) },
       (s) => {
         const { values } = checkSeries(s, grid, ctx);
-        list.push({
-          metric: s.metric,
+        const { clusterId, metric } = route(s.metric, p.stripClusterLabel ?? false, ctx);
+        mine.add(clusterId);
+        lists(clusterId, name).push({
+          metric,
           reduced: p.query.value ? reduceValues(values, p.query.value.reduction) : null,
         });
       },
       signal,
-      () => void (list.length = 0),
+      () => {
+        for (const id of mine) lists(id, name).length = 0;
+      },
       counter,
     );
   });
-  return { tasks, result: (h) => (h === hour ? byQuery : new Map()) };
+  return {
+    tasks,
+    result: (clusterId, all) => {
+      const byQuery = new Map<string, HourSeries>();
+      for (const p of all) {
+        const list = lists(clusterId, p.query.name);
+        byQuery.set(p.query.name, inAnswerOrder(list, stripped.has(p.query.name)));
+      }
+      return (h) => (h === hour ? byQuery : new Map());
+    },
+  };
 }
 
 /** Canonical identity of a label set, to join the aggregates of one series. */
@@ -439,16 +814,24 @@ export async function fetchServerBatch(
   day: string,
   hours: readonly number[],
 ): Promise<HourSeriesOf> {
-  const { tasks, result } = serverBatchTasks(options, plan, clusterId, day, hours);
+  const { tasks, result } = serverBatchTasks(
+    options,
+    plan,
+    singleRoute(clusterId),
+    clusterId,
+    day,
+    hours,
+  );
   await runAll(tasks, options.signal);
-  return result;
+  return result(clusterId, plan);
 }
 
-/** The tasks of {@linkcode fetchServerBatch}. */
+/** The tasks of {@linkcode fetchServerBatch}, for one cluster or a batch. */
 function serverBatchTasks(
   options: FetchOptions,
-  plan: readonly PlannedQuery[],
-  clusterId: string,
+  plan: readonly SentQuery[],
+  route: Route,
+  who: string,
   day: string,
   hours: readonly number[],
 ): Fetch<HourSeriesOf> {
@@ -469,23 +852,27 @@ function serverBatchTasks(
    */
   type Points = { value: number[]; present: number };
   type Entry = { metric: Labels; byAggregate: Partial<Record<ServerAggregate, Points>> };
-  const perQuery = new Map<string, Map<string, Entry>>();
+  const seriesOf = perCluster(() => new Map<string, Entry>());
+  const planOf = new Map<string, SentQuery>(plan.map((p) => [p.query.name, p]));
   const tasks = plan.flatMap((p) => {
-    const series = new Map<string, Entry>();
-    perQuery.set(p.query.name, series);
+    const name = p.query.name;
+    const mine = new Set<string>();
     return p.server.map(({ aggregate, expr }) => async (signal: AbortSignal) => {
       const ctx: AnswerContext = {
-        queryId: `${p.query.name}/${aggregate}`,
-        clusterId,
+        queryId: `${name}/${aggregate}`,
+        clusterId: who,
         hours: batchHours,
       };
       await client.queryRange(
         { query: expr, ...grid, ...requestContext(ctx) },
         (s) => {
           const { slots, values } = checkSeries(s, grid, ctx);
-          const key = labelsKey(s.metric);
+          const { clusterId, metric } = route(s.metric, p.stripClusterLabel ?? false, ctx);
+          mine.add(clusterId);
+          const series = seriesOf(clusterId, name);
+          const key = labelsKey(metric);
           let entry = series.get(key);
-          if (!entry) series.set(key, entry = { metric: s.metric, byAggregate: {} });
+          if (!entry) series.set(key, entry = { metric, byAggregate: {} });
           const points = entry.byAggregate[aggregate] ??= {
             value: new Array<number>(span).fill(0),
             present: 0,
@@ -501,22 +888,42 @@ function serverBatchTasks(
         signal,
         // A failed attempt's points are dropped before the next attempt.
         () => {
-          for (const entry of series.values()) {
-            const points = entry.byAggregate[aggregate];
-            if (points) points.present = 0;
+          for (const id of mine) {
+            for (const entry of seriesOf(id, name).values()) {
+              const points = entry.byAggregate[aggregate];
+              if (points) points.present = 0;
+            }
           }
         },
         counter,
       );
     });
   });
-  const result: HourSeriesOf = (hour) => {
+  const result = (clusterId: string, all: readonly { query: { name: string } }[]): HourSeriesOf => {
+    // Each query's series in the cluster's own answer order, sorted once.
+    const ordered = new Map<string, Entry[]>();
+    for (const { query } of all) {
+      const p = planOf.get(query.name);
+      const list = p ? [...seriesOf(clusterId, query.name).values()] : [];
+      ordered.set(query.name, inAnswerOrder(list, p?.stripClusterLabel ?? false));
+    }
+    return (hour) => hourOf(clusterId, all, ordered, hour);
+  };
+  const hourOf = (
+    clusterId: string,
+    all: readonly { query: { name: string } }[],
+    ordered: Map<string, Entry[]>,
+    hour: number,
+  ): Map<string, HourSeries> => {
     const byQuery = new Map<string, HourSeries>();
     const i = hour - first;
-    for (const p of plan) {
+    for (const { query } of all) {
       const list: HourSeries = [];
+      byQuery.set(query.name, list);
+      const p = planOf.get(query.name);
+      if (!p) continue; // not sent: its answer had to be empty
       const primary = p.server[0]!.aggregate;
-      for (const { metric, byAggregate } of perQuery.get(p.query.name)?.values() ?? []) {
+      for (const { metric, byAggregate } of ordered.get(query.name) ?? []) {
         const bit = 1 << i;
         if (!((byAggregate[primary]?.present ?? 0) & bit)) continue; // absent in this hour
         const aggs: Partial<Record<ServerAggregate, number>> = {};
@@ -527,7 +934,7 @@ function serverBatchTasks(
           } else {
             throw answerError(
               {
-                queryId: `${p.query.name}/${aggregate}`,
+                queryId: `${query.name}/${aggregate}`,
                 clusterId,
                 hours: formatHours(day, hour, hour),
               },
@@ -542,7 +949,6 @@ function serverBatchTasks(
         });
       }
       // Answers are sorted by label set; the order is kept for last-writer-wins.
-      byQuery.set(p.query.name, list);
     }
     return byQuery;
   };
@@ -550,26 +956,30 @@ function serverBatchTasks(
 }
 
 /**
- * Applies an hour's series to the group row maps in catalogue order and builds
- * the reports; also returns the hour's node rows (with `resource_id` set by
- * `buildHourReports`), which the ROS container rows join.
+ * Prometheus's order of label sets (`labels.Compare`): label names sorted, then
+ * name by name and value by value in UTF-8 byte order; a prefix comes first.
  */
-function mergeHour(
-  plan: readonly PlannedQuery[],
-  byQuery: Map<string, HourSeries>,
-  day: string,
-  hour: number,
-): { reports: HourReports; nodes: RowMap } {
-  const maps = new Map<QueryGroup, RowMap>();
-  for (const p of plan) {
-    let rows = maps.get(p.query.group);
-    if (!rows) maps.set(p.query.group, rows = new Map());
-    for (const s of byQuery.get(p.query.name) ?? []) {
-      applySeries(rows, p.query, s.metric, s.reduced);
-    }
+function compareLabels(a: Labels, b: Labels): number {
+  const an = Object.keys(a).sort(compareUtf8);
+  const bn = Object.keys(b).sort(compareUtf8);
+  const n = Math.min(an.length, bn.length);
+  for (let i = 0; i < n; i++) {
+    const byName = compareUtf8(an[i]!, bn[i]!);
+    if (byName !== 0) return byName;
+    const byValue = compareUtf8(a[an[i]!]!, b[bn[i]!]!);
+    if (byValue !== 0) return byValue;
   }
-  const reports = buildHourReports(maps, hourColumns(new Date(hourStartSeconds(day, hour) * 1000)));
-  return { reports, nodes: maps.get("node") ?? new Map() };
+  return an.length - bn.length;
+}
+
+/**
+ * A stripped batch answer back in the order of the cluster's own answer:
+ * Prometheus sorts an answer by its label sets, and removing the cluster label
+ * can change that order (a label set that was a prefix of another no longer
+ * is). Rows keep the last of several series for one key, so order matters.
+ */
+function inAnswerOrder<T extends { metric: Labels }>(list: T[], strip: boolean): T[] {
+  return strip ? list.sort((x, y) => compareLabels(x.metric, y.metric)) : list;
 }
 
 /** Step of the ROS `query_range`: one point per 15-minute window end. */
@@ -608,12 +1018,13 @@ function sampleText(x: number): string {
  * `query_range` per query with step 900 s from `first`:15 to (`last`+1):00,
  * whose points are CMMO's instant queries at the window ends. Every series goes
  * through `checkSeries` with that grid; a label set that appears twice in one
- * answer is refused.
+ * answer is refused. With a batch, each series goes to its cluster.
  */
 function rosBatchTasks(
   options: FetchOptions,
-  rosPlan: readonly PlannedRosQuery[],
-  clusterId: string,
+  rosPlan: readonly SentRosQuery[],
+  route: Route,
+  who: string,
   day: string,
   first: number,
   last: number,
@@ -628,22 +1039,26 @@ function rosBatchTasks(
   const hours = formatHours(day, first, last);
   /** One series: its value at each window end of the batch, and which ends have a point. */
   type Entry = { metric: Labels; value: number[]; present: boolean[] };
-  const perQuery = new Map<string, Map<string, Entry>>();
+  const seriesOf = perCluster(() => new Map<string, Entry>());
+  const planOf = new Map<string, SentRosQuery>(rosPlan.map((p) => [p.query.name, p]));
   const tasks = rosPlan.map((p) => {
-    const series = new Map<string, Entry>();
-    perQuery.set(p.query.name, series);
+    const name = p.query.name;
+    const mine = new Set<string>();
     return async (signal: AbortSignal) => {
-      const ctx: AnswerContext = { queryId: p.query.name, clusterId, hours };
+      const ctx: AnswerContext = { queryId: name, clusterId: who, hours };
       await client.queryRange(
         { query: p.expr, ...grid, ...requestContext(ctx) },
         (s) => {
           const { slots, values } = checkSeries(s, grid, ctx);
-          const key = labelsKey(s.metric);
+          const { clusterId, metric } = route(s.metric, p.stripClusterLabel ?? false, ctx);
+          mine.add(clusterId);
+          const series = seriesOf(clusterId, name);
+          const key = labelsKey(metric);
           if (series.has(key)) {
             throw answerError(ctx, `series ${showLabels(s.metric)} appears twice in the answer`);
           }
           const entry: Entry = {
-            metric: s.metric,
+            metric,
             value: new Array<number>(span * 4).fill(0),
             present: new Array<boolean>(span * 4).fill(false),
           };
@@ -654,39 +1069,77 @@ function rosBatchTasks(
           series.set(key, entry);
         },
         signal,
-        () => series.clear(), // a failed attempt's series are dropped
+        () => {
+          for (const id of mine) seriesOf(id, name).clear(); // a failed attempt's series are dropped
+        },
         counter,
       );
     };
   });
-  const result: RosSamplesOf = (hour, window) => {
-    const slot = (hour - first) * 4 + window;
-    const byQuery = new Map<string, RosSample[]>();
-    for (const p of rosPlan) {
-      const list: RosSample[] = [];
-      for (const { metric, value, present } of perQuery.get(p.query.name)?.values() ?? []) {
-        if (present[slot]) list.push({ metric, value: sampleText(value[slot]!) });
-      }
-      byQuery.set(p.query.name, list);
+  const result = (clusterId: string, all: readonly { query: { name: string } }[]): RosSamplesOf => {
+    // Each query's series in the cluster's own answer order, sorted once.
+    const ordered = new Map<string, Entry[]>();
+    for (const { query } of all) {
+      const p = planOf.get(query.name);
+      const list = p ? [...seriesOf(clusterId, query.name).values()] : [];
+      ordered.set(query.name, inAnswerOrder(list, p?.stripClusterLabel ?? false));
     }
-    return byQuery;
+    return (hour, window) => {
+      const slot = (hour - first) * 4 + window;
+      const byQuery = new Map<string, RosSample[]>();
+      for (const [name, entries] of ordered) {
+        const list: RosSample[] = [];
+        for (const { metric, value, present } of entries) {
+          if (present[slot]) list.push({ metric, value: sampleText(value[slot]!) });
+        }
+        byQuery.set(name, list);
+      }
+      return byQuery;
+    };
   };
   return { tasks, result };
 }
 
-/** Whether the namespace filter returned a series at any window end of the batch. */
+/** Whether the namespace filter returned a series at any window end, for any cluster. */
 function anyWindowPassed(
-  rosOf: RosSamplesOf,
-  filter: readonly PlannedRosQuery[],
+  result: Fetch<RosSamplesOf>["result"],
+  filter: readonly SentRosQuery[],
   hours: readonly number[],
+  clusterIds: readonly string[],
 ): boolean {
-  for (const hour of hours) {
-    for (let w = 0; w < 4; w++) {
-      const byQuery = rosOf(hour, w);
-      if (filter.some((p) => (byQuery.get(p.query.name)?.length ?? 0) > 0)) return true;
+  for (const clusterId of clusterIds) {
+    const rosOf = result(clusterId, filter);
+    for (const hour of hours) {
+      for (let w = 0; w < 4; w++) {
+        const byQuery = rosOf(hour, w);
+        if (filter.some((p) => (byQuery.get(p.query.name)?.length ?? 0) > 0)) return true;
+      }
     }
   }
   return false;
+}
+
+/**
+ * Applies an hour's series to the group row maps in catalogue order and builds
+ * the reports; also returns the hour's node rows (with `resource_id` set by
+ * `buildHourReports`), which the ROS container rows join.
+ */
+function mergeHour(
+  plan: readonly PlannedQuery[],
+  byQuery: Map<string, HourSeries>,
+  day: string,
+  hour: number,
+): { reports: HourReports; nodes: RowMap } {
+  const maps = new Map<QueryGroup, RowMap>();
+  for (const p of plan) {
+    let rows = maps.get(p.query.group);
+    if (!rows) maps.set(p.query.group, rows = new Map());
+    for (const s of byQuery.get(p.query.name) ?? []) {
+      applySeries(rows, p.query, s.metric, s.reduced);
+    }
+  }
+  const reports = buildHourReports(maps, hourColumns(new Date(hourStartSeconds(day, hour) * 1000)));
+  return { reports, nodes: maps.get("node") ?? new Map() };
 }
 
 /**

@@ -141,6 +141,41 @@ export class ClusterRecords {
     return ms;
   }
 
+  /**
+   * The cluster's size as the fleet batching estimates it: the most rows of
+   * any report in one hour of its last collection, or null (never collected).
+   *
+   * @example
+   * ```ts
+   * import { ClusterRecords } from "./cluster_records.ts";
+   * const records = new ClusterRecords(await Deno.makeTempDir());
+   * await records.setSeriesEstimate("c1", 120);
+   * await records.seriesEstimate("c1"); // 120
+   * ```
+   */
+  async seriesEstimate(clusterId: string): Promise<number | null> {
+    const path = join(this.#clusterDir(clusterId), "size.json");
+    const o = await this.#read(path);
+    if (o === null) return null;
+    const n = o.series;
+    if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) {
+      this.#warn(`ignoring a damaged record: ${path} has no valid "series"`);
+      return null;
+    }
+    return n;
+  }
+
+  /** Stores {@linkcode ClusterRecords.seriesEstimate}. */
+  async setSeriesEstimate(clusterId: string, series: number): Promise<void> {
+    if (!Number.isSafeInteger(series) || series < 0) {
+      throw new RangeError(`Invalid series estimate ${series}: expected a non-negative integer`);
+    }
+    await writeFileAtomic(
+      join(this.#clusterDir(clusterId), "size.json"),
+      JSON.stringify({ series }) + "\n",
+    );
+  }
+
   /** Stores the watermark (start of an hour, ms). */
   async setWatermark(clusterId: string, hourMs: number): Promise<void> {
     const path = join(this.#clusterDir(clusterId), "watermark.json");

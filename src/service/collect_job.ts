@@ -4,6 +4,12 @@
  * each day's cumulative payload and hand it to the sink, and move the
  * cluster's watermark. One failing cluster never stops the others.
  *
+ * Fleet batching (`--cluster-batch`): clusters that need the same hours share
+ * one query per catalogue entry; the answer is split by the cluster label into
+ * each cluster's hour fragments, so everything after collection is per
+ * cluster as before. A failing batched query falls back to each cluster's own
+ * queries (see `collectHoursBatch`).
+ *
  * With ROS on (`settings.ros`), the ROS queries are collected with the cost
  * queries, and each payload carries the ROS windows of the hours no earlier
  * delivered payload of that cluster-day carried (the ROS ledger of
@@ -17,19 +23,34 @@
 
 import { COST_QUERIES } from "../collect/catalogue.ts";
 import {
+  type ClusterBatch,
+  type CollectDayResult,
   type CollectEvent,
   collectHours,
+  collectHoursBatch,
+  type HourCollectorOptions,
   type QueryCounter,
   type RangeQuerier,
+  type SkipProbe,
 } from "../collect/hour_collector.ts";
-import { collectionParams, type PlannedQuery, planQueries } from "../collect/query_plan.ts";
+import {
+  collectionParams,
+  planBatchQueries,
+  type PlannedQuery,
+  planQueries,
+} from "../collect/query_plan.ts";
 import {
   REPORT_NAMES,
   type ReportName,
   ROS_REPORT_NAMES,
   type RosReportName,
 } from "../collect/reports.ts";
-import { type PlannedRosQuery, planRosQueries, rosPlanFingerprint } from "../collect/ros_plan.ts";
+import {
+  planBatchRosQueries,
+  type PlannedRosQuery,
+  planRosQueries,
+  rosPlanFingerprint,
+} from "../collect/ros_plan.ts";
 import type { BridgeSettings } from "../config.ts";
 import type { FlushResult, PayloadSink } from "../deliver/sink.ts";
 import {
@@ -135,6 +156,8 @@ export interface RunSummary {
   /** Answer bytes downloaded by this run. */
   readonly bytesDownloaded: number;
   readonly ms: number;
+  /** How clusters shared queries (absent in summaries made before fleet batching). */
+  readonly batching?: BatchingSummary;
   /**
    * False when any hour, day or cluster failed, a cluster had no data at all, or an
    * announcement waits in the outbox.
@@ -177,11 +200,106 @@ export interface CollectJobDeps {
    * end with that error and keep their watermark, so the next run retries.
    */
   readonly blocked?: ReadonlyMap<string, ErrorInfo>;
+  /** Names the queries that must be empty for a batch (`--skip-empty`); absent: all are sent. */
+  readonly skipProbe?: SkipProbe;
+}
+
+/** How a run's clusters shared their queries (`--cluster-batch`). */
+export interface BatchingSummary {
+  /** Clusters per query asked for. */
+  readonly clusterBatch: number;
+  /** Collections of one hour range for a group of clusters (with one cluster, its own queries). */
+  batches: number;
+  /** Of those, collections that covered more than one cluster with one query each. */
+  batched: number;
+  /** Queries not sent because their answers had to be empty (`--skip-empty`). */
+  skippedQueries: number;
+  /**
+   * Batches whose queries failed (after the client's retries): their clusters
+   * were collected one by one with their own queries.
+   */
+  fallbacks: {
+    day: string;
+    hours: string;
+    clusters: string[];
+    code: ErrorCode;
+    message: string;
+  }[];
+}
+
+/** A cluster of the run's plan with its size estimate (rows of its largest report in an hour). */
+export interface BatchCandidate {
+  readonly plan: ClusterPlan;
+  /** `ClusterRecords.seriesEstimate`, or null: never collected. */
+  readonly series: number | null;
+}
+
+/** Estimate used for a cluster that was never collected. */
+export const UNKNOWN_CLUSTER_SERIES = 500;
+
+/**
+ * Groups a run's clusters into batches, pure: clusters share a batch only when
+ * they need the same hours (same planned range), groups go oldest first, and a
+ * batch takes clusters (in plan order) while it has fewer than `size` and the
+ * sum of their estimates stays within `maxSeries` (a cluster larger than that
+ * gets a batch of its own). Returns indices into `candidates`.
+ *
+ * @example
+ * ```ts
+ * import { planBatches } from "./collect_job.ts";
+ * const at = (fromMs: number) => ({ clusterId: `c${fromMs}`, fromMs, toMs: 7_200_000, source: "watermark" as const });
+ * planBatches([
+ *   { plan: at(3_600_000), series: 10 },
+ *   { plan: at(0), series: 10 },
+ *   { plan: at(3_600_000), series: 10 },
+ * ], 100, 1000); // [[1], [0, 2]]
+ * ```
+ */
+export function planBatches(
+  candidates: readonly BatchCandidate[],
+  size: number,
+  maxSeries: number,
+): number[][] {
+  if (!Number.isInteger(size) || size < 1) throw new RangeError(`Invalid batch size ${size}`);
+  if (!(maxSeries >= 1)) throw new RangeError(`Invalid series limit ${maxSeries}`);
+  const groups = new Map<string, number[]>();
+  candidates.forEach((c, i) => {
+    const key = c.plan.fromMs > c.plan.toMs ? "up-to-date" : `${c.plan.fromMs}:${c.plan.toMs}`;
+    let list = groups.get(key);
+    if (!list) groups.set(key, list = []);
+    list.push(i);
+  });
+  const order = [...groups.values()].sort((a, b) => {
+    const pa = candidates[a[0]!]!.plan;
+    const pb = candidates[b[0]!]!.plan;
+    return pa.fromMs - pb.fromMs || pa.toMs - pb.toMs;
+  });
+  const out: number[][] = [];
+  for (const group of order) {
+    let batch: number[] = [];
+    let sum = 0;
+    for (const i of group) {
+      const n = candidates[i]!.series ?? UNKNOWN_CLUSTER_SERIES;
+      if (batch.length > 0 && (batch.length >= size || sum + n > maxSeries)) {
+        out.push(batch);
+        batch = [];
+        sum = 0;
+      }
+      batch.push(i);
+      sum += n;
+    }
+    if (batch.length > 0) out.push(batch);
+  }
+  return out;
 }
 
 /**
- * Runs a planned collection: flushes the sink's outbox, then every planned
- * cluster, up to `concurrency` clusters at a time.
+ * Runs a planned collection: flushes the sink's outbox, then the planned
+ * clusters in batches (`planBatches`): each batch is collected day by day,
+ * oldest first, with one query per catalogue entry for all its clusters that
+ * need the same hours. With `--cluster-batch 1` every cluster is a batch, and
+ * up to `concurrency` run at once; larger batches run two at a time (one
+ * downloading while the other is written and shipped).
  *
  * @example
  * ```ts ignore
@@ -205,17 +323,37 @@ export async function runCollection(
       outbox = { sent: 0, pending: -1, error: errorInfo(error) };
     }
   }
+  const candidates: BatchCandidate[] = [];
+  for (const cp of plan.clusters) {
+    const series = settings.clusterBatch > 1
+      ? await deps.records.seriesEstimate(cp.clusterId).catch(() => null)
+      : null;
+    candidates.push({ plan: cp, series });
+  }
+  const batches = planBatches(candidates, settings.clusterBatch, settings.batchSeries);
+  const batching: BatchingSummary = {
+    clusterBatch: settings.clusterBatch,
+    batches: 0,
+    batched: 0,
+    skippedQueries: 0,
+    fallbacks: [],
+  };
   const clusters: ClusterSummary[] = new Array(plan.clusters.length);
   let next = 0;
   const worker = async () => {
-    while (next < plan.clusters.length) {
-      const i = next++;
-      clusters[i] = await collectCluster(plan, settings, deps, plan.clusters[i]!, signal);
-      deps.onClusterDone?.(clusters[i]!);
+    while (next < batches.length) {
+      const indices = batches[next++]!;
+      const group = indices.map((i) => candidates[i]!);
+      const summaries = await collectGroup(plan, settings, deps, group, batching, signal);
+      indices.forEach((i, k) => {
+        clusters[i] = summaries[k]!;
+        deps.onClusterDone?.(clusters[i]!);
+      });
     }
   };
+  const inFlight = settings.clusterBatch === 1 ? settings.concurrency : 2;
   await Promise.all(
-    Array.from({ length: Math.min(settings.concurrency, plan.clusters.length) }, worker),
+    Array.from({ length: Math.min(inFlight, batches.length) }, worker),
   );
   return {
     mode: settings.reduce,
@@ -226,6 +364,7 @@ export async function runCollection(
     queries: deps.stats.queries,
     bytesDownloaded: deps.stats.bytes,
     ms: Math.round(performance.now() - started),
+    batching,
     ok: outbox.error === null &&
       clusters.every((c) =>
         c.error === null &&
@@ -263,34 +402,113 @@ function newDay(day: string): DaySummary {
   };
 }
 
-async function collectCluster(
+/** One cluster of a batch while it is collected (locked, planned). */
+interface Member {
+  readonly cp: ClusterPlan;
+  readonly summary: ClusterSummary;
+  readonly lease: { release(): Promise<void> };
+  readonly queries: readonly PlannedQuery[];
+  readonly rosPlan: readonly PlannedRosQuery[] | null;
+  readonly params: CollectionParams;
+  readonly stored: number | null;
+  /** The size estimate the run started with. */
+  readonly series: number | null;
+  /** The largest report (rows per hour) seen in this run. */
+  largest: number;
+  mark: number;
+  advancing: boolean;
+  sawData: boolean;
+  sawHours: boolean;
+  /** A day failed (or the cluster did): no later day is collected. */
+  stopped: boolean;
+}
+
+/** A cluster-day of a member being collected. */
+interface MemberDay {
+  readonly member: Member;
+  readonly ds: DaySummary;
+  readonly day0: number;
+  touched: number;
+}
+
+/**
+ * Collects one batch of clusters: locks each, then day by day (oldest first)
+ * collects the hours each needs — with one query for all clusters that need
+ * the same hours — ships each cluster-day, and moves each watermark. A
+ * cluster's failure (lock busy, a failed hour, a failed delivery) never stops
+ * the others; a failed hour stops that cluster's later days.
+ */
+async function collectGroup(
   plan: RunPlan,
   settings: BridgeSettings,
   deps: CollectJobDeps,
-  cp: ClusterPlan,
+  group: readonly BatchCandidate[],
+  batching: BatchingSummary,
   signal?: AbortSignal,
-): Promise<ClusterSummary> {
-  const summary: ClusterSummary = {
-    clusterId: cp.clusterId,
-    from: formatHour(cp.fromMs),
-    to: formatHour(cp.toMs),
-    days: [],
-    error: null,
-    watermark: null,
-  };
+): Promise<ClusterSummary[]> {
+  const summaries: ClusterSummary[] = [];
+  const members: Member[] = [];
+  for (const { plan: cp, series } of group) {
+    const summary: ClusterSummary = {
+      clusterId: cp.clusterId,
+      from: formatHour(cp.fromMs),
+      to: formatHour(cp.toMs),
+      days: [],
+      error: null,
+      watermark: null,
+    };
+    summaries.push(summary);
+    const member = await startMember(settings, deps, cp, summary, series, signal);
+    if (member) members.push(member);
+  }
+  try {
+    const first = Math.min(...members.map((m) => dayStartMs(m.cp.fromMs)));
+    // Up to date (from > to): nothing to collect, nothing to ship.
+    const last = Math.max(...members.map((m) => (m.cp.fromMs > m.cp.toMs ? -Infinity : m.cp.toMs)));
+    for (let day0 = first; day0 <= last; day0 += 24 * HOUR_MS) {
+      signal?.throwIfAborted();
+      const todays = members.filter((m) =>
+        !m.stopped && m.cp.fromMs <= m.cp.toMs && dayStartMs(m.cp.fromMs) <= day0 &&
+        day0 <= m.cp.toMs
+      );
+      if (todays.length === 0) continue;
+      await collectGroupDay(plan, settings, deps, todays, day0, batching, signal);
+    }
+  } catch (error) {
+    // Only a cancelled run gets here: every member still running ends with it.
+    for (const m of members) m.summary.error ??= errorInfo(error);
+  } finally {
+    for (const m of members) await finishMember(plan, settings, deps, m, signal);
+  }
+  return summaries;
+}
+
+/** Locks and plans one cluster; null (with `summary.error` set) when it cannot be collected. */
+async function startMember(
+  settings: BridgeSettings,
+  deps: CollectJobDeps,
+  cp: ClusterPlan,
+  summary: ClusterSummary,
+  series: number | null,
+  signal?: AbortSignal,
+): Promise<Member | null> {
   const blocked = deps.blocked?.get(cp.clusterId);
   if (blocked !== undefined) {
     summary.error = blocked;
-    const mark = await deps.records.watermark(cp.clusterId);
-    summary.watermark = mark === null ? null : formatHour(mark);
-    return summary;
+    try {
+      const mark = await deps.records.watermark(cp.clusterId);
+      summary.watermark = mark === null ? null : formatHour(mark);
+    } catch (error) {
+      summary.error = errorInfo(error);
+    }
+    return null;
   }
   let lease;
   try {
     lease = await deps.locks.acquire(cp.clusterId, signal);
   } catch (error) {
     summary.error = errorInfo(error);
-    return summary;
+    return null;
   }
   try {
     const queries = planQueries(COST_QUERIES, {
@@ -312,63 +530,305 @@ async function collectCluster(
     // Where the gap-free run starts for this run: the stored watermark; with none, the day
     // before the planned range; after a `--max-backfill` cut, the cut (older hours are given up).
     const start = dayStartMs(cp.fromMs) - HOUR_MS;
-    let mark = stored === null
+    const mark = stored === null
       ? start
       : cp.source === "backfill"
       ? Math.max(stored, start)
       : stored;
-    let advancing = true;
-    let sawData = false;
-    let sawHours = false;
-    // Up to date (from > to): nothing to collect, nothing to ship.
-    const lastDay = cp.fromMs > cp.toMs ? -Infinity : cp.toMs;
-    for (let day0 = dayStartMs(cp.fromMs); day0 <= lastDay; day0 += 24 * HOUR_MS) {
-      signal?.throwIfAborted();
-      const day = dayOf(day0);
-      const first = Math.max(cp.fromMs, day0);
-      const last = Math.min(cp.toMs, day0 + 23 * HOUR_MS);
-      const ds = newDay(day);
-      summary.days.push(ds);
-      const outcome = await collectDay(
-        plan,
-        settings,
-        deps,
-        cp.clusterId,
-        day,
-        hourOf(first),
-        hourOf(last),
-        queries,
-        rosPlan,
-        params,
-        ds,
-        signal,
-      );
-      deps.onDayDone?.(cp.clusterId, ds);
-      sawHours ||= outcome.touched > 0;
-      sawData ||= outcome.withData > 0;
-      const settled = ["new", "queued", "unchanged", "complete", "no-data"].includes(ds.status);
-      if (advancing && settled && ds.lastHour !== null && !plan.dryRun) {
-        const end = day0 + ds.lastHour * HOUR_MS;
-        if (mark >= day0 - HOUR_MS && end > mark) mark = end;
-      }
-      if (ds.lastHour !== 23 || !settled) advancing = false;
-      if (ds.failedHours.length > 0) break; // later hours would most likely fail the same way
-    }
+    return {
+      cp,
+      summary,
+      lease,
+      queries,
+      rosPlan,
+      params,
+      stored,
+      series,
+      largest: 0,
+      mark,
+      advancing: true,
+      sawData: false,
+      sawHours: false,
+      stopped: false,
+    };
+  } catch (error) {
+    summary.error = errorInfo(error);
+    await lease.release();
+    return null;
+  }
+}
+
+/** Stores the watermark (and the size estimate), names a cluster without data, unlocks. */
+async function finishMember(
+  plan: RunPlan,
+  settings: BridgeSettings,
+  deps: CollectJobDeps,
+  m: Member,
+  signal?: AbortSignal,
+): Promise<void> {
+  const { cp, summary, stored, mark } = m;
+  try {
     if (!plan.dryRun && mark !== stored && mark >= dayStartMs(cp.fromMs)) {
       await deps.records.setWatermark(cp.clusterId, mark);
       summary.watermark = formatHour(mark);
     } else {
       summary.watermark = stored === null ? null : formatHour(stored);
     }
-    if (sawHours && !sawData) {
+    // The size estimate batches are formed by; rewritten only when it moved by a quarter.
+    if (m.largest > 0 && (m.series === null || Math.abs(m.largest - m.series) * 4 > m.series)) {
+      await deps.records.setSeriesEstimate(cp.clusterId, m.largest);
+    }
+    if (summary.error === null && m.sawHours && !m.sawData) {
       summary.error = await noDataError(settings, deps, cp, signal);
     }
   } catch (error) {
-    summary.error = errorInfo(error);
+    summary.error ??= errorInfo(error);
   } finally {
-    await lease.release();
+    await m.lease.release();
   }
-  return summary;
+}
+
+/**
+ * One day of a batch: lists what each member has, collects the missing hours
+ * (members that need the same hours share queries), then finishes and ships
+ * each member's day and moves its watermark.
+ */
+async function collectGroupDay(
+  plan: RunPlan,
+  settings: BridgeSettings,
+  deps: CollectJobDeps,
+  todays: readonly Member[],
+  day0: number,
+  batching: BatchingSummary,
+  signal?: AbortSignal,
+): Promise<void> {
+  const day = dayOf(day0);
+  const wantedBy = new Map<string, MemberDay[]>();
+  const hoursOf = new Map<MemberDay, number[]>();
+  const days: MemberDay[] = [];
+  for (const member of todays) {
+    const ds = newDay(day);
+    member.summary.days.push(ds);
+    const md: MemberDay = { member, ds, day0, touched: 0 };
+    days.push(md);
+    try {
+      const first = hourOf(Math.max(member.cp.fromMs, day0));
+      const last = hourOf(Math.min(member.cp.toMs, day0 + 23 * HOUR_MS));
+      const hours = await listHours(deps, member.cp.clusterId, day, ds);
+      const wanted: number[] = [];
+      for (let h = first; h <= last; h++) {
+        const meta = hours.get(h);
+        if (plan.recollect || !meta || !hourMatches(meta, member.params)) wanted.push(h);
+      }
+      if (wanted.length === 0) continue;
+      const key = wanted.join(",");
+      let list = wantedBy.get(key);
+      if (!list) wantedBy.set(key, list = []);
+      list.push(md);
+      hoursOf.set(md, wanted);
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      member.summary.error = errorInfo(error);
+      member.stopped = true;
+    }
+  }
+  for (const list of wantedBy.values()) {
+    for (let i = 0; i < list.length; i += settings.clusterBatch) {
+      const part = list.slice(i, i + settings.clusterBatch);
+      await collectShared(settings, deps, part, day, hoursOf.get(part[0]!)!, batching, signal);
+    }
+  }
+  for (const md of days) {
+    signal?.throwIfAborted();
+    const { member: m, ds } = md;
+    if (m.stopped) continue;
+    try {
+      await finishDay(plan, settings, deps, md, signal);
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      m.summary.error = errorInfo(error);
+      m.stopped = true;
+      continue;
+    }
+    deps.onDayDone?.(m.cp.clusterId, ds);
+    const settled = ["new", "queued", "unchanged", "complete", "no-data"].includes(ds.status);
+    if (m.advancing && settled && ds.lastHour !== null && !plan.dryRun) {
+      const end = day0 + ds.lastHour * HOUR_MS;
+      if (m.mark >= day0 - HOUR_MS && end > m.mark) m.mark = end;
+    }
+    if (ds.lastHour !== 23 || !settled) m.advancing = false;
+    // Later hours would most likely fail the same way.
+    if (ds.failedHours.length > 0) m.stopped = true;
+  }
+}
+
+/** Committed hours of a cluster-day; quarantined ones are named in `ds` and warned about. */
+async function listHours(
+  deps: CollectJobDeps,
+  clusterId: string,
+  day: string,
+  ds: DaySummary,
+): Promise<Map<number, HourMeta>> {
+  const listing = await deps.store.listHours(clusterId, day);
+  for (const q of listing.quarantined) {
+    ds.quarantined.push(q.path);
+    deps.warn(`quarantined ${q.path}: ${q.reason}`);
+  }
+  return listing.hours;
+}
+
+/** The collector options of a run. */
+function collectorOptions(
+  settings: BridgeSettings,
+  deps: CollectJobDeps,
+  signal?: AbortSignal,
+): HourCollectorOptions {
+  return {
+    client: deps.client,
+    store: deps.store,
+    mode: settings.reduce,
+    batchHours: settings.batchHours,
+    now: deps.now,
+    emptyHourGrace: settings.emptyHourGraceMs,
+    counter: deps.stats,
+    ...(deps.skipProbe ? { skipProbe: deps.skipProbe } : {}),
+    ...(signal ? { signal } : {}),
+    ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
+  };
+}
+
+/** Collects the same hours of one day for members, with one query per catalogue entry. */
+async function collectShared(
+  settings: BridgeSettings,
+  deps: CollectJobDeps,
+  part: readonly MemberDay[],
+  day: string,
+  hours: readonly number[],
+  batching: BatchingSummary,
+  signal?: AbortSignal,
+): Promise<void> {
+  const members = part.map(({ member: m }) => ({
+    clusterId: m.cp.clusterId,
+    plan: m.queries,
+    ros: m.rosPlan,
+    params: m.params,
+  }));
+  let batch: ClusterBatch = { clusterLabel: settings.clusterLabel, members };
+  if (members.length > 1) {
+    const clusterIds = members.map((m) => m.clusterId);
+    const options = {
+      clusterLabel: settings.clusterLabel,
+      clusterIds,
+      rateWindow: settings.rateWindow,
+    };
+    batch = {
+      ...batch,
+      cost: planBatchQueries(COST_QUERIES, options),
+      ros: settings.ros ? planBatchRosQueries(options) : null,
+    };
+  }
+  batching.batches++;
+  if (members.length > 1) batching.batched++;
+  const result = await collectHoursBatch(
+    collectorOptions(settings, deps, signal),
+    batch,
+    day,
+    hours,
+  );
+  batching.skippedQueries += result.skipped;
+  if (result.fallback) {
+    batching.fallbacks.push({
+      day,
+      hours: `${String(hours[0]).padStart(2, "0")}-${String(hours.at(-1)).padStart(2, "0")}`,
+      clusters: members.map((m) => m.clusterId),
+      code: result.fallback.code,
+      message: escapeControl(result.fallback.message),
+    });
+  }
+  for (const md of part) {
+    const r = result.byCluster.get(md.member.cp.clusterId)!;
+    applyResult(md, r);
+  }
+}
+
+/** Adds a collector result to a member's day. */
+function applyResult(md: MemberDay, result: CollectDayResult): void {
+  const { ds } = md;
+  ds.collectedHours.push(...result.collected);
+  ds.pendingHours.push(...result.pending);
+  for (const f of result.failed) {
+    ds.failedHours.push({ hour: f.hour, code: f.code, message: escapeControl(f.error) });
+  }
+  md.touched += result.collected.length + result.pending.length;
+}
+
+/**
+ * The rest of a cluster-day once its hours are collected: verifies the hours
+ * to ship (a damaged hour is quarantined and collected again on its own),
+ * then builds and delivers the day's payload.
+ */
+async function finishDay(
+  plan: RunPlan,
+  settings: BridgeSettings,
+  deps: CollectJobDeps,
+  md: MemberDay,
+  signal?: AbortSignal,
+): Promise<void> {
+  const { member: m, ds } = md;
+  const clusterId = m.cp.clusterId;
+  const day = ds.day;
+  const collect = async (hours: number[]) => {
+    const result = await collectHours(
+      { ...collectorOptions(settings, deps, signal), params: m.params, ros: m.rosPlan },
+      m.queries,
+      clusterId,
+      day,
+      hours,
+    );
+    applyResult(md, result);
+  };
+  let hours = await listHours(deps, clusterId, day, ds);
+  const withData = ds.collectedHours.filter((h) => hours.get(h)?.noData === false).length;
+  m.sawHours ||= md.touched > 0;
+  m.sawData ||= withData > 0;
+  for (const h of ds.collectedHours) {
+    const rows = hours.get(h)?.rows;
+    if (rows) m.largest = Math.max(m.largest, ...Object.values(rows));
+  }
+  // Hours collected with other parameters are not shipped (they are collected again above
+  // when in range; outside the range they end the gap-free run).
+  const usable = new Map<number, HourMeta>([...hours].filter(([, x]) => hourMatches(x, m.params)));
+  let last = contiguousLastHour(usable);
+  if (last !== null) {
+    // Verify the fragments of the hours to ship; a damaged hour is quarantined and collected again.
+    const bad = await deps.store.verifyHours(clusterId, day, range(0, last));
+    for (const b of bad) {
+      ds.quarantined.push(b.path);
+      deps.warn(`quarantined ${b.path}: ${b.reason}`);
+    }
+    if (bad.length > 0 && ds.failedHours.length === 0) {
+      await collect(bad.map((b) => b.hour));
+      hours = await listHours(deps, clusterId, day, ds);
+      last = contiguousLastHour(
+        new Map<number, HourMeta>([...hours].filter(([, x]) => hourMatches(x, m.params))),
+      );
+    } else if (bad.length > 0) {
+      last = Math.min(...bad.map((b) => b.hour)) - 1;
+      if (last < 0) last = null;
+    }
+  }
+  if (last === null) return;
+  ds.lastHour = last;
+  ds.hours = last + 1;
+  const included: HourMeta[] = range(0, last).map((h) => hours.get(h)!);
+  for (const name of REPORT_NAMES) {
+    ds.rows[name] = included.reduce((n, x) => n + (x.rows[name] ?? 0), 0);
+  }
+  if (included.every((x) => x.noData)) {
+    ds.status = "no-data";
+    return;
+  }
+  await ship(plan, settings, deps, clusterId, day, last, included, ds, signal);
 }
 
 async function noDataError(
@@ -405,106 +865,6 @@ async function noDataError(
       JSON.stringify(settings.clusterLabel)
     }).${hint}`,
   };
-}
-
-/** Collects and ships one cluster-day; fills `ds`. */
-async function collectDay(
-  plan: RunPlan,
-  settings: BridgeSettings,
-  deps: CollectJobDeps,
-  clusterId: string,
-  day: string,
-  firstHour: number,
-  lastHour: number,
-  queries: readonly PlannedQuery[],
-  rosPlan: readonly PlannedRosQuery[] | null,
-  params: CollectionParams,
-  ds: DaySummary,
-  signal?: AbortSignal,
-): Promise<{ touched: number; withData: number }> {
-  let touched = 0;
-  let withData = 0;
-  const collect = async (hours: number[]) => {
-    if (hours.length === 0) return;
-    const result = await collectHours(
-      {
-        client: deps.client,
-        store: deps.store,
-        mode: settings.reduce,
-        batchHours: settings.batchHours,
-        now: deps.now,
-        emptyHourGrace: settings.emptyHourGraceMs,
-        params,
-        ros: rosPlan,
-        counter: deps.stats,
-        ...(signal ? { signal } : {}),
-        ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
-      },
-      queries,
-      clusterId,
-      day,
-      hours,
-    );
-    ds.collectedHours.push(...result.collected);
-    ds.pendingHours.push(...result.pending);
-    for (const f of result.failed) {
-      ds.failedHours.push({ hour: f.hour, code: f.code, message: escapeControl(f.error) });
-    }
-    touched += result.collected.length + result.pending.length;
-  };
-  const list = async () => {
-    const listing = await deps.store.listHours(clusterId, day);
-    for (const q of listing.quarantined) {
-      ds.quarantined.push(q.path);
-      deps.warn(`quarantined ${q.path}: ${q.reason}`);
-    }
-    return listing.hours;
-  };
-
-  let hours = await list();
-  const wanted: number[] = [];
-  for (let h = firstHour; h <= lastHour; h++) {
-    const meta = hours.get(h);
-    if (plan.recollect || !meta || !hourMatches(meta, params)) wanted.push(h);
-  }
-  await collect(wanted);
-  hours = await list();
-  withData += ds.collectedHours.filter((h) => hours.get(h)?.noData === false).length;
-  // Hours collected with other parameters are not shipped (they are collected again above
-  // when in range; outside the range they end the gap-free run).
-  const usable = new Map<number, HourMeta>([...hours].filter(([, m]) => hourMatches(m, params)));
-  let last = contiguousLastHour(usable);
-  if (last !== null) {
-    // Verify the fragments of the hours to ship; a damaged hour is quarantined and collected again.
-    const bad = await deps.store.verifyHours(clusterId, day, range(0, last));
-    for (const b of bad) {
-      ds.quarantined.push(b.path);
-      deps.warn(`quarantined ${b.path}: ${b.reason}`);
-    }
-    if (bad.length > 0 && ds.failedHours.length === 0) {
-      await collect(bad.map((b) => b.hour));
-      hours = await list();
-      last = contiguousLastHour(
-        new Map<number, HourMeta>([...hours].filter(([, m]) => hourMatches(m, params))),
-      );
-    } else if (bad.length > 0) {
-      last = Math.min(...bad.map((b) => b.hour)) - 1;
-      if (last < 0) last = null;
-    }
-  }
-  if (last === null) return { touched, withData };
-  ds.lastHour = last;
-  ds.hours = last + 1;
-  const included: HourMeta[] = range(0, last).map((h) => hours.get(h)!);
-  for (const name of REPORT_NAMES) {
-    ds.rows[name] = included.reduce((n, m) => n + (m.rows[name] ?? 0), 0);
-  }
-  if (included.every((m) => m.noData)) {
-    ds.status = "no-data";
-    return { touched, withData };
-  }
-  await ship(plan, settings, deps, clusterId, day, last, included, ds, signal);
-  return { touched, withData };
 }
 
 function range(from: number, to: number): number[] {
