@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { parser } from "@prometheus-io/lezer-promql";
 import type { SyntaxNode } from "@lezer/common";
-import { planRosQueries, rosPlanFingerprint } from "./ros_plan.ts";
+import { planBatchRosQueries, planRosQueries, rosPlanFingerprint } from "./ros_plan.ts";
+import { carriesLabel } from "./promql_rewrite.ts";
 import { ROS_QUERIES } from "./ros_catalogue.ts";
 
 const UUID = "2b6b7c1e-4a8f-4f0e-9a51-1c0e4c3d2a10";
@@ -145,4 +146,57 @@ Deno.test("rosPlanFingerprint: stable, and changes with anything sent", () => {
     rosPlanFingerprint(planRosQueries({ ...OPTS, rateWindow: "5m" })),
     rosPlanFingerprint(planRosQueries({ ...OPTS, rateWindow: "1m" })),
   );
+});
+
+const BATCH_OPTS = { clusterLabel: "clusterID", clusterIds: [UUID], rateWindow: "15m" };
+
+Deno.test("planBatchRosQueries: one cluster id gives exactly planRosQueries, plus stripClusterLabel", () => {
+  for (const rateWindow of ["15m", "10m", "30m"]) {
+    const batch = planBatchRosQueries({ ...BATCH_OPTS, rateWindow });
+    const single = planRosQueries({ ...OPTS, rateWindow });
+    assert.equal(batch.length, 56);
+    batch.forEach((p, i) => {
+      const { stripClusterLabel, ...rest } = p;
+      assert.deepEqual(rest, single[i]);
+      assert.equal(stripClusterLabel, !carriesLabel(p.query.expr, "clusterID"));
+    });
+    assert.equal(rosPlanFingerprint(batch), rosPlanFingerprint(single));
+  }
+});
+
+Deno.test("planBatchRosQueries: one regex matcher per selector, short windows widened, labels added", () => {
+  const ids = [UUID, "c.2", "c|3"];
+  const regex = `clusterID =~ "${UUID}|c\\\\.2|c\\\\|3"`;
+  const plan = planBatchRosQueries({ ...BATCH_OPTS, clusterIds: ids });
+  const single = planBatchRosQueries(BATCH_OPTS);
+  assert.equal(plan.length, 56);
+  let selectorCount = 0;
+  plan.forEach((p, i) => {
+    assert.equal(p.query, ROS_QUERIES[i]);
+    assert.equal(p.stripClusterLabel, single[i]!.stripClusterLabel);
+    for (const s of selectors(p.expr)) {
+      assert.deepEqual(s.matchers.filter((m) => m.startsWith("clusterID ")), [regex], s.text);
+      selectorCount++;
+    }
+    // Same windows as the per-cluster plan: [5m] rate windows widened, [15m:] kept.
+    assert.deepEqual(durations(p.expr), durations(single[i]!.expr), p.query.name);
+  });
+  assert.equal(selectorCount, 268);
+  const byName = new Map(plan.map((p) => [p.query.name, p]));
+  const throttle = byName.get("cpu-throttle-namespace-avg")!;
+  assert.ok(
+    throttle.expr.startsWith(
+      "(avg_over_time(sum by(namespace, clusterID) (rate(container_cpu_cfs_throttled_seconds_total{" +
+        "container!='', container!='POD', pod!='', " + regex.replace(" =~ ", "=~") +
+        "}[15m]))[15m:]) " +
+        "* on(namespace, clusterID) group_left kube_namespace_labels{",
+    ),
+    throttle.expr,
+  );
+  assert.equal(throttle.stripClusterLabel, true);
+  assert.equal(byName.get("ros-namespace-filter")!.stripClusterLabel, false);
+  assert.equal(byName.get("container-image-owner")!.stripClusterLabel, false);
+  assert.equal(byName.get("cpu-request-container-avg")!.stripClusterLabel, true);
+  assert.throws(() => planBatchRosQueries({ ...BATCH_OPTS, clusterIds: [] }), RangeError);
+  assert.throws(() => planBatchRosQueries({ ...BATCH_OPTS, clusterIds: ["a", "a"] }), RangeError);
 });
