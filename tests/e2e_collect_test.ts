@@ -155,7 +155,15 @@ Deno.test({
       assert.equal(same.summary.queries, 0);
 
       // One more hour: only hour 23 is queried (one batch in server mode), new uuid, 24 hours.
-      const more = await collect(url, [id], [...state, "--until", "23", "--out", `${work}/a`]);
+      // Without the skip probe, to count the catalogue's queries exactly.
+      const more = await collect(url, [id], [
+        ...state,
+        "--until",
+        "23",
+        "--out",
+        `${work}/a`,
+        "--no-skip-empty",
+      ]);
       const m = more.summary.clusters[0]!.days[0]!;
       assert.deepEqual(m.collectedHours, [23]);
       assert.equal(m.status, "new");

@@ -102,6 +102,19 @@ export function formatSummary(s: RunSummary | BridgeRunSummary): string {
       if (d.error) lines.push(`    ERROR ${d.error.code}: ${d.error.message}`);
     }
   }
+  const b = s.batching;
+  if (b && b.batches > 0) {
+    lines.push(
+      `batching: ${b.batches} collection(s), ${b.batched} shared by several clusters ` +
+        `(--cluster-batch ${b.clusterBatch}), ${b.skippedQueries} queries skipped as empty`,
+    );
+    for (const f of b.fallbacks) {
+      lines.push(
+        `  FALLBACK ${f.day} hours ${f.hours}, ${f.clusters.length} clusters collected one by one ` +
+          `(${f.code}: ${f.message})`,
+      );
+    }
+  }
   lines.push(
     `${s.ok ? "ok" : "partial failure"}: ${s.clusters.length} cluster(s), ${s.queries} queries, ` +
       `${bytes(s.bytesDownloaded)} downloaded, ${(s.ms / 1000).toFixed(1)} s, reduce=${s.mode}, ` +

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { createSkipProbe } from "../collect/skip_probe.ts";
 import { join } from "node:path";
 import type { CollectEvent, QueryCounter } from "../collect/hour_collector.ts";
 import type { BridgeSettings, RunRequest } from "../config.ts";
@@ -603,6 +604,15 @@ export async function createBridge(settings: BridgeSettings, host: BridgeHost): 
         warn: host.warn,
         findLabels: (value, match, startMs, endMs, signal) =>
           client.findLabelsWithValue(value, match, startMs / 1000, endMs / 1000, signal),
+        ...(settings.skipEmpty
+          ? {
+            skipProbe: createSkipProbe({
+              client,
+              clusterLabel: settings.clusterLabel,
+              counter: stats,
+            }),
+          }
+          : {}),
         ...(blocked ? { blocked } : {}),
         ...(options.onEvent ? { onEvent: options.onEvent } : {}),
         ...(options.onDayDone ? { onDayDone: options.onDayDone } : {}),
