@@ -224,6 +224,25 @@ export const RunRecordSchema = z
       })
       .optional()
       .describe("koku source registration (absent when --register-sources is off)"),
+    batching: z
+      .object({
+        clusterBatch: z.number(),
+        batches: z.number(),
+        batched: z.number(),
+        skippedQueries: z.number(),
+        fallbacks: z.array(z.object({
+          day: z.string(),
+          hours: z.string(),
+          clusters: z.array(z.string()),
+          code: z.string(),
+          message: z.string(),
+        })),
+      })
+      .optional()
+      .describe(
+        "How clusters shared queries (--cluster-batch), queries skipped as empty, and batches " +
+          "that fell back to per-cluster queries (absent before the run collected)",
+      ),
   })
   .meta({ id: "RunRecord" });
 

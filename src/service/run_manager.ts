@@ -618,6 +618,7 @@ export class RunManager implements RunService {
       record.outbox = { ...summary.outbox };
       const registration = (summary as BridgeRunSummary).registration;
       if (registration !== undefined) record.registration = registration;
+      if (summary.batching !== undefined) record.batching = summary.batching;
       for (const c of summary.clusters) {
         const cp = record.clusters.find((p) => p.clusterId === c.clusterId);
         if (cp) this.#applyClusterSummary(cp, c);

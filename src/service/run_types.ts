@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { BatchingSummary } from "./collect_job.ts";
 import type { RunRequest } from "../config.ts";
 import type { FlushResult } from "../deliver/sink.ts";
 import { BridgeError, type SinkKind } from "../model.ts";
@@ -72,6 +73,8 @@ export interface RunRecord {
   discovery?: RunDiscovery;
   /** koku source registration (absent when it is off). */
   registration?: RegistrationOutcome;
+  /** How clusters shared queries (absent until the run collected). */
+  batching?: BatchingSummary;
 }
 
 /** What a run's discovery found, as its record keeps it. */
