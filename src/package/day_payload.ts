@@ -240,7 +240,10 @@ function concatSources(sources: readonly Source[]): ReadableStream<Uint8Array> {
             hash = fragment ? createHash("sha256") : null;
             count = 0;
           }
-          const buf = new Uint8Array(READ_CHUNK);
+          // A fragment's size is known: a small one gets a buffer of its size (plus one
+          // byte, so the end of the file is seen without another read), not READ_CHUNK.
+          const left = fragment ? fragment.bytes - count + 1 : READ_CHUNK;
+          const buf = new Uint8Array(left > 0 && left < READ_CHUNK ? left : READ_CHUNK);
           let n: number | null;
           try {
             n = await file.read(buf);
@@ -295,10 +298,17 @@ async function firstRecord(path: string): Promise<string[] | null> {
   return null;
 }
 
-async function lastRecord(path: string): Promise<string[] | null> {
+/** The first and the last record of a CSV file, read once (both null when it has none). */
+async function edgeRecords(
+  path: string,
+): Promise<{ first: string[] | null; last: string[] | null }> {
+  let first: string[] | null = null;
   let last: string[] | null = null;
-  for await (const record of readCsvRecords(concatSources([path]))) last = record;
-  return last;
+  for await (const record of readCsvRecords(concatSources([path]))) {
+    first ??= record;
+    last = record;
+  }
+  return { first, last };
 }
 
 function zeroCounts(): Record<ReportName, number> {
@@ -626,8 +636,13 @@ export async function buildDayPayload(req: DayPayloadRequest): Promise<DayPayloa
     const last = podHours[podHours.length - 1];
     if (first && last) {
       const header = reportDefinition("pod").header;
-      const rec0 = await firstRecord(store.fragmentPath(clusterId, day, first.hour, "pod"));
-      const recN = await lastRecord(store.fragmentPath(clusterId, day, last.hour, "pod"));
+      // One hour (or the first and last hour in one file): one pass finds both records.
+      const lastPath = store.fragmentPath(clusterId, day, last.hour, "pod");
+      const edges = await edgeRecords(lastPath);
+      const rec0 = first.hour === last.hour
+        ? edges.first
+        : await firstRecord(store.fragmentPath(clusterId, day, first.hour, "pod"));
+      const recN = edges.last;
       start = parseGoTimeString(rec0?.[header.indexOf("interval_start")]);
       end = parseGoTimeString(recN?.[header.indexOf("interval_end")]);
     }

@@ -1208,10 +1208,6 @@ class FsHourWriter implements HourWriter {
       if (rosWindows !== null && rosWindows > 0) {
         for (const name of ROS_REPORT_NAMES) await this.#file(name); // header-only in CMMO
       }
-      for (const [name, file] of this.#files) {
-        await io(this.#path(name), "syncing", () => file.sync());
-      }
-      this.#closeFiles();
       const sha256 = {} as Record<ReportName, string>;
       for (const name of REPORT_NAMES) sha256[name] = this.#hashes.get(name)!.digest("hex");
       const pick = (counts: Record<FragmentName, number>) => {
@@ -1249,15 +1245,26 @@ class FsHourWriter implements HourWriter {
       const text = this.#encoder.encode(
         JSON.stringify(ros === null ? withoutRos : result, null, 2) + "\n",
       );
-      await io(metaPath, "writing", async () => {
-        const file = await Deno.open(metaPath, { write: true, createNew: true });
-        try {
-          await this.#fs.write(file, text, metaPath);
-          await file.sync();
-        } finally {
-          file.close();
-        }
-      });
+      const metaFile = await io(
+        metaPath,
+        "writing",
+        () => Deno.open(metaPath, { write: true, createNew: true }),
+      );
+      try {
+        await io(metaPath, "writing", () => this.#fs.write(metaFile, text, metaPath));
+        // Every file of the hour is fsynced at once, not one after the other: the
+        // kernel can then make them durable in one journal commit. All of them are
+        // durable before the folder is, and the folder before it is renamed.
+        const syncs = [...this.#files].map(([name, file]) =>
+          io(this.#path(name), "syncing", () => file.sync())
+        );
+        syncs.push(io(metaPath, "writing", () => metaFile.sync()));
+        const failed = (await Promise.allSettled(syncs)).find((r) => r.status === "rejected");
+        if (failed) throw failed.reason;
+      } finally {
+        metaFile.close();
+        this.#closeFiles();
+      }
       await syncDir(this.#tempDir);
       let old: string | undefined;
       // The replaced hour is locked while it sits aside, so cleanup() never restores or
@@ -1280,8 +1287,7 @@ class FsHourWriter implements HourWriter {
         }
         this.#state = "done";
         this.#unlock();
-        await syncDir(this.#dayDir);
-        await syncDir(join(this.#dayDir, ".."));
+        await Promise.all([syncDir(this.#dayDir), syncDir(join(this.#dayDir, ".."))]);
         if (old) await removeTree(old);
       } finally {
         oldLock?.close();
