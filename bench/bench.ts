@@ -18,6 +18,15 @@
  * to stdout, progress to stderr. Targets are printed next to the figures,
  * never enforced.
  *
+ * Two more benchmarks of issue 8 share the command:
+ * - `deno task bench --fleet [--clusters 200] [--iterations 3] [--cache DIR]`:
+ *   one new hour for every cluster of a many-cluster hub, per-cluster queries
+ *   against cluster-batched ones, with the batched floor (see `fleet.ts`);
+ * - `deno task bench --skip [--pods 2000] [--iterations 3] [--cache DIR]`:
+ *   Prometheus's CPU for a cluster-day without GPUs and VMs, with
+ *   `--no-skip-empty` and `--skip-empty`, and the payloads compared (see
+ *   `skip.ts`).
+ *
  * @module
  */
 
@@ -42,6 +51,9 @@ import { downloadFloor, readRecordedRequests } from "./download_floor.ts";
 import { readCpuSeconds, readSystemCpu } from "./process_monitor.ts";
 import { buildVersion, compactionCounters, scrapeMetrics } from "./prometheus_metrics.ts";
 import { sourceFingerprint } from "./source_fingerprint.ts";
+import { fleetJson, parseFleetArgs, runFleetBench } from "./fleet.ts";
+import { formatFleetReport, formatSkipReport } from "./fleet_report.ts";
+import { parseSkipArgs, runSkipBench, skipJson } from "./skip.ts";
 
 const SRC = new URL("../src", import.meta.url).pathname;
 
@@ -131,6 +143,35 @@ export function parseBenchArgs(
     quick,
     ...(cacheDir ? { cacheDir } : {}),
     ...(values["json-out"] ? { jsonOut: values["json-out"] } : {}),
+  };
+}
+
+/** Which benchmark a command line asks for. */
+export type BenchKind = "day" | "fleet" | "skip";
+
+/**
+ * Splits off `--fleet` or `--skip` (anywhere on the line): the benchmark to
+ * run and its remaining arguments. Throws a `TypeError` when both are given.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { benchKind } from "./bench.ts";
+ *
+ * assert.deepEqual(benchKind(["--pods", "500"]), { kind: "day", args: ["--pods", "500"] });
+ * assert.deepEqual(benchKind(["--iterations", "1", "--fleet"]), {
+ *   kind: "fleet", args: ["--iterations", "1"],
+ * });
+ * assert.equal(benchKind(["--skip"]).kind, "skip");
+ * ```
+ */
+export function benchKind(args: readonly string[]): { kind: BenchKind; args: string[] } {
+  const fleet = args.includes("--fleet");
+  const skip = args.includes("--skip");
+  if (fleet && skip) throw new TypeError("--fleet and --skip are two benchmarks: give one");
+  return {
+    kind: fleet ? "fleet" : skip ? "skip" : "day",
+    args: args.filter((a) => a !== "--fleet" && a !== "--skip"),
   };
 }
 
@@ -444,17 +485,38 @@ if (import.meta.main) {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
-    const options = parseBenchArgs(Deno.args, Deno.env.toObject());
+    const { kind, args } = benchKind(Deno.args);
+    const env = Deno.env.toObject();
     const t0 = performance.now();
     const log = (line: string) =>
       console.error(
         `[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}`,
       );
-    const report = await runBench(options, { log, signal: controller.signal });
-    console.log(formatBenchReport(report));
-    if (options.jsonOut) {
-      await Deno.writeTextFile(options.jsonOut, JSON.stringify(benchJson(report), null, 2) + "\n");
-      log(`figures written to ${options.jsonOut}`);
+    const io = { log, signal: controller.signal };
+    let json: Record<string, unknown>;
+    let jsonOut: string | undefined;
+    if (kind === "fleet") {
+      const options = parseFleetArgs(args, env);
+      const report = await runFleetBench(options, io);
+      console.log(formatFleetReport(report));
+      json = fleetJson(report);
+      jsonOut = options.jsonOut;
+    } else if (kind === "skip") {
+      const options = parseSkipArgs(args, env);
+      const report = await runSkipBench(options, io);
+      console.log(formatSkipReport(report));
+      json = skipJson(report);
+      jsonOut = options.jsonOut;
+    } else {
+      const options = parseBenchArgs(args, env);
+      const report = await runBench(options, io);
+      console.log(formatBenchReport(report));
+      json = benchJson(report);
+      jsonOut = options.jsonOut;
+    }
+    if (jsonOut) {
+      await Deno.writeTextFile(jsonOut, JSON.stringify(json, null, 2) + "\n");
+      log(`figures written to ${jsonOut}`);
     }
   } catch (error) {
     console.error("bench failed:", error);

@@ -7,8 +7,9 @@
  * @module
  */
 
-import type { HubOptions } from "../tools/synth/model.ts";
-import { prepareHub, startPrometheus } from "../tools/synth/prometheus.ts";
+import { buildHub, type Hub, type HubOptions } from "../tools/synth/model.ts";
+import { writeOpenMetrics } from "../tools/synth/openmetrics.ts";
+import { backfill, startPrometheus } from "../tools/synth/prometheus.ts";
 import { waitForCompactions } from "./prometheus_metrics.ts";
 
 /** The measured UTC day. */
@@ -17,11 +18,18 @@ export const BENCH_DAY = "2026-11-01";
 /** Bump when the layout or the generator's meaning changes, to invalidate caches. */
 const CACHE_FORMAT = 2;
 
+/** Shape overrides of {@linkcode benchHubOptions}. */
+export interface BenchHubShape {
+  /** KubeVirt VMs (default one per 100 pods, at least 1); 0: a cluster without KubeVirt. */
+  readonly vms?: number;
+}
+
 /**
  * Hub options for a benchmark cluster of `pods` regular pods: one node per 25
  * pods (at least 2), one bound PVC per 6.7 pods, one VM per 100 pods (at least
- * 1), no GPUs, no hostile labels, ROS data on (the bench compares collecting
- * with and without `--no-ros`); 26 h from `BENCH_DAY` − 2 h, 300 s interval.
+ * 1, unless `shape.vms` says otherwise), no GPUs, no hostile labels, ROS data
+ * on (the bench compares collecting with and without `--no-ros`); 26 h from
+ * `BENCH_DAY` − 2 h, 300 s interval.
  *
  * @example
  * ```ts
@@ -32,11 +40,16 @@ const CACHE_FORMAT = 2;
  * assert.deepEqual([o.pods, o.nodes, o.pvcs, o.vms, o.gpuPods], [2000, 80, 300, 20, 0]);
  * assert.equal(o.start.toISOString(), "2026-10-31T22:00:00.000Z");
  * assert.equal(o.ros, true);
+ * assert.equal(benchHubOptions(2000, { vms: 0 }).vms, 0);
  * ```
  */
-export function benchHubOptions(pods: number): HubOptions {
+export function benchHubOptions(pods: number, shape: BenchHubShape = {}): HubOptions {
   if (!Number.isInteger(pods) || pods < 1 || pods > 100_000) {
     throw new RangeError(`Invalid pods ${pods}: expected an integer in [1, 100000]`);
+  }
+  const vms = shape.vms ?? Math.max(1, Math.round(pods / 100));
+  if (!Number.isInteger(vms) || vms < 0 || vms > 10_000) {
+    throw new RangeError(`Invalid vms ${vms}: expected an integer in [0, 10000]`);
   }
   return {
     seed: 20261101,
@@ -44,7 +57,7 @@ export function benchHubOptions(pods: number): HubOptions {
     nodes: Math.max(2, Math.round(pods / 25)),
     pods,
     pvcs: Math.round(pods * 0.15),
-    vms: Math.max(1, Math.round(pods / 100)),
+    vms,
     gpuPods: 0,
     gpuClusters: 0,
     start: new Date(Date.parse(`${BENCH_DAY}T00:00:00Z`) - 2 * 3_600_000),
@@ -64,9 +77,36 @@ const GENERATOR_SOURCES = [
 ];
 
 /**
+ * What a bench TSDB is generated from: the options of one hub, or of several
+ * hubs (e.g. a fleet whose clusters differ in shape) whose clusters share one
+ * TSDB. The parts must share `start`, `hours` and `intervalSeconds`, and
+ * their seeds must give distinct cluster ids.
+ */
+export type BenchHubSpec = HubOptions | readonly HubOptions[];
+
+function partsOf(spec: BenchHubSpec): readonly HubOptions[] {
+  return Array.isArray(spec) ? spec : [spec as HubOptions];
+}
+
+/** Canonical JSON of a value: object keys sorted at every level, dates as ISO text. */
+function canonicalJson(value: unknown): string {
+  if (value instanceof Date) return JSON.stringify(value.toISOString());
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
  * Cache key of a generated TSDB: SHA-256 (first 16 hex digits) of the hub
- * options, the hours per backfill file, the cache format and the text of the
- * generator's sources (so a changed generator never reuses stale data).
+ * options (or of every part of a multi-part spec, in order), the hours per
+ * backfill file, the cache format and the text of the generator's sources (so
+ * a changed generator never reuses stale data). A single `HubOptions` keeps
+ * the key it had before multi-part specs existed.
  *
  * @example
  * ```ts
@@ -78,27 +118,36 @@ const GENERATOR_SOURCES = [
  * assert.notEqual(a, await benchHubKey(benchHubOptions(2001), 6));
  * ```
  */
-export async function benchHubKey(options: HubOptions, hoursPerFile: number): Promise<string> {
+export async function benchHubKey(spec: BenchHubSpec, hoursPerFile: number): Promise<string> {
   const sources = await Promise.all(GENERATOR_SOURCES.map((u) => Deno.readTextFile(u)));
-  const canonical = JSON.stringify({
+  const canonical = Array.isArray(spec)
+    ? canonicalJson({ format: CACHE_FORMAT, hoursPerFile, parts: spec, sources })
+    : singleCanonical(spec as HubOptions, hoursPerFile, sources);
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical));
+  return Array.from(new Uint8Array(digest).slice(0, 8), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}
+
+/** The key text of one `HubOptions`, exactly as before multi-part specs (cached TSDBs stay valid). */
+function singleCanonical(options: HubOptions, hoursPerFile: number, sources: string[]): string {
+  return JSON.stringify({
     format: CACHE_FORMAT,
     hoursPerFile,
     ...options,
     start: options.start.toISOString(),
     sources,
   }, Object.keys({ ...options, format: 0, hoursPerFile: 0, sources: 0 }).sort());
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical));
-  return Array.from(new Uint8Array(digest).slice(0, 8), (b) => b.toString(16).padStart(2, "0"))
-    .join("");
 }
 
 /** A prepared benchmark TSDB. */
 export interface BenchHub extends AsyncDisposable {
   /** TSDB folder to start Prometheus on. */
   readonly dataDir: string;
-  /** The cluster id (label `clusterID`). */
+  /** The (first) cluster id (label `clusterID`). */
   readonly clusterId: string;
-  /** Number of series of the cluster. */
+  /** Every cluster id, in generation order (parts in order). */
+  readonly clusterIds: readonly string[];
+  /** Number of series of all clusters. */
   readonly series: number;
   /** True when the TSDB came from the cache. */
   readonly cached: boolean;
@@ -128,8 +177,49 @@ export interface PrepareBenchHubOptions {
 
 interface HubMeta {
   clusterId: string;
+  /** Absent in entries cached before multi-cluster hubs: `[clusterId]`. */
+  clusterIds?: string[];
   series: number;
   settleCompactions: number;
+}
+
+/**
+ * Builds every part and merges their clusters into one hub (the parts share
+ * the time grid). Throws a `RangeError` for no part, parts on different time
+ * grids or a cluster id that two parts share.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { benchHubOptions, mergedHub } from "./bench_hub.ts";
+ *
+ * const a = { ...benchHubOptions(4), clusters: 2 };
+ * const hub = mergedHub([a, { ...a, seed: a.seed + 1 }]);
+ * assert.equal(hub.clusters.length, 4);
+ * ```
+ */
+export function mergedHub(parts: readonly HubOptions[]): Hub {
+  const hubs = parts.map((p) => buildHub(p));
+  const first = hubs[0];
+  if (first === undefined) throw new RangeError("A bench hub needs at least one part");
+  const ids = new Set<string>();
+  for (const h of hubs) {
+    if (
+      h.startMs !== first.startMs || h.hours !== first.hours ||
+      h.intervalSeconds !== first.intervalSeconds
+    ) {
+      throw new RangeError("The parts of a bench hub must share start, hours and intervalSeconds");
+    }
+    for (const c of h.clusters) {
+      if (ids.has(c.id)) {
+        throw new RangeError(
+          `Two parts of a bench hub have cluster ${c.id}: give them other seeds`,
+        );
+      }
+      ids.add(c.id);
+    }
+  }
+  return { ...first, clusters: hubs.flatMap((h) => h.clusters) };
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -143,19 +233,25 @@ async function exists(path: string): Promise<boolean> {
 }
 
 async function generate(
-  options: HubOptions,
+  spec: BenchHubSpec,
   workDir: string,
   prepare: PrepareBenchHubOptions,
 ): Promise<HubMeta> {
   const log = prepare.log ?? (() => {});
   const t0 = performance.now();
-  log(
-    `generating ${options.pods} pods, ${options.nodes} nodes, ${options.pvcs} PVCs, ` +
-      `${options.vms} VMs × ${options.hours} h, ${prepare.hoursPerFile} h per backfill file …`,
-  );
-  const { hub, dataDir } = await prepareHub(options, workDir, {
-    hoursPerFile: prepare.hoursPerFile,
-  });
+  for (const o of partsOf(spec)) {
+    log(
+      `generating ${o.clusters} cluster(s) × ${o.pods} pods, ${o.nodes} nodes, ${o.pvcs} PVCs, ` +
+        `${o.vms} VMs, ${o.gpuPods > 0 ? o.gpuClusters ?? 1 : 0} with GPUs × ${o.hours} h, ` +
+        `${prepare.hoursPerFile} h per backfill file …`,
+    );
+  }
+  const hub = mergedHub(partsOf(spec));
+  const omDir = `${workDir}/openmetrics`;
+  const dataDir = `${workDir}/data`;
+  const files = await writeOpenMetrics(hub, omDir, { hoursPerFile: prepare.hoursPerFile });
+  await backfill(files, dataDir);
+  await Deno.remove(omDir, { recursive: true });
   const cluster = hub.clusters[0];
   if (cluster === undefined) throw new RangeError("The bench hub has no cluster");
   log(`generated and backfilled in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -175,7 +271,12 @@ async function generate(
       } s`,
     );
   }
-  return { clusterId: cluster.id, series: cluster.series.length, settleCompactions };
+  return {
+    clusterId: cluster.id,
+    clusterIds: hub.clusters.map((c) => c.id),
+    series: hub.clusters.reduce((n, c) => n + c.series.length, 0),
+    settleCompactions,
+  };
 }
 
 /**
@@ -191,7 +292,7 @@ async function generate(
  * ```
  */
 export async function prepareBenchHub(
-  options: HubOptions,
+  options: BenchHubSpec,
   prepare: PrepareBenchHubOptions,
 ): Promise<BenchHub> {
   const started = performance.now();
@@ -202,6 +303,7 @@ export async function prepareBenchHub(
     return {
       dataDir: `${dir}/data`,
       clusterId: meta.clusterId,
+      clusterIds: meta.clusterIds ?? [meta.clusterId],
       series: meta.series,
       cached,
       prepareMs: cached ? 0 : performance.now() - started,

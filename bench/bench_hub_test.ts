@@ -17,6 +17,34 @@ Deno.test("benchHubOptions scales nodes, PVCs and VMs with the pods; 26 h from t
   assert.throws(() => benchHubOptions(2.5), RangeError);
 });
 
+Deno.test("benchHubOptions { vms: 0 }: the shape without KubeVirt (and, as always, no GPUs)", () => {
+  const o = benchHubOptions(2000, { vms: 0 });
+  assert.deepEqual([o.vms, o.gpuPods, o.nodes, o.pvcs], [0, 0, 80, 300]);
+  assert.deepEqual({ ...o, vms: 20 }, benchHubOptions(2000));
+  assert.throws(() => benchHubOptions(2000, { vms: -1 }), RangeError);
+});
+
+Deno.test("benchHubKey keeps the keys of the TSDBs cached before multi-part specs", async () => {
+  // The entries of the 500- and 2000-pod bench hubs (format 2, 6 h per file) depend only on
+  // the options and the generator's sources: pin the layout with a hand-made equivalent.
+  const o = benchHubOptions(500);
+  const sources = await Promise.all(
+    ["../tools/synth/model.ts", "../tools/synth/openmetrics.ts"].map((p) =>
+      Deno.readTextFile(new URL(p, import.meta.url))
+    ),
+  );
+  const canonical = JSON.stringify(
+    { format: 2, hoursPerFile: 6, ...o, start: o.start.toISOString(), sources },
+    Object.keys({ ...o, format: 0, hoursPerFile: 0, sources: 0 }).sort(),
+  );
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical)),
+  );
+  const expected = Array.from(digest.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+  assert.equal(await benchHubKey(o, 6), expected);
+  assert.notEqual(await benchHubKey(benchHubOptions(500, { vms: 0 }), 6), expected);
+});
+
 Deno.test("benchHubKey is stable and changes with any option or the hours per file", async () => {
   const base = await benchHubKey(benchHubOptions(200), 6);
   assert.equal(await benchHubKey(benchHubOptions(200), 6), base);
@@ -60,6 +88,7 @@ Deno.test({
       assert.equal(second.prepareMs, 0);
       assert.equal(second.dataDir, first.dataDir);
       assert.equal(second.clusterId, first.clusterId);
+      assert.deepEqual(second.clusterIds, [first.clusterId]);
       assert.equal(second.series, first.series);
       assert.ok(lines.some((l) => l.includes("cached the TSDB")));
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { benchJson, parseBenchArgs, runBench } from "./bench.ts";
+import { benchJson, benchKind, parseBenchArgs, runBench } from "./bench.ts";
 import { formatBenchReport } from "./bench_report.ts";
 
 Deno.test("parseBenchArgs: defaults, --quick, BENCH_CACHE, overrides", () => {
@@ -49,6 +49,25 @@ Deno.test("parseBenchArgs rejects bad numbers and unknown flags", () => {
   assert.throws(() => parseBenchArgs(["--iterations", "0"], {}), RangeError);
   assert.throws(() => parseBenchArgs(["--hours-per-file", "25"], {}), RangeError);
   assert.throws(() => parseBenchArgs(["--until", "3"], {}), TypeError);
+});
+
+Deno.test("benchKind: --fleet and --skip pick the benchmark anywhere on the line, not both", () => {
+  assert.deepEqual(benchKind([]), { kind: "day", args: [] });
+  assert.deepEqual(benchKind(["--quick", "--pods", "3"]), {
+    kind: "day",
+    args: ["--quick", "--pods", "3"],
+  });
+  assert.deepEqual(benchKind(["--fleet", "--clusters", "300"]), {
+    kind: "fleet",
+    args: ["--clusters", "300"],
+  });
+  assert.deepEqual(benchKind(["--iterations", "1", "--skip"]), {
+    kind: "skip",
+    args: ["--iterations", "1"],
+  });
+  assert.throws(() => benchKind(["--fleet", "--skip"]), TypeError);
+  // The day bench's parser still refuses them (so they never reach it unnoticed).
+  assert.throws(() => parseBenchArgs(["--fleet"], {}), TypeError);
 });
 
 function benchTemps(): Set<string> {

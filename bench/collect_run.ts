@@ -19,10 +19,19 @@ export const COMPILE_PERMISSIONS: readonly string[] = RUNTIME_FLAGS;
 export interface CollectRunOptions {
   readonly url: string;
   readonly clusterId: string;
+  /** All the clusters of the run (`--cluster a,b,…`); default `[clusterId]`. */
+  readonly clusterIds?: readonly string[];
   /** UTC day, `YYYY-MM-DD`. */
   readonly day: string;
   /** Last hour (`--until`). */
   readonly until: number;
+  /**
+   * Hours to collect instead of `day` and `until`: `--from` and `--to`
+   * (`YYYY-MM-DDTHH`, both included).
+   */
+  readonly hours?: { readonly from: string; readonly to: string };
+  /** More `collect` flags, after the others (e.g. `--cluster-batch 1`, `--no-skip-empty`). */
+  readonly extraArgs?: readonly string[];
   readonly mode: "server" | "client";
   /** Fresh `--state` folder. */
   readonly stateDir: string;
@@ -65,6 +74,22 @@ export interface CollectRunResult {
  * assert.equal(args[0], "run");
  * assert.deepEqual(args.slice(-3), ["--out", "/tmp/o", "--json"]);
  * ```
+ *
+ * @example Several clusters, an hour range and extra flags
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { collectArgs } from "./collect_run.ts";
+ *
+ * const args = collectArgs({
+ *   url: "http://127.0.0.1:9090", clusterId: "a", clusterIds: ["a", "b"], day: "2026-11-01",
+ *   until: 23, hours: { from: "2026-11-01T07", to: "2026-11-01T07" }, mode: "server",
+ *   stateDir: "/tmp/s", outDir: "/tmp/o", extraArgs: ["--cluster-batch", "1"],
+ * });
+ * assert.equal(args[args.indexOf("--cluster") + 1], "a,b");
+ * assert.equal(args.includes("--day"), false);
+ * assert.equal(args[args.indexOf("--from") + 1], "2026-11-01T07");
+ * assert.deepEqual(args.slice(-3), ["--json", "--cluster-batch", "1"]);
+ * ```
  */
 export function collectArgs(options: CollectRunOptions): string[] {
   return [
@@ -75,11 +100,10 @@ export function collectArgs(options: CollectRunOptions): string[] {
     "--thanos-url",
     options.url,
     "--cluster",
-    options.clusterId,
-    "--day",
-    options.day,
-    "--until",
-    String(options.until),
+    (options.clusterIds ?? [options.clusterId]).join(","),
+    ...(options.hours === undefined
+      ? ["--day", options.day, "--until", String(options.until)]
+      : ["--from", options.hours.from, "--to", options.hours.to]),
     "--reduce",
     options.mode,
     ...(options.recordDir === undefined ? [] : ["--record", options.recordDir]),
@@ -89,6 +113,7 @@ export function collectArgs(options: CollectRunOptions): string[] {
     "--out",
     options.outDir,
     "--json",
+    ...(options.extraArgs ?? []),
   ];
 }
 

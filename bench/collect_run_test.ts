@@ -124,3 +124,24 @@ Deno.test({
     }
   },
 });
+
+Deno.test("collectArgs: several clusters, an hour range instead of the day, extra flags last", () => {
+  const args = collectArgs({
+    ...BASE,
+    clusterIds: ["a", "b", "c"],
+    hours: { from: "2026-11-01T07", to: "2026-11-01T08" },
+    extraArgs: ["--cluster-batch", "1", "--no-skip-empty"],
+  });
+  const value = (flag: string) => args[args.indexOf(flag) + 1];
+  assert.equal(value("--cluster"), "a,b,c");
+  assert.equal(value("--from"), "2026-11-01T07");
+  assert.equal(value("--to"), "2026-11-01T08");
+  assert.equal(args.includes("--day"), false);
+  assert.equal(args.includes("--until"), false);
+  assert.deepEqual(args.slice(-4), ["--json", "--cluster-batch", "1", "--no-skip-empty"]);
+  // Without them, the single cluster and the day as before.
+  const plain = collectArgs(BASE);
+  assert.equal(plain[plain.indexOf("--cluster") + 1], "c1");
+  assert.equal(plain[plain.indexOf("--until") + 1], "23");
+  assert.equal(plain.at(-1), "--json");
+});
