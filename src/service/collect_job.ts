@@ -33,24 +33,15 @@ import {
   type RangeQuerier,
   type SkipProbe,
 } from "../collect/hour_collector.ts";
-import {
-  collectionParams,
-  planBatchQueries,
-  type PlannedQuery,
-  planQueries,
-} from "../collect/query_plan.ts";
+import { type ClusterQueries, createClusterPlanner } from "../collect/cluster_planner.ts";
+import { planBatchQueries, type PlannedQuery } from "../collect/query_plan.ts";
 import {
   REPORT_NAMES,
   type ReportName,
   ROS_REPORT_NAMES,
   type RosReportName,
 } from "../collect/reports.ts";
-import {
-  planBatchRosQueries,
-  type PlannedRosQuery,
-  planRosQueries,
-  rosPlanFingerprint,
-} from "../collect/ros_plan.ts";
+import { planBatchRosQueries, type PlannedRosQuery } from "../collect/ros_plan.ts";
 import type { BridgeSettings } from "../config.ts";
 import type { FlushResult, PayloadSink } from "../deliver/sink.ts";
 import {
@@ -483,6 +474,24 @@ async function collectGroup(
   return summaries;
 }
 
+/** One cluster planner per settings object (settings are resolved once per process). */
+const PLANNERS = new WeakMap<BridgeSettings, (clusterId: string) => ClusterQueries>();
+
+/** The cluster planner of `settings`: the catalogues parsed once, not once per cluster. */
+function plannerOf(settings: BridgeSettings): (clusterId: string) => ClusterQueries {
+  let planner = PLANNERS.get(settings);
+  if (!planner) {
+    planner = createClusterPlanner({
+      clusterLabel: settings.clusterLabel,
+      rateWindow: settings.rateWindow,
+      reduce: settings.reduce,
+      ros: settings.ros,
+    });
+    PLANNERS.set(settings, planner);
+  }
+  return planner;
+}
+
 /** Locks and plans one cluster; null (with `summary.error` set) when it cannot be collected. */
 async function startMember(
   settings: BridgeSettings,
@@ -511,21 +520,7 @@ async function startMember(
     return null;
   }
   try {
-    const queries = planQueries(COST_QUERIES, {
-      clusterLabel: settings.clusterLabel,
-      clusterId: cp.clusterId,
-      rateWindow: settings.rateWindow,
-    });
-    const rosPlan = settings.ros
-      ? planRosQueries({
-        clusterLabel: settings.clusterLabel,
-        clusterId: cp.clusterId,
-        rateWindow: settings.rateWindow,
-      })
-      : null;
-    const params: CollectionParams = rosPlan
-      ? { ...collectionParams(queries, settings), rosHash: rosPlanFingerprint(rosPlan) }
-      : collectionParams(queries, settings);
+    const { queries, ros: rosPlan, params } = plannerOf(settings)(cp.clusterId);
     const stored = await deps.records.watermark(cp.clusterId);
     // Where the gap-free run starts for this run: the stored watermark; with none, the day
     // before the planned range; after a `--max-backfill` cut, the cut (older hours are given up).
