@@ -46,6 +46,7 @@ interface Summary {
   ok: boolean;
   queries: number;
   outbox: { sent: number; pending: number; error: unknown };
+  batching?: { batched: number; fallbacks: { clusters: string[]; code: string }[] };
   clusters: {
     clusterId: string;
     error: { code: string; message: string } | null;
@@ -233,6 +234,10 @@ Deno.test({
       const bDay = theDay(half.summary, b, d3);
       assert.equal(bDay.status, "none");
       assert.equal(bDay.failedHours[0]?.code, "thanos_http");
+      // Both clusters shared a batch; it failed, and each was collected on its own queries.
+      const fallbacks = half.summary.batching?.fallbacks ?? [];
+      assert.ok(fallbacks.length > 0, JSON.stringify(half.summary.batching));
+      assert.deepEqual(fallbacks[0]!.clusters.toSorted(), [a, b].toSorted());
       w.thanos.failCluster = null;
       const caught = await collect(w, thanosState, ["--day", d3]);
       assert.equal(caught.code, 0, caught.stderr);

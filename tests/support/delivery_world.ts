@@ -50,7 +50,11 @@ export interface World {
   fullDays: string[];
 }
 
-/** An HTTP proxy in front of Prometheus that answers 503 to one cluster's queries when told. */
+/**
+ * An HTTP proxy in front of Prometheus that answers 503 to every query naming
+ * one cluster when told: its own queries and the batched queries it is part of
+ * (so a batch falls back to per-cluster queries, and only that cluster fails).
+ */
 export interface FaultyThanos {
   url: string;
   failCluster: string | null;
@@ -62,7 +66,7 @@ export function faultyThanos(target: string): FaultyThanos {
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     const body = req.method === "POST" ? await req.text() : null;
     const fail = state.failCluster;
-    if (fail !== null && (body ?? req.url).includes(encodeURIComponent(`"${fail}"`))) {
+    if (fail !== null && (body ?? req.url).includes(encodeURIComponent(fail))) {
       return new Response("upstream unavailable", { status: 503 });
     }
     const url = new URL(req.url);
