@@ -56,6 +56,19 @@ export interface HubOptions {
    * the pre-ROS one; every other series is the same either way.
    */
   ros?: boolean;
+  /**
+   * Give every cluster the same names (default false): node names, pod names
+   * (so pod/namespace/node combinations), PV names, VM names and the GPU
+   * nodes' pod names are drawn from a PRNG stream seeded from the hub seed
+   * alone and restarted for each cluster, so the same pod in the same
+   * namespace on the same node exists in every cluster that has it, with the
+   * cluster's own values (requests, usage, uids, labels, instance types…),
+   * which still come from the per-cluster stream. This is the data a
+   * cluster-batched query must keep apart. With false every name is drawn
+   * from the per-cluster stream as before, and the hub is exactly the one
+   * without the option.
+   */
+  sharedNames?: boolean;
 }
 
 /** One metric family left out of one cluster; see {@linkcode HubOptions.dropMetrics}. */
@@ -388,6 +401,7 @@ interface NormalizedOptions {
   intervalSeconds: number;
   hostile: boolean;
   ros: boolean;
+  sharedNames: boolean;
 }
 
 function gcd(a: number, b: number): number {
@@ -437,6 +451,7 @@ function validate(options: HubOptions): NormalizedOptions {
     intervalSeconds,
     hostile: options.hostile ?? false,
     ros: options.ros ?? true,
+    sharedNames: options.sharedNames ?? false,
   };
 }
 
@@ -494,6 +509,8 @@ class ClusterBuilder {
     readonly count: number,
     readonly rng: Prng,
     readonly hostile: boolean,
+    /** Where names come from: `rng` itself, or the hub-wide name stream (`sharedNames`). */
+    readonly names: Prng = rng,
   ) {
     this.base = { clusterID: id, cluster: name };
   }
@@ -547,7 +564,10 @@ function buildCluster(o: NormalizedOptions, index: number, rng: Prng): ClusterMo
   let phase = rng.int(1, o.intervalSeconds - 1);
   while (phase % g === 0) phase = phase + 1 < o.intervalSeconds ? phase + 1 : 1;
   const count = Math.ceil((o.hours * 3600 - phase) / o.intervalSeconds);
-  const b = new ClusterBuilder(id, name, phase, o.intervalSeconds, count, rng, o.hostile);
+  // With sharedNames, every cluster restarts the same name stream (it does not depend on the
+  // cluster index); without, names come from the cluster's stream exactly as before.
+  const names = o.sharedNames ? new Prng(sharedNameSeed(o.seed)) : rng;
+  const b = new ClusterBuilder(id, name, phase, o.intervalSeconds, count, rng, o.hostile, names);
 
   const gaps: SampleRange[] = [];
   const hoursWithoutData: number[] = [];
@@ -563,7 +583,7 @@ function buildCluster(o: NormalizedOptions, index: number, rng: Prng): ClusterMo
   }
 
   const nodes = planNodes(b, o);
-  const ghostNode = `ip-10-0-${rng.int(100, 199)}-${rng.int(2, 250)}.ghost.internal`;
+  const ghostNode = `ip-10-0-${names.int(100, 199)}-${names.int(2, 250)}.ghost.internal`;
   const gpuCluster = o.gpuPods > 0 && index < o.gpuClusters;
   const gpu = gpuCluster ? planGpuNodes(b) : null;
   if (gpu) nodes.push(...gpu.nodes);
@@ -633,17 +653,22 @@ function buildCluster(o: NormalizedOptions, index: number, rng: Prng): ClusterMo
   };
 }
 
+/** Seed of the name stream of {@linkcode HubOptions.sharedNames}: the hub seed only. */
+function sharedNameSeed(seed: number): number {
+  return (Math.imul(seed | 0, 0x5bd1e995) ^ 0x68e31da4) >>> 0;
+}
+
 function planNodes(b: ClusterBuilder, o: NormalizedOptions): NodePlan[] {
-  const { rng } = b;
-  const zone = rng.pick(["us-east-2a", "us-east-2b", "eu-west-1c"]);
+  const { rng, names } = b;
+  const zone = names.pick(["us-east-2a", "us-east-2b", "eu-west-1c"]);
   const nodes: NodePlan[] = [];
   const used = new Set<string>();
   for (let i = 0; i < o.nodes; i++) {
-    let a = rng.int(0, 199);
-    let c = rng.int(2, 254);
+    let a = names.int(0, 199);
+    let c = names.int(2, 254);
     while (used.has(`${a}.${c}`)) {
-      a = rng.int(0, 199);
-      c = rng.int(2, 254);
+      a = names.int(0, 199);
+      c = names.int(2, 254);
     }
     used.add(`${a}.${c}`);
     const name = `ip-10-0-${a}-${c}.${zone.slice(0, -1)}.compute.internal`;
@@ -886,11 +911,12 @@ function planPods(
     const word = WORDS[j % WORDS.length] ?? "app";
     let namespace = namespaces[j % namespaces.length] ?? "default";
     if (j <= 1) namespace = namespaces[0] ?? "default";
-    let name = `${word}-${rng.hex(10)}-${rng.suffix(5)}`;
-    if (role === "hostile") name = `${word}-weird,"pod"-${rng.suffix(5)}`;
-    if (role === "job") name = `${word}-job-2911-${rng.suffix(5)}`;
+    const { names } = b;
+    let name = `${word}-${names.hex(10)}-${names.suffix(5)}`;
+    if (role === "hostile") name = `${word}-weird,"pod"-${names.suffix(5)}`;
+    if (role === "job") name = `${word}-job-2911-${names.suffix(5)}`;
     if (role === "daemon") {
-      name = `node-exporter-${rng.suffix(5)}`;
+      name = `node-exporter-${names.suffix(5)}`;
       namespace = "openshift-monitoring";
     }
     const worker = workers[j % workers.length] ?? master;
@@ -1126,7 +1152,7 @@ function emitStorage(b: ClusterBuilder, o: NormalizedOptions, pods: PodPlan[]): 
   };
   const longRunning = pods.filter((p) => p.running === 0 && p.ended === b.count);
   for (let i = 0; i < o.pvcs; i++) {
-    const pvName = `pvc-${rng.uuid()}`;
+    const pvName = `pvc-${b.names.uuid()}`;
     const size = rng.pick([1, 5, 10, 20, 50]) * GIB;
     const pvLabels: Record<string, string> = i === 0 ? { label_backup: "daily" } : {};
     if (b.hostile && i === 1) pvLabels.label_note = HOSTILE_VALUE;
@@ -1179,7 +1205,7 @@ function emitStorage(b: ClusterBuilder, o: NormalizedOptions, pods: PodPlan[]): 
       }
     }
   }
-  const unbound = `pvc-${rng.uuid()}`;
+  const unbound = `pvc-${b.names.uuid()}`;
   pv(unbound, 100 * GIB, false, { label_reclaim: "retain" });
   result.unboundPv = unbound;
   return result;
@@ -1202,7 +1228,7 @@ function emitVms(b: ClusterBuilder, o: NormalizedOptions, workers: NodePlan[]): 
   };
   const namespace = "virt-workloads";
   for (let v = 0; v < o.vms; v++) {
-    const name = `vm-${WORDS[(v + 3) % WORDS.length]}-${v}-${rng.suffix(4)}`;
+    const name = `vm-${WORDS[(v + 3) % WORDS.length]}-${v}-${b.names.suffix(4)}`;
     const node = (workers[v % workers.length] ?? workers[0])?.name ?? "";
     const base = { namespace, name };
     let scheduling: [number, number] | null = null;
@@ -1325,7 +1351,7 @@ function emitGpus(
   const exporterPods = new Map<string, string>();
   const exporterPlans: PodPlan[] = [];
   for (const node of plan.nodes) {
-    const pod = `nvidia-dcgm-exporter-${rng.suffix(5)}`;
+    const pod = `nvidia-dcgm-exporter-${b.names.suffix(5)}`;
     exporterPods.set(node.name, pod);
     exporterPlans.push({
       name: pod,
@@ -1395,7 +1421,7 @@ function emitGpus(
     const mig = i % 2 === 1;
     const slot = mig ? migSlots[Math.floor(i / 2)] : nonMigSlots[Math.floor(i / 2)];
     if (!slot) throw new RangeError(`No GPU slot for GPU pod ${i}`);
-    const name = `trainer-${i}-${rng.hex(8)}-${rng.suffix(5)}`;
+    const name = `trainer-${i}-${b.names.hex(8)}-${b.names.suffix(5)}`;
     const pod: PodPlan = {
       name,
       namespace: "ml-training",

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import {
   buildHub,
   clusterById,
@@ -10,6 +11,7 @@ import {
   sampleValue,
   type SeriesSpec,
 } from "./model.ts";
+import { writeOpenMetrics } from "./openmetrics.ts";
 
 const hub = buildHub(defaultTestHub());
 
@@ -294,4 +296,99 @@ Deno.test("dropMetrics removes one family from one cluster and changes nothing e
     () => buildHub({ ...defaultTestHub(), dropMetrics: [{ clusterIndex: 0, metric: "nope" }] }),
     /"nope": cluster 0 has no such series/,
   );
+});
+
+/** SHA-256 of the OpenMetrics text of `options`' hub (every file, in order). */
+async function openMetricsHash(options: HubOptions): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "synth-shared-" });
+  try {
+    const files = await writeOpenMetrics(buildHub(options), dir);
+    const hash = createHash("sha256");
+    for (const f of files) hash.update(await Deno.readFile(f));
+    return hash.digest("hex");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("sharedNames: false (or absent) leaves the hub byte-identical", async () => {
+  const base = defaultTestHub();
+  const [without, withFalse, withTrue] = [
+    await openMetricsHash(base),
+    await openMetricsHash({ ...base, sharedNames: false }),
+    await openMetricsHash({ ...base, sharedNames: true }),
+  ];
+  assert.equal(withFalse, without, "sharedNames: false changes no byte of the data");
+  assert.notEqual(withTrue, without, "sharedNames: true does change the data");
+  // The model itself too, with ROS data (its own PRNG stream) and without hostile labels.
+  const ros = { ...base, ros: true, hostile: false };
+  assert.equal(
+    JSON.stringify(buildHub({ ...ros, sharedNames: false })),
+    JSON.stringify(buildHub(ros)),
+  );
+});
+
+/** `namespace/pod` → the pod's node, from `kube_pod_status_phase` and the node-bound requests. */
+function podsOf(c: ClusterModel): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const s of seriesOf(c, "kube_pod_labels")) {
+    out.set(`${s.labels.namespace}/${s.labels.pod}`, "");
+  }
+  for (const s of seriesOf(c, "kube_pod_container_resource_requests")) {
+    const key = `${s.labels.namespace}/${s.labels.pod}`;
+    if (s.labels.node !== undefined) out.set(key, s.labels.node);
+  }
+  return out;
+}
+
+Deno.test("sharedNames: true repeats pod/namespace/node across clusters with other values", () => {
+  const options = { ...defaultTestHub(), ros: true, gpuClusters: 2, sharedNames: true };
+  const shared = buildHub(options);
+  const own = buildHub({ ...options, sharedNames: false });
+  const [a, b, c] = shared.clusters as [ClusterModel, ClusterModel, ClusterModel];
+  // Cluster ids, names and phases stay per cluster.
+  assert.equal(new Set(shared.clusters.map((x) => x.id)).size, 3);
+  assert.equal(new Set(shared.clusters.map((x) => x.phaseSeconds)).size, 3);
+
+  const nodes = (x: ClusterModel) => seriesOf(x, "kube_node_info").map((s) => s.labels.node);
+  assert.deepEqual(nodes(b), nodes(a)); // two GPU clusters
+  assert.deepEqual(nodes(c), nodes(a).filter((n) => !n?.includes(".gpu.")));
+  const [pa, pb, pc] = [podsOf(a), podsOf(b), podsOf(c)];
+  // The same pod in the same namespace on the same node, in all three clusters …
+  const inAll = [...pa].filter(([k, node]) => pb.get(k) === node && pc.get(k) === node);
+  assert.ok(inAll.length >= options.pods, `${inAll.length} pods in all three clusters`);
+  // … and GPU pods in the two GPU clusters only.
+  const gpuPods = [...pa.keys()].filter((k) => k.startsWith("ml-training/"));
+  assert.ok(gpuPods.length > 0);
+  for (const k of gpuPods) {
+    assert.equal(pb.get(k), pa.get(k), k);
+    assert.equal(pc.has(k), false, k);
+  }
+  // VM and PV names repeat too.
+  const vms = (x: ClusterModel) => seriesOf(x, "kubevirt_vm_labels").map((s) => s.labels.name);
+  assert.deepEqual(vms(b), vms(a));
+  assert.deepEqual(vms(c), vms(a));
+  const pvs = (x: ClusterModel) =>
+    seriesOf(x, "kube_persistentvolume_info").map((s) => s.labels.persistentvolume);
+  assert.deepEqual(pvs(b), pvs(a));
+
+  // Different values: a shared pod's requests, uid and labels differ between clusters.
+  const differs = (metric: string, pick: (s: SeriesSpec) => string) =>
+    inAll.filter(([k]) => {
+      const [ns, pod] = k.split("/");
+      const of = (x: ClusterModel) =>
+        seriesOf(x, metric, { namespace: ns!, pod: pod! }).map(pick).join(";");
+      return of(a) !== of(b) || of(b) !== of(c);
+    }).length;
+  const valueOf = (s: SeriesSpec) =>
+    `${s.labels.container}/${s.labels.resource}=${JSON.stringify(s.segments)}`;
+  assert.ok(differs("kube_pod_container_resource_requests", valueOf) > inAll.length / 2);
+  assert.equal(differs("kube_pod_labels", (s) => s.labels.uid ?? ""), inAll.length);
+  assert.ok(differs("kube_pod_labels", (s) => s.labels.label_pod_template_hash ?? "") > 0);
+  assert.ok(differs("container_cpu_usage_seconds_total", (s) => JSON.stringify(s.segments)) > 0);
+
+  // Without the option no pod name repeats across clusters.
+  const ownNames = own.clusters.map((x) => new Set(podsOf(x).keys()));
+  const repeated = [...ownNames[0]!].filter((k) => ownNames[1]!.has(k) || ownNames[2]!.has(k));
+  assert.deepEqual(repeated, []);
 });
