@@ -1,0 +1,119 @@
+/**
+ * An HTTP proxy on a free loopback port in front of a Prometheus (or Thanos)
+ * query API, for fault injection in the end-to-end tests: every request whose
+ * PromQL `query` parameter (in the URL or in a form body) contains one of the
+ * `failOn` strings is answered by the proxy itself with HTTP 422 and a
+ * Prometheus `bad_data` error document; every other request is forwarded
+ * unchanged and its answer streamed back. It records which queries it failed
+ * and which it passed.
+ *
+ * @module
+ */
+
+/** A running failing proxy. */
+export interface FailingProxy {
+  /** Base URL of the proxy, e.g. `http://127.0.0.1:40123`. */
+  readonly url: string;
+  /** `query` parameters answered with 422, in arrival order (retries included). */
+  readonly failed: readonly string[];
+  /** `query` parameters forwarded to the target, in arrival order. */
+  readonly passed: readonly string[];
+  /** Stops listening and waits for the requests in flight. */
+  close(): Promise<void>;
+}
+
+/** Options of {@linkcode startFailingProxy}. */
+export interface FailingProxyOptions {
+  /** Base URL of the real server, e.g. `http://127.0.0.1:9090`. */
+  readonly target: string;
+  /** A request fails when its `query` parameter contains any of these (case-sensitive). */
+  readonly failOn: readonly string[];
+  /** Text of the `error` field of the 422 answer. */
+  readonly message?: string;
+}
+
+/** Hop-by-hop and encoding headers that must not be copied between the two connections. */
+const DROPPED = new Set([
+  "host",
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "content-length",
+  "accept-encoding",
+  "content-encoding",
+]);
+
+function copyHeaders(from: Headers): Headers {
+  const out = new Headers();
+  for (const [k, v] of from) if (!DROPPED.has(k.toLowerCase())) out.set(k, v);
+  return out;
+}
+
+/** The `query` parameter of a request: from the URL, else from a form-encoded body. */
+function queryOf(url: URL, body: string, contentType: string | null): string | null {
+  const inUrl = url.searchParams.get("query");
+  if (inUrl !== null) return inUrl;
+  if (contentType?.includes("application/x-www-form-urlencoded")) {
+    return new URLSearchParams(body).get("query");
+  }
+  return null;
+}
+
+/**
+ * Starts a failing proxy in front of `options.target` on `127.0.0.1`.
+ *
+ * @example
+ * ```ts ignore
+ * import { startFailingProxy } from "./failing_proxy.ts";
+ * const proxy = startFailingProxy({ target: "http://127.0.0.1:9090", failOn: ["bad-id"] });
+ * // point the client at proxy.url …
+ * proxy.failed.length; // queries that named "bad-id"
+ * await proxy.close();
+ * ```
+ */
+export function startFailingProxy(options: FailingProxyOptions): FailingProxy {
+  const target = new URL(options.target);
+  if (!["127.0.0.1", "localhost", "[::1]"].includes(target.hostname)) {
+    throw new RangeError(`Invalid target ${options.target}: only loopback targets are allowed`);
+  }
+  if (options.failOn.length === 0 || options.failOn.some((s) => s === "")) {
+    throw new RangeError("startFailingProxy: failOn needs at least one non-empty string");
+  }
+  const message = options.message ?? "injected fault: this cluster's data is bad";
+  const failed: string[] = [];
+  const passed: string[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      const url = new URL(request.url);
+      const body = request.body ? await request.text() : "";
+      const query = queryOf(url, body, request.headers.get("content-type"));
+      if (query !== null && options.failOn.some((s) => query.includes(s))) {
+        failed.push(query);
+        return Response.json({ status: "error", errorType: "bad_data", error: message }, {
+          status: 422,
+        });
+      }
+      if (query !== null) passed.push(query);
+      const upstream = await fetch(new URL(url.pathname + url.search, target), {
+        method: request.method,
+        headers: copyHeaders(request.headers),
+        ...(request.method === "GET" || request.method === "HEAD" ? {} : { body }),
+      });
+      return new Response(upstream.body, {
+        status: upstream.status,
+        statusText: upstream.statusText,
+        headers: copyHeaders(upstream.headers),
+      });
+    },
+  );
+  const addr = server.addr as Deno.NetAddr;
+  return {
+    url: `http://127.0.0.1:${addr.port}`,
+    failed,
+    passed,
+    async close() {
+      await server.shutdown();
+    },
+  };
+}
