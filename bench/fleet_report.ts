@@ -400,6 +400,8 @@ export interface SkipReport {
     readonly series: number;
     readonly day: string;
     readonly cached: boolean;
+    /** Whether the runs collected the ROS reports too. */
+    readonly ros: boolean;
   };
   readonly prometheusVersion: string;
   readonly machine: { readonly cpus: number; readonly memTotalBytes: number };
@@ -436,7 +438,8 @@ export function formatSkipReport(r: SkipReport): string {
   const out: string[] = [];
   out.push(
     `thanos-bridge skip bench — 1 cluster: ${h.pods} pods, ${h.nodes} nodes, ${h.vms} VMs, ` +
-      `${h.gpuPods} GPU pods, ${h.series} series; day ${h.day}, server mode, ROS on; medians ` +
+      `${h.gpuPods} GPU pods, ${h.series} series; day ${h.day}, server mode, ROS ` +
+      `${h.ros ? "on" : "off (--no-ros)"}; medians ` +
       `of ${r.iterations} pair(s) of runs; TSDB ${h.cached ? "from the cache" : "generated"}`,
   );
   out.push(

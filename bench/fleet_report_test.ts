@@ -169,6 +169,7 @@ const skipReport = (payloads: SkipReport["payloads"], skip = setting(true, [10])
     series: 60_000,
     day: "2026-11-01",
     cached: true,
+    ros: false,
   },
   prometheusVersion: "2.42.0",
   machine: { cpus: 2, memTotalBytes: 24e9 },
@@ -184,6 +185,7 @@ const skipReport = (payloads: SkipReport["payloads"], skip = setting(true, [10])
 Deno.test("formatSkipReport: Prometheus CPU row with the verdict, payload verdict, warnings", () => {
   const text = formatSkipReport(skipReport({ compared: 12, differing: [] }));
   assert.match(text, /^thanos-bridge skip bench — 1 cluster: 2000 pods, 80 nodes, 0 VMs/);
+  assert.match(text, /server mode, ROS off \(--no-ros\)/);
   assert.match(text, /^Prometheus CPU s\s+20\.0\s+10\.0\s+50\.0 %\s+ok$/m);
   assert.match(text, /^queries\s+1200\s+1100\s+8\.3 %$/m);
   assert.match(text, /^payloads identical: 12 CSV members compared byte for byte$/m);

@@ -3,12 +3,18 @@ import { formatSkipReport } from "./fleet_report.ts";
 import { parseSkipArgs, runSkipBench, skipJson } from "./skip.ts";
 
 Deno.test("parseSkipArgs: defaults, BENCH_CACHE, overrides, bad values", () => {
-  assert.deepEqual(parseSkipArgs([], {}), { pods: 2000, iterations: 3, hoursPerFile: 6 });
+  assert.deepEqual(parseSkipArgs([], {}), {
+    pods: 2000,
+    iterations: 3,
+    hoursPerFile: 6,
+    ros: true,
+  });
+  assert.equal(parseSkipArgs(["--no-ros"], {}).ros, false);
   assert.deepEqual(
     parseSkipArgs(["--pods", "500", "--iterations", "1", "--hours-per-file", "24"], {
       BENCH_CACHE: "/env",
     }),
-    { pods: 500, iterations: 1, hoursPerFile: 24, cacheDir: "/env" },
+    { pods: 500, iterations: 1, hoursPerFile: 24, ros: true, cacheDir: "/env" },
   );
   assert.throws(() => parseSkipArgs(["--pods", "0"], {}), /--pods "0"/);
   assert.throws(() => parseSkipArgs(["--hours-per-file", "25"], {}), RangeError);
@@ -25,7 +31,7 @@ Deno.test({
     Deno.env.set("TMPDIR", privateTmp);
     try {
       const report = await runSkipBench(
-        { pods: 3, iterations: 1, hoursPerFile: 24 },
+        { pods: 3, iterations: 1, hoursPerFile: 24, ros: true },
         { log: () => {} },
       );
       assert.equal(report.hub.vms, 0);
