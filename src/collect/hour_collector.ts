@@ -227,7 +227,11 @@ export interface BatchCollectResult {
    * one with their own queries (their hours failed or succeeded each on its own).
    */
   readonly fallback: { readonly code: ErrorCode; readonly message: string } | null;
-  /** Queries not sent because their answers had to be empty (counted once per hour range). */
+  /**
+   * Requests not sent because their answers had to be empty (in server mode a
+   * query sends one request per aggregate; ROS queries count only where the
+   * namespace filter would have let them be sent).
+   */
   readonly skipped: number;
 }
 
@@ -349,11 +353,11 @@ export async function collectHoursBatch(
   for (const span of batches) {
     const first = span[0]!;
     const last = span.at(-1)!;
-    let fetched: { seriesOf: ClusterSeriesOf; rosOf: ClusterRosOf | null };
+    let fetched: { seriesOf: ClusterSeriesOf; rosOf: ClusterRosOf | null; skipped: number };
     try {
       const skip = await probeSkips(options, cost, rosSent, ids, day, first, last);
-      out.skipped += skip.size;
       fetched = await fetchSpan(options, cost, rosSent, skip, route, ids, day, span);
+      out.skipped += fetched.skipped;
     } catch (error) {
       const cancelled = options.signal?.aborted ||
         (error instanceof BridgeError && error.code === "cancelled");
@@ -563,11 +567,14 @@ async function fetchSpan(
   ids: readonly string[],
   day: string,
   span: readonly number[],
-): Promise<{ seriesOf: ClusterSeriesOf; rosOf: ClusterRosOf | null }> {
+): Promise<{ seriesOf: ClusterSeriesOf; rosOf: ClusterRosOf | null; skipped: number }> {
   const who = ids.length === 1 ? ids[0]! : `${ids[0]} and ${ids.length - 1} more`;
   const first = span[0]!;
   const last = span.at(-1)!;
   const sent = cost.filter((p) => !skip.has(p.query.name));
+  let skipped = cost
+    .filter((p) => skip.has(p.query.name))
+    .reduce((n, p) => n + (options.mode === "client" ? 1 : p.server.length), 0);
   const fetch = options.mode === "client"
     ? clientHourTasks(options, sent, route, who, day, first)
     : serverBatchTasks(options, sent, route, who, day, span);
@@ -579,10 +586,11 @@ async function fetchSpan(
   // One run: same client, counter, signal and fairness; the first failure stops all.
   await runAll([...fetch.tasks, ...(gate?.tasks ?? [])], options.signal);
   const seriesOf = (clusterId: string) => fetch.result(clusterId, cost);
-  if (!rosSent || !gate) return { seriesOf, rosOf: null };
+  if (!rosSent || !gate) return { seriesOf, rosOf: null, skipped };
   let rosOf: ClusterRosOf = (clusterId) => (h, w) => gate.result(clusterId, filter)(h, w);
   if (anyWindowPassed(gate.result, filter, span, ids)) {
     const rest = rosSent.filter((p) => p.query.group !== "ros-filter");
+    skipped += rest.filter((p) => skip.has(p.query.name)).length;
     const more = rosBatchTasks(
       options,
       rest.filter((p) => !skip.has(p.query.name)),
@@ -599,7 +607,7 @@ async function fetchSpan(
       return (h, w) => new Map([...a(h, w), ...b(h, w)]);
     };
   }
-  return { seriesOf, rosOf };
+  return { seriesOf, rosOf, skipped };
 }
 
 /**

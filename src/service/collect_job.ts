@@ -203,7 +203,11 @@ export interface BatchingSummary {
   batches: number;
   /** Of those, collections that covered more than one cluster with one query each. */
   batched: number;
-  /** Queries not sent because their answers had to be empty (`--skip-empty`). */
+  /**
+   * Requests not sent because their answers had to be empty (`--skip-empty`);
+   * without the skip the run would have sent this many more, and no probes
+   * (one per batch and hour range, counted in `queries`).
+   */
   skippedQueries: number;
   /**
    * Batches whose queries failed (after the client's retries): their clusters
