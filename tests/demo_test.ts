@@ -23,7 +23,6 @@ Deno.test("demo recording replays with no network into three valid day payloads"
     };
     const code = await main([
       "collect",
-      "--no-ros", // the recording was made without the ROS queries
       "--replay",
       `${ROOT}demo/recording`,
       "--cluster",
@@ -39,6 +38,9 @@ Deno.test("demo recording replays with no network into three valid day payloads"
     assert.equal(code, 0, err + out);
     const summary = JSON.parse(out);
     assert.equal(summary.clusters.length, 3);
+    // Replayed as recorded: one batch for the three clusters, no fallback to per-cluster queries.
+    assert.equal(summary.batching.batched, 1, JSON.stringify(summary.batching));
+    assert.deepEqual(summary.batching.fallbacks, []);
     for (const c of summary.clusters) {
       assert.equal(c.days.length, 1);
       const [day] = c.days;
