@@ -908,13 +908,7 @@ function serverBatchTasks(
     });
   });
   const result = (clusterId: string, all: readonly { query: { name: string } }[]): HourSeriesOf => {
-    // Each query's series in the cluster's own answer order, sorted once.
-    const ordered = new Map<string, Entry[]>();
-    for (const { query } of all) {
-      const p = planOf.get(query.name);
-      const list = p ? [...seriesOf(clusterId, query.name).values()] : [];
-      ordered.set(query.name, inAnswerOrder(list, p?.stripClusterLabel ?? false));
-    }
+    const ordered = orderedByQuery(all, planOf, (name) => seriesOf(clusterId, name).values());
     return (hour) => hourOf(clusterId, all, ordered, hour);
   };
   const hourOf = (
@@ -988,6 +982,24 @@ function compareLabels(a: Labels, b: Labels): number {
  */
 function inAnswerOrder<T extends { metric: Labels }>(list: T[], strip: boolean): T[] {
   return strip ? list.sort((x, y) => compareLabels(x.metric, y.metric)) : list;
+}
+
+/**
+ * Each query's series of one cluster in the cluster's own answer order,
+ * sorted once; a query that was not sent (its answer had to be empty) has none.
+ */
+function orderedByQuery<T extends { metric: Labels }>(
+  all: readonly { query: { name: string } }[],
+  sent: ReadonlyMap<string, { readonly stripClusterLabel?: boolean }>,
+  entries: (query: string) => Iterable<T>,
+): Map<string, T[]> {
+  const ordered = new Map<string, T[]>();
+  for (const { query } of all) {
+    const p = sent.get(query.name);
+    const list = p ? [...entries(query.name)] : [];
+    ordered.set(query.name, inAnswerOrder(list, p?.stripClusterLabel ?? false));
+  }
+  return ordered;
 }
 
 /** Step of the ROS `query_range`: one point per 15-minute window end. */
@@ -1085,13 +1097,7 @@ function rosBatchTasks(
     };
   });
   const result = (clusterId: string, all: readonly { query: { name: string } }[]): RosSamplesOf => {
-    // Each query's series in the cluster's own answer order, sorted once.
-    const ordered = new Map<string, Entry[]>();
-    for (const { query } of all) {
-      const p = planOf.get(query.name);
-      const list = p ? [...seriesOf(clusterId, query.name).values()] : [];
-      ordered.set(query.name, inAnswerOrder(list, p?.stripClusterLabel ?? false));
-    }
+    const ordered = orderedByQuery(all, planOf, (name) => seriesOf(clusterId, name).values());
     return (hour, window) => {
       const slot = (hour - first) * 4 + window;
       const byQuery = new Map<string, RosSample[]>();

@@ -18,7 +18,7 @@
 
 import { ROS_QUERIES } from "./ros_catalogue.ts";
 import type { RosQuery } from "./catalogue_groups.ts";
-import { parser } from "@prometheus-io/lezer-promql";
+import { parsePromql } from "./promql_rewrite.ts";
 import type { SyntaxNode } from "@lezer/common";
 import { COST_QUERIES } from "./catalogue.ts";
 import type { CostQuery, QueryGroup } from "./catalogue_groups.ts";
@@ -286,21 +286,7 @@ export function expressionMetrics(
 ): { metrics: string[]; required: string[] } {
   const cached = parsedCache.get(expr);
   if (cached) return { metrics: [...cached.metrics], required: [...cached.required] };
-  const tree = parser.parse(expr);
-  let error: number | null = null;
-  tree.iterate({
-    enter(ref) {
-      if (error === null && ref.type.isError) error = ref.from;
-      return error === null;
-    },
-  });
-  if (error !== null) {
-    throw new SyntaxError(
-      `Cannot parse PromQL ${JSON.stringify(expr.slice(0, 200))} at offset ${error}`,
-      { cause: { query: expr, position: error } },
-    );
-  }
-  const r = reads(expr, tree.topNode);
+  const r = reads(expr, parsePromql(expr).topNode);
   const result = { metrics: [...r.all].sort(), required: [...r.required].sort() };
   if (parsedCache.size < 1000) parsedCache.set(expr, result);
   return { metrics: [...result.metrics], required: [...result.required] };

@@ -32,7 +32,7 @@
  */
 
 import type { SyntaxNode } from "@lezer/common";
-import { parser } from "@prometheus-io/lezer-promql";
+import { parsePromql } from "./promql_rewrite.ts";
 import { isLabelName, parseDuration } from "../model.ts";
 
 /**
@@ -443,22 +443,11 @@ export function presentIn(result: ProbeResult, clusterId: string): (atomKey: str
 // ---------------------------------------------------------------------------
 
 function parseExpression(expr: string): SyntaxNode {
-  const tree = parser.parse(expr);
-  let error: number | null = null;
-  tree.iterate({
-    enter(ref) {
-      if (error === null && ref.type.isError) error = ref.from;
-      return error === null;
-    },
-  });
-  const top = expressionChildren(tree.topNode);
-  if (error !== null || top.length !== 1) {
-    const at = error ?? 0;
-    throw new SyntaxError(
-      `Cannot parse PromQL query ${JSON.stringify(expr)} at offset ${at}: ` +
-        JSON.stringify(expr.slice(Math.max(0, at - 20), at + 20)),
-      { cause: { query: expr, position: at } },
-    );
+  const top = expressionChildren(parsePromql(expr).topNode);
+  if (top.length !== 1) {
+    throw new SyntaxError(`Cannot parse PromQL query ${JSON.stringify(expr)}: not one expression`, {
+      cause: { query: expr, position: 0 },
+    });
   }
   return top[0]!;
 }

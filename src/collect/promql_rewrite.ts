@@ -350,6 +350,23 @@ function widenTo(expr: string, minimum: string): (current: string) => string | n
 }
 
 /** Parses `expr` and refuses error nodes and string literals Prometheus would reject. */
+/**
+ * Parses a PromQL query with Prometheus's grammar and checks it as
+ * Prometheus's Go parser would (no error node, string literals that
+ * `strutil.Unquote` accepts, no lone surrogates).
+ *
+ * @throws {SyntaxError} Naming the query and the offset of the first problem.
+ *
+ * @example
+ * ```ts
+ * import { parsePromql } from "./promql_rewrite.ts";
+ * parsePromql("sum by (node) (up)").topNode.name; // "PromQL"
+ * ```
+ */
+export function parsePromql(expr: string): Tree {
+  return parseChecked(expr);
+}
+
 function parseChecked(expr: string): Tree {
   if (!expr.isWellFormed()) {
     throw new SyntaxError(
