@@ -331,7 +331,7 @@ export async function collectHoursBatch(
   if (new Set(ids).size !== ids.length) {
     throw new RangeError(`collectHoursBatch: a cluster appears twice in the batch`);
   }
-  const route = single ? singleRoute(ids[0]!) : labelRoute(batch.clusterLabel, ids);
+  const routeOf = () => (single ? singleRoute(ids[0]!) : labelRoute(batch.clusterLabel, ids));
 
   const byCluster = new Map<string, CollectDayResult>(
     ids.map((id) => [id, { collected: [], failed: [], pending: [] }]),
@@ -356,7 +356,7 @@ export async function collectHoursBatch(
     let fetched: { seriesOf: ClusterSeriesOf; rosOf: ClusterRosOf | null; skipped: number };
     try {
       const skip = await probeSkips(options, cost, rosSent, ids, day, first, last);
-      fetched = await fetchSpan(options, cost, rosSent, skip, route, ids, day, span);
+      fetched = await fetchSpan(options, cost, rosSent, skip, routeOf(), ids, day, span);
       out.skipped += fetched.skipped;
     } catch (error) {
       const cancelled = options.signal?.aborted ||
@@ -654,11 +654,37 @@ type Route = (
   metric: Labels,
   strip: boolean,
   ctx: AnswerContext,
-) => { readonly clusterId: string; readonly metric: Labels };
+) => Routed;
+
+/**
+ * A routed series: its cluster, its labels and their canonical key
+ * ({@linkcode labelsKey}). Label sets are interned per collection: the same
+ * pod comes back from a dozen queries, and one shared label object and key
+ * string instead of a dozen copies is most of a batch's memory.
+ */
+interface Routed {
+  readonly clusterId: string;
+  readonly metric: Labels;
+  readonly key: string;
+}
+
+/** Interns label sets by cluster and key (one table per collection of an hour range). */
+function interner(): (clusterId: string, metric: Labels) => Routed {
+  const tables = new Map<string, Map<string, Routed>>();
+  return (clusterId, metric) => {
+    let table = tables.get(clusterId);
+    if (!table) tables.set(clusterId, table = new Map());
+    const key = labelsKey(metric);
+    let routed = table.get(key);
+    if (!routed) table.set(key, routed = { clusterId, metric, key });
+    return routed;
+  };
+}
 
 /** One cluster: every series is its own, labels unchanged. */
 function singleRoute(clusterId: string): Route {
-  return (metric) => ({ clusterId, metric });
+  const intern = interner();
+  return (metric) => intern(clusterId, metric);
 }
 
 /**
@@ -668,6 +694,7 @@ function singleRoute(clusterId: string): Route {
  */
 function labelRoute(label: string, ids: readonly string[]): Route {
   const known = new Set(ids);
+  const intern = interner();
   return (metric, strip, ctx) => {
     const clusterId = metric[label];
     if (clusterId === undefined || !known.has(clusterId)) {
@@ -680,10 +707,10 @@ function labelRoute(label: string, ids: readonly string[]): Route {
         }: the batched answer cannot be split by cluster`,
       );
     }
-    if (!strip) return { clusterId, metric };
+    if (!strip) return intern(clusterId, metric);
     const rest: Record<string, string> = {};
     for (const name in metric) if (name !== label) rest[name] = metric[name]!;
-    return { clusterId, metric: rest };
+    return intern(clusterId, rest);
   };
 }
 
@@ -875,10 +902,9 @@ function serverBatchTasks(
         { query: expr, ...grid, ...requestContext(ctx) },
         (s) => {
           const { slots, values } = checkSeries(s, grid, ctx);
-          const { clusterId, metric } = route(s.metric, p.stripClusterLabel ?? false, ctx);
+          const { clusterId, metric, key } = route(s.metric, p.stripClusterLabel ?? false, ctx);
           mine.add(clusterId);
           const series = seriesOf(clusterId, name);
-          const key = labelsKey(metric);
           let entry = series.get(key);
           if (!entry) series.set(key, entry = { metric, byAggregate: {} });
           const points = entry.byAggregate[aggregate] ??= {
@@ -1070,10 +1096,9 @@ function rosBatchTasks(
         { query: p.expr, ...grid, ...requestContext(ctx) },
         (s) => {
           const { slots, values } = checkSeries(s, grid, ctx);
-          const { clusterId, metric } = route(s.metric, p.stripClusterLabel ?? false, ctx);
+          const { clusterId, metric, key } = route(s.metric, p.stripClusterLabel ?? false, ctx);
           mine.add(clusterId);
           const series = seriesOf(clusterId, name);
-          const key = labelsKey(metric);
           if (series.has(key)) {
             throw answerError(ctx, `series ${showLabels(s.metric)} appears twice in the answer`);
           }

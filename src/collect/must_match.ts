@@ -443,7 +443,8 @@ export function presentIn(result: ProbeResult, clusterId: string): (atomKey: str
 // ---------------------------------------------------------------------------
 
 function parseExpression(expr: string): SyntaxNode {
-  const top = expressionChildren(parsePromql(expr).topNode);
+  // The queries come from the rewriter, whose literals are checked already.
+  const top = expressionChildren(parsePromql(expr, { literals: false }).topNode);
   if (top.length !== 1) {
     throw new SyntaxError(`Cannot parse PromQL query ${JSON.stringify(expr)}: not one expression`, {
       cause: { query: expr, position: 0 },

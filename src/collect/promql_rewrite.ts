@@ -352,8 +352,10 @@ function widenTo(expr: string, minimum: string): (current: string) => string | n
 /** Parses `expr` and refuses error nodes and string literals Prometheus would reject. */
 /**
  * Parses a PromQL query with Prometheus's grammar and checks it as
- * Prometheus's Go parser would (no error node, string literals that
- * `strutil.Unquote` accepts, no lone surrogates).
+ * Prometheus's Go parser would: no error node, no lone surrogates and, unless
+ * `literals` is false, string literals that `strutil.Unquote` accepts. Skip
+ * the literal check only for text this module wrote itself (a batch's regex
+ * literals are kilobytes long, and checking them costs seconds per run).
  *
  * @throws {SyntaxError} Naming the query and the offset of the first problem.
  *
@@ -363,11 +365,11 @@ function widenTo(expr: string, minimum: string): (current: string) => string | n
  * parsePromql("sum by (node) (up)").topNode.name; // "PromQL"
  * ```
  */
-export function parsePromql(expr: string): Tree {
-  return parseChecked(expr);
+export function parsePromql(expr: string, options: { literals?: boolean } = {}): Tree {
+  return parseChecked(expr, options.literals ?? true);
 }
 
-function parseChecked(expr: string): Tree {
+function parseChecked(expr: string, literals = true): Tree {
   if (!expr.isWellFormed()) {
     throw new SyntaxError(
       `Cannot parse PromQL query ${quoteQuery(expr)}: it contains a lone UTF-16 surrogate`,
@@ -377,6 +379,7 @@ function parseChecked(expr: string): Tree {
   const tree = parser.parse(expr);
   const error = firstError(tree);
   if (error !== null) throw syntaxError(expr, error, "syntax error");
+  if (!literals) return tree;
   tree.iterate({
     enter(ref) {
       if (ref.name !== "StringLiteral") return;
