@@ -54,7 +54,11 @@ function args(
 ): string[] {
   return [
     "collect",
-    "--no-ros", // the demo recording was made without the ROS queries
+    // The demo recording's per-cluster pass (tools/make_demo.ts): the clusters are collected
+    // in different subsets here, which batched queries would not find in the recording.
+    "--no-ros",
+    "--cluster-batch",
+    "1",
     "--replay",
     `${ROOT}demo/recording`,
     "--cluster",

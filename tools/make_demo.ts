@@ -1,9 +1,10 @@
 /**
  * Re-creates the shipped demo recording `demo/recording/`: generates the
  * synthetic test hub, loads it into a real Prometheus, and runs the `collect`
- * entry point once with `--record`, using the exact flags of `deno task demo`
+ * entry point with `--record`: once with the exact flags of `deno task demo`
  * (recorded requests are keyed by query and time range, so the replay must use
- * the same day, reduction mode and batch size).
+ * the same day, reduction mode, batch size and cluster batch), and once with
+ * `--cluster-batch 1 --no-ros`, for tests that replay a subset of the clusters.
  *
  * Run: `deno run -A tools/make_demo.ts`
  *
@@ -23,29 +24,40 @@ try {
   try {
     await Deno.remove(RECORDING, { recursive: true }).catch(() => {});
     const clusters = hub.clusters.map((c) => c.id).join(",");
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        ...RUNTIME_FLAGS,
-        `${ROOT}src/cli/main.ts`,
-        "collect",
-        "--thanos-url",
-        server.url,
-        "--cluster",
-        clusters,
-        "--day",
-        "2026-11-01",
-        "--record",
-        RECORDING,
-        "--state",
-        `${work}/state`,
-        "--out",
-        `${work}/out`,
-      ],
-      stdout: "inherit",
-      stderr: "inherit",
-    }).output();
-    if (out.code !== 0) throw new Error(`collect exited with ${out.code}`);
+    // 1. The demo's own run (one batch for the three clusters). 2. Each cluster on its own
+    //    queries without ROS, which tests replay for other subsets of the clusters
+    //    (tests/register_test.ts collects two of them).
+    const passes: [string, string[]][] = [["demo", []], ["per-cluster", [
+      "--cluster-batch",
+      "1",
+      "--no-ros",
+    ]]];
+    for (const [name, extra] of passes) {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          ...RUNTIME_FLAGS,
+          `${ROOT}src/cli/main.ts`,
+          "collect",
+          "--thanos-url",
+          server.url,
+          "--cluster",
+          clusters,
+          "--day",
+          "2026-11-01",
+          "--record",
+          RECORDING,
+          "--state",
+          `${work}/state-${name}`,
+          "--out",
+          `${work}/out-${name}`,
+          ...extra,
+        ],
+        stdout: "inherit",
+        stderr: "inherit",
+      }).output();
+      if (out.code !== 0) throw new Error(`collect (${name}) exited with ${out.code}`);
+    }
     console.log(`\nrecorded ${RECORDING} for clusters ${clusters}`);
   } finally {
     await server.stop();
