@@ -30,6 +30,7 @@
  * @module
  */
 
+import { integerArg } from "./bench_args.ts";
 import { parseArgs } from "node:util";
 import { startPrometheus } from "../tools/synth/prometheus.ts";
 import {
@@ -76,15 +77,6 @@ export interface BenchOptions {
   readonly cacheDir?: string;
   readonly jsonOut?: string;
   readonly quick: boolean;
-}
-
-function positive(name: string, raw: string | undefined, fallback: number, max: number): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw.trim()) || n < 1 || n > max) {
-    throw new RangeError(`Invalid --${name} "${raw}": expected an integer in [1, ${max}]`);
-  }
-  return n;
 }
 
 function parseModes(raw: string | undefined): BenchMode[] {
@@ -136,9 +128,9 @@ export function parseBenchArgs(
   const quick = values.quick ?? false;
   const cacheDir = values.cache ?? (env.BENCH_CACHE || undefined);
   return {
-    pods: positive("pods", values.pods, quick ? 100 : 2000, 100_000),
-    iterations: positive("iterations", values.iterations, quick ? 1 : 3, 99),
-    hoursPerFile: positive("hours-per-file", values["hours-per-file"], quick ? 24 : 6, 24),
+    pods: integerArg("pods", values.pods, quick ? 100 : 2000, 1, 100_000),
+    iterations: integerArg("iterations", values.iterations, quick ? 1 : 3, 1, 99),
+    hoursPerFile: integerArg("hours-per-file", values["hours-per-file"], quick ? 24 : 6, 1, 24),
     modes: parseModes(values.modes),
     quick,
     ...(cacheDir ? { cacheDir } : {}),

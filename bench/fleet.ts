@@ -15,6 +15,7 @@
  * @module
  */
 
+import { integerArg } from "./bench_args.ts";
 import { parseArgs } from "node:util";
 import { startPrometheus } from "../tools/synth/prometheus.ts";
 import { BENCH_DAY, prepareBenchHub } from "./bench_hub.ts";
@@ -52,21 +53,6 @@ export interface FleetOptions {
   readonly jsonOut?: string;
 }
 
-function integer(
-  name: string,
-  raw: string | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-) {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw.trim()) || n < min || n > max) {
-    throw new RangeError(`Invalid --${name} "${raw}": expected an integer in [${min}, ${max}]`);
-  }
-  return n;
-}
-
 /**
  * Parses the fleet bench's arguments (those after `--fleet`); `env` supplies
  * `BENCH_CACHE`. Throws a `RangeError` or `TypeError` naming the bad argument.
@@ -98,9 +84,9 @@ export function parseFleetArgs(
   });
   const cacheDir = values.cache ?? (env.BENCH_CACHE || undefined);
   return {
-    clusters: integer("clusters", values.clusters, 200, 2, 1000),
-    iterations: integer("iterations", values.iterations, 3, 1, 99),
-    hoursPerFile: integer("hours-per-file", values["hours-per-file"], 6, 1, 24),
+    clusters: integerArg("clusters", values.clusters, 200, 2, 1000),
+    iterations: integerArg("iterations", values.iterations, 3, 1, 99),
+    hoursPerFile: integerArg("hours-per-file", values["hours-per-file"], 6, 1, 24),
     ...(cacheDir ? { cacheDir } : {}),
     ...(values["json-out"] ? { jsonOut: values["json-out"] } : {}),
   };

@@ -18,6 +18,7 @@
  * @module
  */
 
+import { integerArg } from "./bench_args.ts";
 import { parseArgs } from "node:util";
 import { startPrometheus } from "../tools/synth/prometheus.ts";
 import { BENCH_DAY, benchHubOptions, prepareBenchHub } from "./bench_hub.ts";
@@ -46,21 +47,6 @@ export interface SkipOptions {
   readonly ros: boolean;
   readonly cacheDir?: string;
   readonly jsonOut?: string;
-}
-
-function integer(
-  name: string,
-  raw: string | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-) {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw.trim()) || n < min || n > max) {
-    throw new RangeError(`Invalid --${name} "${raw}": expected an integer in [${min}, ${max}]`);
-  }
-  return n;
 }
 
 /**
@@ -98,9 +84,9 @@ export function parseSkipArgs(
   });
   const cacheDir = values.cache ?? (env.BENCH_CACHE || undefined);
   return {
-    pods: integer("pods", values.pods, 2000, 1, 100_000),
-    iterations: integer("iterations", values.iterations, 3, 1, 99),
-    hoursPerFile: integer("hours-per-file", values["hours-per-file"], 6, 1, 24),
+    pods: integerArg("pods", values.pods, 2000, 1, 100_000),
+    iterations: integerArg("iterations", values.iterations, 3, 1, 99),
+    hoursPerFile: integerArg("hours-per-file", values["hours-per-file"], 6, 1, 24),
     ros: !(values["no-ros"] ?? false),
     ...(cacheDir ? { cacheDir } : {}),
     ...(values["json-out"] ? { jsonOut: values["json-out"] } : {}),
