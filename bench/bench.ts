@@ -30,7 +30,7 @@
  * @module
  */
 
-import { integerArg } from "./bench_args.ts";
+import { COMMON_OPTIONS, commonArgs, integerArg } from "./bench_args.ts";
 import { parseArgs } from "node:util";
 import { startPrometheus } from "../tools/synth/prometheus.ts";
 import {
@@ -116,25 +116,25 @@ export function parseBenchArgs(
     strict: true,
     allowPositionals: false,
     options: {
+      ...COMMON_OPTIONS,
       pods: { type: "string" },
       quick: { type: "boolean", default: false },
-      iterations: { type: "string" },
-      "hours-per-file": { type: "string" },
       modes: { type: "string" },
-      cache: { type: "string" },
-      "json-out": { type: "string" },
     },
   });
   const quick = values.quick ?? false;
-  const cacheDir = values.cache ?? (env.BENCH_CACHE || undefined);
+  const common = commonArgs(values, env, {
+    iterations: quick ? 1 : 3,
+    hoursPerFile: quick ? 24 : 6,
+  });
   return {
     pods: integerArg("pods", values.pods, quick ? 100 : 2000, 1, 100_000),
-    iterations: integerArg("iterations", values.iterations, quick ? 1 : 3, 1, 99),
-    hoursPerFile: integerArg("hours-per-file", values["hours-per-file"], quick ? 24 : 6, 1, 24),
+    iterations: common.iterations,
+    hoursPerFile: common.hoursPerFile,
     modes: parseModes(values.modes),
     quick,
-    ...(cacheDir ? { cacheDir } : {}),
-    ...(values["json-out"] ? { jsonOut: values["json-out"] } : {}),
+    ...(common.cacheDir ? { cacheDir: common.cacheDir } : {}),
+    ...(common.jsonOut ? { jsonOut: common.jsonOut } : {}),
   };
 }
 

@@ -35,3 +35,60 @@ export function integerArg(
   }
   return n;
 }
+
+/** The flags every benchmark takes (for `parseArgs`). */
+export const COMMON_OPTIONS = {
+  iterations: { type: "string" },
+  "hours-per-file": { type: "string" },
+  cache: { type: "string" },
+  "json-out": { type: "string" },
+} as const;
+
+/** Parsed {@linkcode COMMON_OPTIONS}. */
+export interface CommonArgs {
+  readonly iterations: number;
+  /** Hours per OpenMetrics file given to promtool. */
+  readonly hoursPerFile: number;
+  readonly cacheDir?: string;
+  readonly jsonOut?: string;
+}
+
+/**
+ * Reads the {@linkcode COMMON_OPTIONS} values of `parseArgs`; `--cache`
+ * defaults to `BENCH_CACHE` of `env`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { commonArgs } from "./bench_args.ts";
+ *
+ * assert.deepEqual(
+ *   commonArgs({ iterations: "5" }, { BENCH_CACHE: "/c" }, { iterations: 3, hoursPerFile: 6 }),
+ *   { iterations: 5, hoursPerFile: 6, cacheDir: "/c" },
+ * );
+ * ```
+ */
+export function commonArgs(
+  values: {
+    readonly iterations?: string;
+    readonly "hours-per-file"?: string;
+    readonly cache?: string;
+    readonly "json-out"?: string;
+  },
+  env: Readonly<Record<string, string | undefined>>,
+  defaults: { readonly iterations: number; readonly hoursPerFile: number },
+): CommonArgs {
+  const cacheDir = values.cache ?? (env.BENCH_CACHE || undefined);
+  return {
+    iterations: integerArg("iterations", values.iterations, defaults.iterations, 1, 99),
+    hoursPerFile: integerArg(
+      "hours-per-file",
+      values["hours-per-file"],
+      defaults.hoursPerFile,
+      1,
+      24,
+    ),
+    ...(cacheDir ? { cacheDir } : {}),
+    ...(values["json-out"] ? { jsonOut: values["json-out"] } : {}),
+  };
+}

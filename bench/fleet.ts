@@ -15,7 +15,7 @@
  * @module
  */
 
-import { integerArg } from "./bench_args.ts";
+import { COMMON_OPTIONS, commonArgs, integerArg } from "./bench_args.ts";
 import { parseArgs } from "node:util";
 import { startPrometheus } from "../tools/synth/prometheus.ts";
 import { BENCH_DAY, prepareBenchHub } from "./bench_hub.ts";
@@ -74,21 +74,11 @@ export function parseFleetArgs(
     args: [...args],
     strict: true,
     allowPositionals: false,
-    options: {
-      clusters: { type: "string" },
-      iterations: { type: "string" },
-      "hours-per-file": { type: "string" },
-      cache: { type: "string" },
-      "json-out": { type: "string" },
-    },
+    options: { ...COMMON_OPTIONS, clusters: { type: "string" } },
   });
-  const cacheDir = values.cache ?? (env.BENCH_CACHE || undefined);
   return {
     clusters: integerArg("clusters", values.clusters, 200, 2, 1000),
-    iterations: integerArg("iterations", values.iterations, 3, 1, 99),
-    hoursPerFile: integerArg("hours-per-file", values["hours-per-file"], 6, 1, 24),
-    ...(cacheDir ? { cacheDir } : {}),
-    ...(values["json-out"] ? { jsonOut: values["json-out"] } : {}),
+    ...commonArgs(values, env, { iterations: 3, hoursPerFile: 6 }),
   };
 }
 

@@ -18,7 +18,7 @@
  * @module
  */
 
-import { integerArg } from "./bench_args.ts";
+import { COMMON_OPTIONS, commonArgs, integerArg } from "./bench_args.ts";
 import { parseArgs } from "node:util";
 import { startPrometheus } from "../tools/synth/prometheus.ts";
 import { BENCH_DAY, benchHubOptions, prepareBenchHub } from "./bench_hub.ts";
@@ -74,22 +74,19 @@ export function parseSkipArgs(
     strict: true,
     allowPositionals: false,
     options: {
+      ...COMMON_OPTIONS,
       pods: { type: "string" },
-      iterations: { type: "string" },
-      "hours-per-file": { type: "string" },
       "no-ros": { type: "boolean", default: false },
-      cache: { type: "string" },
-      "json-out": { type: "string" },
     },
   });
-  const cacheDir = values.cache ?? (env.BENCH_CACHE || undefined);
+  const common = commonArgs(values, env, { iterations: 3, hoursPerFile: 6 });
   return {
     pods: integerArg("pods", values.pods, 2000, 1, 100_000),
-    iterations: integerArg("iterations", values.iterations, 3, 1, 99),
-    hoursPerFile: integerArg("hours-per-file", values["hours-per-file"], 6, 1, 24),
+    iterations: common.iterations,
+    hoursPerFile: common.hoursPerFile,
     ros: !(values["no-ros"] ?? false),
-    ...(cacheDir ? { cacheDir } : {}),
-    ...(values["json-out"] ? { jsonOut: values["json-out"] } : {}),
+    ...(common.cacheDir ? { cacheDir: common.cacheDir } : {}),
+    ...(common.jsonOut ? { jsonOut: common.jsonOut } : {}),
   };
 }
 
