@@ -32,7 +32,7 @@
  */
 
 import type { SyntaxNode } from "@lezer/common";
-import { parsePromql } from "./promql_rewrite.ts";
+import { DATE_FUNCTIONS, parsePromql } from "./promql_rewrite.ts";
 import { isLabelName, parseDuration } from "../model.ts";
 
 /**
@@ -149,14 +149,7 @@ const PROPAGATING_FUNCTIONS: ReadonlyMap<string, number> = new Map([
     "histogram_stddev",
     "histogram_stdvar",
     // Without an argument these read vector(time()): handled by the arity check.
-    "day_of_month",
-    "day_of_week",
-    "day_of_year",
-    "days_in_month",
-    "hour",
-    "minute",
-    "month",
-    "year",
+    ...DATE_FUNCTIONS,
   ].map((name) => [name, 0] as const),
   ["histogram_quantile", 1],
   ["histogram_fraction", 2],

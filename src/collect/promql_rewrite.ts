@@ -822,7 +822,7 @@ const LABEL_KEEPING_FUNCTIONS: ReadonlySet<string> = new Set([
 ]);
 
 /** Date functions: keep their argument's labels; without one they read `vector(time())`. */
-const DATE_FUNCTIONS: ReadonlySet<string> = new Set([
+export const DATE_FUNCTIONS: ReadonlySet<string> = new Set([
   "day_of_month",
   "day_of_week",
   "day_of_year",
