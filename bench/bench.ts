@@ -32,7 +32,6 @@
 
 import { COMMON_OPTIONS, commonArgs, integerArg } from "./bench_args.ts";
 import { parseArgs } from "node:util";
-import { startPrometheus } from "../tools/synth/prometheus.ts";
 import {
   type BenchReport,
   formatBenchReport,
@@ -46,7 +45,7 @@ import {
   type TimedRun,
   type WindowFigures,
 } from "./bench_report.ts";
-import { BENCH_DAY, benchHubOptions, prepareBenchHub } from "./bench_hub.ts";
+import { BENCH_DAY, benchHubOptions, withBenchServer } from "./bench_hub.ts";
 import { type CollectRunResult, runCollectProcess } from "./collect_run.ts";
 import { downloadFloor, readRecordedRequests } from "./download_floor.ts";
 import { readCpuSeconds, readSystemCpu } from "./process_monitor.ts";
@@ -190,263 +189,264 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
   const { log, signal } = io;
   const sourceBefore = await sourceFingerprint(SRC);
   const hubOptions = benchHubOptions(options.pods);
-  const hub = await prepareBenchHub(hubOptions, {
+  const prepare = {
     hoursPerFile: options.hoursPerFile,
     log,
     ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
-  });
-  let work: string | undefined;
-  let prom: Awaited<ReturnType<typeof startPrometheus>> | undefined;
-  try {
-    signal?.throwIfAborted();
-    work = await Deno.makeTempDir({ prefix: "thanos_bridge_bench_" });
-    prom = await startPrometheus({ dataDir: hub.dataDir });
-    const url = prom.url;
-    const promPid = prom.pid;
-    log(`Prometheus ${url} (pid ${promPid}) over ${hub.dataDir}`);
-    const version = buildVersion(await scrapeMetrics(url)) ?? "unknown";
-    const compactionsBefore = (await compactionCounters(url)).compactions;
-    let dirCount = 0;
-    const fresh = async () => {
-      const dir = `${work}/run-${++dirCount}`;
-      await Deno.mkdir(dir);
-      return { stateDir: `${dir}/state`, outDir: `${dir}/out`, dir };
-    };
-    const collect = async (
-      mode: BenchMode,
-      until: number,
-      recordDir?: string,
-      ros = true,
-    ): Promise<CollectRunResult> => {
-      const dirs = await fresh();
-      try {
-        return await runCollectProcess({
-          url,
-          clusterId: hub.clusterId,
-          day: BENCH_DAY,
-          until,
-          mode,
-          stateDir: dirs.stateDir,
-          outDir: dirs.outDir,
-          ...(recordDir ? { recordDir } : {}),
-          ...(ros ? {} : { ros: false }),
-          ...(signal ? { signal } : {}),
-        });
-      } finally {
-        await Deno.remove(dirs.dir, { recursive: true });
-      }
-    };
-    /** CPU counters of the machine, Prometheus and this process. */
-    const cpu = async () => {
-      const system = await readSystemCpu();
-      return {
-        busy: system.busySeconds,
-        steal: system.stealSeconds,
-        prom: (await readCpuSeconds(promPid)) ?? NaN,
-        self: (await readCpuSeconds(Deno.pid)) ?? NaN,
+  };
+  return await withBenchServer(
+    hubOptions,
+    prepare,
+    "thanos_bridge_bench_",
+    signal,
+    async ({ hub, prom, work }) => {
+      const url = prom.url;
+      const promPid = prom.pid;
+      log(`Prometheus ${url} (pid ${promPid}) over ${hub.dataDir}`);
+      const version = buildVersion(await scrapeMetrics(url)) ?? "unknown";
+      const compactionsBefore = (await compactionCounters(url)).compactions;
+      let dirCount = 0;
+      const fresh = async () => {
+        const dir = `${work}/run-${++dirCount}`;
+        await Deno.mkdir(dir);
+        return { stateDir: `${dir}/state`, outDir: `${dir}/out`, dir };
       };
-    };
-    type Cpu = Awaited<ReturnType<typeof cpu>>;
-    const since = (a: Cpu, b: Cpu) => ({
-      busy: b.busy - a.busy,
-      steal: b.steal - a.steal,
-      prom: b.prom - a.prom,
-      self: b.self - a.self,
-    });
-
-    const modes: ModeFigures[] = [];
-    const windows: WindowFigures[] = [];
-    const noRos: NoRosFigures[] = [];
-    /** Whether a run's summary says it collected ROS (some day has `rosHours`). */
-    const collectedRos = (run: CollectRunResult) =>
-      run.summary.clusters.some((c) => c.days.some((d) => d.rosHours !== undefined));
-    let command = "";
-    const children = new Set<number>();
-    const note = (run: CollectRunResult) => {
-      command ||= run.usage.command;
-      for (const p of run.usage.childPids) children.add(p);
-    };
-
-    for (const mode of options.modes) {
-      const recordDir = `${work}/record-${mode}`;
-      log(`[${mode}] recording run (not timed) …`);
-      const recording = await collect(mode, 23, recordDir);
-      note(recording);
-      const recorded = await readRecordedRequests(`${recordDir}/index.jsonl`);
-      log(
-        `[${mode}] recorded ${recorded.requests.length} distinct requests ` +
-          `(${recorded.duplicates} duplicate lines), ${recording.summary.queries} queries, ` +
-          `${(recorded.bytes / 1e6).toFixed(1)} MB, ${recording.rows} rows`,
-      );
-      await Deno.remove(recordDir, { recursive: true });
-      const floor = async () => {
-        const cpu0 = await cpu();
-        const result = await downloadFloor(url, recorded.requests, {
-          concurrency: 4,
-          ...(signal ? { signal } : {}),
-        });
-        return { ...result, cpu: since(cpu0, await cpu()) };
-      };
-      const warm = await floor();
-      log(`[${mode}] warm-up floor ${(warm.ms / 1000).toFixed(2)} s`);
-      const runs: TimedRun[] = [];
-      const noRosRuns: NoRosRun[] = [];
-      let lastNoRos: CollectRunResult | undefined;
-      let last: CollectRunResult | undefined;
-      let floorBytes = 0;
-      for (let i = 0; i < options.iterations; i++) {
-        const cpu0 = await cpu();
-        const run = await collect(mode, 23);
-        const used = since(cpu0, await cpu());
-        note(run);
-        if (last && (last.rows !== run.rows || last.summary.queries !== run.summary.queries)) {
-          log(
-            `[${mode}] WARNING: run ${i + 1} gave ${run.rows} rows / ${run.summary.queries} ` +
-              `queries, run ${i} gave ${last.rows} / ${last.summary.queries}`,
-          );
+      const collect = async (
+        mode: BenchMode,
+        until: number,
+        recordDir?: string,
+        ros = true,
+      ): Promise<CollectRunResult> => {
+        const dirs = await fresh();
+        try {
+          return await runCollectProcess({
+            url,
+            clusterId: hub.clusterId,
+            day: BENCH_DAY,
+            until,
+            mode,
+            stateDir: dirs.stateDir,
+            outDir: dirs.outDir,
+            ...(recordDir ? { recordDir } : {}),
+            ...(ros ? {} : { ros: false }),
+            ...(signal ? { signal } : {}),
+          });
+        } finally {
+          await Deno.remove(dirs.dir, { recursive: true });
         }
-        last = run;
-        const f = await floor();
-        floorBytes = f.bytes;
-        runs.push({
-          wallMs: run.summary.ms,
-          processMs: run.processMs,
-          floorMs: f.ms,
-          peakRssBytes: run.usage.peakRssBytes,
-          bridgeCpuS: run.usage.cpuSeconds,
-          promCpuS: used.prom,
-          // The monitor's helper and this process's sampling count as "other".
-          otherCpuS: used.busy - used.prom - run.usage.cpuSeconds,
-          floorPromCpuS: f.cpu.prom,
-          floorClientCpuS: f.cpu.self,
-          floorOtherCpuS: f.cpu.busy - f.cpu.prom - f.cpu.self,
-          stealS: used.steal + f.cpu.steal,
-        });
+      };
+      /** CPU counters of the machine, Prometheus and this process. */
+      const cpu = async () => {
+        const system = await readSystemCpu();
+        return {
+          busy: system.busySeconds,
+          steal: system.stealSeconds,
+          prom: (await readCpuSeconds(promPid)) ?? NaN,
+          self: (await readCpuSeconds(Deno.pid)) ?? NaN,
+        };
+      };
+      type Cpu = Awaited<ReturnType<typeof cpu>>;
+      const since = (a: Cpu, b: Cpu) => ({
+        busy: b.busy - a.busy,
+        steal: b.steal - a.steal,
+        prom: b.prom - a.prom,
+        self: b.self - a.self,
+      });
+
+      const modes: ModeFigures[] = [];
+      const windows: WindowFigures[] = [];
+      const noRos: NoRosFigures[] = [];
+      /** Whether a run's summary says it collected ROS (some day has `rosHours`). */
+      const collectedRos = (run: CollectRunResult) =>
+        run.summary.clusters.some((c) => c.days.some((d) => d.rosHours !== undefined));
+      let command = "";
+      const children = new Set<number>();
+      const note = (run: CollectRunResult) => {
+        command ||= run.usage.command;
+        for (const p of run.usage.childPids) children.add(p);
+      };
+
+      for (const mode of options.modes) {
+        const recordDir = `${work}/record-${mode}`;
+        log(`[${mode}] recording run (not timed) …`);
+        const recording = await collect(mode, 23, recordDir);
+        note(recording);
+        const recorded = await readRecordedRequests(`${recordDir}/index.jsonl`);
         log(
-          `[${mode}] ${i + 1}/${options.iterations}: wall ${
-            (run.summary.ms / 1000).toFixed(2)
-          } s ` +
-            `(process ${(run.processMs / 1000).toFixed(2)} s), floor ${
-              (f.ms / 1000).toFixed(2)
-            } s, peak RSS ${(run.usage.peakRssBytes / 1e6).toFixed(1)} MB, ` +
-            `CPU s: bridge ${run.usage.cpuSeconds.toFixed(1)}, Prometheus ${
-              used.prom.toFixed(1)
-            } (floor ${f.cpu.prom.toFixed(1)}), other ${
-              (used.busy - used.prom - run.usage.cpuSeconds).toFixed(1)
-            }`,
+          `[${mode}] recorded ${recorded.requests.length} distinct requests ` +
+            `(${recorded.duplicates} duplicate lines), ${recording.summary.queries} queries, ` +
+            `${(recorded.bytes / 1e6).toFixed(1)} MB, ${recording.rows} rows`,
         );
-        if (i === 0 && !collectedRos(run)) {
-          log(
-            `[${mode}] WARNING: the timed run reports no ROS hours: is ROS off in the environment?`,
-          );
-        }
-        if (ROS_COMPARED.has(mode)) {
-          // The same run with --no-ros, right after, so both see the same machine state.
-          const cpu1 = await cpu();
-          const plain = await collect(mode, 23, undefined, false);
-          const plainUsed = since(cpu1, await cpu());
-          note(plain);
-          if (collectedRos(plain)) log(`[${mode}] WARNING: the --no-ros run reports ROS hours`);
-          if (
-            lastNoRos &&
-            (lastNoRos.rows !== plain.rows || lastNoRos.summary.queries !== plain.summary.queries)
-          ) {
+        await Deno.remove(recordDir, { recursive: true });
+        const floor = async () => {
+          const cpu0 = await cpu();
+          const result = await downloadFloor(url, recorded.requests, {
+            concurrency: 4,
+            ...(signal ? { signal } : {}),
+          });
+          return { ...result, cpu: since(cpu0, await cpu()) };
+        };
+        const warm = await floor();
+        log(`[${mode}] warm-up floor ${(warm.ms / 1000).toFixed(2)} s`);
+        const runs: TimedRun[] = [];
+        const noRosRuns: NoRosRun[] = [];
+        let lastNoRos: CollectRunResult | undefined;
+        let last: CollectRunResult | undefined;
+        let floorBytes = 0;
+        for (let i = 0; i < options.iterations; i++) {
+          const cpu0 = await cpu();
+          const run = await collect(mode, 23);
+          const used = since(cpu0, await cpu());
+          note(run);
+          if (last && (last.rows !== run.rows || last.summary.queries !== run.summary.queries)) {
             log(
-              `[${mode}] WARNING: --no-ros run ${i + 1} gave ${plain.rows} rows / ` +
-                `${plain.summary.queries} queries, run ${i} gave ${lastNoRos.rows} / ` +
-                `${lastNoRos.summary.queries}`,
+              `[${mode}] WARNING: run ${i + 1} gave ${run.rows} rows / ${run.summary.queries} ` +
+                `queries, run ${i} gave ${last.rows} / ${last.summary.queries}`,
             );
           }
-          lastNoRos = plain;
-          noRosRuns.push({
-            wallMs: plain.summary.ms,
-            processMs: plain.processMs,
-            peakRssBytes: plain.usage.peakRssBytes,
-            bridgeCpuS: plain.usage.cpuSeconds,
-            promCpuS: plainUsed.prom,
+          last = run;
+          const f = await floor();
+          floorBytes = f.bytes;
+          runs.push({
+            wallMs: run.summary.ms,
+            processMs: run.processMs,
+            floorMs: f.ms,
+            peakRssBytes: run.usage.peakRssBytes,
+            bridgeCpuS: run.usage.cpuSeconds,
+            promCpuS: used.prom,
+            // The monitor's helper and this process's sampling count as "other".
+            otherCpuS: used.busy - used.prom - run.usage.cpuSeconds,
+            floorPromCpuS: f.cpu.prom,
+            floorClientCpuS: f.cpu.self,
+            floorOtherCpuS: f.cpu.busy - f.cpu.prom - f.cpu.self,
+            stealS: used.steal + f.cpu.steal,
           });
           log(
-            `[${mode}] ${i + 1}/${options.iterations} --no-ros: wall ${
-              (plain.summary.ms / 1000).toFixed(2)
-            } s (ROS: ${(run.summary.ms / 1000).toFixed(2)} s), ${plain.summary.queries} queries ` +
-              `(ROS: ${run.summary.queries}), ${
-                (plain.summary.bytesDownloaded / 1e6).toFixed(1)
-              } MB ` +
-              `(ROS: ${(run.summary.bytesDownloaded / 1e6).toFixed(1)} MB)`,
+            `[${mode}] ${i + 1}/${options.iterations}: wall ${
+              (run.summary.ms / 1000).toFixed(2)
+            } s ` +
+              `(process ${(run.processMs / 1000).toFixed(2)} s), floor ${
+                (f.ms / 1000).toFixed(2)
+              } s, peak RSS ${(run.usage.peakRssBytes / 1e6).toFixed(1)} MB, ` +
+              `CPU s: bridge ${run.usage.cpuSeconds.toFixed(1)}, Prometheus ${
+                used.prom.toFixed(1)
+              } (floor ${f.cpu.prom.toFixed(1)}), other ${
+                (used.busy - used.prom - run.usage.cpuSeconds).toFixed(1)
+              }`,
+          );
+          if (i === 0 && !collectedRos(run)) {
+            log(
+              `[${mode}] WARNING: the timed run reports no ROS hours: is ROS off in the environment?`,
+            );
+          }
+          if (ROS_COMPARED.has(mode)) {
+            // The same run with --no-ros, right after, so both see the same machine state.
+            const cpu1 = await cpu();
+            const plain = await collect(mode, 23, undefined, false);
+            const plainUsed = since(cpu1, await cpu());
+            note(plain);
+            if (collectedRos(plain)) log(`[${mode}] WARNING: the --no-ros run reports ROS hours`);
+            if (
+              lastNoRos &&
+              (lastNoRos.rows !== plain.rows || lastNoRos.summary.queries !== plain.summary.queries)
+            ) {
+              log(
+                `[${mode}] WARNING: --no-ros run ${i + 1} gave ${plain.rows} rows / ` +
+                  `${plain.summary.queries} queries, run ${i} gave ${lastNoRos.rows} / ` +
+                  `${lastNoRos.summary.queries}`,
+              );
+            }
+            lastNoRos = plain;
+            noRosRuns.push({
+              wallMs: plain.summary.ms,
+              processMs: plain.processMs,
+              peakRssBytes: plain.usage.peakRssBytes,
+              bridgeCpuS: plain.usage.cpuSeconds,
+              promCpuS: plainUsed.prom,
+            });
+            log(
+              `[${mode}] ${i + 1}/${options.iterations} --no-ros: wall ${
+                (plain.summary.ms / 1000).toFixed(2)
+              } s (ROS: ${
+                (run.summary.ms / 1000).toFixed(2)
+              } s), ${plain.summary.queries} queries ` +
+                `(ROS: ${run.summary.queries}), ${
+                  (plain.summary.bytesDownloaded / 1e6).toFixed(1)
+                } MB ` +
+                `(ROS: ${(run.summary.bytesDownloaded / 1e6).toFixed(1)} MB)`,
+            );
+          }
+        }
+        if (last === undefined) throw new RangeError("No timed run: iterations must be ≥ 1");
+        if (recorded.requests.length !== last.summary.queries) {
+          log(
+            `[${mode}] WARNING: the floor replays ${recorded.requests.length} requests, ` +
+              `the timed run sent ${last.summary.queries}`,
           );
         }
-      }
-      if (last === undefined) throw new RangeError("No timed run: iterations must be ≥ 1");
-      if (recorded.requests.length !== last.summary.queries) {
-        log(
-          `[${mode}] WARNING: the floor replays ${recorded.requests.length} requests, ` +
-            `the timed run sent ${last.summary.queries}`,
-        );
-      }
-      modes.push({
-        mode,
-        runs,
-        queries: last.summary.queries,
-        bytesDownloaded: last.summary.bytesDownloaded,
-        floorRequests: recorded.requests.length,
-        floorBytes,
-        rows: last.rows,
-      });
-      windows.push({ mode, hours: 24, peakRssBytes: runs.map((r) => r.peakRssBytes) });
-      if (lastNoRos !== undefined) {
-        noRos.push({
+        modes.push({
           mode,
-          runs: noRosRuns,
-          queries: lastNoRos.summary.queries,
-          bytesDownloaded: lastNoRos.summary.bytesDownloaded,
-          rows: lastNoRos.rows,
+          runs,
+          queries: last.summary.queries,
+          bytesDownloaded: last.summary.bytesDownloaded,
+          floorRequests: recorded.requests.length,
+          floorBytes,
+          rows: last.rows,
         });
+        windows.push({ mode, hours: 24, peakRssBytes: runs.map((r) => r.peakRssBytes) });
+        if (lastNoRos !== undefined) {
+          noRos.push({
+            mode,
+            runs: noRosRuns,
+            queries: lastNoRos.summary.queries,
+            bytesDownloaded: lastNoRos.summary.bytesDownloaded,
+            rows: lastNoRos.rows,
+          });
+        }
       }
-    }
 
-    for (const mode of options.modes) {
-      const peaks: number[] = [];
-      for (let i = 0; i < options.iterations; i++) {
-        const run = await collect(mode, 0);
-        note(run);
-        peaks.push(run.usage.peakRssBytes);
+      for (const mode of options.modes) {
+        const peaks: number[] = [];
+        for (let i = 0; i < options.iterations; i++) {
+          const run = await collect(mode, 0);
+          note(run);
+          peaks.push(run.usage.peakRssBytes);
+        }
+        log(
+          `[${mode}] 1 h window: peak RSS ${peaks.map((p) => (p / 1e6).toFixed(1)).join(", ")} MB`,
+        );
+        windows.push({ mode, hours: 1, peakRssBytes: peaks });
       }
-      log(`[${mode}] 1 h window: peak RSS ${peaks.map((p) => (p / 1e6).toFixed(1)).join(", ")} MB`);
-      windows.push({ mode, hours: 1, peakRssBytes: peaks });
-    }
 
-    const compactionsAfter = (await compactionCounters(url)).compactions;
-    const sourceAfter = await sourceFingerprint(SRC);
-    if (sourceAfter !== sourceBefore) log("WARNING: src/ changed during the run");
-    return {
-      hub: {
-        pods: hubOptions.pods,
-        nodes: hubOptions.nodes,
-        pvcs: hubOptions.pvcs,
-        vms: hubOptions.vms,
-        series: hub.series,
-        day: BENCH_DAY,
-        cached: hub.cached,
-        prepareMs: hub.prepareMs,
-      },
-      machine: {
-        cpus: navigator.hardwareConcurrency,
-        memTotalBytes: Deno.systemMemoryInfo().total,
-      },
-      prometheusVersion: version,
-      iterations: options.iterations,
-      modes,
-      windows,
-      noRos,
-      source: { before: sourceBefore, after: sourceAfter },
-      compactionsDuringBench: compactionsAfter - compactionsBefore,
-      sampledProcess: { command, childProcesses: children.size },
-    };
-  } finally {
-    await prom?.stop();
-    if (work !== undefined) await Deno.remove(work, { recursive: true }).catch(() => {});
-    await hub.dispose();
-  }
+      const compactionsAfter = (await compactionCounters(url)).compactions;
+      const sourceAfter = await sourceFingerprint(SRC);
+      if (sourceAfter !== sourceBefore) log("WARNING: src/ changed during the run");
+      return {
+        hub: {
+          pods: hubOptions.pods,
+          nodes: hubOptions.nodes,
+          pvcs: hubOptions.pvcs,
+          vms: hubOptions.vms,
+          series: hub.series,
+          day: BENCH_DAY,
+          cached: hub.cached,
+          prepareMs: hub.prepareMs,
+        },
+        machine: {
+          cpus: navigator.hardwareConcurrency,
+          memTotalBytes: Deno.systemMemoryInfo().total,
+        },
+        prometheusVersion: version,
+        iterations: options.iterations,
+        modes,
+        windows,
+        noRos,
+        source: { before: sourceBefore, after: sourceAfter },
+        compactionsDuringBench: compactionsAfter - compactionsBefore,
+        sampledProcess: { command, childProcesses: children.size },
+      };
+    },
+  );
 }
 
 /**

@@ -345,3 +345,45 @@ export async function prepareBenchHub(
     throw error;
   }
 }
+
+/** What {@linkcode withBenchServer} hands to its body. */
+export interface BenchServer {
+  readonly hub: BenchHub;
+  readonly prom: Awaited<ReturnType<typeof startPrometheus>>;
+  /** A temporary work folder, removed afterwards. */
+  readonly work: string;
+}
+
+/**
+ * Prepares a bench hub, serves it with a real Prometheus and gives `fn` a
+ * temporary work folder; afterwards Prometheus is stopped (by its PID), the
+ * folder removed and the hub disposed, whatever `fn` did.
+ *
+ * @example
+ * ```ts ignore
+ * import { benchHubOptions, withBenchServer } from "./bench_hub.ts";
+ * const series = await withBenchServer(benchHubOptions(100), { hoursPerFile: 24 }, "x_", undefined,
+ *   ({ hub, prom }) => Promise.resolve(`${prom.url}: ${hub.series}`));
+ * ```
+ */
+export async function withBenchServer<T>(
+  spec: BenchHubSpec,
+  prepare: PrepareBenchHubOptions,
+  prefix: string,
+  signal: AbortSignal | undefined,
+  fn: (server: BenchServer) => Promise<T>,
+): Promise<T> {
+  const hub = await prepareBenchHub(spec, prepare);
+  let work: string | undefined;
+  let prom: Awaited<ReturnType<typeof startPrometheus>> | undefined;
+  try {
+    signal?.throwIfAborted();
+    work = await Deno.makeTempDir({ prefix });
+    prom = await startPrometheus({ dataDir: hub.dataDir });
+    return await fn({ hub, prom, work });
+  } finally {
+    await prom?.stop();
+    if (work !== undefined) await Deno.remove(work, { recursive: true }).catch(() => {});
+    await hub.dispose();
+  }
+}

@@ -17,8 +17,7 @@
 
 import { COMMON_OPTIONS, commonArgs, integerArg } from "./bench_args.ts";
 import { parseArgs } from "node:util";
-import { startPrometheus } from "../tools/synth/prometheus.ts";
-import { BENCH_DAY, prepareBenchHub } from "./bench_hub.ts";
+import { BENCH_DAY, withBenchServer } from "./bench_hub.ts";
 import { type CollectRunResult, runCollectProcess } from "./collect_run.ts";
 import { downloadFloor, readRecordedRequests } from "./download_floor.ts";
 import { FLEET_NODES, FLEET_PODS, fleetHubParts } from "./fleet_hub.ts";
@@ -122,204 +121,201 @@ export async function runFleetBench(options: FleetOptions, io: FleetIo): Promise
   const loadBefore = Deno.loadavg();
   const sourceBefore = await sourceFingerprint(SRC);
   const parts = fleetHubParts(options.clusters);
-  const hub = await prepareBenchHub(parts, {
+  const prepare = {
     hoursPerFile: options.hoursPerFile,
     log,
     ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
-  });
-  let work: string | undefined;
-  let prom: Awaited<ReturnType<typeof startPrometheus>> | undefined;
-  try {
-    signal?.throwIfAborted();
-    work = await Deno.makeTempDir({ prefix: "thanos_bridge_bench_fleet_" });
-    prom = await startPrometheus({ dataDir: hub.dataDir });
-    const { url, pid: promPid } = prom;
-    log(
-      `Prometheus ${url} (pid ${promPid}) over ${hub.dataDir}, ${hub.clusterIds.length} clusters`,
-    );
-    const version = buildVersion(await scrapeMetrics(url)) ?? "unknown";
-    const promCpu = async () => (await readCpuSeconds(promPid)) ?? NaN;
-    let dirCount = 0;
-    const warmState = `${work}/warm/state`;
-
-    const collect = async (
-      hour: string,
-      mode: FleetMode,
-      stateFrom: string | undefined,
-      recordDir?: string,
-    ): Promise<CollectRunResult> => {
-      const dir = `${work}/run-${++dirCount}`;
-      await Deno.mkdir(dir, { recursive: true });
-      if (stateFrom !== undefined) await copyDir(stateFrom, `${dir}/state`);
-      const batch = CLUSTER_BATCH[mode];
-      try {
-        return await runCollectProcess({
-          url,
-          clusterId: hub.clusterId,
-          clusterIds: hub.clusterIds,
-          day: BENCH_DAY,
-          until: 0,
-          hours: { from: hour, to: hour },
-          mode: "server",
-          stateDir: `${dir}/state`,
-          outDir: `${dir}/out`,
-          ...(recordDir ? { recordDir } : {}),
-          extraArgs: [
-            "--concurrency",
-            String(FLEET_CONCURRENCY),
-            ...(batch === undefined ? [] : ["--cluster-batch", String(batch)]),
-          ],
-          ...(signal ? { signal } : {}),
-        });
-      } finally {
-        await Deno.remove(dir, { recursive: true });
-      }
-    };
-
-    log(`warm-up: ${FLEET_HOURS.warm} for every cluster, batched (not timed) …`);
-    await Deno.mkdir(`${work}/warm`);
-    const warm = await runCollectProcess({
-      url,
-      clusterId: hub.clusterId,
-      clusterIds: hub.clusterIds,
-      day: BENCH_DAY,
-      until: 0,
-      hours: { from: FLEET_HOURS.warm, to: FLEET_HOURS.warm },
-      mode: "server",
-      stateDir: warmState,
-      outDir: `${work}/warm/out`,
-      extraArgs: ["--concurrency", String(FLEET_CONCURRENCY)],
-      ...(signal ? { signal } : {}),
-    });
-    log(
-      `warm-up: ${warm.summary.queries} queries, ${(warm.summary.ms / 1000).toFixed(1)} s, ` +
-        `batching ${JSON.stringify({ ...warm.summary.batching, fallbacks: undefined })}`,
-    );
-
-    const recorded = new Map<FleetMode, Awaited<ReturnType<typeof readRecordedRequests>>>();
-    for (const mode of MODES) {
-      const recordDir = `${work}/record-${mode}`;
-      log(`[${mode}] recording run of ${FLEET_HOURS.timed} (not timed) …`);
-      const rec = await collect(FLEET_HOURS.timed, mode, warmState, recordDir);
-      const r = await readRecordedRequests(`${recordDir}/index.jsonl`);
-      await Deno.remove(recordDir, { recursive: true });
-      recorded.set(mode, r);
+  };
+  return await withBenchServer(
+    parts,
+    prepare,
+    "thanos_bridge_bench_fleet_",
+    signal,
+    async ({ hub, prom, work }) => {
+      const { url, pid: promPid } = prom;
       log(
-        `[${mode}] recorded ${r.requests.length} distinct requests (${r.duplicates} duplicate ` +
-          `lines), ${rec.summary.queries} queries, ${(r.bytes / 1e6).toFixed(1)} MB`,
+        `Prometheus ${url} (pid ${promPid}) over ${hub.dataDir}, ${hub.clusterIds.length} clusters`,
       );
-    }
-    const floor = async (mode: FleetMode) => {
-      const p0 = await promCpu();
-      const f = await downloadFloor(url, recorded.get(mode)!.requests, {
-        concurrency: FLEET_CONCURRENCY,
+      const version = buildVersion(await scrapeMetrics(url)) ?? "unknown";
+      const promCpu = async () => (await readCpuSeconds(promPid)) ?? NaN;
+      let dirCount = 0;
+      const warmState = `${work}/warm/state`;
+
+      const collect = async (
+        hour: string,
+        mode: FleetMode,
+        stateFrom: string | undefined,
+        recordDir?: string,
+      ): Promise<CollectRunResult> => {
+        const dir = `${work}/run-${++dirCount}`;
+        await Deno.mkdir(dir, { recursive: true });
+        if (stateFrom !== undefined) await copyDir(stateFrom, `${dir}/state`);
+        const batch = CLUSTER_BATCH[mode];
+        try {
+          return await runCollectProcess({
+            url,
+            clusterId: hub.clusterId,
+            clusterIds: hub.clusterIds,
+            day: BENCH_DAY,
+            until: 0,
+            hours: { from: hour, to: hour },
+            mode: "server",
+            stateDir: `${dir}/state`,
+            outDir: `${dir}/out`,
+            ...(recordDir ? { recordDir } : {}),
+            extraArgs: [
+              "--concurrency",
+              String(FLEET_CONCURRENCY),
+              ...(batch === undefined ? [] : ["--cluster-batch", String(batch)]),
+            ],
+            ...(signal ? { signal } : {}),
+          });
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
+      };
+
+      log(`warm-up: ${FLEET_HOURS.warm} for every cluster, batched (not timed) …`);
+      await Deno.mkdir(`${work}/warm`);
+      const warm = await runCollectProcess({
+        url,
+        clusterId: hub.clusterId,
+        clusterIds: hub.clusterIds,
+        day: BENCH_DAY,
+        until: 0,
+        hours: { from: FLEET_HOURS.warm, to: FLEET_HOURS.warm },
+        mode: "server",
+        stateDir: warmState,
+        outDir: `${work}/warm/out`,
+        extraArgs: ["--concurrency", String(FLEET_CONCURRENCY)],
         ...(signal ? { signal } : {}),
       });
-      return { ...f, promCpuS: (await promCpu()) - p0 };
-    };
-    for (const mode of MODES) {
-      const f = await floor(mode);
-      log(`[${mode}] warm-up floor ${(f.ms / 1000).toFixed(2)} s`);
-    }
-    const compactionsBefore = (await compactionCounters(url)).compactions;
+      log(
+        `warm-up: ${warm.summary.queries} queries, ${(warm.summary.ms / 1000).toFixed(1)} s, ` +
+          `batching ${JSON.stringify({ ...warm.summary.batching, fallbacks: undefined })}`,
+      );
 
-    const runs = new Map<FleetMode, FleetRun[]>(MODES.map((m) => [m, []]));
-    const last = new Map<FleetMode, { run: CollectRunResult; floorBytes: number }>();
-    for (let i = 0; i < options.iterations; i++) {
-      // Both modes in each iteration, so that both see the same machine state.
+      const recorded = new Map<FleetMode, Awaited<ReturnType<typeof readRecordedRequests>>>();
       for (const mode of MODES) {
-        const p0 = await promCpu();
-        const run = await collect(FLEET_HOURS.timed, mode, warmState);
-        const promCpuS = (await promCpu()) - p0;
-        const f = await floor(mode);
-        const previous = last.get(mode)?.run;
-        if (
-          previous &&
-          (previous.rows !== run.rows || previous.summary.queries !== run.summary.queries)
-        ) {
-          log(
-            `[${mode}] WARNING: run ${i + 1} gave ${run.rows} rows / ${run.summary.queries} ` +
-              `queries, run ${i} gave ${previous.rows} / ${previous.summary.queries}`,
-          );
-        }
-        last.set(mode, { run, floorBytes: f.bytes });
-        runs.get(mode)!.push({
-          wallMs: run.summary.ms,
-          processMs: run.processMs,
-          floorMs: f.ms,
-          peakRssBytes: run.usage.peakRssBytes,
-          bridgeCpuS: run.usage.cpuSeconds,
-          promCpuS,
-          floorPromCpuS: f.promCpuS,
-        });
+        const recordDir = `${work}/record-${mode}`;
+        log(`[${mode}] recording run of ${FLEET_HOURS.timed} (not timed) …`);
+        const rec = await collect(FLEET_HOURS.timed, mode, warmState, recordDir);
+        const r = await readRecordedRequests(`${recordDir}/index.jsonl`);
+        await Deno.remove(recordDir, { recursive: true });
+        recorded.set(mode, r);
         log(
-          `[${mode}] ${i + 1}/${options.iterations}: ${run.summary.queries} queries, wall ${
-            (run.summary.ms / 1000).toFixed(2)
-          } s, floor ${(f.ms / 1000).toFixed(2)} s, peak RSS ${
-            (run.usage.peakRssBytes / 1e6).toFixed(1)
-          } MB, CPU s: bridge ${run.usage.cpuSeconds.toFixed(1)}, Prometheus ${
-            promCpuS.toFixed(1)
-          } (floor ${f.promCpuS.toFixed(1)}); load ${Deno.loadavg()[0]!.toFixed(2)}`,
+          `[${mode}] recorded ${r.requests.length} distinct requests (${r.duplicates} duplicate ` +
+            `lines), ${rec.summary.queries} queries, ${(r.bytes / 1e6).toFixed(1)} MB`,
         );
       }
-    }
-
-    const modes: FleetModeFigures[] = MODES.map((mode) => {
-      const l = last.get(mode);
-      if (l === undefined) throw new RangeError("No timed run: iterations must be ≥ 1");
-      const s = l.run.summary;
-      const r = recorded.get(mode)!;
-      return {
-        mode,
-        clusterBatch: CLUSTER_BATCH[mode] ?? s.batching?.clusterBatch ?? DEFAULT_CLUSTER_BATCH,
-        runs: runs.get(mode)!,
-        clusters: s.clusters.length,
-        hours: 1,
-        queries: s.queries,
-        bytesDownloaded: s.bytesDownloaded,
-        batches: s.batching?.batches ?? 0,
-        batched: s.batching?.batched ?? 0,
-        skippedQueries: s.batching?.skippedQueries ?? 0,
-        fallbacks: s.batching?.fallbacks.length ?? 0,
-        rows: l.run.rows,
-        floorRequests: r.requests.length,
-        floorBytes: l.floorBytes,
+      const floor = async (mode: FleetMode) => {
+        const p0 = await promCpu();
+        const f = await downloadFloor(url, recorded.get(mode)!.requests, {
+          concurrency: FLEET_CONCURRENCY,
+          ...(signal ? { signal } : {}),
+        });
+        return { ...f, promCpuS: (await promCpu()) - p0 };
       };
-    });
-    const compactionsAfter = (await compactionCounters(url)).compactions;
-    const sourceAfter = await sourceFingerprint(SRC);
-    if (sourceAfter !== sourceBefore) log("WARNING: src/ changed during the run");
-    return {
-      hub: {
-        clusters: hub.clusterIds.length,
-        gpuClusters: parts.reduce((n, p) => n + (p.gpuPods > 0 ? p.gpuClusters ?? 1 : 0), 0),
-        vmClusters: parts.reduce((n, p) => n + (p.vms > 0 ? p.clusters : 0), 0),
-        nodesPerCluster: FLEET_NODES,
-        podsPerCluster: FLEET_PODS,
-        series: hub.series,
-        cached: hub.cached,
-        prepareMs: hub.prepareMs,
-      },
-      warmHour: FLEET_HOURS.warm,
-      timedHour: FLEET_HOURS.timed,
-      warmUp: { queries: warm.summary.queries, wallMs: warm.summary.ms },
-      prometheusVersion: version,
-      machine: {
-        cpus: navigator.hardwareConcurrency,
-        memTotalBytes: Deno.systemMemoryInfo().total,
-      },
-      load: { before: loadBefore, after: Deno.loadavg() },
-      iterations: options.iterations,
-      concurrency: FLEET_CONCURRENCY,
-      modes,
-      source: { before: sourceBefore, after: sourceAfter },
-      compactionsDuringBench: compactionsAfter - compactionsBefore,
-    };
-  } finally {
-    await prom?.stop();
-    if (work !== undefined) await Deno.remove(work, { recursive: true }).catch(() => {});
-    await hub.dispose();
-  }
+      for (const mode of MODES) {
+        const f = await floor(mode);
+        log(`[${mode}] warm-up floor ${(f.ms / 1000).toFixed(2)} s`);
+      }
+      const compactionsBefore = (await compactionCounters(url)).compactions;
+
+      const runs = new Map<FleetMode, FleetRun[]>(MODES.map((m) => [m, []]));
+      const last = new Map<FleetMode, { run: CollectRunResult; floorBytes: number }>();
+      for (let i = 0; i < options.iterations; i++) {
+        // Both modes in each iteration, so that both see the same machine state.
+        for (const mode of MODES) {
+          const p0 = await promCpu();
+          const run = await collect(FLEET_HOURS.timed, mode, warmState);
+          const promCpuS = (await promCpu()) - p0;
+          const f = await floor(mode);
+          const previous = last.get(mode)?.run;
+          if (
+            previous &&
+            (previous.rows !== run.rows || previous.summary.queries !== run.summary.queries)
+          ) {
+            log(
+              `[${mode}] WARNING: run ${i + 1} gave ${run.rows} rows / ${run.summary.queries} ` +
+                `queries, run ${i} gave ${previous.rows} / ${previous.summary.queries}`,
+            );
+          }
+          last.set(mode, { run, floorBytes: f.bytes });
+          runs.get(mode)!.push({
+            wallMs: run.summary.ms,
+            processMs: run.processMs,
+            floorMs: f.ms,
+            peakRssBytes: run.usage.peakRssBytes,
+            bridgeCpuS: run.usage.cpuSeconds,
+            promCpuS,
+            floorPromCpuS: f.promCpuS,
+          });
+          log(
+            `[${mode}] ${i + 1}/${options.iterations}: ${run.summary.queries} queries, wall ${
+              (run.summary.ms / 1000).toFixed(2)
+            } s, floor ${(f.ms / 1000).toFixed(2)} s, peak RSS ${
+              (run.usage.peakRssBytes / 1e6).toFixed(1)
+            } MB, CPU s: bridge ${run.usage.cpuSeconds.toFixed(1)}, Prometheus ${
+              promCpuS.toFixed(1)
+            } (floor ${f.promCpuS.toFixed(1)}); load ${Deno.loadavg()[0]!.toFixed(2)}`,
+          );
+        }
+      }
+
+      const modes: FleetModeFigures[] = MODES.map((mode) => {
+        const l = last.get(mode);
+        if (l === undefined) throw new RangeError("No timed run: iterations must be ≥ 1");
+        const s = l.run.summary;
+        const r = recorded.get(mode)!;
+        return {
+          mode,
+          clusterBatch: CLUSTER_BATCH[mode] ?? s.batching?.clusterBatch ?? DEFAULT_CLUSTER_BATCH,
+          runs: runs.get(mode)!,
+          clusters: s.clusters.length,
+          hours: 1,
+          queries: s.queries,
+          bytesDownloaded: s.bytesDownloaded,
+          batches: s.batching?.batches ?? 0,
+          batched: s.batching?.batched ?? 0,
+          skippedQueries: s.batching?.skippedQueries ?? 0,
+          fallbacks: s.batching?.fallbacks.length ?? 0,
+          rows: l.run.rows,
+          floorRequests: r.requests.length,
+          floorBytes: l.floorBytes,
+        };
+      });
+      const compactionsAfter = (await compactionCounters(url)).compactions;
+      const sourceAfter = await sourceFingerprint(SRC);
+      if (sourceAfter !== sourceBefore) log("WARNING: src/ changed during the run");
+      return {
+        hub: {
+          clusters: hub.clusterIds.length,
+          gpuClusters: parts.reduce((n, p) => n + (p.gpuPods > 0 ? p.gpuClusters ?? 1 : 0), 0),
+          vmClusters: parts.reduce((n, p) => n + (p.vms > 0 ? p.clusters : 0), 0),
+          nodesPerCluster: FLEET_NODES,
+          podsPerCluster: FLEET_PODS,
+          series: hub.series,
+          cached: hub.cached,
+          prepareMs: hub.prepareMs,
+        },
+        warmHour: FLEET_HOURS.warm,
+        timedHour: FLEET_HOURS.timed,
+        warmUp: { queries: warm.summary.queries, wallMs: warm.summary.ms },
+        prometheusVersion: version,
+        machine: {
+          cpus: navigator.hardwareConcurrency,
+          memTotalBytes: Deno.systemMemoryInfo().total,
+        },
+        load: { before: loadBefore, after: Deno.loadavg() },
+        iterations: options.iterations,
+        concurrency: FLEET_CONCURRENCY,
+        modes,
+        source: { before: sourceBefore, after: sourceAfter },
+        compactionsDuringBench: compactionsAfter - compactionsBefore,
+      };
+    },
+  );
 }
 
 /**

@@ -20,8 +20,7 @@
 
 import { COMMON_OPTIONS, commonArgs, integerArg } from "./bench_args.ts";
 import { parseArgs } from "node:util";
-import { startPrometheus } from "../tools/synth/prometheus.ts";
-import { BENCH_DAY, benchHubOptions, prepareBenchHub } from "./bench_hub.ts";
+import { BENCH_DAY, benchHubOptions, withBenchServer } from "./bench_hub.ts";
 import { type CollectRunResult, runCollectProcess } from "./collect_run.ts";
 import {
   FLEET_TARGETS,
@@ -114,138 +113,135 @@ export async function runSkipBench(options: SkipOptions, io: SkipIo): Promise<Sk
   const loadBefore = Deno.loadavg();
   const sourceBefore = await sourceFingerprint(SRC);
   const hubOptions = benchHubOptions(options.pods, { vms: 0 });
-  const hub = await prepareBenchHub(hubOptions, {
+  const prepare = {
     hoursPerFile: options.hoursPerFile,
     log,
     ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
-  });
-  let work: string | undefined;
-  let prom: Awaited<ReturnType<typeof startPrometheus>> | undefined;
-  try {
-    signal?.throwIfAborted();
-    work = await Deno.makeTempDir({ prefix: "thanos_bridge_bench_skip_" });
-    prom = await startPrometheus({ dataDir: hub.dataDir });
-    const { url, pid: promPid } = prom;
-    log(`Prometheus ${url} (pid ${promPid}) over ${hub.dataDir}`);
-    const version = buildVersion(await scrapeMetrics(url)) ?? "unknown";
-    const promCpu = async () => (await readCpuSeconds(promPid)) ?? NaN;
-    let dirCount = 0;
-    /** One cluster-day; the folder is kept for the payload comparison when `keep` is set. */
-    const day = async (skip: boolean, keep: boolean) => {
-      const dir = `${work}/run-${++dirCount}`;
-      await Deno.mkdir(dir);
-      let done = false;
-      try {
-        const p0 = await promCpu();
-        const run = await runCollectProcess({
-          url,
-          clusterId: hub.clusterId,
-          day: BENCH_DAY,
-          until: 23,
-          mode: "server",
-          stateDir: `${dir}/state`,
-          outDir: `${dir}/out`,
-          ...(options.ros ? {} : { ros: false }),
-          // The skip is the CLI's default: only its negation is a flag.
-          extraArgs: skip ? [] : ["--no-skip-empty"],
-          ...(signal ? { signal } : {}),
-        });
-        const promCpuS = (await promCpu()) - p0;
-        done = true;
-        return { run, promCpuS, dir };
-      } finally {
-        if (!keep || !done) await Deno.remove(dir, { recursive: true });
-      }
-    };
-
-    log("warm-up day with --no-skip-empty (not timed) …");
-    await day(false, false);
-    const compactionsBefore = (await compactionCounters(url)).compactions;
-    const runs: Record<"noSkip" | "skip", SkipRun[]> = { noSkip: [], skip: [] };
-    const last: Partial<Record<"noSkip" | "skip", CollectRunResult>> = {};
-    let payloads = { compared: 0, differing: [] as readonly string[] };
-    for (let i = 0; i < options.iterations; i++) {
-      const pair: { run: CollectRunResult; dir: string }[] = [];
-      for (const skip of [false, true]) {
-        const key = skip ? "skip" : "noSkip";
-        const d = await day(skip, i === 0);
-        if (i === 0) pair.push(d);
-        last[key] = d.run;
-        runs[key].push({
-          wallMs: d.run.summary.ms,
-          bridgeCpuS: d.run.usage.cpuSeconds,
-          promCpuS: d.promCpuS,
-          peakRssBytes: d.run.usage.peakRssBytes,
-        });
-        log(
-          `${i + 1}/${options.iterations} ${skip ? "--skip-empty   " : "--no-skip-empty"}: ` +
-            `Prometheus CPU ${d.promCpuS.toFixed(1)} s, wall ${
-              (d.run.summary.ms / 1000).toFixed(2)
-            } s, ${d.run.summary.queries} queries (${
-              d.run.summary.batching?.skippedQueries ?? 0
-            } skipped), ${(d.run.summary.bytesDownloaded / 1e6).toFixed(1)} MB, bridge CPU ${
-              d.run.usage.cpuSeconds.toFixed(1)
-            } s; load ${Deno.loadavg()[0]!.toFixed(2)}`,
-        );
-      }
-      if (i === 0) {
+  };
+  return await withBenchServer(
+    hubOptions,
+    prepare,
+    "thanos_bridge_bench_skip_",
+    signal,
+    async ({ hub, prom, work }) => {
+      const { url, pid: promPid } = prom;
+      log(`Prometheus ${url} (pid ${promPid}) over ${hub.dataDir}`);
+      const version = buildVersion(await scrapeMetrics(url)) ?? "unknown";
+      const promCpu = async () => (await readCpuSeconds(promPid)) ?? NaN;
+      let dirCount = 0;
+      /** One cluster-day; the folder is kept for the payload comparison when `keep` is set. */
+      const day = async (skip: boolean, keep: boolean) => {
+        const dir = `${work}/run-${++dirCount}`;
+        await Deno.mkdir(dir);
+        let done = false;
         try {
-          payloads = compareMembers(
-            await payloadMembers(pair[0]!.run.summary),
-            await payloadMembers(pair[1]!.run.summary),
-          );
-          log(
-            `payloads: ${payloads.compared} members compared, ${payloads.differing.length} differ`,
-          );
+          const p0 = await promCpu();
+          const run = await runCollectProcess({
+            url,
+            clusterId: hub.clusterId,
+            day: BENCH_DAY,
+            until: 23,
+            mode: "server",
+            stateDir: `${dir}/state`,
+            outDir: `${dir}/out`,
+            ...(options.ros ? {} : { ros: false }),
+            // The skip is the CLI's default: only its negation is a flag.
+            extraArgs: skip ? [] : ["--no-skip-empty"],
+            ...(signal ? { signal } : {}),
+          });
+          const promCpuS = (await promCpu()) - p0;
+          done = true;
+          return { run, promCpuS, dir };
         } finally {
-          for (const p of pair) await Deno.remove(p.dir, { recursive: true });
+          if (!keep || !done) await Deno.remove(dir, { recursive: true });
+        }
+      };
+
+      log("warm-up day with --no-skip-empty (not timed) …");
+      await day(false, false);
+      const compactionsBefore = (await compactionCounters(url)).compactions;
+      const runs: Record<"noSkip" | "skip", SkipRun[]> = { noSkip: [], skip: [] };
+      const last: Partial<Record<"noSkip" | "skip", CollectRunResult>> = {};
+      let payloads = { compared: 0, differing: [] as readonly string[] };
+      for (let i = 0; i < options.iterations; i++) {
+        const pair: { run: CollectRunResult; dir: string }[] = [];
+        for (const skip of [false, true]) {
+          const key = skip ? "skip" : "noSkip";
+          const d = await day(skip, i === 0);
+          if (i === 0) pair.push(d);
+          last[key] = d.run;
+          runs[key].push({
+            wallMs: d.run.summary.ms,
+            bridgeCpuS: d.run.usage.cpuSeconds,
+            promCpuS: d.promCpuS,
+            peakRssBytes: d.run.usage.peakRssBytes,
+          });
+          log(
+            `${i + 1}/${options.iterations} ${skip ? "--skip-empty   " : "--no-skip-empty"}: ` +
+              `Prometheus CPU ${d.promCpuS.toFixed(1)} s, wall ${
+                (d.run.summary.ms / 1000).toFixed(2)
+              } s, ${d.run.summary.queries} queries (${
+                d.run.summary.batching?.skippedQueries ?? 0
+              } skipped), ${(d.run.summary.bytesDownloaded / 1e6).toFixed(1)} MB, bridge CPU ${
+                d.run.usage.cpuSeconds.toFixed(1)
+              } s; load ${Deno.loadavg()[0]!.toFixed(2)}`,
+          );
+        }
+        if (i === 0) {
+          try {
+            payloads = compareMembers(
+              await payloadMembers(pair[0]!.run.summary),
+              await payloadMembers(pair[1]!.run.summary),
+            );
+            log(
+              `payloads: ${payloads.compared} members compared, ${payloads.differing.length} differ`,
+            );
+          } finally {
+            for (const p of pair) await Deno.remove(p.dir, { recursive: true });
+          }
         }
       }
-    }
-    const setting = (skip: boolean): SkipSetting => {
-      const key = skip ? "skip" : "noSkip";
-      const s = last[key]!.summary;
-      return {
-        skip,
-        runs: runs[key],
-        queries: s.queries,
-        skippedQueries: s.batching?.skippedQueries ?? 0,
-        bytesDownloaded: s.bytesDownloaded,
-        rows: last[key]!.rows,
+      const setting = (skip: boolean): SkipSetting => {
+        const key = skip ? "skip" : "noSkip";
+        const s = last[key]!.summary;
+        return {
+          skip,
+          runs: runs[key],
+          queries: s.queries,
+          skippedQueries: s.batching?.skippedQueries ?? 0,
+          bytesDownloaded: s.bytesDownloaded,
+          rows: last[key]!.rows,
+        };
       };
-    };
-    const compactionsAfter = (await compactionCounters(url)).compactions;
-    const sourceAfter = await sourceFingerprint(SRC);
-    if (sourceAfter !== sourceBefore) log("WARNING: src/ changed during the run");
-    return {
-      hub: {
-        pods: hubOptions.pods,
-        nodes: hubOptions.nodes,
-        vms: hubOptions.vms,
-        gpuPods: hubOptions.gpuPods,
-        series: hub.series,
-        day: BENCH_DAY,
-        cached: hub.cached,
-        ros: options.ros,
-      },
-      prometheusVersion: version,
-      machine: {
-        cpus: navigator.hardwareConcurrency,
-        memTotalBytes: Deno.systemMemoryInfo().total,
-      },
-      load: { before: loadBefore, after: Deno.loadavg() },
-      iterations: options.iterations,
-      noSkip: setting(false),
-      skip: setting(true),
-      payloads,
-      source: { before: sourceBefore, after: sourceAfter },
-      compactionsDuringBench: compactionsAfter - compactionsBefore,
-    };
-  } finally {
-    await prom?.stop();
-    if (work !== undefined) await Deno.remove(work, { recursive: true }).catch(() => {});
-    await hub.dispose();
-  }
+      const compactionsAfter = (await compactionCounters(url)).compactions;
+      const sourceAfter = await sourceFingerprint(SRC);
+      if (sourceAfter !== sourceBefore) log("WARNING: src/ changed during the run");
+      return {
+        hub: {
+          pods: hubOptions.pods,
+          nodes: hubOptions.nodes,
+          vms: hubOptions.vms,
+          gpuPods: hubOptions.gpuPods,
+          series: hub.series,
+          day: BENCH_DAY,
+          cached: hub.cached,
+          ros: options.ros,
+        },
+        prometheusVersion: version,
+        machine: {
+          cpus: navigator.hardwareConcurrency,
+          memTotalBytes: Deno.systemMemoryInfo().total,
+        },
+        load: { before: loadBefore, after: Deno.loadavg() },
+        iterations: options.iterations,
+        noSkip: setting(false),
+        skip: setting(true),
+        payloads,
+        source: { before: sourceBefore, after: sourceAfter },
+        compactionsDuringBench: compactionsAfter - compactionsBefore,
+      };
+    },
+  );
 }
 
 /**
