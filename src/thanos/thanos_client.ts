@@ -1,6 +1,6 @@
 /**
- * HTTP client for the Thanos Query (Prometheus HTTP API) `query_range` endpoint:
- * POST form requests, streaming parsing, retries with backoff, a per-client
+ * HTTP client for the Thanos Query (Prometheus HTTP API) `query_range` and
+ * `query` endpoints: POST form requests, streaming parsing, retries with backoff, a per-client
  * concurrency limit, bearer token, extra headers and custom TLS.
  *
  * @module
@@ -50,6 +50,23 @@ export interface RangeQuery {
   /** Cluster the query is for: named in messages, and the limiter's fairness key. */
   clusterId?: string;
   /** The hours the answer covers, for messages, e.g. `2026-11-01 03:00-03:59 UTC`. */
+  hours?: string;
+}
+
+/**
+ * An instant query, e.g. a range selector `x{…}[3720s]` whose answer is the raw
+ * samples of each series in `(time - 3720 s, time]` (a `matrix`). Time is unix seconds.
+ */
+export interface InstantQuery {
+  /** PromQL expression; its answer must be a `matrix` (a range selector or a subquery). */
+  query: string;
+  /** Evaluation time, unix seconds. */
+  time: number;
+  /** Stable short name of the query for messages (default: the shortened expression). */
+  id?: string;
+  /** Cluster the query is for: named in messages, and the limiter's fairness key. */
+  clusterId?: string;
+  /** The hours the answer covers, for messages. */
   hours?: string;
 }
 
@@ -173,7 +190,7 @@ export interface ThanosClientOptions {
   random?: () => number;
   /** Sleep between attempts (default: an abortable `setTimeout`). */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
-  /** Called once per `queryRange` call when it ends (self-metrics). */
+  /** Called once per `queryRange` or `queryInstant` call when it ends (self-metrics). */
   onQuery?: (outcome: QueryOutcome) => void;
   /** `User-Agent` header (default `thanos-bridge/<THANOS_BRIDGE_VERSION>`). */
   userAgent?: string;
@@ -232,6 +249,8 @@ export interface ThanosClientTotals {
 }
 
 const QUERY_RANGE_PATH = "/api/v1/query_range";
+const QUERY_PATH = "/api/v1/query";
+const BUILD_INFO_PATH = "/api/v1/status/buildinfo";
 const SERIES_PATH = "/api/v1/series";
 const LABEL_VALUES_PATH = "/api/v1/label/";
 
@@ -317,6 +336,34 @@ export function queryRangeForm(q: RangeQuery): URLSearchParams {
     ["start", String(q.start)],
     ["end", String(q.end)],
     ["step", String(q.step)],
+    ["partial_response", "false"],
+    ["dedup", "true"],
+  ]);
+}
+
+/**
+ * Builds the form body of an instant `query` request: `query`, `time` (unix
+ * seconds), `partial_response=false`, `dedup=true`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { queryInstantForm } from "./thanos_client.ts";
+ *
+ * const form = queryInstantForm({ query: "up[3720s]", time: 3540 });
+ * assert.equal(form.toString(), "query=up%5B3720s%5D&time=3540&partial_response=false&dedup=true");
+ * ```
+ */
+export function queryInstantForm(q: InstantQuery): URLSearchParams {
+  if (typeof q.query !== "string" || q.query.trim() === "") {
+    throw new TypeError(`query must be a non-empty PromQL string, got ${JSON.stringify(q.query)}`);
+  }
+  if (!Number.isFinite(q.time)) {
+    throw new RangeError(`time must be a finite number of seconds, got ${q.time}`);
+  }
+  return new URLSearchParams([
+    ["query", q.query],
+    ["time", String(q.time)],
     ["partial_response", "false"],
     ["dedup", "true"],
   ]);
@@ -419,6 +466,73 @@ async function readLabelValues(
     errorType: text(top.errorType),
     error: text(top.error),
     bytes,
+  };
+}
+
+/** What names a query in messages: a {@linkcode RangeQuery} or an {@linkcode InstantQuery}. */
+type QueryName = Pick<RangeQuery, "query" | "id" | "clusterId" | "hours">;
+
+/**
+ * Reads a small JSON answer whose `data` is an object (`/api/v1/status/…`)
+ * whole, up to `maxBytes`. Errors carry a {@linkcode SeriesStreamErrorCause}
+ * like the series parser's, so they are classified the same way.
+ */
+async function readJsonObject(
+  body: ReadableStream<Uint8Array>,
+  maxBytes: number,
+  signal: AbortSignal,
+  onBytes: (n: number) => void,
+): Promise<ReadAnswer & { data: Record<string, unknown> | null }> {
+  const { bytes: all } = await readChunks(body, signal, (chunk, total) => {
+    onBytes(chunk.byteLength);
+    if (total > maxBytes) {
+      throw limitError(
+        "answer-bytes",
+        maxBytes,
+        `the answer is larger than ${maxBytes} bytes`,
+        total,
+      );
+    }
+    return true;
+  });
+  const malformed = (message: string) =>
+    new SyntaxError(message, {
+      cause: { reason: "malformed", offset: 0 } satisfies SeriesStreamErrorCause,
+    });
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(all));
+  } catch (error) {
+    throw malformed(
+      `answer is not valid JSON (${
+        error instanceof Error ? error.message.slice(0, 200) : String(error)
+      })`,
+    );
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw malformed("answer is not a JSON object");
+  }
+  const top = json as Record<string, unknown>;
+  const text = (v: unknown) =>
+    v === undefined ? undefined : typeof v === "string" ? v : JSON.stringify(v);
+  const warnings = Array.isArray(top.warnings)
+    ? top.warnings.map((w) => typeof w === "string" ? w : JSON.stringify(w))
+    : top.warnings === undefined || top.warnings === null || top.warnings === ""
+    ? []
+    : [String(text(top.warnings))];
+  const data = typeof top.data === "object" && top.data !== null && !Array.isArray(top.data)
+    ? top.data as Record<string, unknown>
+    : null;
+  return {
+    status: text(top.status),
+    resultType: undefined,
+    hasResult: data !== null,
+    series: 0,
+    warnings,
+    errorType: text(top.errorType),
+    error: text(top.error),
+    bytes: all.byteLength,
+    data,
   };
 }
 
@@ -569,6 +683,8 @@ async function readLimitedText(
  */
 export class ThanosClient {
   readonly #endpoint: URL;
+  /** `…/api/v1/query`, beside {@linkcode #endpoint}. */
+  readonly #queryEndpoint: string;
   readonly #timeoutMs: number;
   readonly #maxAttempts: number;
   readonly #onQuery: ((outcome: QueryOutcome) => void) | undefined;
@@ -618,6 +734,7 @@ export class ThanosClient {
     base.hash = "";
     base.pathname = base.pathname.replace(/\/+$/, "") + QUERY_RANGE_PATH;
     this.#endpoint = base;
+    this.#queryEndpoint = base.href.slice(0, -QUERY_RANGE_PATH.length) + QUERY_PATH;
 
     this.#timeoutMs = positiveInteger("timeoutMs", options.timeoutMs ?? 120_000);
     this.#maxAttempts = positiveInteger("maxAttempts", options.maxAttempts ?? 5);
@@ -744,6 +861,160 @@ export class ThanosClient {
   ): Promise<QueryStats> {
     if (this.#closed) throw new Error("ThanosClient is closed");
     const form = queryRangeForm(q).toString();
+    return await this.#runQuery(
+      q,
+      `start=${q.start}, end=${q.end}, step=${q.step}`,
+      { method: "POST", url: this.#endpoint.href, body: form, key: q.clusterId ?? "" },
+      onSeries,
+      signal,
+      onRetry,
+      counter,
+    );
+  }
+
+  /**
+   * Runs one instant `query` request (`POST /api/v1/query`, form `query`,
+   * `time`, `partial_response=false`, `dedup=true`) with exactly the retries,
+   * limits, warning handling, counters, `onQuery` hook, cancellation and error
+   * codes of {@linkcode ThanosClient.queryRange}, and streams every series of
+   * its answer to `onSeries`. The answer must be a `matrix`: the query is
+   * meant to be a range selector such as `x{…}[3720s]` (its answer is the raw
+   * samples of each series in the window ending at `time`) or a subquery; a
+   * `vector` or `scalar` answer fails with a `thanos_parse` error naming the
+   * type. As with `queryRange`, commit what `onSeries` collected only once the
+   * promise resolves, and drop it in `onRetry`.
+   *
+   * @param q The instant query (unix seconds), with its id, cluster and hours for messages.
+   * @param onSeries Called for each series of the answer, in answer order.
+   * @param signal Aborts the call (waiting, request, body and retry sleeps): a `cancelled` error.
+   * @param onRetry Called before every retry, after a failed attempt.
+   * @param counter Counters of the caller's own traffic, updated as it happens.
+   *
+   * @example
+   * ```ts ignore
+   * import { ThanosClient } from "./thanos_client.ts";
+   *
+   * const client = new ThanosClient({ url: "http://127.0.0.1:9090" });
+   * const stats = await client.queryInstant(
+   *   { query: 'kube_pod_info{clusterID="c1"}[3720s]', time: 1_793_494_799, id: "raw" },
+   *   (s) => console.log(s.metric, s.values.length),
+   * );
+   * console.log(`${stats.series} series, ${stats.bytes} bytes`);
+   * client.close();
+   * ```
+   */
+  async queryInstant(
+    q: InstantQuery,
+    onSeries: (s: Series) => void,
+    signal?: AbortSignal,
+    onRetry?: (info: RetryInfo) => void,
+    counter?: QueryCounter,
+  ): Promise<QueryStats> {
+    if (this.#closed) throw new Error("ThanosClient is closed");
+    const form = queryInstantForm(q).toString();
+    return await this.#runQuery(
+      q,
+      `time=${q.time}`,
+      { method: "POST", url: this.#queryEndpoint, body: form, key: q.clusterId ?? "" },
+      onSeries,
+      signal,
+      onRetry,
+      counter,
+    );
+  }
+
+  /**
+   * The server's `GET /api/v1/status/buildinfo` answer: its `data` object, or
+   * `null` when the server has no such endpoint (HTTP 404 or 405, e.g. a proxy
+   * that only forwards queries, or a replay) or its answer is not a JSON
+   * object with a `data` object (e.g. a proxy's HTML page). Retried like
+   * {@linkcode ThanosClient.queryRange} (network errors, timeouts, 429/422/5xx),
+   * with the client's token, headers and TLS settings; other failures are
+   * {@linkcode BridgeError}s with the same codes. The body may be at most 1 MiB.
+   * See `build_info.ts` for what the fields mean.
+   *
+   * @param signal Aborts the call: a `cancelled` error.
+   * @returns e.g. `{ version: "2.42.0", revision: "…", branch: "…", goVersion: "go1.19.8", … }`.
+   *
+   * @example
+   * ```ts ignore
+   * import { ThanosClient } from "./thanos_client.ts";
+   *
+   * const client = new ThanosClient({ url: "http://127.0.0.1:9090" });
+   * const data = await client.buildInfo(); // { version: "2.42.0+ds", … } or null
+   * client.close();
+   * ```
+   */
+  async buildInfo(signal?: AbortSignal): Promise<Record<string, unknown> | null> {
+    if (this.#closed) throw new Error("ThanosClient is closed");
+    const url = this.#endpoint.href.slice(0, -QUERY_RANGE_PATH.length) + BUILD_INFO_PATH;
+    const describe = () => `build info request to ${this.#endpoint.origin}`;
+    let data: Record<string, unknown> | null = null;
+    const read = async (
+      body: ReadableStream<Uint8Array>,
+      s: AbortSignal,
+      onBytes: (n: number) => void,
+    ): Promise<ReadAnswer> => {
+      const answer = await readJsonObject(
+        body,
+        Math.min(this.#limits.maxAnswerBytes, 1 << 20),
+        s,
+        onBytes,
+      );
+      data = answer.data;
+      return answer;
+    };
+    this.#totals.queries++;
+    let attempts = 0;
+    try {
+      while (true) {
+        signal?.throwIfAborted();
+        attempts++;
+        data = null;
+        const outcome = await this.#attempt(
+          { method: "GET", url, key: "" },
+          { onSeries: () => {}, limits: { shape: "labels" }, read },
+          signal,
+        );
+        if (!(outcome instanceof AttemptFailure)) return data;
+        // No such endpoint, or an answer that is not a status object (a proxy's page): unknown.
+        if (outcome.extra.status === 404 || outcome.extra.status === 405) return null;
+        if (outcome.kind === "malformed" || outcome.kind === "result") return null;
+        if (!outcome.retryable || attempts >= this.#maxAttempts) {
+          const tries = attempts === 1 ? "1 attempt" : `${attempts} attempts`;
+          throw new BridgeError(
+            KIND_CODES[outcome.kind],
+            escapeControl(
+              this.#redactor.redact(`${describe()} failed after ${tries}: ${outcome.reason}`),
+              false,
+            ),
+            {
+              cause: {
+                kind: outcome.kind,
+                retryable: outcome.retryable,
+                attempts,
+                ...outcome.extra,
+              },
+            },
+          );
+        }
+        await this.#sleep(this.#retryDelay(outcome, attempts), signal);
+      }
+    } catch (error) {
+      throw this.#cancelled(error, signal, describe);
+    }
+  }
+
+  /** The retry loop of a query (range or instant): attempts, backoff, `onQuery`, typed errors. */
+  async #runQuery(
+    q: QueryName,
+    params: string,
+    request: { method: "POST"; url: string; body: string; key: string },
+    onSeries: (s: Series) => void,
+    signal: AbortSignal | undefined,
+    onRetry: ((info: RetryInfo) => void) | undefined,
+    counter: QueryCounter | undefined,
+  ): Promise<QueryStats> {
     const started = performance.now();
     this.#totals.queries++;
     if (counter) counter.queries++;
@@ -752,26 +1023,16 @@ export class ThanosClient {
       while (true) {
         signal?.throwIfAborted();
         attempts++;
-        const outcome = await this.#attempt(
-          { method: "POST", url: this.#endpoint.href, body: form, key: q.clusterId ?? "" },
-          { onSeries, limits: {}, counter },
-          signal,
-        );
+        const outcome = await this.#attempt(request, { onSeries, limits: {}, counter }, signal);
         if (!(outcome instanceof AttemptFailure)) {
           const ms = Math.round(performance.now() - started);
           this.#onQuery?.({ ok: true, code: null, ms, bytes: outcome.bytes });
           return { bytes: outcome.bytes, series: outcome.series, attempts, ms };
         }
         if (!outcome.retryable || attempts >= this.#maxAttempts) {
-          throw this.#queryError(q, outcome, attempts);
+          throw this.#queryError(q, params, outcome, attempts);
         }
-        const delayMs = outcome.retryAfterMs !== undefined
-          ? Math.min(outcome.retryAfterMs, this.#maxDelayMs)
-          : backoffDelay(attempts, {
-            baseDelayMs: this.#baseDelayMs,
-            maxDelayMs: this.#maxDelayMs,
-            random: this.#random,
-          });
+        const delayMs = this.#retryDelay(outcome, attempts);
         onRetry?.({ attempt: attempts + 1, delayMs, reason: outcome.reason });
         await this.#sleep(delayMs, signal);
       }
@@ -785,6 +1046,17 @@ export class ThanosClient {
       });
       throw failure;
     }
+  }
+
+  /** Delay before the attempt after `attempts` failed ones: `Retry-After` (capped) or backoff. */
+  #retryDelay(outcome: AttemptFailure, attempts: number): number {
+    return outcome.retryAfterMs !== undefined
+      ? Math.min(outcome.retryAfterMs, this.#maxDelayMs)
+      : backoffDelay(attempts, {
+        baseDelayMs: this.#baseDelayMs,
+        maxDelayMs: this.#maxDelayMs,
+        random: this.#random,
+      });
   }
 
   /**
@@ -1006,7 +1278,7 @@ export class ThanosClient {
   }
 
   /** The query as named in messages: its id, cluster and hours. */
-  #describe(q: RangeQuery): string {
+  #describe(q: QueryName): string {
     const name = q.id ?? `\`${shortenQuery(q.query)}\``;
     const where = [
       q.clusterId !== undefined ? `cluster ${q.clusterId}` : undefined,
@@ -1015,7 +1287,12 @@ export class ThanosClient {
     return `query ${name}${where ? ` (${where})` : ""}`;
   }
 
-  #queryError(q: RangeQuery, failure: AttemptFailure, attempts: number): BridgeError {
+  #queryError(
+    q: QueryName,
+    params: string,
+    failure: AttemptFailure,
+    attempts: number,
+  ): BridgeError {
     const cause: QueryErrorCause = {
       query: q.query,
       ...(q.id !== undefined ? { id: q.id } : {}),
@@ -1030,8 +1307,8 @@ export class ThanosClient {
       KIND_CODES[failure.kind],
       escapeControl(
         this.#redactor.redact(
-          `${this.#describe(q)} on ${this.#endpoint.origin} (start=${q.start}, end=${q.end}, ` +
-            `step=${q.step}) failed after ${tries}: ${failure.reason}`,
+          `${this.#describe(q)} on ${this.#endpoint.origin} (${params}) ` +
+            `failed after ${tries}: ${failure.reason}`,
         ),
         false,
       ),
