@@ -1,0 +1,370 @@
+/**
+ * Fetches the raw samples of every selector the cost queries read, for the
+ * local reduction mode (`--reduce local`): one instant query
+ * `<selector>[<range>s]` per selector, each series turned at once into two
+ * flat `Float64Array`s (timestamps in ms, values), so the evaluator can run
+ * the queries in the bridge.
+ *
+ * **Why raw samples are safe to use.** The answer to a plain range selector
+ * (`x{…}[3720s]`, no function around it) at an instant is the stored samples
+ * of each series in the window, unchanged: Prometheus (2.x and 3.x) returns
+ * them as read from its TSDB, and Thanos Query returns the deduplicated raw
+ * samples of its stores — Thanos's counter adjustment on deduplication
+ * (`dedup.NewCounterSeriesIterator`) applies only inside `rate`/`increase`-like
+ * functions, never to a bare matrix selector. What the API does drop is the
+ * staleness markers (special NaN samples written when a series disappears):
+ * they never appear in an answer, so the evaluator must apply the lookback
+ * limits (5 minutes) itself and cannot see the exact moment a series went
+ * stale. Values are parsed with Go's `strconv.ParseFloat` rules
+ * ({@linkcode parseSampleValue}), so `NaN`, `+Inf` and `-Inf` keep their meaning.
+ *
+ * @module
+ */
+
+import { BridgeError, escapeControl, showValue } from "../model.ts";
+import type { InstantQuery, QueryCounter, Series, ThanosClient } from "../thanos/thanos_client.ts";
+import { shortenQuery } from "../thanos/thanos_client.ts";
+import { parseSampleValue } from "./reduce.ts";
+import { compareUtf8 } from "./utf8_compare.ts";
+
+/** A label set: label name → value (the metric name under `__name__`). */
+export type Labels = Readonly<Record<string, string>>;
+
+// TODO(local-eval): import RawSeries and SelectorNeed from "./local_eval.ts" once it exists;
+// these declarations must keep exactly its shapes.
+
+/** One series' raw samples: timestamps (ms, strictly ascending) and values, same length. */
+export interface RawSeries {
+  readonly metric: Labels;
+  /** Sample timestamps, unix ms, strictly ascending. */
+  readonly t: Float64Array;
+  /** Sample values, `v[i]` at `t[i]`. */
+  readonly v: Float64Array;
+}
+
+/** A selector the cost queries read, and how far before the first evaluation time they read it. */
+export interface SelectorNeed {
+  /** Canonical selector, valid PromQL, e.g. `kube_pod_info{clusterID="c1"}`. */
+  readonly key: string;
+  /** How far before the first evaluation time samples are needed, in ms (range + lookback). */
+  readonly marginMs: number;
+}
+
+/** What {@linkcode fetchRaw} fetches. */
+export interface RawFetchRequest {
+  /** First evaluation time (unix ms) the samples must serve. */
+  readonly firstMs: number;
+  /** Last evaluation time (unix ms) the samples must serve; the queries are evaluated at this time. */
+  readonly lastMs: number;
+  /** The selectors; one query each. A key given twice is fetched once, with the larger margin. */
+  readonly needs: readonly SelectorNeed[];
+  /** For messages: the batch's name. */
+  readonly id?: string;
+  /** For messages, and the client's fairness key. */
+  readonly clusterId?: string;
+  /** For messages: the hours the batch covers. */
+  readonly hours?: string;
+}
+
+/** The raw samples of one {@linkcode fetchRaw} call, by selector key. */
+export interface RawStore {
+  /**
+   * The series of selector `key` (one of the request's keys), sorted in
+   * Prometheus's label order; empty when the selector matched nothing.
+   * Throws a `RangeError` for a key that was not requested.
+   */
+  series(key: string): readonly RawSeries[];
+  /** Samples over all series. */
+  readonly samples: number;
+  /** Series over all keys. */
+  readonly seriesCount: number;
+  /**
+   * Approximate memory held: the typed arrays' bytes (16 per sample) plus 2
+   * bytes per character of the label names and values.
+   */
+  readonly bytes: number;
+}
+
+/** Extra seconds on every range: a sample exactly at the left edge of the need is kept on every engine. */
+export const RANGE_SLACK_SECONDS = 60;
+
+/**
+ * The range, in whole seconds, fetched for a selector: the needed span plus
+ * {@linkcode RANGE_SLACK_SECONDS} (Prometheus 2.x windows are closed on the
+ * left, Prometheus 3.x and Thanos open on the left; the extra minute keeps a
+ * sample exactly at `firstMs - marginMs` on both, and the evaluator applies
+ * the exact boundaries itself).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { rangeSeconds } from "./raw_fetch.ts";
+ *
+ * // One hour of evaluations (first 00:00, last 00:59) with a 5-minute lookback.
+ * assert.equal(rangeSeconds(0, 3_540_000, 300_000), 3_900);
+ * ```
+ */
+export function rangeSeconds(firstMs: number, lastMs: number, marginMs: number): number {
+  return Math.ceil((lastMs - firstMs + marginMs) / 1000) + RANGE_SLACK_SECONDS;
+}
+
+/**
+ * Prometheus's order of label sets (`labels.Compare`): label pairs sorted by
+ * name, compared pair by pair, name then value, in UTF-8 byte order; a set
+ * that is a prefix of the other comes first. `a` and `b` are the sorted names.
+ */
+function compareLabelSets(
+  a: Labels,
+  aNames: readonly string[],
+  b: Labels,
+  bNames: readonly string[],
+): number {
+  const n = Math.min(aNames.length, bNames.length);
+  for (let i = 0; i < n; i++) {
+    const an = aNames[i]!, bn = bNames[i]!;
+    if (an !== bn) return compareUtf8(an, bn);
+    const av = a[an]!, bv = b[bn]!;
+    if (av !== bv) return compareUtf8(av, bv);
+  }
+  return aNames.length - bNames.length;
+}
+
+/**
+ * Sorts `series` in place in Prometheus's label order (`labels.Compare`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sortSeries } from "./raw_fetch.ts";
+ *
+ * const empty = new Float64Array(0);
+ * const s = [{ metric: { a: "2" }, t: empty, v: empty }, { metric: { a: "1", b: "" }, t: empty, v: empty }];
+ * assert.deepEqual(sortSeries(s).map((x) => x.metric.a), ["1", "2"]);
+ * ```
+ */
+export function sortSeries(series: RawSeries[]): RawSeries[] {
+  const names = new Map<RawSeries, string[]>();
+  for (const s of series) names.set(s, Object.keys(s.metric).sort(compareUtf8));
+  return series.sort((x, y) => compareLabelSets(x.metric, names.get(x)!, y.metric, names.get(y)!));
+}
+
+/** One answer's series, checked and converted; dropped when the attempt fails. */
+class Answer {
+  series: RawSeries[] = [];
+  seen = new Set<string>();
+  samples = 0;
+  labelChars = 0;
+}
+
+/** Server or query text for a message: one line, control characters escaped, at most 300 characters. */
+function show(text: string): string {
+  return escapeControl(shortenQuery(text, 300), false);
+}
+
+/** Text of a label set for messages, e.g. `{__name__="x", pod="p1"}`. */
+function showLabels(metric: Labels): string {
+  return show(
+    `{${
+      Object.keys(metric).sort(compareUtf8).map((n) => `${n}=${JSON.stringify(metric[n])}`)
+        .join(", ")
+    }}`,
+  );
+}
+
+/**
+ * Fetches the raw samples of every selector of `request`: one instant query
+ * `${key}[${rangeSeconds}s]` at `lastMs / 1000` per {@linkcode SelectorNeed},
+ * all started at once (the client bounds how many are in flight). The first
+ * failure aborts the others and is thrown. Each streamed series is converted
+ * at once into exactly sized `Float64Array`s (the `[t, "v"]` pairs are not
+ * kept) and checked; a series is refused with a `thanos_parse`
+ * {@linkcode BridgeError} naming the selector and its labels when its
+ * labels are not a flat string map, its timestamps are not strictly
+ * ascending or outside `[time - range, time]`, a value is not a Go float, or
+ * the same label set comes twice in one answer. A retried query drops what
+ * the failed attempt delivered. The series of each key are sorted in
+ * Prometheus's label order. Errors of the client (`thanos_http`,
+ * `thanos_limit`, `cancelled`, …) pass through; note its answer limits
+ * (`maxSeries`, `maxAnswerBytes`, `maxSeriesBytes`) apply to each raw answer.
+ *
+ * Memory: 16 bytes per sample plus the labels; the answers' text is parsed
+ * one series at a time and not kept.
+ *
+ * @param client The Thanos client (only `queryInstant` is used).
+ * @param request The evaluation span and the selectors.
+ * @param signal Aborts every query: a `cancelled` error.
+ * @param counter Counters of the caller's traffic, passed to each query.
+ *
+ * @example
+ * ```ts ignore
+ * import { ThanosClient } from "../thanos/thanos_client.ts";
+ * import { fetchRaw } from "./raw_fetch.ts";
+ *
+ * const client = new ThanosClient({ url: "http://127.0.0.1:9090" });
+ * const store = await fetchRaw(client, {
+ *   firstMs: Date.UTC(2026, 10, 1, 3),
+ *   lastMs: Date.UTC(2026, 10, 1, 3, 59),
+ *   needs: [{ key: 'kube_pod_info{clusterID="c1"}', marginMs: 300_000 }],
+ *   clusterId: "c1",
+ * });
+ * for (const s of store.series('kube_pod_info{clusterID="c1"}')) console.log(s.metric, s.t.length);
+ * client.close();
+ * ```
+ */
+export async function fetchRaw(
+  client: Pick<ThanosClient, "queryInstant">,
+  request: RawFetchRequest,
+  signal?: AbortSignal,
+  counter?: QueryCounter,
+): Promise<RawStore> {
+  const { firstMs, lastMs } = request;
+  if (!Number.isFinite(firstMs) || !Number.isFinite(lastMs) || lastMs < firstMs) {
+    throw new RangeError(
+      `firstMs and lastMs must be finite with firstMs <= lastMs, got ${firstMs} and ${lastMs}`,
+    );
+  }
+  const margins = new Map<string, number>();
+  for (const need of request.needs) {
+    if (typeof need.key !== "string" || need.key.trim() === "") {
+      throw new TypeError(`selector key must be a non-empty PromQL selector, got ${need.key}`);
+    }
+    if (!Number.isFinite(need.marginMs) || need.marginMs < 0) {
+      throw new RangeError(`marginMs of ${need.key} must be >= 0, got ${need.marginMs}`);
+    }
+    margins.set(need.key, Math.max(margins.get(need.key) ?? 0, need.marginMs));
+  }
+
+  const inner = new AbortController();
+  const forward = () => inner.abort(signal?.reason);
+  if (signal?.aborted) forward();
+  else signal?.addEventListener("abort", forward, { once: true });
+  let failure: { error: unknown } | undefined;
+  const answers = new Map<string, Answer>();
+  try {
+    const tasks = [...margins].map(async ([key, marginMs]) => {
+      try {
+        answers.set(key, await fetchOne(client, request, key, marginMs, inner.signal, counter));
+      } catch (error) {
+        if (failure === undefined) {
+          failure = { error };
+          inner.abort(error);
+        }
+      }
+    });
+    await Promise.all(tasks);
+  } finally {
+    signal?.removeEventListener("abort", forward);
+  }
+  if (failure !== undefined) throw failure.error;
+
+  let samples = 0, seriesCount = 0, labelChars = 0;
+  const byKey = new Map<string, readonly RawSeries[]>();
+  for (const [key, answer] of answers) {
+    byKey.set(key, sortSeries(answer.series));
+    samples += answer.samples;
+    seriesCount += answer.series.length;
+    labelChars += answer.labelChars;
+  }
+  return {
+    series(key: string): readonly RawSeries[] {
+      const found = byKey.get(key);
+      if (found === undefined) {
+        throw new RangeError(`selector ${showValue(key, 200)} was not fetched`);
+      }
+      return found;
+    },
+    samples,
+    seriesCount,
+    bytes: samples * 16 + labelChars * 2,
+  };
+}
+
+/** One selector's query; resolves with its checked, converted series. */
+async function fetchOne(
+  client: Pick<ThanosClient, "queryInstant">,
+  request: RawFetchRequest,
+  key: string,
+  marginMs: number,
+  signal: AbortSignal,
+  counter: QueryCounter | undefined,
+): Promise<Answer> {
+  const range = rangeSeconds(request.firstMs, request.lastMs, marginMs);
+  const time = request.lastMs / 1000;
+  const hiMs = request.lastMs;
+  const loMs = request.lastMs - range * 1000;
+  const name = `raw ${shortenQuery(key, 120)}`;
+  const q: InstantQuery = {
+    query: `${key}[${range}s]`,
+    time,
+    id: request.id !== undefined ? `${request.id} ${name}` : name,
+  };
+  if (request.clusterId !== undefined) q.clusterId = request.clusterId;
+  if (request.hours !== undefined) q.hours = request.hours;
+
+  let answer = new Answer();
+  const refuse = (metric: Labels, what: string) =>
+    new BridgeError(
+      "thanos_parse",
+      `raw samples of ${show(key)}${
+        request.clusterId !== undefined ? ` (cluster ${request.clusterId})` : ""
+      }: series ${showLabels(metric)} ${what}`,
+    );
+  const onSeries = (s: Series) => {
+    const metric = s.metric as unknown;
+    if (typeof metric !== "object" || metric === null || Array.isArray(metric)) {
+      throw refuse({}, "has labels that are not an object");
+    }
+    const labels = metric as Record<string, unknown>;
+    const names = Object.keys(labels).sort(compareUtf8);
+    let chars = 0;
+    for (const n of names) {
+      const v = labels[n];
+      if (typeof v !== "string") {
+        throw refuse({}, `has label ${showValue(n)} that is not a string`);
+      }
+      chars += n.length + v.length;
+    }
+    const id = JSON.stringify(names.map((n) => [n, labels[n]]));
+    if (answer.seen.has(id)) throw refuse(metric as Labels, "comes twice in one answer");
+    const values = s.values;
+    const n = values.length;
+    const t = new Float64Array(n);
+    const v = new Float64Array(n);
+    let previous = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const [ts, text] = values[i]!;
+      const ms = Math.round(ts * 1000);
+      if (!(ms > previous)) {
+        throw refuse(
+          metric as Labels,
+          `has timestamps that are not strictly ascending (${previous / 1000} then ${ts})`,
+        );
+      }
+      if (ms < loMs || ms > hiMs) {
+        throw refuse(
+          metric as Labels,
+          `has a sample at ${ts}, outside the window [${loMs / 1000}, ${hiMs / 1000}]`,
+        );
+      }
+      previous = ms;
+      t[i] = ms;
+      try {
+        v[i] = parseSampleValue(text);
+      } catch (error) {
+        throw refuse(
+          metric as Labels,
+          `has a bad value at ${ts}: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+    }
+    answer.seen.add(id);
+    answer.series.push({ metric: metric as Labels, t, v });
+    answer.samples += n;
+    answer.labelChars += chars;
+  };
+  await client.queryInstant(q, onSeries, signal, () => {
+    answer = new Answer();
+  }, counter);
+  answer.seen = new Set();
+  return answer;
+}

@@ -1,0 +1,363 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { BridgeError } from "../model.ts";
+import { type Series, ThanosClient, type ThanosClientOptions } from "../thanos/thanos_client.ts";
+import { backfill, startPrometheus } from "../../tools/synth/prometheus.ts";
+import { fetchRaw, rangeSeconds, type RawSeries, sortSeries } from "./raw_fetch.ts";
+
+const FIRST_MS = Date.UTC(2026, 10, 1, 3, 0); // 1_793_502_000_000
+const LAST_MS = Date.UTC(2026, 10, 1, 3, 59);
+const KEY_A = 'kube_pod_info{clusterID="c1"}';
+const KEY_B = 'kube_node_info{clusterID="c1"}';
+
+interface Seen {
+  path: string;
+  form: URLSearchParams;
+}
+
+function matrix(series: Series[]): string {
+  return JSON.stringify({ status: "success", data: { resultType: "matrix", result: series } });
+}
+
+async function withServer(
+  handler: (seen: Seen, n: number, stop: AbortSignal) => Response | Promise<Response>,
+  fn: (server: { url: string; seen: Seen[] }) => Promise<void>,
+): Promise<void> {
+  const stopper = new AbortController();
+  const seen: Seen[] = [];
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
+    const s = { path: new URL(req.url).pathname, form: new URLSearchParams(await req.text()) };
+    seen.push(s);
+    return await handler(s, seen.length, stopper.signal);
+  });
+  try {
+    await fn({ url: `http://127.0.0.1:${server.addr.port}`, seen });
+  } finally {
+    stopper.abort();
+    await server.shutdown();
+  }
+}
+
+function json(body: string, status = 200): Response {
+  return new Response(body, { status, headers: { "Content-Type": "application/json" } });
+}
+
+const FAST: Partial<ThanosClientOptions> = {
+  baseDelayMs: 1,
+  maxDelayMs: 1,
+  random: () => 0,
+  sleep: () => Promise.resolve(),
+};
+
+/** The selector of a `x[Ns]` query. */
+function selectorOf(form: URLSearchParams): string {
+  return form.get("query")!.replace(/\[\d+s\]$/, "");
+}
+
+Deno.test("rangeSeconds: the needed span rounded up, plus one minute", () => {
+  assert.equal(rangeSeconds(0, 3_540_000, 300_000), 3_900);
+  assert.equal(rangeSeconds(0, 0, 0), 60);
+  assert.equal(rangeSeconds(0, 1, 0), 61);
+});
+
+Deno.test("sortSeries: Prometheus's labels.Compare order (names, then values, UTF-8 bytes, prefix first)", () => {
+  const e = new Float64Array(0);
+  const sets: Record<string, string>[] = [
+    { b: "1" },
+    { a: "2" },
+    { a: "1", c: "x" },
+    { a: "1" },
+    { a: "\u{1F600}" },
+    { a: "\uFF01" },
+    { __name__: "m", a: "1" },
+  ];
+  const sorted = sortSeries(sets.map((metric): RawSeries => ({ metric, t: e, v: e })));
+  assert.deepEqual(sorted.map((s) => s.metric), [
+    { __name__: "m", a: "1" },
+    { a: "1" },
+    { a: "1", c: "x" },
+    { a: "2" },
+    { a: "\uFF01" },
+    { a: "\u{1F600}" },
+    { b: "1" },
+  ]);
+});
+
+Deno.test("fetchRaw: one instant query per selector at lastMs, typed arrays, sorted series, totals", async () => {
+  const timeS = LAST_MS / 1000;
+  await withServer(
+    (seen) => {
+      const sel = selectorOf(seen.form);
+      if (sel === KEY_A) {
+        return json(matrix([
+          {
+            metric: { __name__: "kube_pod_info", pod: "p2" },
+            values: [[timeS - 3900, "1"], [timeS - 60.5, "NaN"], [timeS, "+Inf"]],
+          },
+          { metric: { __name__: "kube_pod_info", pod: "p1" }, values: [[timeS - 30, "0x1p-2"]] },
+        ]));
+      }
+      return json(matrix([]));
+    },
+    async ({ url, seen }) => {
+      const client = new ThanosClient({ url });
+      try {
+        const counter = { queries: 0, attempts: 0, bytes: 0 };
+        const store = await fetchRaw(
+          client,
+          {
+            firstMs: FIRST_MS,
+            lastMs: LAST_MS,
+            needs: [
+              { key: KEY_A, marginMs: 300_000 },
+              { key: KEY_B, marginMs: 0 },
+              { key: KEY_A, marginMs: 60_000 },
+            ],
+            id: "batch-1",
+            clusterId: "c1",
+          },
+          undefined,
+          counter,
+        );
+        assert.equal(seen.length, 2);
+        const forms = new Map(seen.map((s) => [selectorOf(s.form), s.form]));
+        assert.equal(forms.get(KEY_A)!.get("query"), `${KEY_A}[3900s]`);
+        assert.equal(forms.get(KEY_B)!.get("query"), `${KEY_B}[3600s]`);
+        for (const s of seen) {
+          assert.equal(s.path, "/api/v1/query");
+          assert.equal(s.form.get("time"), String(timeS));
+        }
+        const a = store.series(KEY_A);
+        assert.deepEqual(a.map((s) => s.metric.pod), ["p1", "p2"]);
+        assert.ok(a[1]!.t instanceof Float64Array && a[1]!.v instanceof Float64Array);
+        assert.deepEqual([...a[1]!.t], [LAST_MS - 3_900_000, LAST_MS - 60_500, LAST_MS]);
+        assert.equal(a[1]!.v.length, 3);
+        assert.equal(a[1]!.v[0], 1);
+        assert.ok(Number.isNaN(a[1]!.v[1]));
+        assert.equal(a[1]!.v[2], Infinity);
+        assert.equal(a[0]!.v[0], 0.25);
+        assert.equal(a[0]!.t.buffer.byteLength, 8); // sized exactly
+        assert.deepEqual(store.series(KEY_B), []);
+        assert.equal(store.samples, 4);
+        assert.equal(store.seriesCount, 2);
+        assert.ok(store.bytes >= 4 * 16);
+        assert.deepEqual(counter, { queries: 2, attempts: 2, bytes: counter.bytes });
+        assert.throws(() => store.series("up"), RangeError);
+      } finally {
+        client.close();
+      }
+    },
+  );
+});
+
+Deno.test("fetchRaw refuses bad series with thanos_parse naming the selector and the labels", async () => {
+  const timeS = LAST_MS / 1000;
+  const cases: [Series[], RegExp][] = [
+    [
+      [{ metric: { pod: "p1" }, values: [[timeS - 10, "1"], [timeS - 10, "2"]] }],
+      /not strictly ascending/,
+    ],
+    [
+      [{ metric: { pod: "p1" }, values: [[timeS - 20, "1"], [timeS - 30, "2"]] }],
+      /not strictly ascending/,
+    ],
+    [[{ metric: { pod: "p1" }, values: [[timeS + 1, "1"]] }], /outside the window/],
+    [[{ metric: { pod: "p1" }, values: [[timeS - 3661, "1"]] }], /outside the window/],
+    [[{ metric: { pod: "p1" }, values: [[timeS, "0x10"]] }], /bad value/],
+    [
+      [{ metric: { pod: "p1" }, values: [[timeS, "1"]] }, {
+        metric: { pod: "p1" },
+        values: [[timeS, "2"]],
+      }],
+      /comes twice in one answer/,
+    ],
+  ];
+  for (const [series, pattern] of cases) {
+    await withServer(
+      () => json(matrix(series)),
+      async ({ url, seen }) => {
+        const client = new ThanosClient({ url, ...FAST });
+        try {
+          const error = await fetchRaw(client, {
+            firstMs: LAST_MS,
+            lastMs: LAST_MS,
+            needs: [{ key: KEY_A, marginMs: 3_540_000 }], // range 3600 s
+            clusterId: "c1",
+          }).then(() => assert.fail("expected a failure"), (e: unknown) => e);
+          assert.ok(error instanceof BridgeError, String(error));
+          assert.equal(error.code, "thanos_parse");
+          assert.match(error.message, pattern);
+          assert.ok(error.message.includes(KEY_A), error.message);
+          assert.match(error.message, /\{pod="p1"\}/);
+          assert.equal(seen.length, 1); // not retried
+        } finally {
+          client.close();
+        }
+      },
+    );
+  }
+  // The sample exactly at time - range is accepted.
+  await withServer(
+    () => json(matrix([{ metric: { pod: "p1" }, values: [[timeS - 3600, "1"]] }])),
+    async ({ url }) => {
+      const client = new ThanosClient({ url });
+      try {
+        const store = await fetchRaw(client, {
+          firstMs: LAST_MS,
+          lastMs: LAST_MS,
+          needs: [{ key: KEY_A, marginMs: 3_540_000 }],
+        });
+        assert.equal(store.samples, 1);
+      } finally {
+        client.close();
+      }
+    },
+  );
+});
+
+Deno.test("fetchRaw: a retried query drops what the failed attempt delivered", async () => {
+  const timeS = LAST_MS / 1000;
+  const full = matrix([
+    { metric: { pod: "p1" }, values: [[timeS, "1"]] },
+    { metric: { pod: "p2" }, values: [[timeS, "2"]] },
+  ]);
+  await withServer(
+    (_, n) => json(n === 1 ? full.slice(0, full.indexOf("]]}") + 3) : full),
+    async ({ url, seen }) => {
+      const client = new ThanosClient({ url, ...FAST });
+      try {
+        const store = await fetchRaw(client, {
+          firstMs: FIRST_MS,
+          lastMs: LAST_MS,
+          needs: [{ key: KEY_A, marginMs: 0 }],
+        });
+        assert.equal(seen.length, 2);
+        assert.deepEqual(store.series(KEY_A).map((s) => s.metric.pod), ["p1", "p2"]);
+        assert.equal(store.samples, 2);
+      } finally {
+        client.close();
+      }
+    },
+  );
+});
+
+Deno.test("fetchRaw: the first failure aborts the other queries and is thrown", async () => {
+  await withServer(
+    (seen, _, stop) => {
+      if (selectorOf(seen.form) === KEY_B) {
+        return json('{"status":"error","errorType":"bad_data","error":"boom"}', 400);
+      }
+      // KEY_A hangs until the test's server stops.
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          async pull(c) {
+            await new Promise<void>((resolve) => {
+              if (stop.aborted) resolve();
+              stop.addEventListener("abort", () => resolve(), { once: true });
+            });
+            c.close();
+          },
+        }),
+        { headers: { "Content-Type": "application/json" } },
+      );
+    },
+    async ({ url }) => {
+      const client = new ThanosClient({ url, ...FAST });
+      try {
+        const started = performance.now();
+        const error = await fetchRaw(client, {
+          firstMs: FIRST_MS,
+          lastMs: LAST_MS,
+          needs: [{ key: KEY_A, marginMs: 0 }, { key: KEY_B, marginMs: 0 }],
+        }).then(() => assert.fail("expected a failure"), (e: unknown) => e);
+        assert.ok(performance.now() - started < 5000);
+        assert.ok(error instanceof BridgeError);
+        assert.equal(error.code, "thanos_http");
+        assert.match(error.message, /boom/);
+      } finally {
+        client.close();
+      }
+    },
+  );
+});
+
+Deno.test("fetchRaw: the caller's abort is a cancelled error; bad requests are refused", async () => {
+  await withServer(
+    () => json(matrix([])),
+    async ({ url }) => {
+      const client = new ThanosClient({ url });
+      try {
+        const controller = new AbortController();
+        controller.abort(new Error("stop"));
+        await assert.rejects(
+          fetchRaw(client, {
+            firstMs: FIRST_MS,
+            lastMs: LAST_MS,
+            needs: [{ key: KEY_A, marginMs: 0 }],
+          }, controller.signal),
+          (e: unknown) => e instanceof BridgeError && e.code === "cancelled",
+        );
+        await assert.rejects(
+          fetchRaw(client, { firstMs: LAST_MS, lastMs: FIRST_MS, needs: [] }),
+          RangeError,
+        );
+        await assert.rejects(
+          fetchRaw(client, { firstMs: 0, lastMs: 0, needs: [{ key: "x", marginMs: -1 }] }),
+          RangeError,
+        );
+      } finally {
+        client.close();
+      }
+    },
+  );
+});
+
+Deno.test("fetchRaw against Debian's Prometheus 2.42: raw samples unchanged, the sample at the left edge kept", async () => {
+  const work = await Deno.makeTempDir({ prefix: "thanos-bridge-raw-fetch-" });
+  let server: Awaited<ReturnType<typeof startPrometheus>> | undefined;
+  try {
+    // Samples every 300 s (ACM's interval) from 02:50 to 04:05, one of them NaN.
+    const firstMs = FIRST_MS, lastMs = LAST_MS, marginMs = 600_000; // left edge 02:50:00
+    const edgeMs = firstMs - marginMs;
+    const times: number[] = [];
+    for (let t = edgeMs - 300_000; t <= lastMs + 360_000; t += 300_000) times.push(t);
+    const value = (i: number) => (i === 5 ? "NaN" : String(i * 1.5));
+    const lines = ["# TYPE raw_test gauge"];
+    times.forEach((t, i) => lines.push(`raw_test{pod="p1"} ${value(i)} ${t / 1000}`));
+    times.forEach((t, i) => lines.push(`raw_test{pod="p0"} ${i} ${t / 1000}`));
+    lines.push("# EOF\n");
+    const om = join(work, "raw.om");
+    await Deno.writeTextFile(om, lines.join("\n"));
+    const dataDir = join(work, "data");
+    await backfill([om], dataDir);
+    server = await startPrometheus({ dataDir });
+    const client = new ThanosClient({ url: server.url });
+    try {
+      const store = await fetchRaw(client, {
+        firstMs,
+        lastMs,
+        needs: [{ key: "raw_test", marginMs }],
+      });
+      const series = store.series("raw_test");
+      assert.deepEqual(series.map((s) => s.metric), [
+        { __name__: "raw_test", pod: "p0" },
+        { __name__: "raw_test", pod: "p1" },
+      ]);
+      const range = rangeSeconds(firstMs, lastMs, marginMs) * 1000;
+      const expected = times.filter((t) => t >= lastMs - range && t <= lastMs);
+      const p1 = series[1]!;
+      assert.deepEqual([...p1.t], expected);
+      assert.ok(p1.t.includes(edgeMs), "the sample exactly at the left edge is present");
+      for (let i = 0; i < p1.t.length; i++) {
+        const k = times.indexOf(p1.t[i]!);
+        if (k === 5) assert.ok(Number.isNaN(p1.v[i]));
+        else assert.equal(p1.v[i], k * 1.5);
+      }
+    } finally {
+      client.close();
+    }
+  } finally {
+    await server?.stop();
+    await Deno.remove(work, { recursive: true });
+  }
+});
