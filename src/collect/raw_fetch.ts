@@ -135,10 +135,13 @@ function compareLabelSets(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { sortSeries } from "./raw_fetch.ts";
+ * import { type RawSeries, sortSeries } from "./raw_fetch.ts";
  *
  * const empty = new Float64Array(0);
- * const s = [{ metric: { a: "2" }, t: empty, v: empty }, { metric: { a: "1", b: "" }, t: empty, v: empty }];
+ * const s: RawSeries[] = [
+ *   { metric: { a: "2" }, t: empty, v: empty },
+ *   { metric: { a: "1", b: "" }, t: empty, v: empty },
+ * ];
  * assert.deepEqual(sortSeries(s).map((x) => x.metric.a), ["1", "2"]);
  * ```
  */
