@@ -24,31 +24,13 @@
 import { BridgeError, escapeControl, showValue } from "../model.ts";
 import type { InstantQuery, QueryCounter, Series, ThanosClient } from "../thanos/thanos_client.ts";
 import { shortenQuery } from "../thanos/thanos_client.ts";
+import type { RawSeries, SelectorNeed } from "./local_eval.ts";
 import { parseSampleValue } from "./reduce.ts";
+import type { Labels } from "./row_map.ts";
 import { compareUtf8 } from "./utf8_compare.ts";
 
-/** A label set: label name → value (the metric name under `__name__`). */
-export type Labels = Readonly<Record<string, string>>;
-
-// TODO(local-eval): import RawSeries and SelectorNeed from "./local_eval.ts" once it exists;
-// these declarations must keep exactly its shapes.
-
-/** One series' raw samples: timestamps (ms, strictly ascending) and values, same length. */
-export interface RawSeries {
-  readonly metric: Labels;
-  /** Sample timestamps, unix ms, strictly ascending. */
-  readonly t: Float64Array;
-  /** Sample values, `v[i]` at `t[i]`. */
-  readonly v: Float64Array;
-}
-
-/** A selector the cost queries read, and how far before the first evaluation time they read it. */
-export interface SelectorNeed {
-  /** Canonical selector, valid PromQL, e.g. `kube_pod_info{clusterID="c1"}`. */
-  readonly key: string;
-  /** How far before the first evaluation time samples are needed, in ms (range + lookback). */
-  readonly marginMs: number;
-}
+export type { Labels } from "./row_map.ts";
+export type { RawSeries, SelectorNeed } from "./local_eval.ts";
 
 /** What {@linkcode fetchRaw} fetches. */
 export interface RawFetchRequest {
