@@ -1,0 +1,621 @@
+import assert from "node:assert/strict";
+import { BridgeError } from "../model.ts";
+import { COST_QUERIES } from "./catalogue.ts";
+import {
+  compileLocal,
+  type EngineSemantics,
+  evaluateRange,
+  type LocalQuery,
+  type RawSeries,
+} from "./local_eval.ts";
+import { planBatchQueries, planQueries } from "./query_plan.ts";
+
+const LB = 300_000;
+const BOTH: readonly EngineSemantics[] = ["prometheus2", "prometheus3"];
+
+function compiled(expr: string): LocalQuery {
+  const c = compileLocal(expr, { lookbackMs: LB });
+  if (!c.ok) throw new Error(`did not compile: ${c.reason}`);
+  return c.query;
+}
+
+function series(metric: Record<string, string>, points: [number, number][]): RawSeries {
+  return {
+    metric,
+    t: Float64Array.from(points.map((p) => p[0])),
+    v: Float64Array.from(points.map((p) => p[1])),
+  };
+}
+
+/** Raw lookup by the key's metric name (the tests' series already satisfy the matchers). */
+function byName(all: readonly RawSeries[]): (key: string) => readonly RawSeries[] {
+  return (key) => {
+    const name = /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(key)?.[0] ?? "";
+    return all.filter((s) => s.metric.__name__ === name);
+  };
+}
+
+interface Simple {
+  metric: Record<string, string>;
+  /** value per step, null where absent */
+  values: (number | null)[];
+}
+
+function run(
+  expr: string,
+  raw: readonly RawSeries[],
+  semantics: EngineSemantics,
+  grid: { start: number; end: number; step?: number },
+): Simple[] {
+  const out = evaluateRange(compiled(expr), byName(raw), {
+    startMs: grid.start,
+    endMs: grid.end,
+    stepMs: grid.step ?? 60_000,
+    lookbackMs: LB,
+    semantics,
+  });
+  return out.map((s) => ({
+    metric: { ...s.metric },
+    values: [...s.values].map((v, i) => (s.present[i] === 1 ? v : null)),
+  }));
+}
+
+function throwsLocal(fn: () => unknown, includes: string): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof BridgeError, `expected BridgeError, got ${e}`);
+    assert.equal(e.code, "local_eval");
+    assert.ok(e.message.includes(includes), `message ${e.message} lacks ${includes}`);
+    return true;
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Selectors and lookback
+
+Deno.test("lookback: a sample exactly lookback before the step is in for 2.x, out for 3.x", () => {
+  const raw = [series({ __name__: "x", a: "1" }, [[300_000, 7]])];
+  const grid = { start: 600_000, end: 600_000 };
+  assert.deepEqual(run("x", raw, "prometheus2", grid), [{
+    metric: { __name__: "x", a: "1" },
+    values: [7],
+  }]);
+  assert.deepEqual(run("x", raw, "prometheus3", grid), []);
+});
+
+Deno.test("lookback: latest sample at or before the step; expiry; a sample at the step itself", () => {
+  const raw = [series({ __name__: "x" }, [[0, 1], [60_000, 2], [120_000, 3]])];
+  const grid = { start: 0, end: 480_000 };
+  // Steps 0,1,…,8 min. Last sample at 2 min: 2.x keeps it through 7 min (2+5), 3.x through 6 min.
+  assert.deepEqual(run("x", raw, "prometheus2", grid)[0]!.values, [1, 2, 3, 3, 3, 3, 3, 3, null]);
+  assert.deepEqual(run("x", raw, "prometheus3", grid)[0]!.values, [
+    1,
+    2,
+    3,
+    3,
+    3,
+    3,
+    3,
+    null,
+    null,
+  ]);
+});
+
+Deno.test("offset shifts the evaluation time", () => {
+  const raw = [series({ __name__: "x" }, [[0, 1], [60_000, 2], [120_000, 3]])];
+  for (const sem of BOTH) {
+    assert.deepEqual(run("x offset 1m", raw, sem, { start: 60_000, end: 180_000 })[0]!.values, [
+      1,
+      2,
+      3,
+    ]);
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Range functions
+
+Deno.test("range window: left edge closed in 2.x, open in 3.x; right edge closed in both", () => {
+  const raw = [series({ __name__: "x" }, [[0, 1], [60_000, 2], [120_000, 4]])];
+  const grid = { start: 120_000, end: 120_000 };
+  assert.deepEqual(run("sum_over_time(x[2m])", raw, "prometheus2", grid)[0]!.values, [7]);
+  assert.deepEqual(run("sum_over_time(x[2m])", raw, "prometheus3", grid)[0]!.values, [6]);
+  assert.deepEqual(run("count_over_time(x[2m])", raw, "prometheus2", grid)[0]!.values, [3]);
+  assert.deepEqual(run("count_over_time(x[2m])", raw, "prometheus3", grid)[0]!.values, [2]);
+  for (const sem of BOTH) {
+    assert.deepEqual(run("last_over_time(x[1m])", raw, sem, grid)[0]!.values, [4]);
+    assert.deepEqual(run("max_over_time(x[5m])", raw, sem, grid)[0]!.values, [4]);
+    assert.deepEqual(run("min_over_time(x[5m])", raw, sem, grid)[0]!.values, [1]);
+  }
+  assert.deepEqual(run("min_over_time(x[2m])", raw, "prometheus3", grid)[0]!.values, [2]);
+});
+
+Deno.test("avg_over_time and avg of exact values", () => {
+  const raw = [series({ __name__: "x" }, [[0, 1], [10_000, 2], [20_000, 3], [30_000, 6]])];
+  for (const sem of BOTH) {
+    assert.deepEqual(
+      run("avg_over_time(x[1m])", raw, sem, { start: 30_000, end: 30_000 })[0]!.values,
+      [3],
+    );
+  }
+});
+
+Deno.test("rate/increase: samples near both edges extrapolate to the edges (both versions)", () => {
+  // Window (300 s, 600 s]: samples at 330…570 s, 100…140. sampled 240, avg 60, threshold 66,
+  // to start 30, to end 30, zero point 240*100/40 = 600 (no clamp).
+  const raw = [series({ __name__: "c_total" }, [
+    [330_000, 100],
+    [390_000, 110],
+    [450_000, 120],
+    [510_000, 130],
+    [570_000, 140],
+  ])];
+  const grid = { start: 600_000, end: 600_000 };
+  for (const sem of BOTH) {
+    assert.deepEqual(run("increase(c_total[5m])", raw, sem, grid)[0]!.values, [40 * (300 / 240)]);
+    assert.deepEqual(run("rate(c_total[5m])", raw, sem, grid)[0]!.values, [40 * (300 / 240 / 300)]);
+    assert.deepEqual(run("irate(c_total[5m])", raw, sem, grid)[0]!.values, [10 / 60]);
+  }
+});
+
+Deno.test("rate/increase: the zero-point clamp differs between 2.x and 3.x", () => {
+  // Window (300 s, 600 s]: 420→10, 480→20, 540→30, 600→50. result 40, sampled 180, avg 60,
+  // threshold 66, to start 120 (≥ threshold), to end 0, zero point 180*10/40 = 45.
+  // 2.x: clamp first (120 → 45), 45 < 66 so +45: 40 * (180+45+0)/180 = 50.
+  // 3.x: threshold first (120 → avg/2 = 30), then min(30, 45) = 30: 40 * (180+30+0)/180.
+  const raw = [
+    series({ __name__: "c_total" }, [[420_000, 10], [480_000, 20], [540_000, 30], [600_000, 50]]),
+  ];
+  const grid = { start: 600_000, end: 600_000 };
+  assert.deepEqual(run("increase(c_total[5m])", raw, "prometheus2", grid)[0]!.values, [
+    40 * (225 / 180),
+  ]);
+  assert.deepEqual(run("increase(c_total[5m])", raw, "prometheus3", grid)[0]!.values, [
+    40 * (210 / 180),
+  ]);
+  assert.deepEqual(run("rate(c_total[5m])", raw, "prometheus2", grid)[0]!.values, [
+    40 * (225 / 180 / 300),
+  ]);
+  assert.deepEqual(run("rate(c_total[5m])", raw, "prometheus3", grid)[0]!.values, [
+    40 * (210 / 180 / 300),
+  ]);
+});
+
+Deno.test("rate/increase: counter reset adds the value before the reset; irate after a reset", () => {
+  // 330→100, 390→110, 450→5, 510→15; result 15-100+110 = 25; to start 30 (<66), to end 90 (≥66 → 30).
+  const raw = [
+    series({ __name__: "c_total" }, [[330_000, 100], [390_000, 110], [450_000, 5], [510_000, 15]]),
+  ];
+  for (const sem of BOTH) {
+    assert.deepEqual(
+      run("increase(c_total[5m])", raw, sem, { start: 600_000, end: 600_000 })[0]!.values,
+      [25 * (240 / 180)],
+    );
+    // At 450 s the last two samples are 110 and 5: a reset, so irate = 5 / 60.
+    assert.deepEqual(
+      run("irate(c_total[5m])", raw, sem, { start: 450_000, end: 450_000 })[0]!.values,
+      [5 / 60],
+    );
+  }
+});
+
+Deno.test("rate needs two samples; one sample gives no point", () => {
+  const raw = [series({ __name__: "c_total" }, [[0, 1], [600_000, 2]])];
+  for (const sem of BOTH) {
+    assert.deepEqual(run("rate(c_total[5m])", raw, sem, { start: 300_000, end: 600_000 }), []);
+  }
+});
+
+Deno.test("rate drops __name__, last_over_time keeps it", () => {
+  const raw = [series({ __name__: "c_total", a: "1" }, [[0, 1], [30_000, 2], [60_000, 3]])];
+  for (const sem of BOTH) {
+    const grid = { start: 60_000, end: 60_000 };
+    assert.deepEqual(run("rate(c_total[5m])", raw, sem, grid)[0]!.metric, { a: "1" });
+    assert.deepEqual(run("last_over_time(c_total[5m])", raw, sem, grid)[0]!.metric, {
+      __name__: "c_total",
+      a: "1",
+    });
+  }
+});
+
+Deno.test("range function results with one label set: 2.x fails, 3.x merges unless they overlap", () => {
+  const raw = [
+    series({ __name__: "x", a: "1" }, [[0, 1], [30_000, 2]]),
+    series({ __name__: "y", a: "1" }, [[600_000, 5], [630_000, 6]]),
+  ];
+  const lookup = () => raw;
+  const q = compiled('sum_over_time({__name__=~"x|y"}[1m])');
+  const opts = { startMs: 60_000, endMs: 660_000, stepMs: 600_000, lookbackMs: LB };
+  throwsLocal(
+    () => evaluateRange(q, lookup, { ...opts, semantics: "prometheus2" }),
+    "same labelset",
+  );
+  const out = evaluateRange(q, lookup, { ...opts, semantics: "prometheus3" });
+  assert.equal(out.length, 1);
+  assert.deepEqual(out[0]!.metric, { a: "1" });
+  assert.deepEqual([...out[0]!.values], [2, 6]);
+  const overlap = compiled('sum_over_time({__name__=~"x|y"}[20m])');
+  throwsLocal(
+    () => evaluateRange(overlap, lookup, { ...opts, semantics: "prometheus3" }),
+    "same labelset",
+  );
+});
+
+// ---------------------------------------------------------------------------
+// Aggregations
+
+const AGG_RAW = [
+  series({ __name__: "m", pod: "p1", ns: "a", c: "x" }, [[0, 1]]),
+  series({ __name__: "m", pod: "p1", ns: "a", c: "y" }, [[0, 2]]),
+  series({ __name__: "m", pod: "p2", ns: "a", c: "x" }, [[0, 4]]),
+  series({ __name__: "m", pod: "p3", ns: "b", c: "x" }, [[0, NaN]]),
+  series({ __name__: "m", pod: "p3", ns: "b", c: "y" }, [[0, 8]]),
+];
+
+Deno.test("aggregation by / without / none", () => {
+  const g = { start: 0, end: 0 };
+  for (const sem of BOTH) {
+    assert.deepEqual(run("sum by (ns) (m)", AGG_RAW.slice(0, 3), sem, g), [{
+      metric: { ns: "a" },
+      values: [7],
+    }]);
+    assert.deepEqual(run("sum without (c) (m)", AGG_RAW.slice(0, 3), sem, g), [
+      { metric: { ns: "a", pod: "p1" }, values: [3] },
+      { metric: { ns: "a", pod: "p2" }, values: [4] },
+    ]);
+    assert.deepEqual(run("count(m)", AGG_RAW, sem, g), [{ metric: {}, values: [5] }]);
+    // max/min replace a NaN first value.
+    assert.deepEqual(run("max by (ns) (m)", AGG_RAW, sem, g), [
+      { metric: { ns: "a" }, values: [4] },
+      { metric: { ns: "b" }, values: [8] },
+    ]);
+    assert.deepEqual(run("min by (pod) (m)", AGG_RAW, sem, g)[2], {
+      metric: { pod: "p3" },
+      values: [8],
+    });
+    // 2.x: incremental mean 1 → 1.5 → 1.5 + (4/3 - 1.5/3); 3.x: Kahan sum 7, then 7/3 + 0/3.
+    const avg = sem === "prometheus2" ? 1.5 + (4 / 3 - 1.5 / 3) : 7 / 3;
+    assert.deepEqual(run("avg by (ns) (m)", AGG_RAW.slice(0, 3), sem, g), [{
+      metric: { ns: "a" },
+      values: [avg],
+    }]);
+    assert.deepEqual(run("sum by (__name__) (m)", AGG_RAW.slice(0, 1), sem, g), [
+      { metric: { __name__: "m" }, values: [1] },
+    ]);
+  }
+});
+
+Deno.test("sum: plain addition in 2.x, Kahan-Neumaier in 3.x; sum_over_time compensated in both", () => {
+  const raw = [
+    series({ __name__: "k", a: "1" }, [[0, 1e16]]),
+    series({ __name__: "k", a: "2" }, [[0, 1]]),
+    series({ __name__: "k", a: "3" }, [[0, -1e16]]),
+  ];
+  const g = { start: 0, end: 0 };
+  assert.deepEqual(run("sum(k)", raw, "prometheus2", g)[0]!.values, [0]);
+  assert.deepEqual(run("sum(k)", raw, "prometheus3", g)[0]!.values, [1]);
+  const one = [series({ __name__: "k" }, [[0, 1e16], [1000, 1], [2000, -1e16]])];
+  for (const sem of BOTH) {
+    assert.deepEqual(run("sum_over_time(k[1m])", one, sem, { start: 2000, end: 2000 })[0]!.values, [
+      1,
+    ]);
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Binary operators
+
+Deno.test("group_left copies the listed labels from the one side and drops __name__", () => {
+  const raw = [
+    series({ __name__: "lim", pod: "p1", ns: "a", c: "x" }, [[0, 2]]),
+    series({ __name__: "lim", pod: "p1", ns: "a", c: "y" }, [[0, 3]]),
+    series({ __name__: "lim", pod: "p2", ns: "a", c: "x" }, [[0, 5]]),
+    series({ __name__: "info", pod: "p1", ns: "a", node: "n1", other: "o" }, [[0, 10]]),
+  ];
+  for (const sem of BOTH) {
+    assert.deepEqual(
+      run("lim * on(pod, ns) group_left(node) info", raw, sem, { start: 0, end: 0 }),
+      [
+        { metric: { c: "x", node: "n1", ns: "a", pod: "p1" }, values: [20] },
+        { metric: { c: "y", node: "n1", ns: "a", pod: "p1" }, values: [30] },
+      ],
+    );
+    // group_right: the right side is the many side, the left operand stays on the left.
+    assert.deepEqual(run("info - on(pod, ns) group_right lim", raw, sem, { start: 0, end: 0 }), [
+      { metric: { c: "x", ns: "a", pod: "p1" }, values: [8] },
+      { metric: { c: "y", ns: "a", pod: "p1" }, values: [7] },
+    ]);
+    // one-to-one on(): only the `on` labels remain.
+    assert.deepEqual(run("info / on(pod) lim{c='x'}", raw.slice(2), sem, { start: 0, end: 0 }), []);
+    assert.deepEqual(
+      run("info / on(pod) lim", [raw[0]!, raw[3]!], sem, { start: 0, end: 0 }),
+      [{ metric: { pod: "p1" }, values: [5] }],
+    );
+    // Default one-to-one matching ignores only __name__.
+    assert.deepEqual(
+      run("lim + lim", raw.slice(0, 1), sem, { start: 0, end: 0 }),
+      [{ metric: { c: "x", ns: "a", pod: "p1" }, values: [4] }],
+    );
+  }
+});
+
+Deno.test("binary: vector/scalar, scalar/scalar, clamp_max(x + 1, 1), unary minus", () => {
+  const raw = [series({ __name__: "g", a: "1" }, [[0, -0.5], [60_000, 0.25], [120_000, 3]])];
+  const g = { start: 0, end: 120_000 };
+  for (const sem of BOTH) {
+    assert.deepEqual(run("clamp_max(g + 1, 1)", raw, sem, g), [{
+      metric: { a: "1" },
+      values: [0.5, 1, 1],
+    }]);
+    assert.deepEqual(run("clamp_min(g, 0)", raw, sem, g), [{
+      metric: { a: "1" },
+      values: [0, 0.25, 3],
+    }]);
+    assert.deepEqual(run("2 / g", raw, sem, g)[0]!.values, [-4, 8, 2 / 3]);
+    assert.deepEqual(run("-g", raw, sem, g)[0]!.values, [0.5, -0.25, -3]);
+    assert.deepEqual(run("1 + 2 * 3", raw, sem, g), [{ metric: {}, values: [7, 7, 7] }]);
+  }
+});
+
+Deno.test("set operators: and, unless, or (lowest precedence), with on()", () => {
+  const raw = [
+    series({ __name__: "a", x: "1" }, [[0, 1]]),
+    series({ __name__: "b", x: "1" }, [[0, 10]]),
+    series({ __name__: "c", x: "1" }, [[0, 100]]),
+    series({ __name__: "c", x: "2" }, [[0, 200]]),
+  ];
+  const g = { start: 0, end: 0 };
+  for (const sem of BOTH) {
+    assert.deepEqual(run("a + b or c", raw, sem, g), [
+      { metric: { __name__: "c", x: "2" }, values: [200] },
+      { metric: { x: "1" }, values: [11] },
+    ]);
+    assert.deepEqual(run("c and a", raw, sem, g), [{
+      metric: { __name__: "c", x: "1" },
+      values: [100],
+    }]);
+    assert.deepEqual(run("c unless a", raw, sem, g), [{
+      metric: { __name__: "c", x: "2" },
+      values: [200],
+    }]);
+    assert.deepEqual(run("c and on() a", raw, sem, g).length, 2);
+    assert.deepEqual(run("c unless on(x) b", raw, sem, g).length, 1);
+  }
+});
+
+Deno.test("or: the right side fills in only at steps where the left side's group is absent", () => {
+  const raw = [
+    series({ __name__: "a", x: "1" }, [[0, 1]]),
+    series({ __name__: "c", x: "1" }, [[0, 5], [600_000, 6]]),
+  ];
+  for (const sem of BOTH) {
+    assert.deepEqual(run("a or c", raw, sem, { start: 0, end: 600_000, step: 600_000 }), [
+      { metric: { __name__: "a", x: "1" }, values: [1, null] },
+      { metric: { __name__: "c", x: "1" }, values: [null, 6] },
+    ]);
+  }
+});
+
+Deno.test("errors: many-to-many, one-to-one multiple matches, same labelset, bad regex", () => {
+  const raw = [
+    series({ __name__: "l", pod: "p", c: "1" }, [[0, 1]]),
+    series({ __name__: "r", pod: "p", z: "1" }, [[0, 1]]),
+    series({ __name__: "r", pod: "p", z: "2" }, [[0, 1]]),
+    series({ __name__: "l2", pod: "p", c: "2" }, [[0, 1]]),
+  ];
+  const lookup = (key: string) =>
+    key.startsWith("{")
+      ? raw.filter((s) => s.metric.__name__!.startsWith("l"))
+      : key.includes("z=")
+      ? raw.filter((s) => s.metric.z === "1")
+      : byName(raw)(key);
+  for (const semantics of BOTH) {
+    const opts = { startMs: 0, endMs: 0, stepMs: 60_000, lookbackMs: LB, semantics };
+    throwsLocal(
+      () => evaluateRange(compiled("l * on(pod) group_left r"), lookup, opts),
+      "found duplicate series for the match group",
+    );
+    throwsLocal(
+      () => evaluateRange(compiled('{__name__=~"l|l2"} * on(pod) r{z="1"}'), lookup, opts),
+      "multiple matches for labels",
+    );
+    // l{pod} and l2{pod} differ only in __name__, which arithmetic drops.
+    const twins = (key: string) =>
+      key.startsWith("{")
+        ? [
+          series({ __name__: "l", pod: "p" }, [[0, 1]]),
+          series({ __name__: "l2", pod: "p" }, [[0, 1]]),
+        ]
+        : lookup(key);
+    throwsLocal(
+      () =>
+        evaluateRange(compiled('{__name__=~"l|l2"} * on(pod) group_left r{z="1"}'), twins, opts),
+      "grouping labels must ensure unique matches",
+    );
+    throwsLocal(
+      () => evaluateRange(compiled('clamp_max({__name__=~"l|l2"}, 1)'), twins, opts),
+      "same labelset",
+    );
+    throwsLocal(
+      () => evaluateRange(compiled("label_replace(l, 'a', '$1', 'pod', '(')"), lookup, opts),
+      "invalid regular expression in label_replace()",
+    );
+  }
+});
+
+// ---------------------------------------------------------------------------
+// label_replace
+
+Deno.test("label_replace: groups, $1x, ${1}x, $$, no match, empty result deletes", () => {
+  const raw = [series({ __name__: "s", pod: "web-1", ns: "a" }, [[0, 1]])];
+  const g = { start: 0, end: 0 };
+  const cases: [string, Record<string, string>][] = [
+    ["label_replace(s, 'd', '$2/$1', 'pod', '(.*)-(.*)')", { d: "1/web" }],
+    ["label_replace(s, 'd', '${1}x', 'pod', '(w)(.*)')", { d: "wx" }],
+    ["label_replace(s, 'd', '$1x', 'pod', '(w)(.*)')", {}],
+    ["label_replace(s, 'd', '$$1', 'pod', '(.*)')", { d: "$1" }],
+    ["label_replace(s, 'd', '$name', 'pod', '(?P<name>w)eb.*')", { d: "w" }],
+    ["label_replace(s, 'd', 'x', 'pod', 'web')", {}],
+    ["label_replace(s, 'ns', '', 'pod', '.*')", { ns: "" }],
+    ["label_replace(s, 'Hostname', '$1', 'node', '(.+)')", {}],
+    ["label_replace(s, 'e', '$1', 'missing', '(.*)')", {}],
+  ];
+  for (const sem of BOTH) {
+    for (const [expr, want] of cases) {
+      const base: Record<string, string> = { __name__: "s", pod: "web-1", ns: "a" };
+      for (const [k, v] of Object.entries(want)) {
+        if (v === "") delete base[k];
+        else base[k] = v;
+      }
+      assert.deepEqual(run(expr, raw, sem, g), [{ metric: base, values: [1] }], `${sem} ${expr}`);
+    }
+  }
+});
+
+Deno.test("label_replace: . does not match a newline in 2.x, does in 3.x", () => {
+  const raw = [series({ __name__: "s", pod: "a\nb" }, [[0, 1]])];
+  const expr = "label_replace(s, 'd', '$1', 'pod', '(.*)')";
+  assert.deepEqual(run(expr, raw, "prometheus2", { start: 0, end: 0 })[0]!.metric.d, undefined);
+  assert.deepEqual(run(expr, raw, "prometheus3", { start: 0, end: 0 })[0]!.metric.d, "a\nb");
+});
+
+// ---------------------------------------------------------------------------
+// Output order
+
+Deno.test("output is sorted by labels.Compare (UTF-8 order, a prefix first)", () => {
+  const raw = [
+    series({ __name__: "o", a: "9" }, [[0, 1]]),
+    series({ __name__: "o", a: "10" }, [[0, 2]]),
+    series({ __name__: "o", a: "1", b: "x" }, [[0, 3]]),
+    series({ __name__: "o", a: "1" }, [[0, 4]]),
+    series({ __name__: "o", b: "0" }, [[0, 5]]),
+    series({ __name__: "o", a: "\u{1F600}" }, [[0, 6]]),
+    series({ __name__: "o", a: "\uFF01" }, [[0, 7]]),
+  ];
+  for (const sem of BOTH) {
+    assert.deepEqual(run("o * 1", raw, sem, { start: 0, end: 0 }).map((s) => s.values[0]), [
+      4,
+      3,
+      2,
+      1,
+      7,
+      6,
+      5,
+    ]);
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Compilation
+
+Deno.test("compileLocal: canonical selector keys and margins", () => {
+  const c = compileLocal(
+    `rate(x{b='2', a=~"1|2"}[15m]) + on(a) x{a=~'1|2',b="2"} or ({__name__="x", b="2", a=~"1|2"} offset 1m)`,
+    { lookbackMs: LB },
+  );
+  assert.ok(c.ok);
+  assert.deepEqual(c.query.selectors, [{ key: 'x{a=~"1|2",b="2"}', marginMs: 900_000 }]);
+  const e = compileLocal(`x{a="1"} + (x{a="1"} offset 10m)`, { lookbackMs: LB });
+  assert.ok(e.ok);
+  assert.deepEqual(e.query.selectors, [{ key: 'x{a="1"}', marginMs: 900_000 }]);
+  const d = compileLocal(
+    `kube_pod_status_phase{phase='Running', clusterID="c\\"1"} + kube_node_role`,
+    {
+      lookbackMs: 60_000,
+    },
+  );
+  assert.ok(d.ok);
+  assert.deepEqual(d.query.selectors, [
+    { key: 'kube_pod_status_phase{clusterID="c\\"1",phase="Running"}', marginMs: 60_000 },
+    { key: "kube_node_role", marginMs: 60_000 },
+  ]);
+});
+
+Deno.test("compileLocal: refusals name the construct and its offset", () => {
+  const cases: [string, string][] = [
+    ["max_over_time(x[1h:5m])", "subquery at 14"],
+    ["x @ 100", "@ modifier"],
+    ["topk(3, x)", "aggregation topk"],
+    ["x > bool 1", "bool modifier"],
+    ["x > 1", "operator >"],
+    ["histogram_quantile(0.9, x)", "function histogram_quantile"],
+    ["x offset -1m", "negative offset"],
+    ['"a"', "string result"],
+    ["x[5m]", "matrix result"],
+    ["rate(x)", "rate of a vector"],
+    ["x ^ 2", "operator ^"],
+  ];
+  for (const [expr, want] of cases) {
+    const c = compileLocal(expr, { lookbackMs: LB });
+    assert.equal(c.ok, false, expr);
+    if (!c.ok) assert.ok(c.reason.includes(want), `${expr}: ${c.reason} lacks ${want}`);
+  }
+});
+
+Deno.test("compileLocal: all 36 cost queries compile, per cluster and batched", () => {
+  assert.equal(COST_QUERIES.length, 36);
+  const single = planQueries(COST_QUERIES, {
+    clusterLabel: "clusterID",
+    clusterId: "c1",
+    rateWindow: "15m",
+  });
+  const batch = planBatchQueries(COST_QUERIES, {
+    clusterLabel: "clusterID",
+    clusterIds: ["c1", "a.b|c", "d\\e"],
+    rateWindow: "15m",
+  });
+  for (const p of [...single, ...batch]) {
+    const c = compileLocal(p.expr, { lookbackMs: LB });
+    assert.ok(c.ok, `${p.query.name}: ${c.ok ? "" : c.reason}`);
+    assert.ok(c.query.selectors.length > 0);
+    for (const s of c.query.selectors) {
+      assert.ok(s.key.includes("clusterID"), s.key);
+      assert.ok(s.marginMs === LB || s.marginMs === 900_000, `${s.key} ${s.marginMs}`);
+    }
+  }
+  const b = compileLocal(batch[0]!.expr, { lookbackMs: LB });
+  assert.ok(
+    b.ok &&
+      b.query.selectors.some((s) => s.key.includes('clusterID=~"c1|a\\\\.b\\\\|c|d\\\\\\\\e"')),
+  );
+});
+
+Deno.test("a catalogue query end to end: GPU `or` with nested label_replace", () => {
+  const gpu = COST_QUERIES.find((q) => q.expr.includes("clamp_max"))!;
+  const expr =
+    planQueries([gpu], { clusterLabel: "clusterID", clusterId: "c1", rateWindow: "15m" })[0]!.expr;
+  const raw = [
+    series({
+      __name__: "DCGM_FI_PROF_GR_ENGINE_ACTIVE",
+      clusterID: "c1",
+      UUID: "u1",
+      exported_pod: "p",
+      exported_namespace: "n",
+      Hostname: "h",
+      modelName: "m",
+      GPU_I_ID: "0",
+    }, [[0, 0.5]]),
+    series({
+      __name__: "kube_pod_status_phase",
+      clusterID: "c1",
+      pod: "p",
+      namespace: "n",
+      phase: "Running",
+    }, [[
+      0,
+      1,
+    ]]),
+  ];
+  for (const sem of BOTH) {
+    assert.deepEqual(run(expr, raw, sem, { start: 0, end: 0 }), [{
+      metric: {
+        GPU_I_ID: "0",
+        Hostname: "h",
+        UUID: "u1",
+        exported_namespace: "n",
+        exported_pod: "p",
+        modelName: "m",
+      },
+      values: [1],
+    }]);
+  }
+});
