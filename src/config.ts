@@ -24,6 +24,11 @@ import {
 } from "./model.ts";
 import { DEFAULT_MANIFEST_VERSION } from "./package/manifest.ts";
 
+/** The reduction modes, in the order `--help` lists them. */
+export const REDUCE_SETTINGS = ["server", "client", "local"] as const;
+/** One of {@linkcode REDUCE_SETTINGS}. */
+export type ReduceSetting = typeof REDUCE_SETTINGS[number];
+
 /** Everything a user may set. Every field is optional; see {@link resolveSettings} for defaults. */
 export interface Config {
   // --- Thanos -------------------------------------------------------------------------------------
@@ -39,6 +44,10 @@ export interface Config {
   keyFile?: string;
   headers?: string[];
   reduce?: string;
+  /** `auto` (from the server's build info), `prometheus2` or `prometheus3`: local mode's window edges. */
+  engineSemantics?: string;
+  /** The query engine's lookback delta, for local mode's instant selectors (default 5m). */
+  lookbackDelta?: string;
   batchHours?: number | string;
   /** Clusters per query (fleet batching); 1 sends one query per cluster. */
   clusterBatch?: number | string;
@@ -234,7 +243,20 @@ export interface BridgeSettings {
   readonly certFile: string | null;
   readonly keyFile: string | null;
   readonly headers: Readonly<Record<string, string>>;
-  readonly reduce: "server" | "client";
+  /**
+   * Where CMMO's 60 evaluations per hour happen: `server` (`*_over_time` on
+   * Thanos), `client` (Thanos evaluates, the 60 points are reduced here) or
+   * `local` (raw samples are fetched and the queries evaluated here).
+   */
+  readonly reduce: ReduceSetting;
+  /**
+   * Local mode's engine semantics: `auto` asks the server's build info;
+   * `prometheus2` closes range and lookback windows on the left, `prometheus3`
+   * opens them (Prometheus 3.x and Thanos).
+   */
+  readonly engineSemantics: "auto" | "prometheus2" | "prometheus3";
+  /** Local mode's lookback delta for instant selectors, ms (default 5 min, as Prometheus). */
+  readonly lookbackMs: number;
   readonly batchHours: number;
   /**
    * Clusters per query (default 100): one query covers up to this many
@@ -312,6 +334,8 @@ export const ENV_VARS: Readonly<Record<keyof Config, string>> = Object.freeze(
       "keyFile",
       "headers",
       "reduce",
+      "engineSemantics",
+      "lookbackDelta",
       "batchHours",
       "clusterBatch",
       "batchSeries",
@@ -847,8 +871,16 @@ export function resolveSettings(config: Config, context: ResolveContext): Bridge
   const rateWindow = str(config.rateWindow) ?? "15m";
   durationMs("rateWindow", rateWindow, 1000);
   const reduce = str(config.reduce) ?? "server";
-  if (reduce !== "server" && reduce !== "client") {
-    throw new ConfigError("reduce", reduce, "must be server or client");
+  if (!(REDUCE_SETTINGS as readonly string[]).includes(reduce)) {
+    throw new ConfigError("reduce", reduce, "must be server, client or local");
+  }
+  const engineSemantics = str(config.engineSemantics) ?? "auto";
+  if (!["auto", "prometheus2", "prometheus3"].includes(engineSemantics)) {
+    throw new ConfigError(
+      "engineSemantics",
+      engineSemantics,
+      "must be auto, prometheus2 or prometheus3",
+    );
   }
   const certFile = str(config.certFile);
   const keyFile = str(config.keyFile);
@@ -914,7 +946,9 @@ export function resolveSettings(config: Config, context: ResolveContext): Bridge
     certFile,
     keyFile,
     headers: resolveHeaders(config.headers ?? []),
-    reduce,
+    reduce: reduce as ReduceSetting,
+    engineSemantics: engineSemantics as BridgeSettings["engineSemantics"],
+    lookbackMs: durationMs("lookbackDelta", str(config.lookbackDelta) ?? "5m", 1000),
     batchHours: parseInteger("batchHours", config.batchHours ?? 6, 1, 24),
     clusterBatch: parseInteger("clusterBatch", config.clusterBatch ?? 100, 1, 1000),
     batchSeries: parseInteger("batchSeries", config.batchSeries ?? 10_000, 1, 100_000_000),

@@ -25,6 +25,8 @@ export type ErrorCode =
   | "thanos_warning"
   | "thanos_parse"
   | "thanos_limit"
+  | "local_eval"
+  | "selfcheck_mismatch"
   | "thanos_timeout"
   | "replay_miss"
   | "state_corrupt"

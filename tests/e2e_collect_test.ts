@@ -1,8 +1,10 @@
 /**
  * End to end against a real Prometheus loaded with the synthetic hub: the
  * `collect` entry point is run with `deno run` and the compile-time permission
- * flags, in both reduction modes, and every cell of every payload is checked
- * against the independent ground truth of tools/synth.
+ * flags, in all three reduction modes (`local` evaluates the queries here from
+ * raw samples, with the semantics the server's build info names), and every
+ * cell of every payload is checked against the independent ground truth of
+ * tools/synth.
  */
 import assert from "node:assert/strict";
 import { REPORTS } from "../src/collect/reports.ts";
@@ -22,6 +24,12 @@ interface RunResult {
   summary: {
     ok: boolean;
     queries: number;
+    local?: {
+      semantics: string;
+      checks: number;
+      mismatches: unknown[];
+      serverQueries: { query: string; reason: string }[];
+    };
     clusters: {
       clusterId: string;
       days: {
@@ -77,7 +85,8 @@ async function withPrometheus(
 }
 
 Deno.test({
-  name: "e2e: 3 clusters × full day, both reduction modes, every cell matches the ground truth",
+  name:
+    "e2e: 3 clusters × full day, all three reduction modes, every cell matches the ground truth",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: () =>
@@ -85,7 +94,8 @@ Deno.test({
       const ids = hub.clusters.map((c) => c.id);
       const csvs = new Map<string, Uint8Array>();
       const checked = new Map<string, number>();
-      for (const mode of ["client", "server"] as const) {
+      const local = { checks: 0, mismatches: -1 };
+      for (const mode of ["client", "server", "local"] as const) {
         const run = await collect(url, ids, [
           "--reduce",
           mode,
@@ -96,6 +106,13 @@ Deno.test({
         ]);
         assert.equal(run.code, 0, run.stderr);
         assert.ok(run.summary.ok);
+        if (mode === "local") {
+          const l = run.summary.local!;
+          assert.equal(l.semantics, "prometheus2", "Debian's Prometheus 2.42, from its build info");
+          assert.deepEqual(l.serverQueries, [], "every cost query evaluated here");
+          local.checks = l.checks;
+          local.mismatches = l.mismatches.length;
+        }
         for (const { clusterId, days: [c] } of run.summary.clusters) {
           assert.equal(c!.status, "new");
           assert.equal(c!.hours, 24);
@@ -105,15 +122,21 @@ Deno.test({
           for (const [name, bytes] of members) csvs.set(`${mode}/${clusterId}/${name}`, bytes);
         }
       }
-      // client is the reference: server-side reduction must give byte-identical CSVs.
+      // client is the reference: server-side reduction and local evaluation must give
+      // byte-identical CSVs.
       let compared = 0;
       for (const [key, clientBytes] of csvs) {
         if (!key.startsWith("client/") || key.endsWith("/manifest.json")) continue; // date differs
-        const serverBytes = csvs.get(key.replace(/^client\//, "server/"));
-        assert.ok(serverBytes, `server payload has ${key}`);
-        assert.deepEqual(serverBytes, clientBytes, `${key}: server and client CSVs are identical`);
+        for (const other of ["server", "local"]) {
+          const bytes = csvs.get(key.replace(/^client\//, `${other}/`));
+          assert.ok(bytes, `${other} payload has ${key}`);
+          assert.deepEqual(bytes, clientBytes, `${key}: ${other} and client CSVs are identical`);
+        }
         compared++;
       }
+      // Local mode checked itself against the server, and found nothing to correct.
+      assert.ok(local.checks >= 3, `local mode made self-checks (${local.checks})`);
+      assert.equal(local.mismatches, 0, "no self-check mismatch");
       // Six cost CSVs per cluster (ROS CSVs, on by default, are compared too where present).
       const cost = [...csvs.keys()].filter((k) =>
         k.startsWith("client/") && k.includes("-cm-openshift-")
@@ -122,7 +145,7 @@ Deno.test({
       assert.ok(compared >= cost.length);
       // The comparison is not vacuous: every report had rows to check.
       for (const r of REPORTS) assert.ok((checked.get(r.name) ?? 0) > 0, `${r.name} rows checked`);
-      console.log("rows checked per report (both modes):", Object.fromEntries(checked));
+      console.log("rows checked per report (three modes):", Object.fromEntries(checked));
     }),
 });
 

@@ -115,6 +115,20 @@ export function formatSummary(s: RunSummary | BridgeRunSummary): string {
       );
     }
   }
+  const local = s.local;
+  if (local) {
+    lines.push(
+      `local: ${local.semantics} semantics (${local.semanticsFrom}), ${local.checks} self-check(s), ` +
+        `${local.mismatches.length} mismatch(es), ${local.serverQueries.length} queries on the server`,
+    );
+    for (const m of local.mismatches) {
+      lines.push(
+        `  MISMATCH ${m.query} hour ${hh(m.hour)}: ${m.clusters.length} cluster(s) collected ` +
+          `in server mode for ${m.hours} (${m.detail})`,
+      );
+    }
+    for (const q of local.serverQueries) lines.push(`  on the server: ${q.query} (${q.reason})`);
+  }
   lines.push(
     `${s.ok ? "ok" : "partial failure"}: ${s.clusters.length} cluster(s), ${s.queries} queries, ` +
       `${bytes(s.bytesDownloaded)} downloaded, ${(s.ms / 1000).toFixed(1)} s, reduce=${s.mode}, ` +

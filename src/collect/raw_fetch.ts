@@ -22,7 +22,7 @@
  */
 
 import { BridgeError, escapeControl, showValue } from "../model.ts";
-import type { InstantQuery, QueryCounter, Series, ThanosClient } from "../thanos/thanos_client.ts";
+import type { InstantQuery, QueryCounter } from "../thanos/thanos_client.ts";
 import { shortenQuery } from "../thanos/thanos_client.ts";
 import type { RawSeries, SelectorNeed } from "./local_eval.ts";
 import { parseSampleValue } from "./reduce.ts";
@@ -31,6 +31,23 @@ import { compareUtf8 } from "./utf8_compare.ts";
 
 export type { Labels } from "./row_map.ts";
 export type { RawSeries, SelectorNeed } from "./local_eval.ts";
+
+/** One series of an answer, as the client streams it (not trusted yet). */
+export interface StreamedSeries {
+  readonly metric: Record<string, string>;
+  readonly values: ReadonlyArray<readonly [number, string]>;
+}
+
+/** What {@linkcode fetchRaw} needs of the client: `ThanosClient.queryInstant`. */
+export interface InstantQuerier {
+  queryInstant(
+    q: InstantQuery,
+    onSeries: (s: StreamedSeries) => void,
+    signal?: AbortSignal,
+    onRetry?: () => void,
+    counter?: QueryCounter,
+  ): Promise<unknown>;
+}
 
 /** What {@linkcode fetchRaw} fetches. */
 export interface RawFetchRequest {
@@ -197,7 +214,7 @@ function showLabels(metric: Labels): string {
  * ```
  */
 export async function fetchRaw(
-  client: Pick<ThanosClient, "queryInstant">,
+  client: InstantQuerier,
   request: RawFetchRequest,
   signal?: AbortSignal,
   counter?: QueryCounter,
@@ -266,7 +283,7 @@ export async function fetchRaw(
 
 /** One selector's query; resolves with its checked, converted series. */
 async function fetchOne(
-  client: Pick<ThanosClient, "queryInstant">,
+  client: InstantQuerier,
   request: RawFetchRequest,
   key: string,
   marginMs: number,
@@ -294,7 +311,7 @@ async function fetchOne(
         request.clusterId !== undefined ? ` (cluster ${request.clusterId})` : ""
       }: series ${showLabels(metric)} ${what}`,
     );
-  const onSeries = (s: Series) => {
+  const onSeries = (s: StreamedSeries) => {
     const metric = s.metric as unknown;
     if (typeof metric !== "object" || metric === null || Array.isArray(metric)) {
       throw refuse({}, "has labels that are not an object");

@@ -243,6 +243,27 @@ export const RunRecordSchema = z
         "How clusters shared queries (--cluster-batch), queries skipped as empty, and batches " +
           "that fell back to per-cluster queries (absent before the run collected)",
       ),
+    local: z
+      .object({
+        semantics: z.enum(["prometheus2", "prometheus3"]),
+        semanticsFrom: z.string(),
+        checks: z.number(),
+        mismatches: z.array(z.object({
+          day: z.string(),
+          hours: z.string(),
+          query: z.string(),
+          hour: z.number(),
+          clusters: z.array(z.string()),
+          detail: z.string(),
+        })),
+        serverQueries: z.array(z.object({ query: z.string(), reason: z.string() })),
+      })
+      .optional()
+      .describe(
+        "--reduce local: the engine semantics and where they came from, the self-checks, the " +
+          "ones whose Thanos answer differed (those hours were collected in server mode), and " +
+          "queries evaluated on the server instead",
+      ),
   })
   .meta({ id: "RunRecord" });
 

@@ -29,8 +29,10 @@ import {
   collectHours,
   collectHoursBatch,
   type HourCollectorOptions,
+  type LocalModeOptions,
   type QueryCounter,
   type RangeQuerier,
+  type SelfCheckMismatch,
   type SkipProbe,
 } from "../collect/hour_collector.ts";
 import { type ClusterQueries, createClusterPlanner } from "../collect/cluster_planner.ts";
@@ -42,7 +44,8 @@ import {
   type RosReportName,
 } from "../collect/reports.ts";
 import { planBatchRosQueries, type PlannedRosQuery } from "../collect/ros_plan.ts";
-import type { BridgeSettings } from "../config.ts";
+import type { BridgeSettings, ReduceSetting } from "../config.ts";
+import type { EngineSemantics } from "../collect/local_eval.ts";
 import type { FlushResult, PayloadSink } from "../deliver/sink.ts";
 import {
   BRIDGE_VERSION,
@@ -136,7 +139,7 @@ export interface ClusterSummary {
 
 /** Summary of a whole run. */
 export interface RunSummary {
-  readonly mode: "server" | "client";
+  readonly mode: ReduceSetting;
   readonly sink: string;
   readonly dryRun: boolean;
   readonly clusters: readonly ClusterSummary[];
@@ -149,6 +152,8 @@ export interface RunSummary {
   readonly ms: number;
   /** How clusters shared queries (absent in summaries made before fleet batching). */
   readonly batching?: BatchingSummary;
+  /** Local mode (`--reduce local`): semantics, self-checks and server-evaluated queries. */
+  readonly local?: LocalSummary;
   /**
    * False when any hour, day or cluster failed, a cluster had no data at all, or an
    * announcement waits in the outbox.
@@ -193,6 +198,27 @@ export interface CollectJobDeps {
   readonly blocked?: ReadonlyMap<string, ErrorInfo>;
   /** Names the queries that must be empty for a batch (`--skip-empty`); absent: all are sent. */
   readonly skipProbe?: SkipProbe;
+  /** Required with `--reduce local`. */
+  readonly local?: LocalRun;
+}
+
+/** What local mode did in a run. */
+export interface LocalSummary {
+  /** The engine semantics evaluated with, and where that came from (setting or build info). */
+  readonly semantics: EngineSemantics;
+  readonly semanticsFrom: string;
+  /** Self-checks made (one per batch and hour range). */
+  checks: number;
+  /** Self-checks that failed: those clusters' hours were collected in server mode. */
+  readonly mismatches: (SelfCheckMismatch & { readonly clusters: readonly string[] })[];
+  /** Queries evaluated on the server instead, with the reason (once per query). */
+  readonly serverQueries: { readonly query: string; readonly reason: string }[];
+}
+
+/** Local mode's settings for one run (resolved by the runtime: build info or `--engine-semantics`). */
+export interface LocalRun extends LocalModeOptions {
+  /** Where the semantics came from, for the summary. */
+  readonly semanticsFrom: string;
 }
 
 /** How a run's clusters shared their queries (`--cluster-batch`). */
@@ -333,13 +359,25 @@ export async function runCollection(
     skippedQueries: 0,
     fallbacks: [],
   };
+  if (settings.reduce === "local" && !deps.local) {
+    throw new RangeError("runCollection: --reduce local needs deps.local");
+  }
+  const local: LocalSummary | null = deps.local
+    ? {
+      semantics: deps.local.semantics,
+      semanticsFrom: deps.local.semanticsFrom,
+      checks: 0,
+      mismatches: [],
+      serverQueries: [],
+    }
+    : null;
   const clusters: ClusterSummary[] = new Array(plan.clusters.length);
   let next = 0;
   const worker = async () => {
     while (next < batches.length) {
       const indices = batches[next++]!;
       const group = indices.map((i) => candidates[i]!);
-      const summaries = await collectGroup(plan, settings, deps, group, batching, signal);
+      const summaries = await collectGroup(plan, settings, deps, group, batching, local, signal);
       indices.forEach((i, k) => {
         clusters[i] = summaries[k]!;
         deps.onClusterDone?.(clusters[i]!);
@@ -360,6 +398,7 @@ export async function runCollection(
     bytesDownloaded: deps.stats.bytes,
     ms: Math.round(performance.now() - started),
     batching,
+    ...(local ? { local } : {}),
     ok: outbox.error === null &&
       clusters.every((c) =>
         c.error === null &&
@@ -439,6 +478,7 @@ async function collectGroup(
   deps: CollectJobDeps,
   group: readonly BatchCandidate[],
   batching: BatchingSummary,
+  local: LocalSummary | null,
   signal?: AbortSignal,
 ): Promise<ClusterSummary[]> {
   const summaries: ClusterSummary[] = [];
@@ -467,7 +507,7 @@ async function collectGroup(
         day0 <= m.cp.toMs
       );
       if (todays.length === 0) continue;
-      await collectGroupDay(plan, settings, deps, todays, day0, batching, signal);
+      await collectGroupDay(plan, settings, deps, todays, day0, batching, local, signal);
     }
   } catch (error) {
     // Only a cancelled run gets here: every member still running ends with it.
@@ -599,6 +639,7 @@ async function collectGroupDay(
   todays: readonly Member[],
   day0: number,
   batching: BatchingSummary,
+  local: LocalSummary | null,
   signal?: AbortSignal,
 ): Promise<void> {
   const day = dayOf(day0);
@@ -634,7 +675,16 @@ async function collectGroupDay(
   for (const list of wantedBy.values()) {
     for (let i = 0; i < list.length; i += settings.clusterBatch) {
       const part = list.slice(i, i + settings.clusterBatch);
-      await collectShared(settings, deps, part, day, hoursOf.get(part[0]!)!, batching, signal);
+      await collectShared(
+        settings,
+        deps,
+        part,
+        day,
+        hoursOf.get(part[0]!)!,
+        batching,
+        local,
+        signal,
+      );
     }
   }
   for (const md of days) {
@@ -690,6 +740,7 @@ function collectorOptions(
     now: deps.now,
     emptyHourGrace: settings.emptyHourGraceMs,
     counter: deps.stats,
+    ...(deps.local && settings.reduce === "local" ? { local: deps.local } : {}),
     ...(deps.skipProbe ? { skipProbe: deps.skipProbe } : {}),
     ...(signal ? { signal } : {}),
     ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
@@ -704,6 +755,7 @@ async function collectShared(
   day: string,
   hours: readonly number[],
   batching: BatchingSummary,
+  local: LocalSummary | null,
   signal?: AbortSignal,
 ): Promise<void> {
   const members = part.map(({ member: m }) => ({
@@ -735,6 +787,18 @@ async function collectShared(
     hours,
   );
   batching.skippedQueries += result.skipped;
+  if (local && result.local) {
+    local.checks += result.local.checks;
+    local.mismatches.push(...result.local.mismatches.map((m) => ({
+      ...m,
+      detail: escapeControl(m.detail),
+    })));
+    for (const q of result.local.serverQueries) {
+      if (!local.serverQueries.some((x) => x.query === q.query)) {
+        local.serverQueries.push({ query: q.query, reason: escapeControl(q.reason) });
+      }
+    }
+  }
   if (result.fallback) {
     batching.fallbacks.push({
       day,

@@ -54,6 +54,8 @@ export class BridgeMetrics {
   readonly #lastSuccess: Gauge<"cluster">;
   readonly #hoursBehind: Gauge<"cluster">;
   readonly #outbox: Gauge;
+  readonly #selfChecks: Counter;
+  readonly #selfCheckMismatches: Counter;
   readonly #seenTriggers = new Set<string>();
 
   constructor(version: string) {
@@ -126,6 +128,16 @@ export class BridgeMetrics {
       help: "Kafka announcements waiting in the outbox.",
       registers,
     });
+    this.#selfChecks = new Counter({
+      name: "thanos_bridge_selfchecks_total",
+      help: "Local mode's self-checks: one (query, hour) per batch and hour range asked of Thanos.",
+      registers,
+    });
+    this.#selfCheckMismatches = new Counter({
+      name: "thanos_bridge_selfcheck_mismatches_total",
+      help: "Self-checks whose Thanos answer differed: those hours were collected in server mode.",
+      registers,
+    });
     new Gauge({
       name: "thanos_bridge_build_info",
       help: "Always 1; the version label names the running build.",
@@ -145,13 +157,21 @@ export class BridgeMetrics {
     for (const result of FINAL_STATES) this.#runs.inc({ trigger, result }, 0);
   }
 
-  /** A run finished: counts it by trigger and final state, and its duration. */
+  /** A run finished: counts it by trigger and final state, its duration and its self-checks. */
   runFinished(
     record: { readonly trigger: RunTrigger; readonly state: RunState },
-    _summary: unknown,
+    summary: unknown,
     seconds: number,
   ): void {
     this.runStarted(record.trigger);
+    const local = (summary as { local?: { checks?: unknown; mismatches?: unknown } } | null)
+      ?.local;
+    if (local && typeof local.checks === "number" && local.checks > 0) {
+      this.#selfChecks.inc(local.checks);
+    }
+    if (local && Array.isArray(local.mismatches) && local.mismatches.length > 0) {
+      this.#selfCheckMismatches.inc(local.mismatches.length);
+    }
     this.#runs.inc({ trigger: record.trigger, result: code(record.state, "unknown") });
     if (Number.isFinite(seconds) && seconds >= 0) this.#runDuration.observe(seconds);
   }

@@ -37,6 +37,12 @@ function exercise() {
   m.runStarted("schedule");
   m.runFinished(record("schedule", "succeeded"), null, 42);
   m.runFinished(record("api", "partial"), null, 3700);
+  // A local-mode run: 7 self-checks, 2 of them mismatched.
+  m.runFinished(
+    record("api", "succeeded"),
+    { local: { checks: 7, mismatches: [{}, {}] } },
+    1,
+  );
   m.hourCollected("cluster-a");
   m.hourCollected("cluster-b");
   m.hourFailed("cluster-b");
@@ -72,15 +78,19 @@ Deno.test("metrics: the contract names and labels, with the recorded values", as
     "thanos_bridge_query_duration_seconds histogram",
     "thanos_bridge_run_duration_seconds histogram",
     "thanos_bridge_runs_total counter",
+    "thanos_bridge_selfcheck_mismatches_total counter",
+    "thanos_bridge_selfchecks_total counter",
   ]);
   const expect: [string, number][] = [
     ['thanos_bridge_build_info{version="1.2.3"}', 1],
     ['thanos_bridge_runs_total{trigger="schedule",result="succeeded"}', 1],
     ['thanos_bridge_runs_total{trigger="schedule",result="failed"}', 0],
     ['thanos_bridge_runs_total{trigger="api",result="partial"}', 1],
-    ["thanos_bridge_run_duration_seconds_count", 2],
-    ["thanos_bridge_run_duration_seconds_sum", 3742],
-    ['thanos_bridge_run_duration_seconds_bucket{le="60"}', 1],
+    ["thanos_bridge_run_duration_seconds_count", 3],
+    ["thanos_bridge_run_duration_seconds_sum", 3743],
+    ["thanos_bridge_selfchecks_total", 7],
+    ["thanos_bridge_selfcheck_mismatches_total", 2],
+    ['thanos_bridge_run_duration_seconds_bucket{le="60"}', 2],
     ["thanos_bridge_cluster_hours_collected_total", 2],
     ["thanos_bridge_cluster_hours_failed_total", 1],
     ['thanos_bridge_queries_total{result="ok"}', 1],

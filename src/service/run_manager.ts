@@ -619,6 +619,7 @@ export class RunManager implements RunService {
       const registration = (summary as BridgeRunSummary).registration;
       if (registration !== undefined) record.registration = registration;
       if (summary.batching !== undefined) record.batching = summary.batching;
+      if (summary.local !== undefined) record.local = summary.local;
       for (const c of summary.clusters) {
         const cp = record.clusters.find((p) => p.clusterId === c.clusterId);
         if (cp) this.#applyClusterSummary(cp, c);

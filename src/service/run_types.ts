@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { BatchingSummary } from "./collect_job.ts";
+import type { BatchingSummary, LocalSummary } from "./collect_job.ts";
 import type { RunRequest } from "../config.ts";
 import type { FlushResult } from "../deliver/sink.ts";
 import { BridgeError, type SinkKind } from "../model.ts";
@@ -75,6 +75,8 @@ export interface RunRecord {
   registration?: RegistrationOutcome;
   /** How clusters shared queries (absent until the run collected). */
   batching?: BatchingSummary;
+  /** Local mode's semantics, self-checks and server-evaluated queries (`--reduce local` only). */
+  local?: LocalSummary;
 }
 
 /** What a run's discovery found, as its record keeps it. */

@@ -39,6 +39,7 @@ import {
   type RunSummary,
 } from "./collect_job.ts";
 import { planRun, type RunPlan } from "./run_plan.ts";
+import { resolveLocalRun } from "./local_mode.ts";
 import { acmSource } from "./acm_discovery.ts";
 import {
   type ClusterSource,
@@ -592,6 +593,9 @@ export async function createBridge(settings: BridgeSettings, host: BridgeHost): 
         }
       }
       const stats = options.counter ?? { queries: 0, attempts: 0, bytes: 0 };
+      const local = settings.reduce === "local"
+        ? await resolveLocalRun(settings, client, host.now(), options.signal)
+        : undefined;
       const summary = await runCollection(plan, settings, {
         client,
         store,
@@ -614,6 +618,7 @@ export async function createBridge(settings: BridgeSettings, host: BridgeHost): 
           }
           : {}),
         ...(blocked ? { blocked } : {}),
+        ...(local ? { local } : {}),
         ...(options.onEvent ? { onEvent: options.onEvent } : {}),
         ...(options.onDayDone ? { onDayDone: options.onDayDone } : {}),
         ...(options.onClusterDone ? { onClusterDone: options.onClusterDone } : {}),
