@@ -1296,7 +1296,9 @@ export function evaluateRange(
   if (![startMs, endMs, stepMs].every(Number.isSafeInteger) || stepMs <= 0 || endMs < startMs) {
     throw new RangeError(`Bad step grid start=${startMs} end=${endMs} step=${stepMs}`);
   }
-  if (!(lookbackMs > 0)) throw new RangeError(`Bad lookbackMs ${lookbackMs}`);
+  if (!Number.isSafeInteger(lookbackMs) || lookbackMs <= 0) {
+    throw new RangeError(`Bad lookbackMs ${lookbackMs}`);
+  }
   if (semantics !== "prometheus2" && semantics !== "prometheus3") {
     throw new RangeError(`Unknown semantics ${JSON.stringify(semantics)}`);
   }
@@ -1378,18 +1380,33 @@ function evalVector(node: VNode, ctx: Ctx): VSeries[] {
   }
 }
 
+/** Prepared raw series, per array returned by the raw lookup (kept while the caller keeps the array). */
+const PREPARED = new WeakMap<readonly RawSeries[], RawPrepared[]>();
+/** Parsed label sets of raw series. */
+const RAW_LSETS = new WeakMap<RawSeries, LSet>();
+
 /** The raw series of a key, label sets parsed, sorted in storage (label) order, duplicates merged. */
 function rawSeries(ctx: Ctx, key: string): RawPrepared[] {
   const cached = ctx.rawCache.get(key);
   if (cached !== undefined) return cached;
+  const list = ctx.raw(key);
+  const prepared = PREPARED.get(list);
+  if (prepared !== undefined) {
+    ctx.rawCache.set(key, prepared);
+    return prepared;
+  }
   const byKey = new Map<string, RawPrepared>();
-  for (const r of ctx.raw(key)) {
+  for (const r of list) {
     if (r.t.length !== r.v.length) {
       throw new RangeError(
         `Raw series of ${key} has ${r.t.length} timestamps but ${r.v.length} values`,
       );
     }
-    const ls = lsetFromLabels(r.metric);
+    let ls = RAW_LSETS.get(r);
+    if (ls === undefined) {
+      ls = lsetFromLabels(r.metric);
+      RAW_LSETS.set(r, ls);
+    }
     const prior = byKey.get(ls.key);
     if (prior === undefined) {
       byKey.set(ls.key, { ls, t: r.t, v: r.v, resets: null });
@@ -1409,13 +1426,22 @@ function rawSeries(ctx: Ctx, key: string): RawPrepared[] {
       byKey.set(ls.key, { ls, t: Float64Array.from(t), v: Float64Array.from(v), resets: null });
     }
   }
-  const out = [...byKey.values()].sort((a, b) => compareLSets(a.ls, b.ls));
+  const out = [...byKey.values()];
+  let sorted = true;
+  for (let i = 1; i < out.length && sorted; i++) {
+    sorted = compareLSets(out[i - 1]!.ls, out[i]!.ls) < 0;
+  }
+  if (!sorted) out.sort((a, b) => compareLSets(a.ls, b.ls));
+  PREPARED.set(list, out);
   ctx.rawCache.set(key, out);
   return out;
 }
 
 function evalSelector(node: Extract<VNode, { k: "sel" }>, ctx: Ctx): VSeries[] {
   const { n, ts, lookbackMs, v3 } = ctx;
+  const offsetMs = node.offsetMs;
+  // 2.x: excluded if t < ref - lookback; 3.x: excluded if t <= ref - lookback (whole ms).
+  const reach = v3 ? lookbackMs - 1 : lookbackMs;
   const out: VSeries[] = [];
   for (const r of rawSeries(ctx, node.key)) {
     const { t, v } = r;
@@ -1424,12 +1450,9 @@ function evalSelector(node: Extract<VNode, { k: "sel" }>, ctx: Ctx): VSeries[] {
     let present: Uint8Array | null = null;
     let j = 0;
     for (let s = 0; s < n; s++) {
-      const ref = ts[s]! - node.offsetMs;
+      const ref = ts[s]! - offsetMs;
       while (j < len && t[j]! <= ref) j++;
-      if (j === 0) continue;
-      const tk = t[j - 1]!;
-      // 2.x: excluded if t < ref - lookback; 3.x: excluded if t <= ref - lookback.
-      if (v3 ? tk <= ref - lookbackMs : tk < ref - lookbackMs) continue;
+      if (j === 0 || t[j - 1]! < ref - reach) continue;
       if (values === null) {
         values = new Float64Array(n);
         present = new Uint8Array(n);
@@ -1472,6 +1495,8 @@ function evalRangeFn(node: Extract<VNode, { k: "range" }>, ctx: Ctx): VSeries[] 
   const { n, ts, v3 } = ctx;
   const { fn, rangeMs, offsetMs } = node;
   const rangeSec = durationSeconds(rangeMs);
+  // 2.x: [mint, maxt]; 3.x: (mint, maxt], i.e. [mint + 1, maxt] for whole-ms timestamps.
+  const edge = v3 ? 1 : 0;
   const out: VSeries[] = [];
   for (const r of rawSeries(ctx, node.key)) {
     const { t, v } = r;
@@ -1491,9 +1516,7 @@ function evalRangeFn(node: Extract<VNode, { k: "range" }>, ctx: Ctx): VSeries[] 
       const maxt = ts[s]! - offsetMs;
       const mint = maxt - rangeMs;
       while (hi < len && t[hi]! <= maxt) hi++;
-      // 2.x: [mint, maxt]; 3.x: (mint, maxt].
-      if (v3) { while (lo < hi && t[lo]! <= mint) lo++; }
-      else while (lo < hi && t[lo]! < mint) lo++;
+      while (lo < hi && t[lo]! < mint + edge) lo++;
       const count = hi - lo;
       if (count === 0) continue;
       let value: number;
