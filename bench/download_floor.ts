@@ -1,19 +1,30 @@
 /**
- * The download floor: the same `query_range` requests the bridge sent (read
- * from a `--record` folder's `index.jsonl`), replayed against the server with
- * plain `fetch` at the same concurrency, every body read to the end and
- * discarded. Its wall time is what the bridge would take if processing the
+ * The download floor: the same `query_range` and instant `query` requests the
+ * bridge sent (read from a `--record` folder's `index.jsonl`), replayed against
+ * the server with plain `fetch` at the same concurrency, every body read to the
+ * end and discarded. Its wall time is what the bridge would take if processing the
  * answers cost nothing.
  *
  * @module
  */
 
 import type { RecordingIndexEntry } from "../src/thanos/recording.ts";
-import { queryRangeForm, type RangeQuery } from "../src/thanos/thanos_client.ts";
+import {
+  type InstantQuery,
+  queryInstantForm,
+  queryRangeForm,
+  type RangeQuery,
+} from "../src/thanos/thanos_client.ts";
+
+/**
+ * One request of the floor: a range query (`start`, `end`, `step`, sent to
+ * `/api/v1/query_range`) or an instant query (`time`, sent to `/api/v1/query`).
+ */
+export type FloorRequest = RangeQuery | InstantQuery;
 
 /** The distinct requests of a recording, in first-seen order. */
 export interface RecordedRequests {
-  readonly requests: readonly RangeQuery[];
+  readonly requests: readonly FloorRequest[];
   /** Lines of `index.jsonl`. */
   readonly lines: number;
   /** Lines whose key was already seen (retries, re-runs). */
@@ -29,25 +40,42 @@ function entryOf(line: string, lineNumber: number, path: string): RecordingIndex
   } catch (error) {
     throw new SyntaxError(`${path}:${lineNumber}: not a JSON line`, { cause: error });
   }
-  const e = value as Partial<RecordingIndexEntry> | null;
-  if (
-    e === null || typeof e !== "object" || typeof e.key !== "string" ||
-    typeof e.query !== "string" || typeof e.start !== "number" || typeof e.end !== "number" ||
-    typeof e.step !== "number" || typeof e.bytes !== "number"
-  ) {
+  const e = value as Record<string, unknown> | null;
+  const common = e !== null && typeof e === "object" && !Array.isArray(e) &&
+    typeof e.key === "string" && typeof e.query === "string" && typeof e.bytes === "number";
+  // A line with `time` is an instant query; without, a range query (all older recordings).
+  const ok = common &&
+    (e.time === undefined
+      ? typeof e.start === "number" && typeof e.end === "number" && typeof e.step === "number"
+      : typeof e.time === "number" && e.start === undefined && e.end === undefined &&
+        e.step === undefined);
+  if (!ok) {
     throw new TypeError(
-      `${path}:${lineNumber}: expected {key, query, start, end, step, bytes}, got ${
-        line.slice(0, 160)
-      }`,
+      `${path}:${lineNumber}: expected {key, query, start, end, step, bytes} or ` +
+        `{key, query, time, bytes}, got ${line.slice(0, 160)}`,
     );
   }
-  return e as RecordingIndexEntry;
+  return e as unknown as RecordingIndexEntry;
+}
+
+/** The request an index line describes. */
+function requestOf(e: RecordingIndexEntry): FloorRequest {
+  return e.time !== undefined
+    ? { query: e.query, time: e.time }
+    : { query: e.query, start: e.start, end: e.end, step: e.step };
+}
+
+/** Whether `r` is an instant query (it has a `time`). */
+function isInstant(r: FloorRequest): r is InstantQuery {
+  return "time" in r;
 }
 
 /**
  * Reads a recording's `index.jsonl` line by line and returns its distinct
- * requests (by key) in the order they were first recorded. For a key recorded
- * more than once, the last line gives the body size, as in the recording.
+ * requests (by key) in the order they were first recorded: range queries
+ * (`{query, start, end, step}`) and instant queries (`{query, time}`, from
+ * lines with a `time`). For a key recorded more than once, the last line gives
+ * the body size, as in the recording.
  *
  * @example
  * ```ts ignore
@@ -56,7 +84,7 @@ function entryOf(line: string, lineNumber: number, path: string): RecordingIndex
  * ```
  */
 export async function readRecordedRequests(indexPath: string): Promise<RecordedRequests> {
-  const byKey = new Map<string, { request: RangeQuery; bytes: number }>();
+  const byKey = new Map<string, { request: FloorRequest; bytes: number }>();
   let lines = 0;
   let duplicates = 0;
   let pending = "";
@@ -69,10 +97,7 @@ export async function readRecordedRequests(indexPath: string): Promise<RecordedR
       duplicates++;
       seen.bytes = e.bytes;
     } else {
-      byKey.set(e.key, {
-        request: { query: e.query, start: e.start, end: e.end, step: e.step },
-        bytes: e.bytes,
-      });
+      byKey.set(e.key, { request: requestOf(e), bytes: e.bytes });
     }
   };
   const file = await Deno.open(indexPath, { read: true });
@@ -124,8 +149,9 @@ async function drain(body: ReadableStream<Uint8Array>): Promise<number> {
 }
 
 /**
- * POSTs every request to `<url>/api/v1/query_range` with the bridge's form body
- * (including `partial_response=false` and `dedup=true`) and headers, at most
+ * POSTs every range query to `<url>/api/v1/query_range` and every instant
+ * query (one with a `time`) to `<url>/api/v1/query`, with the bridge's form
+ * body (including `partial_response=false` and `dedup=true`) and headers, at most
  * `concurrency` at a time in list order, reads each body to the end and
  * throws it away. Throws an `Error` naming the query on a non-2xx answer.
  *
@@ -139,16 +165,22 @@ async function drain(body: ReadableStream<Uint8Array>): Promise<number> {
  */
 export async function downloadFloor(
   url: string,
-  requests: readonly RangeQuery[],
+  requests: readonly FloorRequest[],
   options: DownloadFloorOptions = {},
 ): Promise<FloorResult> {
   const concurrency = options.concurrency ?? 4;
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new RangeError(`Invalid concurrency ${concurrency}: expected a positive integer`);
   }
-  const endpoint = new URL("api/v1/query_range", url.endsWith("/") ? url : `${url}/`).href;
+  const base = url.endsWith("/") ? url : `${url}/`;
+  const rangeEndpoint = new URL("api/v1/query_range", base).href;
+  const instantEndpoint = new URL("api/v1/query", base).href;
   const doFetch = options.fetch ?? fetch;
-  const forms = requests.map((r) => queryRangeForm(r).toString());
+  const sends = requests.map((r) =>
+    isInstant(r)
+      ? { endpoint: instantEndpoint, form: queryInstantForm(r).toString() }
+      : { endpoint: rangeEndpoint, form: queryRangeForm(r).toString() }
+  );
   const headers = {
     "Accept": "application/json",
     "Content-Type": "application/x-www-form-urlencoded",
@@ -160,16 +192,17 @@ export async function downloadFloor(
     try {
       await work();
     } catch (error) {
-      next = forms.length; // no new requests once one failed
+      next = sends.length; // no new requests once one failed
       throw error;
     }
   };
   const work = async () => {
-    while (next < forms.length) {
+    while (next < sends.length) {
       const i = next++;
-      const init: RequestInit = { method: "POST", headers, body: forms[i]! };
+      const send = sends[i]!;
+      const init: RequestInit = { method: "POST", headers, body: send.form };
       if (options.signal) init.signal = options.signal;
-      const response = await doFetch(endpoint, init);
+      const response = await doFetch(send.endpoint, init);
       if (!response.ok || response.body === null) {
         const text = (await response.text().catch(() => "")).slice(0, 300);
         throw new Error(
@@ -185,6 +218,6 @@ export async function downloadFloor(
     }
   };
   const started = performance.now();
-  await Promise.all(Array.from({ length: Math.min(concurrency, forms.length) }, worker));
-  return { ms: performance.now() - started, bytes, requests: forms.length };
+  await Promise.all(Array.from({ length: Math.min(concurrency, sends.length) }, worker));
+  return { ms: performance.now() - started, bytes, requests: sends.length };
 }

@@ -105,6 +105,42 @@ Deno.test("downloadFloor posts the bridge's form, reads every body, at the given
   });
 });
 
+Deno.test("downloadFloor sends instant queries to /api/v1/query with the bridge's form", async () => {
+  await withServer(async (url, seen) => {
+    const requests = [
+      { query: "raw_a[3720s]", time: 1793494799 },
+      { query: "range_b", start: 0, end: 3540, step: 60 },
+      { query: "raw_cc[3720s]", time: 1793498399 },
+    ];
+    const result = await downloadFloor(`${url}/prefix`, requests, { concurrency: 1 });
+    assert.equal(result.requests, 3);
+    assert.equal(result.bytes, requests.reduce((n, r) => n + answerSize(r.query), 0));
+    assert.deepEqual(seen.map((s) => [s.path, s.form]), [
+      ["/prefix/api/v1/query", {
+        query: "raw_a[3720s]",
+        time: "1793494799",
+        partial_response: "false",
+        dedup: "true",
+      }],
+      ["/prefix/api/v1/query_range", {
+        query: "range_b",
+        start: "0",
+        end: "3540",
+        step: "60",
+        partial_response: "false",
+        dedup: "true",
+      }],
+      ["/prefix/api/v1/query", {
+        query: "raw_cc[3720s]",
+        time: "1793498399",
+        partial_response: "false",
+        dedup: "true",
+      }],
+    ]);
+    for (const s of seen) assert.equal(s.contentType, "application/x-www-form-urlencoded");
+  });
+});
+
 Deno.test("downloadFloor with concurrency 1 sends one request at a time", async () => {
   await withServer(async (url, _seen, stats) => {
     const requests = ["a", "bb", "ccc"].map((q) => ({ query: q, start: 0, end: 3540, step: 60 }));
@@ -133,7 +169,7 @@ Deno.test("downloadFloor fails on a non-2xx answer, naming the query and status"
 Deno.test("readRecordedRequests reads a real recording: distinct keys in first-seen order", async () => {
   const dir = await Deno.makeTempDir({ prefix: "floor_rec_" });
   try {
-    await withServer(async (url) => {
+    await withServer(async (url, seen) => {
       const client = new ThanosClient({ url, fetch: recordingFetch(dir), concurrency: 1 });
       try {
         const queries = [
@@ -142,20 +178,36 @@ Deno.test("readRecordedRequests reads a real recording: distinct keys in first-s
           { query: "q_one", start: 100, end: 3699, step: 60 }, // a repeat: same key
         ];
         for (const q of queries) await client.queryRange(q, () => {});
+        // Instant queries (local mode's raw fetches) are recorded too, keyed by their time.
+        await client.queryInstant({ query: "raw_three[3720s]", time: 3699 }, () => {});
+        await client.queryInstant({ query: "raw_three[3720s]", time: 7299 }, () => {});
+        await client.queryInstant({ query: "raw_three[3720s]", time: 3699 }, () => {}); // repeat
       } finally {
         client.close();
       }
       const rec = await readRecordedRequests(`${dir}/index.jsonl`);
-      assert.equal(rec.lines, 3);
-      assert.equal(rec.duplicates, 1);
+      assert.equal(rec.lines, 6);
+      assert.equal(rec.duplicates, 2);
       assert.deepEqual(rec.requests, [
         { query: "q_one", start: 100, end: 3699, step: 60 },
         { query: "q_two", start: 3699, end: 7299, step: 3600 },
+        { query: "raw_three[3720s]", time: 3699 },
+        { query: "raw_three[3720s]", time: 7299 },
       ]);
-      assert.equal(rec.bytes, answerSize("q_one") + answerSize("q_two"));
-      // Replaying the recording downloads exactly the recorded bytes.
-      const floor = await downloadFloor(url, rec.requests);
+      assert.equal(
+        rec.bytes,
+        answerSize("q_one") + answerSize("q_two") + 2 * answerSize("raw_three[3720s]"),
+      );
+      // Replaying the recording downloads exactly the recorded bytes, each from its endpoint.
+      const before = seen.length;
+      const floor = await downloadFloor(url, rec.requests, { concurrency: 1 });
       assert.equal(floor.bytes, rec.bytes);
+      assert.deepEqual(seen.slice(before).map((s) => [s.path, s.form.time ?? s.form.step]), [
+        ["/api/v1/query_range", "60"],
+        ["/api/v1/query_range", "3600"],
+        ["/api/v1/query", "3699"],
+        ["/api/v1/query", "7299"],
+      ]);
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -185,6 +237,30 @@ Deno.test("readRecordedRequests: last line of a key gives its size; bad lines ar
     );
     await Deno.writeTextFile(path, JSON.stringify({ key: "k", query: "a" }) + "\n");
     await assert.rejects(readRecordedRequests(path), TypeError);
+    // Instant lines ({key, query, time, bytes}) mix with range lines (no `time`).
+    await Deno.writeTextFile(
+      path,
+      [
+        line("k1", "a", 10),
+        JSON.stringify({ key: "k2", query: "b[1h]", time: 3600, bytes: 7 }),
+        JSON.stringify({ key: "k2", query: "b[1h]", time: 3600, bytes: 8 }),
+      ].join("\n") + "\n",
+    );
+    const mixed = await readRecordedRequests(path);
+    assert.deepEqual(mixed.requests, [
+      { query: "a", start: 1, end: 2, step: 60 },
+      { query: "b[1h]", time: 3600 },
+    ]);
+    assert.equal(mixed.bytes, 18);
+    assert.equal(mixed.duplicates, 1);
+    // A line that is neither kind (a time that is not a number, or time and step both) is named.
+    for (const bad of [{ time: "3600" }, { time: 3600, start: 1, end: 2, step: 60 }]) {
+      await Deno.writeTextFile(path, JSON.stringify({ key: "k", query: "a", bytes: 1, ...bad }));
+      await assert.rejects(
+        readRecordedRequests(path),
+        (e: Error) => e instanceof TypeError && e.message.includes("index.jsonl:1"),
+      );
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -1,18 +1,22 @@
 /**
- * Record and replay of `query_range` traffic, as `fetch` wrappers to pass as
- * the `fetch` option of `ThanosClient`.
+ * Record and replay of `query_range` and instant `query` traffic, as `fetch`
+ * wrappers to pass as the `fetch` option of `ThanosClient`.
  *
  * A recording is a folder with one gzip-compressed answer body per request,
  * `<key>.json.gz`, and an `index.jsonl` with one line per recorded request:
- * `{"key","query","start","end","step","bytes"}`. The key is the SHA-256 (hex)
- * of the canonical request (see {@linkcode recordingKey}): the path
- * `/api/v1/query_range` and the form parameters `query`, `start`, `end`, `step`
- * only. Host, path prefix, headers (and so the token), `dedup` and
- * `partial_response` are not part of it, so a recording made against one URL
- * replays for any URL. Request headers are never stored, and the bearer token
- * (taken from the request's `Authorization` header, plus any `secrets` given)
- * is scrubbed from everything that is stored: answer bodies, index lines and
- * the text keys are computed from.
+ * `{"key","query","start","end","step","bytes"}` for a range query
+ * (`POST /api/v1/query_range`), `{"key","query","time","bytes"}` for an
+ * instant query (`POST /api/v1/query`). A line without `time` is a range query,
+ * so recordings made before instant queries were recorded read and replay
+ * unchanged. The key is the SHA-256 (hex) of the canonical request (see
+ * {@linkcode recordingKey}): the path (`/api/v1/query_range` or
+ * `/api/v1/query`) and the form parameters `query`, `start`, `end`, `step`,
+ * respectively `query`, `time`, only. Host, path prefix, headers (and so the
+ * token), `dedup` and `partial_response` are not part of it, so a recording
+ * made against one URL replays for any URL. Request headers are never
+ * stored, and the bearer token (taken from the request's `Authorization`
+ * header, plus any `secrets` given) is scrubbed from everything that is
+ * stored: answer bodies, index lines and the text keys are computed from.
  *
  * @module
  */
@@ -20,11 +24,12 @@
 import { REDACTED, Redactor } from "./redact.ts";
 
 const QUERY_RANGE_SUFFIX = "/api/v1/query_range";
+const QUERY_SUFFIX = "/api/v1/query";
 const SERIES_SUFFIX = "/api/v1/series";
 const INDEX_FILE = "index.jsonl";
 
-/** The request parameters that identify a recorded answer. */
-export interface RecordedRequest {
+/** The parameters that identify a recorded `query_range` answer. */
+export interface RangeRecordedRequest {
   /** PromQL expression, as sent. */
   query: string;
   /** `start` form value, as sent (unix seconds). */
@@ -33,10 +38,32 @@ export interface RecordedRequest {
   end: string;
   /** `step` form value, as sent (seconds). */
   step: string;
+  /** Never set: a range query has no `time`. */
+  time?: undefined;
 }
 
-/** One line of `index.jsonl`. */
-export interface RecordingIndexEntry {
+/** The parameters that identify a recorded instant `query` answer. */
+export interface InstantRecordedRequest {
+  /** PromQL expression, as sent. */
+  query: string;
+  /** `time` form value, as sent (unix seconds). */
+  time: string;
+  /** Never set: an instant query has no `start`. */
+  start?: undefined;
+  /** Never set: an instant query has no `end`. */
+  end?: undefined;
+  /** Never set: an instant query has no `step`. */
+  step?: undefined;
+}
+
+/**
+ * The request parameters that identify a recorded answer: a range query
+ * (`start`, `end`, `step`) or an instant query (`time`), told apart by `time`.
+ */
+export type RecordedRequest = RangeRecordedRequest | InstantRecordedRequest;
+
+/** One line of `index.jsonl` for a range query (the only kind older recordings have). */
+export interface RangeIndexEntry {
   /** SHA-256 hex of the canonical request; the body is in `<key>.json.gz`. */
   key: string;
   /** PromQL expression. */
@@ -47,13 +74,38 @@ export interface RecordingIndexEntry {
   end: number;
   /** Seconds. */
   step: number;
+  /** Never set on a range line. */
+  time?: undefined;
   /** Size of the uncompressed answer body. */
   bytes: number;
 }
 
+/** One line of `index.jsonl` for an instant query. */
+export interface InstantIndexEntry {
+  /** SHA-256 hex of the canonical request; the body is in `<key>.json.gz`. */
+  key: string;
+  /** PromQL expression. */
+  query: string;
+  /** Evaluation time, unix seconds. */
+  time: number;
+  /** Never set on an instant line. */
+  start?: undefined;
+  /** Never set on an instant line. */
+  end?: undefined;
+  /** Never set on an instant line. */
+  step?: undefined;
+  /** Size of the uncompressed answer body. */
+  bytes: number;
+}
+
+/** One line of `index.jsonl`: a line with `time` is an instant query, one without a range query. */
+export type RecordingIndexEntry = RangeIndexEntry | InstantIndexEntry;
+
 /**
  * The canonical text of a request, hashed into its key:
- * `/api/v1/query_range?query=…&start=…&end=…&step=…` (form-encoded, in this order).
+ * `/api/v1/query_range?query=…&start=…&end=…&step=…` for a range query,
+ * `/api/v1/query?query=…&time=…` for an instant query (form-encoded, in this
+ * order).
  *
  * @example
  * ```ts
@@ -64,9 +116,17 @@ export interface RecordingIndexEntry {
  *   canonicalRequest({ query: "up", start: "0", end: "3540", step: "60" }),
  *   "/api/v1/query_range?query=up&start=0&end=3540&step=60",
  * );
+ * assert.equal(
+ *   canonicalRequest({ query: "up[1h]", time: "3540" }),
+ *   "/api/v1/query?query=up%5B1h%5D&time=3540",
+ * );
  * ```
  */
 export function canonicalRequest(request: RecordedRequest): string {
+  if (request.time !== undefined) {
+    const params = new URLSearchParams([["query", request.query], ["time", request.time]]);
+    return `${QUERY_SUFFIX}?${params}`;
+  }
   const params = new URLSearchParams([
     ["query", request.query],
     ["start", request.start],
@@ -86,6 +146,7 @@ export function canonicalRequest(request: RecordedRequest): string {
  *
  * const key = await recordingKey({ query: "up", start: "0", end: "3540", step: "60" });
  * assert.match(key, /^[0-9a-f]{64}$/);
+ * assert.notEqual(await recordingKey({ query: "up", time: "3540" }), key);
  * ```
  */
 export async function recordingKey(request: RecordedRequest): Promise<string> {
@@ -97,17 +158,19 @@ export async function recordingKey(request: RecordedRequest): Promise<string> {
 }
 
 /**
- * Extracts the `query_range` parameters of a fetch call, from the form body and
- * the URL's search parameters (form values win). Returns `undefined` for any
- * other request (other path, or a missing parameter).
+ * Extracts the key parameters of a `query_range` or instant `query` fetch
+ * call, from the form body and the URL's search parameters (form values win).
+ * Returns `undefined` for any other request (other path, or a missing
+ * parameter).
  */
-async function readQueryRange(
+async function readRecordable(
   input: RequestInfo | URL,
   init: RequestInit | undefined,
 ): Promise<RecordedRequest | undefined> {
   const request = new Request(input instanceof Request ? input.clone() : input, init);
   const url = new URL(request.url);
-  if (!url.pathname.endsWith(QUERY_RANGE_SUFFIX)) {
+  const range = url.pathname.endsWith(QUERY_RANGE_SUFFIX);
+  if (!range && !url.pathname.endsWith(QUERY_SUFFIX)) {
     await request.body?.cancel();
     return undefined;
   }
@@ -118,11 +181,23 @@ async function readQueryRange(
     }
   }
   const query = params.get("query");
+  if (query === null) return undefined;
+  if (!range) {
+    const time = params.get("time");
+    return time === null ? undefined : { query, time };
+  }
   const start = params.get("start");
   const end = params.get("end");
   const step = params.get("step");
-  if (query === null || start === null || end === null || step === null) return undefined;
+  if (start === null || end === null || step === null) return undefined;
   return { query, start, end, step };
+}
+
+/** The parameters of `request` for messages: `start=…, end=…, step=…` or `time=…`. */
+function describeParams(request: RecordedRequest): string {
+  return request.time !== undefined
+    ? `time=${request.time}`
+    : `start=${request.start}, end=${request.end}, step=${request.step}`;
 }
 
 /** The bearer token of a request's `Authorization` header, if any. */
@@ -137,6 +212,9 @@ function bearerToken(input: RequestInfo | URL, init: RequestInit | undefined): s
 
 /** `request` with every secret removed from its parameters. */
 function scrubRequest(request: RecordedRequest, redactor: Redactor): RecordedRequest {
+  if (request.time !== undefined) {
+    return { query: redactor.redact(request.query), time: redactor.redact(request.time) };
+  }
   return {
     query: redactor.redact(request.query),
     start: redactor.redact(request.start),
@@ -246,7 +324,8 @@ function appendIndex(dir: string, entry: RecordingIndexEntry): Promise<void> {
 }
 
 /**
- * Wraps `inner` so that every successful (2xx) `query_range` answer is also
+ * Wraps `inner` so that every successful (2xx) `query_range` or instant
+ * `query` answer is also
  * stored in `dir` while the caller streams it: each chunk is written through a
  * gzip `CompressionStream` to `<key>.json.gz.tmp-…` before it is passed on,
  * so memory stays bounded; when the body ends, the file is renamed to
@@ -278,7 +357,7 @@ export function recordingFetch(
   return async (input, init) => {
     const secrets = [...(options.secrets ?? []), bearerToken(input, init) ?? ""];
     const redactor = new Redactor(secrets);
-    const raw = await readQueryRange(input, init);
+    const raw = await readRecordable(input, init);
     const response = await inner(input, init);
     if (raw === undefined || !response.ok || response.body === null) return response;
     const request = scrubRequest(raw, redactor);
@@ -347,14 +426,7 @@ function recordBody(
     await spool.written;
     await Deno.rename(tmpPath, finalPath);
     settled = true;
-    await appendIndex(dir, {
-      key,
-      query: request.query,
-      start: Number(request.start),
-      end: Number(request.end),
-      step: Number(request.step),
-      bytes,
-    });
+    await appendIndex(dir, indexEntry(key, request, bytes));
   };
 
   return new ReadableStream<Uint8Array>({
@@ -384,6 +456,25 @@ function recordBody(
   }, { highWaterMark: 0 });
 }
 
+/**
+ * The `index.jsonl` line of a recorded answer: `{key, query, start, end, step,
+ * bytes}` for a range query (as in recordings made before instant queries were
+ * recorded), `{key, query, time, bytes}` for an instant query.
+ */
+function indexEntry(key: string, request: RecordedRequest, bytes: number): RecordingIndexEntry {
+  if (request.time !== undefined) {
+    return { key, query: request.query, time: Number(request.time), bytes };
+  }
+  return {
+    key,
+    query: request.query,
+    start: Number(request.start),
+    end: Number(request.end),
+    step: Number(request.step),
+    bytes,
+  };
+}
+
 /** Options of {@linkcode replayFetch}. */
 export interface ReplayOptions {
   /** Called for each request that has no recorded answer (before the 404 answer). */
@@ -391,12 +482,14 @@ export interface ReplayOptions {
 }
 
 /**
- * A `fetch` that answers `query_range` requests from a recording in `dir`,
- * without any network: the stored `<key>.json.gz` is streamed through a
- * `DecompressionStream` (never read whole). A request with no recorded answer
- * gets an HTTP 404 answer with a Prometheus-style error body naming the query
- * and its key, which `ThanosClient` turns into an immediate,
- * non-retried error. A `/api/v1/series` request (label lookup) gets an empty
+ * A `fetch` that answers `query_range` and instant `query` requests from a
+ * recording in `dir`, without any network: the stored `<key>.json.gz` is
+ * streamed through a `DecompressionStream` (never read whole). A request with
+ * no recorded answer gets an HTTP 404 answer with a Prometheus-style error
+ * body (`errorType` `not_found`) naming the query, its parameters (`start`,
+ * `end`, `step`, or `time` for an instant query) and its key, which
+ * `ThanosClient` turns into an immediate, non-retried error; `onMissing` is
+ * called with the request first. A `/api/v1/series` request (label lookup) gets an empty
  * successful answer: a recording has no such answers, so the labels are
  * unknown. Any other request gets a 404. `init.client` and headers are ignored.
  *
@@ -412,7 +505,7 @@ export function replayFetch(dir: string, options: ReplayOptions = {}): typeof fe
   return async (input, init) => {
     const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined);
     signal?.throwIfAborted();
-    const request = await readQueryRange(input, init);
+    const request = await readRecordable(input, init);
     if (request === undefined) {
       const url = new URL(input instanceof Request ? input.url : String(input));
       if (url.pathname.endsWith(SERIES_SUFFIX)) {
@@ -421,7 +514,11 @@ export function replayFetch(dir: string, options: ReplayOptions = {}): typeof fe
           headers: { "Content-Type": "application/json" },
         });
       }
-      return errorResponse(404, "not_found", "replay only answers POST /api/v1/query_range");
+      return errorResponse(
+        404,
+        "not_found",
+        "replay only answers POST /api/v1/query_range and /api/v1/query",
+      );
     }
     const key = await recordingKey(request);
     let file: Deno.FsFile;
@@ -433,8 +530,8 @@ export function replayFetch(dir: string, options: ReplayOptions = {}): typeof fe
       return errorResponse(
         404,
         "not_found",
-        `no recorded answer in ${dir} for query ${JSON.stringify(request.query)} ` +
-          `(start=${request.start}, end=${request.end}, step=${request.step}, key ${key})`,
+        `no recorded answer in ${dir} for ${request.time !== undefined ? "instant " : ""}` +
+          `query ${JSON.stringify(request.query)} (${describeParams(request)}, key ${key})`,
       );
     }
     const body = file.readable.pipeThrough(new DecompressionStream("gzip"));

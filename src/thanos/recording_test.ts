@@ -10,6 +10,7 @@ import {
   replayFetch,
 } from "./recording.ts";
 import {
+  type InstantQuery,
   type QueryErrorCause,
   type RangeQuery,
   type Series,
@@ -62,14 +63,14 @@ function chunked(
 }
 
 async function withServer(
-  handler: (form: URLSearchParams, n: number, stop: AbortSignal) => Response,
+  handler: (form: URLSearchParams, n: number, stop: AbortSignal, path: string) => Response,
   fn: (url: string) => Promise<void>,
 ): Promise<void> {
   const stopper = new AbortController();
   let n = 0;
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
     const form = new URLSearchParams(await req.text());
-    return handler(form, ++n, stopper.signal);
+    return handler(form, ++n, stopper.signal, new URL(req.url).pathname);
   });
   try {
     await fn(`http://127.0.0.1:${server.addr.port}`);
@@ -195,12 +196,168 @@ Deno.test("record then replay gives the same series, for any URL, without header
   }
 });
 
+function instantOf(query: string, time = 1_793_494_799): InstantQuery {
+  return { query, time };
+}
+
+Deno.test("instant queries: recorded with their time, replayed, missed on another time", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "recording_instant_test_" });
+  try {
+    const raw = 'kube_pod_labels{clusterID="c1"}[3720s]';
+    const range = "sum(rate(a[15m]))";
+    const paths: string[] = [];
+    await withServer(
+      (form, _n, _stop, path) => {
+        paths.push(path);
+        return new Response(chunked(answerFor(form.get("query") ?? "")));
+      },
+      async (url) => {
+        const client = new ThanosClient({
+          url: `${url}/thanos`,
+          token: TOKEN,
+          fetch: recordingFetch(dir),
+          concurrency: 1,
+          ...fast,
+        });
+        try {
+          const got: Series[] = [];
+          await client.queryInstant(instantOf(raw), (s) => got.push(s));
+          assert.deepEqual(got, seriesFor(raw)); // passed through unchanged
+          await client.queryRange(rangeOf(range), () => {});
+        } finally {
+          client.close();
+        }
+      },
+    );
+    assert.deepEqual(paths, ["/thanos/api/v1/query", "/thanos/api/v1/query_range"]);
+
+    // Instant line: {key, query, time, bytes}; the range line keeps its old shape (no `time`).
+    const index = await readIndex(dir);
+    assert.equal(index.length, 2);
+    const [instant, ranged] = index as [RecordingIndexEntry, RecordingIndexEntry];
+    assert.deepEqual(Object.keys(instant), ["key", "query", "time", "bytes"]);
+    assert.deepEqual(instant, {
+      key: instant.key,
+      query: raw,
+      time: 1_793_494_799,
+      bytes: new TextEncoder().encode(answerFor(raw)).byteLength,
+    });
+    assert.deepEqual(Object.keys(ranged), ["key", "query", "start", "end", "step", "bytes"]);
+    // Key = SHA-256 of `/api/v1/query?query=…&time=…`, computed independently here.
+    const canonical = `/api/v1/query?${new URLSearchParams({ query: raw, time: "1793494799" })}`;
+    assert.equal(canonicalRequest({ query: raw, time: "1793494799" }), canonical);
+    assert.equal(instant.key, createHash("sha256").update(canonical).digest("hex"));
+    assert.equal(instant.key, await recordingKey({ query: raw, time: "1793494799" }));
+    const stored = await Deno.readFile(`${dir}/${instant.key}.json.gz`);
+    assert.equal(new TextDecoder().decode(gunzipSync(stored)), answerFor(raw));
+    for (const name of await listDir(dir)) {
+      const bytes = await Deno.readFile(`${dir}/${name}`);
+      const text = new TextDecoder().decode(name.endsWith(".gz") ? gunzipSync(bytes) : bytes);
+      assert.ok(!text.includes(TOKEN), name);
+    }
+
+    // Replay against another URL: same series, both kinds.
+    const missing: { query: string; time?: string | undefined; key: string }[] = [];
+    const replay = new ThanosClient({
+      url: "http://replay.invalid:1/other/",
+      fetch: replayFetch(dir, {
+        onMissing: (r, key) => missing.push({ query: r.query, time: r.time, key }),
+      }),
+      ...fast,
+    });
+    try {
+      const got: Series[] = [];
+      const stats = await replay.queryInstant(instantOf(raw), (s) => got.push(s));
+      assert.deepEqual(got, seriesFor(raw));
+      assert.equal(stats.bytes, instant.bytes);
+      const rangeGot: Series[] = [];
+      await replay.queryRange(rangeOf(range), (s) => rangeGot.push(s));
+      assert.deepEqual(rangeGot, seriesFor(range));
+
+      // Same query at another time: a miss at once, naming the query, its time and key.
+      const otherKey = await recordingKey({ query: raw, time: "1793498399" });
+      await assert.rejects(
+        replay.queryInstant(instantOf(raw, 1_793_498_399), () => {}),
+        (error) => {
+          assert.ok(error instanceof Error);
+          assert.match(error.message, /HTTP 404.*not_found: no recorded answer in/);
+          assert.match(error.message, /instant query/);
+          assert.match(error.message, /time=1793498399/);
+          assert.ok(error.message.includes(otherKey), error.message);
+          const cause = error.cause as QueryErrorCause;
+          assert.equal(cause.status, 404);
+          assert.equal(cause.errorType, "not_found");
+          assert.equal(cause.attempts, 1);
+          assert.equal(cause.retryable, false);
+          return true;
+        },
+      );
+      assert.deepEqual(missing, [{ query: raw, time: "1793498399", key: otherKey }]);
+    } finally {
+      replay.close();
+    }
+
+    // An instant request is not answered by a range recording of the same query, nor vice versa.
+    const direct = replayFetch(dir);
+    const asRange = await direct("http://c/api/v1/query_range", {
+      method: "POST",
+      body: new URLSearchParams({ query: raw, start: "1793494799", end: "1793494799", step: "60" }),
+    });
+    assert.equal(asRange.status, 404);
+    await asRange.body?.cancel();
+    const asInstant = await direct("http://c/api/v1/query", {
+      method: "POST",
+      body: new URLSearchParams({ query: range, time: "1793494799" }),
+    });
+    assert.equal(asInstant.status, 404);
+    await asInstant.body?.cancel();
+    // GET with a query string works too; dedup and partial_response are not in the key.
+    const viaGet = await direct(
+      `http://c/x/api/v1/query?${new URLSearchParams({ query: raw, time: "1793494799" })}`,
+    );
+    assert.equal(await viaGet.text(), answerFor(raw));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an instant query's token is scrubbed from its index line and key", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "recording_instant_scrub_test_" });
+  try {
+    const body = answerFor("x");
+    const record = recordingFetch(dir, () => Promise.resolve(new Response(body)));
+    const res = await record("http://a/api/v1/query", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${TOKEN}` },
+      body: new URLSearchParams({ query: `up{x="${TOKEN}"}[1h]`, time: "60", dedup: "true" }),
+    });
+    assert.equal(await res.text(), body);
+    const [entry] = await readIndex(dir);
+    assert.deepEqual(entry, {
+      key: await recordingKey({ query: 'up{x="[redacted]"}[1h]', time: "60" }),
+      query: 'up{x="[redacted]"}[1h]',
+      time: 60,
+      bytes: new TextEncoder().encode(body).byteLength,
+    });
+    // Not recorded: an instant request without `time`.
+    const untimed = await record("http://a/api/v1/query", {
+      method: "POST",
+      body: new URLSearchParams({ query: "up" }),
+    });
+    await untimed.body?.cancel();
+    assert.equal((await readIndex(dir)).length, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("the key ignores host, prefix, dedup and partial_response", async () => {
   const base = { query: "up", start: "1", end: "2", step: "60" };
   const key = await recordingKey(base);
   assert.match(key, /^[0-9a-f]{64}$/);
   assert.notEqual(await recordingKey({ ...base, step: "30" }), key);
   assert.notEqual(await recordingKey({ ...base, query: "up " }), key);
+  assert.notEqual(await recordingKey({ query: "up", time: "2" }), key);
 
   const dir = await Deno.makeTempDir({ prefix: "recording_key_test_" });
   try {
