@@ -443,7 +443,7 @@ Deno.test("buildInfo: the data object; null on 404 or a non-JSON page; 503 retri
   });
 });
 
-Deno.test("queryInstant through recordingFetch/replayFetch: today's recording keys only query_range (documented gap)", async () => {
+Deno.test("queryInstant through recordingFetch/replayFetch: recorded, then replayed offline; another time misses", async () => {
   const dir = await Deno.makeTempDir({ prefix: "thanos-bridge-instant-rec-" });
   try {
     await withServer(
@@ -465,9 +465,12 @@ Deno.test("queryInstant through recordingFetch/replayFetch: today's recording ke
       ...fastRetries(),
     });
     try {
-      // recording.ts does not key /api/v1/query yet: the replay answers 404, a thanos_http error.
+      const again: Series[] = [];
+      await replay.queryInstant(RAW, (s) => again.push(s));
+      assert.deepEqual(again, SERIES);
+      // A request that was not recorded is a miss (404), not an answer.
       await assert.rejects(
-        replay.queryInstant(RAW, () => {}),
+        replay.queryInstant({ ...RAW, time: RAW.time + 60 }, () => {}),
         (e: unknown) => e instanceof BridgeError && e.code === "thanos_http",
       );
     } finally {
