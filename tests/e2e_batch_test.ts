@@ -21,6 +21,8 @@
  * One Prometheus serves every step.
  */
 import assert from "node:assert/strict";
+import { COST_QUERIES } from "../src/collect/catalogue.ts";
+import { planQueries } from "../src/collect/query_plan.ts";
 import { ROS_REPORTS } from "../src/collect/reports.ts";
 import { readCsvRecords } from "../src/package/csv.ts";
 import type { RunSummary } from "../src/service/collect_job.ts";
@@ -28,6 +30,7 @@ import { buildHub, defaultTestHub, type Hub, type HubOptions } from "../tools/sy
 import { prepareHub, type PrometheusServer, startPrometheus } from "../tools/synth/prometheus.ts";
 import { expectedRosReports } from "../tools/synth/ros_truth.ts";
 import { type Ran, runCli } from "./support/cli_in_process.ts";
+import { startAlteringProxy } from "./support/altering_proxy.ts";
 import { startFailingProxy } from "./support/failing_proxy.ts";
 import { checkPayload, extract } from "./support/payload_check.ts";
 
@@ -351,6 +354,84 @@ Deno.test({
             assert.ok((checked.get(def.name) ?? 0) > 0, `${def.name} rows checked`);
           }
           console.log("rows checked against the oracle:", Object.fromEntries(checked));
+        },
+      );
+
+      await t.step(
+        "a2: --reduce local, batched and per cluster, ships the server's bytes",
+        async () => {
+          for (const size of ["3", "1"]) {
+            const local = await run(`local-b${size}`, [
+              "--reduce",
+              "local",
+              "--cluster-batch",
+              size,
+            ]);
+            assertClean(local, `local-b${size}`);
+            const l = local.summary.local!;
+            assert.equal(
+              l.semantics,
+              "prometheus2",
+              "Debian's Prometheus 2.42, from its build info",
+            );
+            assert.deepEqual(l.serverQueries, [], "every cost query evaluated here");
+            assert.deepEqual(l.mismatches, [], "the self-checks agree");
+            assert.ok(l.checks >= (size === "3" ? 4 : 12), `self-checks made (${l.checks})`);
+            // Whole tarballs: the same CSV bytes, manifests and uuids as server mode.
+            await assertSamePayloads(
+              local,
+              runs.get("server-b1")!,
+              ids,
+              `local b${size} vs server`,
+            );
+          }
+          // Raw samples instead of 60 evaluations per hour: far fewer queries than server mode.
+          assert.ok(
+            runs.get("local-b3")!.summary.queries < runs.get("server-b3")!.summary.queries,
+            "local mode sends fewer queries",
+          );
+        },
+      );
+
+      await t.step(
+        "a3: self-check — a server-side reduction that differs is caught; the server's hours ship",
+        async () => {
+          // The proxy falsifies every one-hour server-side reduction (what the self-check asks):
+          // values off by one, an extra series in label-only answers. Each self-check of a query
+          // with series must fail, and its range be collected in server mode (several-hour
+          // queries, passed unchanged): the payloads are then the honest server-mode ones.
+          const proxy = startAlteringProxy(url);
+          let local: Run;
+          try {
+            local = await collect(hub, proxy.url, ids, work, "altered-local", [
+              "--reduce",
+              "local",
+              "--cluster-batch",
+              "3",
+            ]);
+          } finally {
+            await proxy.close();
+          }
+          assertClean(local, "altered-local");
+          const l = local.summary.local!;
+          assert.ok(proxy.altered() >= l.checks && l.checks > 0, "the self-checks were falsified");
+          assert.ok(l.mismatches.length > 0, "a mismatch was detected");
+          for (const m of l.mismatches) {
+            assert.ok(m.clusters.length > 0, JSON.stringify(m));
+            assert.match(m.detail, /server/, m.detail);
+          }
+          // Each mismatch collected its range in server mode: one query per aggregate.
+          const perRange = planQueries(COST_QUERIES, {
+            clusterLabel: "clusterID",
+            clusterId: ids[0]!,
+            rateWindow: "15m",
+          }).reduce((n, p) => n + p.server.length, 0);
+          assert.ok(
+            proxy.passedServerSide() >= l.mismatches.length * perRange,
+            `server-mode queries after the mismatches: ${proxy.passedServerSide()}`,
+          );
+          // No falsified value was shipped: the bytes are those of a clean server-mode run.
+          await assertSamePayloads(local, runs.get("server-b1")!, ids, "altered local vs server");
         },
       );
 

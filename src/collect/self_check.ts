@@ -54,10 +54,16 @@ export class SelfCheckRotation {
   }
 }
 
-/** A label set's identity, independent of key order. */
+/**
+ * A label set's identity, independent of key order and of `__name__`: the
+ * server's `*_over_time` wrapper drops the metric name that a plain
+ * selector's own answer keeps (rows never use it).
+ */
 function keyOf(metric: Labels): string {
   return JSON.stringify(
-    Object.keys(metric).sort(compareUtf8).map((name) => [name, metric[name]]),
+    Object.keys(metric).filter((name) => name !== "__name__").sort(compareUtf8).map((
+      name,
+    ) => [name, metric[name]]),
   );
 }
 

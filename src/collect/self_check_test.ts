@@ -34,6 +34,8 @@ Deno.test("compareHourSeries agrees after %.6f and names the first difference", 
   const l = (metric: Record<string, string>) => ({ metric, reduced: null });
   assert.equal(compareHourSeries([l({ x: "1", y: "2" })], [l({ y: "2", x: "1" })], null), null);
   assert.match(compareHourSeries([l({ x: "1" })], [l({ x: "2" })], null)!, /only/);
+  // The server's *_over_time wrapper drops __name__, a plain selector keeps it: same series.
+  assert.equal(compareHourSeries([l({ __name__: "m", x: "1" })], [l({ x: "1" })], null), null);
 });
 
 Deno.test("counterResetClusters finds resets inside the window only", () => {
