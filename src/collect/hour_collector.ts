@@ -31,6 +31,7 @@ import {
 } from "./answer_check.ts";
 import {
   combineServerAggregates,
+  parseSampleValue,
   type Reduced,
   reduceValues,
   type ServerAggregate,
@@ -45,6 +46,7 @@ import {
   type EngineSemantics,
   evaluateRange,
   type LocalQuery,
+  type RawSeries,
 } from "./local_eval.ts";
 import { fetchRaw, type RawStore } from "./raw_fetch.ts";
 import { compareHourSeries, counterResetClusters, SelfCheckRotation } from "./self_check.ts";
@@ -801,18 +803,17 @@ async function fetchLocalSpan(
     else refuse(p, c.reason);
   }
   const needs = new Map<string, number>();
-  for (const { q } of compiled) {
-    for (const n of q.selectors) needs.set(n.key, Math.max(needs.get(n.key) ?? 0, n.marginMs));
-  }
+  for (const { q } of compiled) addNeeds(needs, q);
   const startMs = hourStartSeconds(day, first) * 1000;
   const endMs = hourStartSeconds(day, last) * 1000 + HOUR_MS - LOCAL_STEP_MS;
+  let lastMs = endMs;
   const fetched: { raw: RawStore | null } = { raw: null };
   const rawTask = async (signal: AbortSignal) => {
     fetched.raw = await fetchRaw(
       { queryInstant: options.client.queryInstant!.bind(options.client) },
       {
         firstMs: startMs,
-        lastMs: endMs,
+        lastMs,
         needs: [...needs].map(([key, marginMs]) => ({ key, marginMs })),
         id: "raw",
         clusterId: who,
@@ -828,9 +829,19 @@ async function fetchLocalSpan(
   const serverFirst = onServer.length > 0
     ? serverBatchTasks(options, onServer, route, who, day, span)
     : null;
-  const ros = rosSpan(options, rosSent, skip, route, ids, who, day, span);
+  // ROS: evaluated here too when every ROS query is inside the subset; the namespace
+  // filter's selectors come with the cost selectors, the others only if a window passed.
+  const rosLocal = rosSent ? compileRos(rosSent, skip, local) : null;
+  const ros = rosSent && !rosLocal
+    ? rosSpan(options, rosSent, skip, route, ids, who, day, span)
+    : null;
+  if (rosLocal) {
+    for (const { q } of rosLocal.filter) addNeeds(needs, q);
+    // ROS windows end at (last+1):00, after the cost grid's last point (last:59).
+    lastMs = hourStartSeconds(day, last) * 1000 + HOUR_MS;
+  }
   await runAll(
-    [...(needs.size > 0 ? [rawTask] : []), ...(serverFirst?.tasks ?? []), ...ros.tasks],
+    [...(needs.size > 0 ? [rawTask] : []), ...(serverFirst?.tasks ?? []), ...(ros?.tasks ?? [])],
     options.signal,
   );
   const store = fetched.raw;
@@ -960,9 +971,263 @@ async function fetchLocalSpan(
         redo.has(clusterId) ? again.result(clusterId, cost) : localSeriesOf(clusterId);
     }
   }
-  const { rosOf, skipped: rosSkipped } = await ros.finish();
-  skipped += rosSkipped;
+  let rosOf: ClusterRosOf | null = null;
+  if (ros) {
+    const done = await ros.finish();
+    rosOf = done.rosOf;
+    skipped += done.skipped;
+  } else if (rosLocal && rosSent) {
+    const done = await localRos(options, {
+      rosSent,
+      compiled: rosLocal,
+      skip,
+      routeOf,
+      route,
+      ids,
+      who,
+      day,
+      span,
+      report,
+      clusterLabel,
+      fetched: { keys: needs, rawOf, startMs, lastMs },
+    });
+    rosOf = done.rosOf;
+    skipped += done.skipped;
+  }
   return { seriesOf, rosOf, skipped };
+}
+
+/** Adds a compiled query's selectors to `needs` (key → largest margin). */
+function addNeeds(needs: Map<string, number>, q: LocalQuery): void {
+  for (const n of q.selectors) needs.set(n.key, Math.max(needs.get(n.key) ?? 0, n.marginMs));
+}
+
+/** A compiled ROS query. */
+type CompiledRos = { readonly p: SentRosQuery; readonly q: LocalQuery };
+
+/**
+ * The ROS queries of a range compiled for local evaluation: the namespace
+ * filter, and the others not skipped; null when any of them is outside the
+ * evaluator's subset (then every ROS query goes to the server, as in server
+ * mode).
+ */
+function compileRos(
+  rosSent: readonly SentRosQuery[],
+  skip: ReadonlySet<string>,
+  local: LocalModeOptions,
+): { filter: CompiledRos[]; rest: CompiledRos[] } | null {
+  const filter: CompiledRos[] = [];
+  const rest: CompiledRos[] = [];
+  for (const p of rosSent) {
+    const isFilter = p.query.group === "ros-filter";
+    if (!isFilter && skip.has(p.query.name)) continue;
+    const c = compileLocal(p.expr, { lookbackMs: local.lookbackMs });
+    if (!c.ok) return null;
+    (isFilter ? filter : rest).push({ p, q: c.query });
+  }
+  return { filter, rest };
+}
+
+/** What {@linkcode localRos} works on. */
+interface LocalRosInput {
+  readonly rosSent: readonly SentRosQuery[];
+  readonly compiled: { readonly filter: CompiledRos[]; readonly rest: CompiledRos[] };
+  readonly skip: ReadonlySet<string>;
+  readonly routeOf: () => Route;
+  readonly route: Route;
+  readonly ids: readonly string[];
+  readonly who: string;
+  readonly day: string;
+  readonly span: readonly number[];
+  readonly report: LocalReport;
+  readonly clusterLabel: string;
+  /** The range's raw samples so far: the keys fetched (with their margins) and their series. */
+  readonly fetched: {
+    readonly keys: ReadonlyMap<string, number>;
+    readonly rawOf: (key: string) => readonly RawSeries[];
+    readonly startMs: number;
+    readonly lastMs: number;
+  };
+}
+
+/**
+ * Local mode's ROS for one range: the namespace filter evaluated at every
+ * window end (step 900 s, as CMMO's instant queries); only when a window
+ * passed, the other ROS queries' raw samples are fetched and evaluated. A
+ * query the evaluator refuses at run time sends all ROS queries to the server
+ * instead. One ROS (query, hour) per range is self-checked against the
+ * server's own evaluation of that hour's four window ends; clusters that
+ * differ get the range's ROS from the server.
+ */
+async function localRos(
+  options: HourCollectorOptions,
+  input: LocalRosInput,
+): Promise<{ rosOf: ClusterRosOf | null; skipped: number }> {
+  const local = options.local!;
+  const { rosSent, compiled, skip, routeOf, route, ids, who, day, span, report } = input;
+  const first = span[0]!;
+  const last = span.at(-1)!;
+  const hours = formatHours(day, first, last);
+  const filterPlans = rosSent.filter((p) => p.query.group === "ros-filter");
+  const restPlans = rosSent.filter((p) => p.query.group !== "ros-filter");
+  const serverRos = async () => {
+    const ros = rosSpan(options, rosSent, skip, routeOf(), ids, who, day, span);
+    await runAll(ros.tasks, options.signal);
+    return await ros.finish();
+  };
+  let rawOf = input.fetched.rawOf;
+  let gate: Fetch<RosSamplesOf>;
+  try {
+    gate = evaluateRos(options, compiled.filter, rawOf, route, who, day, first, last);
+  } catch (error) {
+    if (error instanceof BridgeError && error.code === "local_eval") {
+      addServerQueries(report, [{ query: "ros", reason: error.message }]);
+      return await serverRos();
+    }
+    throw error;
+  }
+  if (!anyWindowPassed(gate.result, filterPlans, span, ids)) {
+    return { rosOf: (id) => gate.result(id, filterPlans), skipped: 0 };
+  }
+  const skipped = restPlans.filter((p) => skip.has(p.query.name)).length;
+  const more = new Map<string, number>();
+  for (const { q } of compiled.rest) {
+    for (const n of q.selectors) {
+      const have = input.fetched.keys.get(n.key);
+      if (have === undefined || have < n.marginMs) {
+        more.set(n.key, Math.max(more.get(n.key) ?? 0, n.marginMs));
+      }
+    }
+  }
+  if (more.size > 0) {
+    const store = await fetchRaw(
+      { queryInstant: options.client.queryInstant!.bind(options.client) },
+      {
+        firstMs: input.fetched.startMs,
+        lastMs: input.fetched.lastMs,
+        needs: [...more].map(([key, marginMs]) => ({ key, marginMs })),
+        id: "raw-ros",
+        clusterId: who,
+        hours,
+      },
+      options.signal,
+      options.counter,
+    );
+    const before = rawOf;
+    rawOf = (key) => (more.has(key) ? store.series(key) : before(key));
+  }
+  let rest: Fetch<RosSamplesOf>;
+  try {
+    rest = evaluateRos(options, compiled.rest, rawOf, route, who, day, first, last);
+  } catch (error) {
+    if (error instanceof BridgeError && error.code === "local_eval") {
+      addServerQueries(report, [{ query: "ros", reason: error.message }]);
+      return await serverRos();
+    }
+    throw error;
+  }
+  const localOf: ClusterRosOf = (clusterId) => {
+    const a = gate.result(clusterId, filterPlans);
+    const b = rest.result(clusterId, restPlans);
+    return (h, w) => new Map([...a(h, w), ...b(h, w)]);
+  };
+  if (compiled.rest.length === 0) return { rosOf: localOf, skipped };
+
+  // The ROS self-check: one query, the four window ends of one hour.
+  const pick = local.rotation.next(compiled.rest.map((c) => c.p.query.name), span);
+  const c = compiled.rest.find((x) => x.p.query.name === pick.query)!;
+  const check = rosBatchTasks(options, [c.p], routeOf(), who, day, pick.hour, pick.hour);
+  await runAll(check.tasks, options.signal);
+  report.checks++;
+  const hourMs = hourStartSeconds(day, pick.hour) * 1000;
+  const excluded = local.counterAdjusting && COUNTER_FUNCTION.test(c.p.expr)
+    ? counterResetClusters(
+      c.q.selectors.map((n) => ({
+        series: rawOf(n.key),
+        fromMs: hourMs - n.marginMs - local.lookbackMs,
+        toMs: hourMs + HOUR_MS,
+      })),
+      ids.length === 1 ? () => ids[0]! : (metric) => metric[input.clusterLabel] ?? "",
+    )
+    : new Set<string>();
+  const asSeries = (list: readonly RosSample[]) =>
+    list.map((x) => ({ metric: x.metric, reduced: { value: parseSampleValue(x.value), n: 0 } }));
+  const bad: string[] = [];
+  let detail = "";
+  for (const id of ids) {
+    if (excluded.has(id)) continue;
+    const mine = localOf(id);
+    const theirs = check.result(id, [c.p]);
+    for (let w = 0; w < 4; w++) {
+      const diff = compareHourSeries(
+        asSeries(mine(pick.hour, w).get(c.p.query.name) ?? []),
+        asSeries(theirs(pick.hour, w).get(c.p.query.name) ?? []),
+        "sum",
+      );
+      if (diff !== null) {
+        bad.push(id);
+        if (!detail) detail = `${id}, window ${w}: ${diff}`;
+        break;
+      }
+    }
+  }
+  if (bad.length === 0) return { rosOf: localOf, skipped };
+  report.mismatches.push({
+    day,
+    hours,
+    query: c.p.query.name,
+    hour: pick.hour,
+    clusters: bad,
+    detail,
+  });
+  const again = await serverRos();
+  const redo = new Set(bad);
+  return {
+    rosOf: (clusterId) => (redo.has(clusterId) ? again.rosOf!(clusterId) : localOf(clusterId)),
+    skipped,
+  };
+}
+
+/**
+ * ROS queries evaluated here at the window ends of hours `first`…`last`
+ * (step 900 s from `first`:15 to (`last`+1):00), each series routed to its
+ * cluster: the same result as {@linkcode rosBatchTasks}'s answers.
+ */
+function evaluateRos(
+  options: HourCollectorOptions,
+  compiled: readonly CompiledRos[],
+  rawOf: (key: string) => readonly RawSeries[],
+  route: Route,
+  who: string,
+  day: string,
+  first: number,
+  last: number,
+): Fetch<RosSamplesOf> {
+  const local = options.local!;
+  const hours = formatHours(day, first, last);
+  const seriesOf = perCluster(() => new Map<string, RosEntry>());
+  const planOf = new Map<string, SentRosQuery>(compiled.map((c) => [c.p.query.name, c.p]));
+  for (const { p, q } of compiled) {
+    options.signal?.throwIfAborted();
+    const name = p.query.name;
+    const ctx: AnswerContext = { queryId: name, clusterId: who, hours };
+    const result = evaluateRange(q, rawOf, {
+      startMs: (hourStartSeconds(day, first) + ROS_STEP) * 1000,
+      endMs: (hourStartSeconds(day, last) + 3600) * 1000,
+      stepMs: ROS_STEP * 1000,
+      lookbackMs: local.lookbackMs,
+      semantics: local.semantics,
+    });
+    for (const s of result) {
+      const { clusterId, metric, key } = route(s.metric, p.stripClusterLabel ?? false, ctx);
+      const series = seriesOf(clusterId, name);
+      if (series.has(key)) {
+        throw new BridgeError("local_eval", `${name}: series ${showLabels(metric)} twice`);
+      }
+      series.set(key, { metric, value: s.values, present: s.present });
+    }
+  }
+  return { tasks: [], result: rosResult(seriesOf, planOf, first) };
 }
 
 /** Queries whose answer a counter-adjusting server (Thanos) computes differently near a reset. */
@@ -1441,9 +1706,8 @@ function rosBatchTasks(
     step: ROS_STEP,
   };
   const hours = formatHours(day, first, last);
-  /** One series: its value at each window end of the batch, and which ends have a point. */
-  type Entry = { metric: Labels; value: number[]; present: boolean[] };
-  const seriesOf = perCluster(() => new Map<string, Entry>());
+  type Entry = RosEntry & { value: number[]; present: boolean[] };
+  const seriesOf = perCluster(() => new Map<string, RosEntry>());
   const planOf = new Map<string, SentRosQuery>(rosPlan.map((p) => [p.query.name, p]));
   const tasks = rosPlan.map((p) => {
     const name = p.query.name;
@@ -1479,7 +1743,23 @@ function rosBatchTasks(
       );
     };
   });
-  const result = (clusterId: string, all: readonly { query: { name: string } }[]): RosSamplesOf => {
+  return { tasks, result: rosResult(seriesOf, planOf, first) };
+}
+
+/** One ROS series: its value at each window end of the batch, and which ends have a point. */
+interface RosEntry {
+  readonly metric: Labels;
+  readonly value: ArrayLike<number>;
+  readonly present: ArrayLike<boolean | number>;
+}
+
+/** Each cluster's ROS samples per hour and window, from its series in answer order. */
+function rosResult(
+  seriesOf: (clusterId: string, query: string) => Map<string, RosEntry>,
+  planOf: ReadonlyMap<string, { readonly stripClusterLabel?: boolean }>,
+  first: number,
+): Fetch<RosSamplesOf>["result"] {
+  return (clusterId, all) => {
     const ordered = orderedByQuery(all, planOf, (name) => seriesOf(clusterId, name).values());
     return (hour, window) => {
       const slot = (hour - first) * 4 + window;
@@ -1494,7 +1774,6 @@ function rosBatchTasks(
       return byQuery;
     };
   };
-  return { tasks, result };
 }
 
 /** Whether the namespace filter returned a series at any window end, for any cluster. */
