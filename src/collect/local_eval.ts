@@ -1,6 +1,6 @@
 /**
  * A small PromQL evaluator over raw samples (`--reduce local`): it evaluates
- * CMMO's cost queries at every step of a `query_range` grid with the
+ * CMMO's cost and ROS queries at every step of a `query_range` grid with the
  * semantics of Prometheus's engine (`promql/engine.go`, `promql/functions.go`)
  * of either 2.42 (`prometheus2`) or 3.16 (`prometheus3`), so that the answer
  * is the one Prometheus would return for the same samples.
@@ -17,8 +17,21 @@
  * matrix selectors, `sum`/`max`/`min`/`avg`/`count` with `by`/`without`,
  * `+ - * /` between vectors (`on`/`ignoring`, `group_left`/`group_right`)
  * and scalars, `and`/`or`/`unless`, unary minus, `label_replace`,
- * `clamp_max`, `clamp_min`, number literals and parentheses. Anything else is
- * refused by {@linkcode compileLocal}.
+ * `clamp_max`, `clamp_min`, number literals and parentheses, and subqueries
+ * `expr[range:]` / `expr[range:step]` (with an optional positive `offset`) as
+ * the argument of any of the range functions above. Anything else (`@`,
+ * other functions and aggregations, comparisons, `bool`, …) is refused by
+ * {@linkcode compileLocal}, with the construct and its offset.
+ *
+ * Subqueries follow `promql/engine.go` of both versions: the inner
+ * expression is evaluated at multiples of the subquery step (absolute
+ * alignment; the step is the explicit one or `subqueryStepMs`, the engine's
+ * default evaluation interval, 60 s by default), and the function at outer
+ * time `t` reads the points in `[t - offset - range, t - offset]` (2.42) or
+ * `(t - offset - range, t - offset]` (3.16). Only the inner steps some outer
+ * window reads are evaluated, and a subquery repeated in one query (the `or`
+ * branches of CMMO's ROS queries) is evaluated once. With this the evaluator
+ * covers CMMO's 36 cost queries and 56 ROS queries.
  *
  * Assumptions: raw samples carry no staleness markers; floating point as on
  * amd64 (Go does not fuse multiply-add there; on arm64 it may, which can
@@ -67,6 +80,23 @@ export type LocalCompile =
   | { readonly ok: true; readonly query: LocalQuery }
   | { readonly ok: false; readonly reason: string };
 
+/** The default resolution of subqueries without a step (`x[15m:]`): one minute, Prometheus's
+ *  global `evaluation_interval` default and Thanos Query's `--query.default-evaluation-interval`. */
+export const DEFAULT_SUBQUERY_STEP_MS = 60_000;
+
+/** Settings of {@linkcode compileLocal}. */
+export interface CompileOptions {
+  /** The lookback delta: the margin of instant selectors (Prometheus's default is 300 000). */
+  readonly lookbackMs: number;
+  /**
+   * The engine's default subquery resolution, for subqueries without a step
+   * (`x[15m:]`); default {@linkcode DEFAULT_SUBQUERY_STEP_MS}. It enters the
+   * selectors' margins (one step of alignment slack) and is the default of
+   * {@linkcode EvalOptions.subqueryStepMs}.
+   */
+  readonly subqueryStepMs?: number;
+}
+
 /** Step grid and engine settings of {@linkcode evaluateRange}. */
 export interface EvalOptions {
   readonly startMs: number;
@@ -74,6 +104,13 @@ export interface EvalOptions {
   readonly stepMs: number;
   readonly lookbackMs: number;
   readonly semantics: EngineSemantics;
+  /**
+   * The engine's default subquery resolution (Prometheus: the global
+   * `evaluation_interval`; Thanos Query: `--query.default-evaluation-interval`),
+   * used by subqueries without a step. Default: the query's
+   * {@linkcode CompileOptions.subqueryStepMs}, i.e. 60 000 unless set there.
+   */
+  readonly subqueryStepMs?: number;
 }
 
 /** One result series. */
@@ -113,9 +150,12 @@ type VNode =
   | {
     readonly k: "range";
     readonly fn: RangeFn;
+    /** The selector key of a matrix selector; "" for a subquery. */
     readonly key: string;
     readonly rangeMs: number;
     readonly offsetMs: number;
+    /** Set for a function over a subquery `expr[range:step] offset o`. */
+    readonly sub: Subquery | null;
     readonly text: string;
   }
   | {
@@ -163,15 +203,29 @@ type VNode =
   }
   | { readonly k: "clamp"; readonly max: boolean; readonly expr: VNode; readonly param: SNode };
 
+/** The inner part of a subquery; its range and offset are the `range` node's. */
+interface Subquery {
+  readonly expr: VNode;
+  /** The explicit resolution, or null for the engine's default (`subqueryStepMs`). */
+  readonly stepMs: number | null;
+  /** The subquery's text, which keys the per-evaluation cache of its result. */
+  readonly text: string;
+}
+
 type SNode =
   | { readonly k: "num"; readonly value: number }
   | { readonly k: "ss"; readonly op: ArithOp; readonly lhs: SNode; readonly rhs: SNode }
   | { readonly k: "sneg"; readonly expr: SNode };
 
-type Root = { readonly type: "vector"; readonly node: VNode } | {
-  readonly type: "scalar";
-  readonly node: SNode;
-};
+type Root =
+  & ({ readonly type: "vector"; readonly node: VNode } | {
+    readonly type: "scalar";
+    readonly node: SNode;
+  })
+  & {
+    /** The compile-time default subquery resolution (also used for the margins). */
+    readonly subqueryStepMs: number;
+  };
 
 type Typed =
   | { readonly type: "vector"; readonly node: VNode }
@@ -182,6 +236,7 @@ type Typed =
     readonly key: string;
     readonly rangeMs: number;
     readonly offsetMs: number;
+    readonly sub: Subquery | null;
     readonly text: string;
   };
 
@@ -225,8 +280,16 @@ const LEGACY_METRIC = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
  * Compiles a PromQL expression for {@linkcode evaluateRange}, or says why it is
  * outside the local evaluator's subset (naming the construct and its offset).
  *
+ * Margins: an instant selector needs the lookback delta, a range selector
+ * its range (plus any offset); a selector inside a subquery
+ * `f(expr[range:step] offset o)` needs its margin inside `expr` plus
+ * `range + o` plus one subquery step (`step`, or `subqueryStepMs` without
+ * one) of alignment slack, e.g. 5m + 15m + 1m for the `x` of
+ * `avg_over_time(sum(rate(x[5m]))[15m:])`.
+ *
  * @param expr The query, e.g. as rewritten by `rewriteQuery`.
- * @param options `lookbackMs`: the lookback delta (margin of instant selectors).
+ * @param options `lookbackMs`: the lookback delta (margin of instant selectors);
+ *   `subqueryStepMs`: the default subquery resolution (default 60 000).
  * @returns `{ ok: true, query }` with the selectors to fetch, or `{ ok: false, reason }`.
  *
  * @example
@@ -234,13 +297,22 @@ const LEGACY_METRIC = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
  * import { compileLocal } from "./local_eval.ts";
  * const c = compileLocal("sum by (pod) (rate(x{a='b'}[15m]))", { lookbackMs: 300_000 });
  * c.ok && c.query.selectors; // [{ key: 'x{a="b"}', marginMs: 900000 }]
- * compileLocal("max_over_time(x[1h:5m])", { lookbackMs: 300_000 }).ok; // false
+ * const s = compileLocal("avg_over_time(sum(rate(x[5m]))[15m:])", { lookbackMs: 300_000 });
+ * s.ok && s.query.selectors; // [{ key: "x", marginMs: 1260000 }]
+ * compileLocal("topk(3, x)", { lookbackMs: 300_000 }).ok; // false
  * ```
  */
-export function compileLocal(expr: string, options: { lookbackMs: number }): LocalCompile {
+export function compileLocal(expr: string, options: CompileOptions): LocalCompile {
   const lookbackMs = options.lookbackMs;
   if (!Number.isFinite(lookbackMs) || lookbackMs <= 0) {
     return { ok: false, reason: `lookbackMs must be a positive number, got ${lookbackMs}` };
+  }
+  const subqueryStepMs = options.subqueryStepMs ?? DEFAULT_SUBQUERY_STEP_MS;
+  if (!Number.isSafeInteger(subqueryStepMs) || subqueryStepMs <= 0) {
+    return {
+      ok: false,
+      reason: `subqueryStepMs must be a positive whole number, got ${subqueryStepMs}`,
+    };
   }
   let top: SyntaxNode;
   try {
@@ -252,12 +324,14 @@ export function compileLocal(expr: string, options: { lookbackMs: number }): Loc
   }
   const margins = new Map<string, number>();
   try {
-    const c = new Compiler(expr, lookbackMs, margins);
+    const c = new Compiler(expr, lookbackMs, subqueryStepMs, margins);
     const typed = c.compile(top);
     if (typed.type !== "vector" && typed.type !== "scalar") {
       throw new Refusal(`a ${typed.type} result (at 0) is outside the local evaluator's subset`);
     }
-    const root: Root = typed;
+    const root: Root = typed.type === "vector"
+      ? { type: "vector", node: typed.node, subqueryStepMs }
+      : { type: "scalar", node: typed.node, subqueryStepMs };
     const selectors = [...margins].map(([key, marginMs]) => ({ key, marginMs }));
     return { ok: true, query: { expr, selectors, root } };
   } catch (error) {
@@ -275,9 +349,13 @@ function exprChildren(node: SyntaxNode): SyntaxNode[] {
 }
 
 class Compiler {
+  /** Added to every margin: the reach of the enclosing subqueries. */
+  base = 0;
+
   constructor(
     readonly expr: string,
     readonly lookbackMs: number,
+    readonly subqueryStepMs: number,
     readonly margins: Map<string, number>,
   ) {}
 
@@ -294,7 +372,7 @@ class Compiler {
   }
 
   need(key: string, marginMs: number): void {
-    this.margins.set(key, Math.max(this.margins.get(key) ?? 0, marginMs));
+    this.margins.set(key, Math.max(this.margins.get(key) ?? 0, this.base + marginMs));
   }
 
   compile(n: SyntaxNode): Typed {
@@ -327,7 +405,7 @@ class Compiler {
       case "BinaryExpr":
         return this.binary(n);
       case "SubqueryExpr":
-        return this.refuse("subquery", n);
+        return this.subquery(n, 0);
       case "StepInvariantExpr":
         return this.refuse("@ modifier", n);
       case "AnchoredExpr":
@@ -436,7 +514,39 @@ class Compiler {
     if (rangeMs <= 0) this.invalid("range of zero or less", n);
     const { key } = this.selector(vs);
     this.need(key, rangeMs + offsetMs);
-    return { type: "matrix", key, rangeMs, offsetMs, text: this.text(n) };
+    return { type: "matrix", key, rangeMs, offsetMs, sub: null, text: this.text(n) };
+  }
+
+  /** `expr[range:step]` (step optional) with the offset of an enclosing `offset`. */
+  subquery(n: SyntaxNode, offsetMs: number): Typed {
+    const inner = exprChildren(n);
+    if (inner.length !== 1) this.refuse("subquery", n);
+    const durations = n.getChildren("DurationExpr");
+    if (durations.length < 1 || durations.length > 2) this.refuse("subquery", n);
+    const rangeMs = this.duration(durations[0]!, n, "subquery range");
+    if (rangeMs <= 0) this.invalid("subquery range of zero or less", n);
+    let stepMs: number | null = null;
+    if (durations.length === 2) {
+      stepMs = this.duration(durations[1]!, n, "subquery step");
+      if (stepMs <= 0) this.refuse("subquery step of zero", n);
+    }
+    const saved = this.base;
+    this.base = saved + rangeMs + offsetMs + (stepMs ?? this.subqueryStepMs);
+    let arg: Typed;
+    try {
+      arg = this.compile(inner[0]!);
+    } finally {
+      this.base = saved;
+    }
+    if (arg.type !== "vector") this.invalid(`subquery of a ${arg.type}`, n);
+    return {
+      type: "matrix",
+      key: "",
+      rangeMs,
+      offsetMs,
+      sub: { expr: arg.node, stepMs, text: this.text(n) },
+      text: this.text(n),
+    };
   }
 
   offset(n: SyntaxNode): Typed {
@@ -446,6 +556,7 @@ class Compiler {
     if (inner.length !== 1) this.refuse("offset", n);
     const target = inner[0]!;
     if (target.name === "MatrixSelector") return this.matrix(target, offsetMs);
+    if (target.name === "SubqueryExpr") return this.subquery(target, offsetMs);
     if (target.name === "VectorSelector") {
       const { key } = this.selector(target);
       this.need(key, this.lookbackMs + offsetMs);
@@ -520,10 +631,7 @@ class Compiler {
     const argNodes = exprChildren(body);
     if (RANGE_FUNCTIONS.has(name)) {
       if (argNodes.length !== 1) this.invalid(`${name} with ${argNodes.length} arguments`, n);
-      let a = argNodes[0]!;
-      while (a.name === "ParenExpr" && exprChildren(a).length === 1) a = exprChildren(a)[0]!;
-      if (a.name === "SubqueryExpr") this.refuse("subquery", a);
-      const arg = this.compile(a);
+      const arg = this.compile(argNodes[0]!);
       if (arg.type !== "matrix") this.invalid(`${name} of a ${arg.type}`, n);
       return {
         type: "vector",
@@ -533,6 +641,7 @@ class Compiler {
           key: arg.key,
           rangeMs: arg.rangeMs,
           offsetMs: arg.offsetMs,
+          sub: arg.sub,
           text: this.text(n),
         },
       };
@@ -1245,6 +1354,10 @@ interface Ctx {
   readonly raw: (key: string) => readonly RawSeries[];
   readonly rawCache: Map<string, RawPrepared[]>;
   readonly expr: string;
+  /** Default subquery resolution. */
+  readonly subqueryStepMs: number;
+  /** Subquery results on this grid, by subquery text, range, offset and step (`or` branches repeat them). */
+  readonly subCache: Map<string, RawPrepared[]>;
 }
 
 interface RawPrepared {
@@ -1302,6 +1415,11 @@ export function evaluateRange(
   if (semantics !== "prometheus2" && semantics !== "prometheus3") {
     throw new RangeError(`Unknown semantics ${JSON.stringify(semantics)}`);
   }
+  const root = query.root as Root;
+  const subqueryStepMs = options.subqueryStepMs ?? root.subqueryStepMs;
+  if (!Number.isSafeInteger(subqueryStepMs) || subqueryStepMs <= 0) {
+    throw new RangeError(`Bad subqueryStepMs ${subqueryStepMs}`);
+  }
   const n = Math.floor((endMs - startMs) / stepMs) + 1;
   const ts = new Float64Array(n);
   for (let s = 0; s < n; s++) ts[s] = startMs + s * stepMs;
@@ -1315,8 +1433,9 @@ export function evaluateRange(
     raw,
     rawCache: new Map(),
     expr: query.expr,
+    subqueryStepMs,
+    subCache: new Map(),
   };
-  const root = query.root as Root;
   if (root.type === "scalar") {
     const values = evalScalar(root.node, ctx);
     return [{ metric: {}, values, present: new Uint8Array(n).fill(1) }];
@@ -1498,7 +1617,8 @@ function evalRangeFn(node: Extract<VNode, { k: "range" }>, ctx: Ctx): VSeries[] 
   // 2.x: [mint, maxt]; 3.x: (mint, maxt], i.e. [mint + 1, maxt] for whole-ms timestamps.
   const edge = v3 ? 1 : 0;
   const out: VSeries[] = [];
-  for (const r of rawSeries(ctx, node.key)) {
+  const inputs = node.sub === null ? rawSeries(ctx, node.key) : subquerySeries(node, node.sub, ctx);
+  for (const r of inputs) {
     const { t, v } = r;
     const len = t.length;
     if ((fn === "rate" || fn === "increase") && r.resets === null) {
@@ -1598,6 +1718,80 @@ function evalRangeFn(node: Extract<VNode, { k: "range" }>, ctx: Ctx): VSeries[] 
   }
   // 2.x: any two result series with one label set fail the query; 3.x merges them unless they overlap.
   return v3 ? mergePerStep(out, ctx, node.text) : checkWhole(out, ctx, node.text);
+}
+
+/** `a mod m` for whole numbers, in [0, m). */
+function floorMod(a: number, m: number): number {
+  const r = a % m;
+  return r < 0 ? r + m : r;
+}
+
+/**
+ * The evaluation times of a subquery: every multiple of its step inside some
+ * outer step's window, ascending. Prometheus evaluates the inner expression
+ * on the grid of multiples of the step from the first one at or after (2.x;
+ * after in 3.x) `start - offset - range` up to `end - offset`, and the outer
+ * function reads the points in `[t - offset - range, t - offset]` (2.x; left
+ * edge open in 3.x): exactly these times. Times between the windows (a grid
+ * coarser than the range) are skipped.
+ */
+function subqueryTimes(
+  ctx: Ctx,
+  rangeMs: number,
+  offsetMs: number,
+  stepMs: number,
+): Float64Array {
+  const { n, ts, v3 } = ctx;
+  const out: number[] = [];
+  let next = -Infinity; // first time not emitted yet
+  for (let s = 0; s < n; s++) {
+    const hi = ts[s]! - offsetMs;
+    const lo = hi - rangeMs;
+    const m = floorMod(lo, stepMs);
+    let first = m === 0 && !v3 ? lo : lo - m + stepMs;
+    const last = hi - floorMod(hi, stepMs);
+    if (first < next) first = next;
+    for (let t = first; t <= last; t += stepMs) out.push(t);
+    if (last + stepMs > next) next = last + stepMs;
+  }
+  return Float64Array.from(out);
+}
+
+/** The series of a subquery as raw series: the inner expression at {@linkcode subqueryTimes}, present points only. */
+function subquerySeries(
+  node: Extract<VNode, { k: "range" }>,
+  sub: Subquery,
+  ctx: Ctx,
+): RawPrepared[] {
+  const stepMs = sub.stepMs ?? ctx.subqueryStepMs;
+  const cacheKey = `${node.rangeMs}\u0000${node.offsetMs}\u0000${stepMs}\u0000${sub.text}`;
+  const cached = ctx.subCache.get(cacheKey);
+  if (cached !== undefined) return cached;
+  const ts = subqueryTimes(ctx, node.rangeMs, node.offsetMs, stepMs);
+  const inner: Ctx = {
+    ...ctx,
+    n: ts.length,
+    ts,
+    subCache: new Map(),
+  };
+  const out: RawPrepared[] = [];
+  for (const s of ts.length === 0 ? [] : evalVector(sub.expr, inner)) {
+    let count = 0;
+    for (let k = 0; k < s.p.length; k++) count += s.p[k]!;
+    if (count === 0) continue;
+    const t = new Float64Array(count);
+    const v = new Float64Array(count);
+    let j = 0;
+    for (let k = 0; k < s.p.length; k++) {
+      if (s.p[k] === 0) continue;
+      t[j] = ts[k]!;
+      v[j] = s.v[k]!;
+      j++;
+    }
+    out.push({ ls: s.ls, t, v, resets: null });
+  }
+  ctx.subCache.set(cacheKey, out);
+  return out;
 }
 
 /** `extrapolatedRate` for floats (isCounter) of Prometheus 2.42 and 3.16. */

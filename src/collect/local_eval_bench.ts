@@ -88,7 +88,18 @@ const JOIN_Q = compileLocal(
     `max by (pod, namespace) (kube_pod_status_phase{clusterID="c1",phase="Running"})`,
   { lookbackMs: 300_000 },
 );
-if (!RATE_Q.ok || !JOIN_Q.ok) throw new Error("bench queries do not compile");
+// ROS namespace queries: a subquery at CMMO's 15-minute window ends (one range evaluation, step 900 s).
+const ROS_SUM_Q = compileLocal(
+  `avg_over_time(sum by(namespace) (container_cpu_usage_seconds_total{clusterID="c1"})[15m:])`,
+  { lookbackMs: 300_000 },
+);
+const ROS_RATE_Q = compileLocal(
+  `max_over_time(sum by(namespace) (rate(container_cpu_usage_seconds_total{clusterID="c1"}[15m]))[15m:])`,
+  { lookbackMs: 300_000 },
+);
+if (!RATE_Q.ok || !JOIN_Q.ok || !ROS_SUM_Q.ok || !ROS_RATE_Q.ok) {
+  throw new Error("bench queries do not compile");
+}
 
 for (const intervalMs of [30_000, 300_000]) {
   const rateRaw = counters(intervalMs);
@@ -103,6 +114,21 @@ for (const intervalMs of [30_000, 300_000]) {
       } s, ${semantics}`,
       fn: () => {
         evaluateRange(RATE_Q.query, () => rateRaw, options);
+      },
+    });
+    const ros = { ...options, startMs: START + 900_000, stepMs: 900_000 };
+    Deno.bench({
+      name: `ROS avg_over_time(sum by[15m:]), ${PODS * CONTAINERS} series, ${HOURS} h of ` +
+        `15-minute windows, samples every ${intervalMs / 1000} s, ${semantics}`,
+      fn: () => {
+        evaluateRange(ROS_SUM_Q.query, () => rateRaw, ros);
+      },
+    });
+    Deno.bench({
+      name: `ROS max_over_time(sum by(rate[15m])[15m:]), ${PODS * CONTAINERS} series, ${HOURS} h ` +
+        `of 15-minute windows, samples every ${intervalMs / 1000} s, ${semantics}`,
+      fn: () => {
+        evaluateRange(ROS_RATE_Q.query, () => rateRaw, ros);
       },
     });
     Deno.bench({

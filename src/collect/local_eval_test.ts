@@ -9,6 +9,8 @@ import {
   type RawSeries,
 } from "./local_eval.ts";
 import { planBatchQueries, planQueries } from "./query_plan.ts";
+import { ROS_QUERIES } from "./ros_catalogue.ts";
+import { planBatchRosQueries, planRosQueries } from "./ros_plan.ts";
 
 const LB = 300_000;
 const BOTH: readonly EngineSemantics[] = ["prometheus2", "prometheus3"];
@@ -505,6 +507,115 @@ Deno.test("output is sorted by labels.Compare (UTF-8 order, a prefix first)", ()
 });
 
 // ---------------------------------------------------------------------------
+// Subqueries
+
+/** One sample per minute at `phase` ms past each minute, value = minute index, from 0 to `minutes`. */
+function perMinute(metric: Record<string, string>, minutes: number, phase = 0): RawSeries {
+  const points: [number, number][] = [];
+  for (let m = 0; m <= minutes; m++) points.push([m * 60_000 + phase, m]);
+  return series(metric, points);
+}
+
+Deno.test("subquery: steps at multiples of the step; left edge closed in 2.x, open in 3.x", () => {
+  const raw = [perMinute({ __name__: "x" }, 120)];
+  // Outer steps at 30 min and 45 min: subquery steps 15:00 … 30:00 (2.x: 16 of them) or 16:00 … 30:00.
+  for (const [sem, count] of [["prometheus2", 16], ["prometheus3", 15]] as const) {
+    assert.deepEqual(
+      run("count_over_time(x[15m:])", raw, sem, {
+        start: 1_800_000,
+        end: 2_700_000,
+        step: 900_000,
+      }),
+      [
+        { metric: {}, values: [count, count] },
+      ],
+    );
+  }
+  // An outer step off the minute grid: the subquery steps stay on multiples of the minute.
+  for (const sem of BOTH) {
+    assert.deepEqual(
+      run("min_over_time(x[15m:])", raw, sem, { start: 1_830_000, end: 1_830_000 }),
+      [{ metric: {}, values: [16] }], // 15:30 → first subquery step 16:00
+    );
+    assert.deepEqual(
+      run("max_over_time(x[15m:])", raw, sem, { start: 1_830_000, end: 1_830_000 }),
+      [{ metric: {}, values: [30] }],
+    );
+  }
+});
+
+Deno.test("subquery: explicit step, offset, default step option, nested and rate inside", () => {
+  const raw = [perMinute({ __name__: "x", a: "1" }, 240, 1_000)];
+  const grid = { start: 3_600_000, end: 3_600_000 };
+  for (const sem of BOTH) {
+    const open = sem === "prometheus3" ? 0 : 1;
+    // [15m:5m]: steps 45:00 (2.x only), 50:00, 55:00, 60:00; values = the sample of the minute before.
+    assert.deepEqual(run("count_over_time(x[15m:5m])", raw, sem, grid)[0]!.values, [3 + open]);
+    assert.deepEqual(run("min_over_time(x[15m:5m])", raw, sem, grid)[0]!.values, [open ? 44 : 49]);
+    // offset 10m: the window ends at 50:00.
+    assert.deepEqual(run("max_over_time(x[15m:] offset 10m)", raw, sem, grid)[0]!.values, [49]);
+    // The default resolution comes from the compile options or the evaluation options.
+    const c = compileLocal("count_over_time(x[15m:])", { lookbackMs: LB, subqueryStepMs: 300_000 });
+    assert.ok(c.ok);
+    const opts = {
+      startMs: 3_600_000,
+      endMs: 3_600_000,
+      stepMs: 60_000,
+      lookbackMs: LB,
+      semantics: sem,
+    };
+    assert.equal(evaluateRange(c.query, () => raw, opts)[0]!.values[0], 3 + open);
+    assert.equal(
+      evaluateRange(c.query, () => raw, { ...opts, subqueryStepMs: 60_000 })[0]!.values[0],
+      15 + open,
+    );
+    // rate inside a subquery (a counter rising by 1 per minute: 1/60 per second everywhere).
+    const r = run("avg_over_time(sum by (a) (rate(x[5m]))[15m:])", raw, sem, grid);
+    assert.deepEqual(r.map((s) => s.metric), [{ a: "1" }]);
+    assert.ok(Math.abs(r[0]!.values[0]! - 1 / 60) < 1e-12, String(r[0]!.values[0]));
+    // Nested: the max over 30 minutes of 15-minute averages.
+    const nested = run("max_over_time(avg_over_time(x[15m:])[30m:])", raw, sem, grid);
+    assert.deepEqual(nested[0]!.values, [open ? 51.5 : 52]);
+  }
+});
+
+Deno.test("subquery: the metric name is dropped, last_over_time keeps it; same labels after the drop", () => {
+  const raw = [perMinute({ __name__: "x", a: "1" }, 60), perMinute({ __name__: "y", a: "1" }, 60)];
+  const grid = { start: 3_600_000, end: 3_600_000 };
+  for (const sem of BOTH) {
+    assert.deepEqual(run("max_over_time(x[15m:])", raw, sem, grid), [{
+      metric: { a: "1" },
+      values: [60],
+    }]);
+    assert.deepEqual(run("last_over_time(x[15m:])", raw, sem, grid), [
+      { metric: { __name__: "x", a: "1" }, values: [60] },
+    ]);
+  }
+  const both = compiled(`max_over_time({__name__=~"x|y"}[15m:])`);
+  const all = () => raw;
+  const opts = { startMs: 3_600_000, endMs: 3_600_000, stepMs: 60_000, lookbackMs: LB };
+  for (const sem of BOTH) {
+    assert.throws(
+      () => evaluateRange(both, all, { ...opts, semantics: sem }),
+      (e) => e instanceof BridgeError && /same labelset/.test(e.message),
+    );
+  }
+});
+
+Deno.test("subquery: a window coarser than the step grid evaluates only the needed steps", () => {
+  // Outer step 1 h, range 5m: the inner selector is evaluated at 5 (or 6) times per hour only.
+  const raw = [perMinute({ __name__: "x" }, 180)];
+  for (const sem of BOTH) {
+    const out = run("count_over_time(x[5m:])", raw, sem, {
+      start: 3_600_000,
+      end: 10_800_000,
+      step: 3_600_000,
+    });
+    assert.deepEqual(out[0]!.values, sem === "prometheus2" ? [6, 6, 6] : [5, 5, 5]);
+  }
+});
+
+// ---------------------------------------------------------------------------
 // Compilation
 
 Deno.test("compileLocal: canonical selector keys and margins", () => {
@@ -530,9 +641,61 @@ Deno.test("compileLocal: canonical selector keys and margins", () => {
   ]);
 });
 
+Deno.test("compileLocal: subquery margins add range, offset and one step of slack", () => {
+  const cases: [string, number | undefined, number][] = [
+    ["avg_over_time(sum(rate(x[5m]))[15m:])", undefined, 5 * 60_000 + 15 * 60_000 + 60_000],
+    ["avg_over_time(sum(rate(x[5m]))[15m:])", 30_000, 5 * 60_000 + 15 * 60_000 + 30_000],
+    ["max_over_time(x[15m:5m] offset 10m)", undefined, LB + 15 * 60_000 + 10 * 60_000 + 300_000],
+    [
+      "max_over_time(max_over_time(x[10m:])[30m:])",
+      undefined,
+      LB + 600_000 + 60_000 + 1_800_000 + 60_000,
+    ],
+    ["max_over_time(x[15m:]) + x", undefined, LB + 15 * 60_000 + 60_000],
+  ];
+  for (const [expr, subqueryStepMs, margin] of cases) {
+    const c = compileLocal(expr, { lookbackMs: LB, ...(subqueryStepMs ? { subqueryStepMs } : {}) });
+    assert.ok(c.ok, expr);
+    assert.deepEqual(c.query.selectors, [{ key: "x", marginMs: margin }], expr);
+  }
+  assert.equal(compileLocal("x", { lookbackMs: LB, subqueryStepMs: 0 }).ok, false);
+});
+
+Deno.test("compileLocal: all 56 ROS queries compile, per cluster and batched", () => {
+  assert.equal(ROS_QUERIES.length, 56);
+  const single = planRosQueries({ clusterLabel: "clusterID", clusterId: "c1", rateWindow: "15m" });
+  const batch = planBatchRosQueries({
+    clusterLabel: "clusterID",
+    clusterIds: ["c1", "a.b|c", "d\\e"],
+    rateWindow: "15m",
+  });
+  let subqueries = 0;
+  for (const p of [...single, ...batch]) {
+    const c = compileLocal(p.expr, { lookbackMs: LB });
+    assert.ok(c.ok, `${p.query.name}: ${c.ok ? "" : c.reason}`);
+    assert.ok(c.query.selectors.length > 0);
+    const sub = p.expr.includes(":]");
+    if (sub) subqueries++;
+    for (const s of c.query.selectors) {
+      assert.ok(s.key.includes("clusterID"), s.key);
+      // Instant: the lookback; [15m] windows: 15m; inside [15m:]: 15m + 1m + (lookback or 15m).
+      const allowed = [LB, 900_000, 960_000 + LB, 960_000 + 900_000];
+      assert.ok(allowed.includes(s.marginMs), `${p.query.name}: ${s.key} ${s.marginMs}`);
+      if (sub && /container_cpu_cfs_throttled/.test(s.key)) assert.equal(s.marginMs, 1_860_000);
+    }
+  }
+  assert.equal(subqueries, 2 * 16);
+});
+
 Deno.test("compileLocal: refusals name the construct and its offset", () => {
   const cases: [string, string][] = [
-    ["max_over_time(x[1h:5m])", "subquery at 14"],
+    ["x[1h:5m]", "matrix result"],
+    ["max_over_time((x[5m])[1h:])", "subquery of a matrix at 14"],
+    ["max_over_time(1[1h:])", "subquery of a scalar"],
+    ["max_over_time(x[1h:0s])", "subquery step of zero"],
+    ["max_over_time((x[1h:]) offset 5m)", "offset on anything but a selector"],
+    ["max_over_time(x[1h:] @ 100)", "@ modifier"],
+    ["quantile_over_time(0.5, x[1h:])", "function quantile_over_time"],
     ["x @ 100", "@ modifier"],
     ["topk(3, x)", "aggregation topk"],
     ["x > bool 1", "bool modifier"],
