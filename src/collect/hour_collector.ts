@@ -49,7 +49,7 @@ import {
   type RawSeries,
 } from "./local_eval.ts";
 import { fetchRaw, type RawStore } from "./raw_fetch.ts";
-import { compareHourSeries, counterResetClusters, SelfCheckRotation } from "./self_check.ts";
+import { compareHourSeries, counterResetClusters, type SelfCheckRotation } from "./self_check.ts";
 
 /** One `query_range` request. Times are unix seconds. */
 export interface RangeRequest {
@@ -809,19 +809,7 @@ async function fetchLocalSpan(
   let lastMs = endMs;
   const fetched: { raw: RawStore | null } = { raw: null };
   const rawTask = async (signal: AbortSignal) => {
-    fetched.raw = await fetchRaw(
-      { queryInstant: options.client.queryInstant!.bind(options.client) },
-      {
-        firstMs: startMs,
-        lastMs,
-        needs: [...needs].map(([key, marginMs]) => ({ key, marginMs })),
-        id: "raw",
-        clusterId: who,
-        hours,
-      },
-      signal,
-      options.counter,
-    );
+    fetched.raw = await fetchNeeds(options, needs, startMs, lastMs, "raw", who, hours, signal);
   };
   if (!options.client.queryInstant) {
     throw new RangeError("collectHoursBatch: local mode needs a client with queryInstant");
@@ -997,6 +985,32 @@ async function fetchLocalSpan(
   return { seriesOf, rosOf, skipped };
 }
 
+/** The raw samples of `needs` (key → margin) for evaluation times `firstMs`…`lastMs`. */
+function fetchNeeds(
+  options: HourCollectorOptions,
+  needs: ReadonlyMap<string, number>,
+  firstMs: number,
+  lastMs: number,
+  id: string,
+  who: string,
+  hours: string,
+  signal: AbortSignal | undefined = options.signal,
+): Promise<RawStore> {
+  return fetchRaw(
+    { queryInstant: options.client.queryInstant!.bind(options.client) },
+    {
+      firstMs,
+      lastMs,
+      needs: [...needs].map(([key, marginMs]) => ({ key, marginMs })),
+      id,
+      clusterId: who,
+      hours,
+    },
+    signal,
+    options.counter,
+  );
+}
+
 /** Adds a compiled query's selectors to `needs` (key → largest margin). */
 function addNeeds(needs: Map<string, number>, q: LocalQuery): void {
   for (const n of q.selectors) needs.set(n.key, Math.max(needs.get(n.key) ?? 0, n.marginMs));
@@ -1076,16 +1090,18 @@ async function localRos(
     return await ros.finish();
   };
   let rawOf = input.fetched.rawOf;
-  let gate: Fetch<RosSamplesOf>;
-  try {
-    gate = evaluateRos(options, compiled.filter, rawOf, route, who, day, first, last);
-  } catch (error) {
-    if (error instanceof BridgeError && error.code === "local_eval") {
+  /** Evaluates, or null when the evaluator refuses at run time (then ROS goes to the server). */
+  const evaluate = (list: readonly CompiledRos[]): Fetch<RosSamplesOf> | null => {
+    try {
+      return evaluateRos(options, list, rawOf, route, who, day, first, last);
+    } catch (error) {
+      if (!(error instanceof BridgeError && error.code === "local_eval")) throw error;
       addServerQueries(report, [{ query: "ros", reason: error.message }]);
-      return await serverRos();
+      return null;
     }
-    throw error;
-  }
+  };
+  const gate = evaluate(compiled.filter);
+  if (!gate) return await serverRos();
   if (!anyWindowPassed(gate.result, filterPlans, span, ids)) {
     return { rosOf: (id) => gate.result(id, filterPlans), skipped: 0 };
   }
@@ -1100,32 +1116,13 @@ async function localRos(
     }
   }
   if (more.size > 0) {
-    const store = await fetchRaw(
-      { queryInstant: options.client.queryInstant!.bind(options.client) },
-      {
-        firstMs: input.fetched.startMs,
-        lastMs: input.fetched.lastMs,
-        needs: [...more].map(([key, marginMs]) => ({ key, marginMs })),
-        id: "raw-ros",
-        clusterId: who,
-        hours,
-      },
-      options.signal,
-      options.counter,
-    );
+    const { startMs, lastMs } = input.fetched;
+    const store = await fetchNeeds(options, more, startMs, lastMs, "raw-ros", who, hours);
     const before = rawOf;
     rawOf = (key) => (more.has(key) ? store.series(key) : before(key));
   }
-  let rest: Fetch<RosSamplesOf>;
-  try {
-    rest = evaluateRos(options, compiled.rest, rawOf, route, who, day, first, last);
-  } catch (error) {
-    if (error instanceof BridgeError && error.code === "local_eval") {
-      addServerQueries(report, [{ query: "ros", reason: error.message }]);
-      return await serverRos();
-    }
-    throw error;
-  }
+  const rest = evaluate(compiled.rest);
+  if (!rest) return await serverRos();
   const localOf: ClusterRosOf = (clusterId) => {
     const a = gate.result(clusterId, filterPlans);
     const b = rest.result(clusterId, restPlans);
