@@ -185,6 +185,11 @@ export function limitError(
   });
 }
 
+/** The error for an answer larger than `maxBytes` (`total` bytes read so far). */
+export function answerTooLarge(maxBytes: number, total: number): RangeError {
+  return limitError("answer-bytes", maxBytes, `the answer is larger than ${maxBytes} bytes`, total);
+}
+
 /**
  * Push-based incremental parser of a `query_range` answer. Feed it decoded text
  * with {@linkcode SeriesStreamParser.push} in pieces of any size, then call
@@ -865,12 +870,7 @@ export async function parseSeriesStream(
       bytes += chunk.byteLength;
       onBytes?.(chunk.byteLength);
       if (bytes > maxAnswerBytes) {
-        throw limitError(
-          "answer-bytes",
-          maxAnswerBytes,
-          `the answer is larger than ${maxAnswerBytes} bytes`,
-          bytes,
-        );
+        throw answerTooLarge(maxAnswerBytes, bytes);
       }
       parser.push(decode(chunk));
     }

@@ -19,6 +19,7 @@ import { Limiter } from "./limiter.ts";
 import { Redactor } from "./redact.ts";
 import {
   type AnswerLimit,
+  answerTooLarge,
   limitError,
   parseSeriesStream,
   type ParseSeriesStreamOptions,
@@ -372,6 +373,66 @@ export function queryInstantForm(q: InstantQuery): URLSearchParams {
 /** What a body reader of {@linkcode ThanosClient} returns: the answer's fields and its size. */
 type ReadAnswer = SeriesStreamResult & { bytes: number };
 
+/** A whole small JSON answer whose top level is an object: the object, its `warnings` as strings, its size. */
+interface WholeJsonAnswer {
+  readonly top: Record<string, unknown>;
+  readonly warnings: string[];
+  readonly bytes: number;
+}
+
+/** An error for a malformed answer, classified like the series parser's. */
+function malformedAnswer(message: string): SyntaxError {
+  return new SyntaxError(message, {
+    cause: { reason: "malformed", offset: 0 } satisfies SeriesStreamErrorCause,
+  });
+}
+
+/** A field of an answer as text: a string as is, anything else as JSON. */
+function answerText(v: unknown): string | undefined {
+  return v === undefined ? undefined : typeof v === "string" ? v : JSON.stringify(v);
+}
+
+/**
+ * Reads `body` whole, up to `maxBytes` (else an `answer-bytes` limit error),
+ * and parses it as a JSON object; `what` names the answer in errors
+ * (e.g. "label values answer"). Errors carry a
+ * {@linkcode SeriesStreamErrorCause} like the series parser's, so they are
+ * classified the same way.
+ */
+async function readWholeJson(
+  body: ReadableStream<Uint8Array>,
+  maxBytes: number,
+  signal: AbortSignal,
+  onBytes: (n: number) => void,
+  what: string,
+): Promise<WholeJsonAnswer> {
+  const { bytes: all } = await readChunks(body, signal, (chunk, total) => {
+    onBytes(chunk.byteLength);
+    if (total > maxBytes) throw answerTooLarge(maxBytes, total);
+    return true;
+  });
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(all));
+  } catch (error) {
+    throw malformedAnswer(
+      `${what} is not valid JSON (${
+        error instanceof Error ? error.message.slice(0, 200) : String(error)
+      })`,
+    );
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw malformedAnswer(`${what} is not a JSON object`);
+  }
+  const top = json as Record<string, unknown>;
+  const warnings = Array.isArray(top.warnings)
+    ? top.warnings.map((w) => typeof w === "string" ? w : JSON.stringify(w))
+    : top.warnings === undefined || top.warnings === null || top.warnings === ""
+    ? []
+    : [String(answerText(top.warnings))];
+  return { top, warnings, bytes: all.byteLength };
+}
+
 /**
  * Reads a `/api/v1/label/<name>/values` answer (`{"status", "data": [strings],
  * "warnings"}`), which the series parser cannot read (its `data` holds strings,
@@ -387,51 +448,20 @@ async function readLabelValues(
   signal: AbortSignal,
   onBytes: (n: number) => void,
 ): Promise<ReadAnswer> {
-  const { bytes: all } = await readChunks(body, signal, (chunk, total) => {
-    onBytes(chunk.byteLength);
-    if (total > limits.maxAnswerBytes) {
-      throw limitError(
-        "answer-bytes",
-        limits.maxAnswerBytes,
-        `the answer is larger than ${limits.maxAnswerBytes} bytes`,
-        total,
-      );
-    }
-    return true;
-  });
-  const bytes = all.byteLength;
-  const malformed = (message: string, offset = 0) =>
-    new SyntaxError(message, {
-      cause: { reason: "malformed", offset } satisfies SeriesStreamErrorCause,
-    });
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(all));
-  } catch (error) {
-    throw malformed(
-      `label values answer is not valid JSON (${
-        error instanceof Error ? error.message.slice(0, 200) : String(error)
-      })`,
-    );
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw malformed("label values answer is not a JSON object");
-  }
-  const top = json as Record<string, unknown>;
-  const text = (v: unknown) =>
-    v === undefined ? undefined : typeof v === "string" ? v : JSON.stringify(v);
-  const warnings = Array.isArray(top.warnings)
-    ? top.warnings.map((w) => typeof w === "string" ? w : JSON.stringify(w))
-    : top.warnings === undefined || top.warnings === null || top.warnings === ""
-    ? []
-    : [String(text(top.warnings))];
+  const { top, warnings, bytes } = await readWholeJson(
+    body,
+    limits.maxAnswerBytes,
+    signal,
+    onBytes,
+    "label values answer",
+  );
   const data = top.data;
   let count = 0;
   if (top.status === "success" && warnings.length === 0 && Array.isArray(data)) {
     const encoder = new TextEncoder();
     for (const value of data) {
       if (typeof value !== "string") {
-        throw malformed(`label value ${count + 1} is not a string`);
+        throw malformedAnswer(`label value ${count + 1} is not a string`);
       }
       if (count >= limits.maxSeries) {
         throw limitError(
@@ -457,14 +487,14 @@ async function readLabelValues(
     }
   }
   return {
-    status: text(top.status),
+    status: answerText(top.status),
     resultType: undefined,
     // Some Thanos versions answer `"data": null` when nothing matches.
     hasResult: Array.isArray(data) || (data === null && top.status === "success"),
     series: count,
     warnings,
-    errorType: text(top.errorType),
-    error: text(top.error),
+    errorType: answerText(top.errorType),
+    error: answerText(top.error),
     bytes,
   };
 }
@@ -483,55 +513,19 @@ async function readJsonObject(
   signal: AbortSignal,
   onBytes: (n: number) => void,
 ): Promise<ReadAnswer & { data: Record<string, unknown> | null }> {
-  const { bytes: all } = await readChunks(body, signal, (chunk, total) => {
-    onBytes(chunk.byteLength);
-    if (total > maxBytes) {
-      throw limitError(
-        "answer-bytes",
-        maxBytes,
-        `the answer is larger than ${maxBytes} bytes`,
-        total,
-      );
-    }
-    return true;
-  });
-  const malformed = (message: string) =>
-    new SyntaxError(message, {
-      cause: { reason: "malformed", offset: 0 } satisfies SeriesStreamErrorCause,
-    });
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(all));
-  } catch (error) {
-    throw malformed(
-      `answer is not valid JSON (${
-        error instanceof Error ? error.message.slice(0, 200) : String(error)
-      })`,
-    );
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw malformed("answer is not a JSON object");
-  }
-  const top = json as Record<string, unknown>;
-  const text = (v: unknown) =>
-    v === undefined ? undefined : typeof v === "string" ? v : JSON.stringify(v);
-  const warnings = Array.isArray(top.warnings)
-    ? top.warnings.map((w) => typeof w === "string" ? w : JSON.stringify(w))
-    : top.warnings === undefined || top.warnings === null || top.warnings === ""
-    ? []
-    : [String(text(top.warnings))];
+  const { top, warnings, bytes } = await readWholeJson(body, maxBytes, signal, onBytes, "answer");
   const data = typeof top.data === "object" && top.data !== null && !Array.isArray(top.data)
     ? top.data as Record<string, unknown>
     : null;
   return {
-    status: text(top.status),
+    status: answerText(top.status),
     resultType: undefined,
     hasResult: data !== null,
     series: 0,
     warnings,
-    errorType: text(top.errorType),
-    error: text(top.error),
-    bytes: all.byteLength,
+    errorType: answerText(top.errorType),
+    error: answerText(top.error),
+    bytes,
     data,
   };
 }
