@@ -3,44 +3,13 @@ import { join } from "node:path";
 import { BridgeError } from "../model.ts";
 import { type Series, ThanosClient, type ThanosClientOptions } from "../thanos/thanos_client.ts";
 import { backfill, startPrometheus } from "../../tools/synth/prometheus.ts";
+import { answer, hangingBody, json, withServer } from "../thanos/test_server.ts";
 import { fetchRaw, rangeSeconds, type RawSeries, sortSeries } from "./raw_fetch.ts";
 
 const FIRST_MS = Date.UTC(2026, 10, 1, 3, 0); // 1_793_502_000_000
 const LAST_MS = Date.UTC(2026, 10, 1, 3, 59);
 const KEY_A = 'kube_pod_info{clusterID="c1"}';
 const KEY_B = 'kube_node_info{clusterID="c1"}';
-
-interface Seen {
-  path: string;
-  form: URLSearchParams;
-}
-
-function matrix(series: Series[]): string {
-  return JSON.stringify({ status: "success", data: { resultType: "matrix", result: series } });
-}
-
-async function withServer(
-  handler: (seen: Seen, n: number, stop: AbortSignal) => Response | Promise<Response>,
-  fn: (server: { url: string; seen: Seen[] }) => Promise<void>,
-): Promise<void> {
-  const stopper = new AbortController();
-  const seen: Seen[] = [];
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
-    const s = { path: new URL(req.url).pathname, form: new URLSearchParams(await req.text()) };
-    seen.push(s);
-    return await handler(s, seen.length, stopper.signal);
-  });
-  try {
-    await fn({ url: `http://127.0.0.1:${server.addr.port}`, seen });
-  } finally {
-    stopper.abort();
-    await server.shutdown();
-  }
-}
-
-function json(body: string, status = 200): Response {
-  return new Response(body, { status, headers: { "Content-Type": "application/json" } });
-}
 
 const FAST: Partial<ThanosClientOptions> = {
   baseDelayMs: 1,
@@ -89,7 +58,7 @@ Deno.test("fetchRaw: one instant query per selector at lastMs, typed arrays, sor
     (seen) => {
       const sel = selectorOf(seen.form);
       if (sel === KEY_A) {
-        return json(matrix([
+        return json(answer([
           {
             metric: { __name__: "kube_pod_info", pod: "p2" },
             values: [[timeS - 3900, "1"], [timeS - 60.5, "NaN"], [timeS, "+Inf"]],
@@ -97,7 +66,7 @@ Deno.test("fetchRaw: one instant query per selector at lastMs, typed arrays, sor
           { metric: { __name__: "kube_pod_info", pod: "p1" }, values: [[timeS - 30, "0x1p-2"]] },
         ]));
       }
-      return json(matrix([]));
+      return json(answer([]));
     },
     async ({ url, seen }) => {
       const client = new ThanosClient({ url });
@@ -174,7 +143,7 @@ Deno.test("fetchRaw refuses bad series with thanos_parse naming the selector and
   ];
   for (const [series, pattern] of cases) {
     await withServer(
-      () => json(matrix(series)),
+      () => json(answer(series)),
       async ({ url, seen }) => {
         const client = new ThanosClient({ url, ...FAST });
         try {
@@ -198,7 +167,7 @@ Deno.test("fetchRaw refuses bad series with thanos_parse naming the selector and
   }
   // The sample exactly at time - range is accepted.
   await withServer(
-    () => json(matrix([{ metric: { pod: "p1" }, values: [[timeS - 3600, "1"]] }])),
+    () => json(answer([{ metric: { pod: "p1" }, values: [[timeS - 3600, "1"]] }])),
     async ({ url }) => {
       const client = new ThanosClient({ url });
       try {
@@ -217,7 +186,7 @@ Deno.test("fetchRaw refuses bad series with thanos_parse naming the selector and
 
 Deno.test("fetchRaw: a retried query drops what the failed attempt delivered", async () => {
   const timeS = LAST_MS / 1000;
-  const full = matrix([
+  const full = answer([
     { metric: { pod: "p1" }, values: [[timeS, "1"]] },
     { metric: { pod: "p2" }, values: [[timeS, "2"]] },
   ]);
@@ -243,23 +212,14 @@ Deno.test("fetchRaw: a retried query drops what the failed attempt delivered", a
 
 Deno.test("fetchRaw: the first failure aborts the other queries and is thrown", async () => {
   await withServer(
-    (seen, _, stop) => {
+    (seen, _, server) => {
       if (selectorOf(seen.form) === KEY_B) {
         return json('{"status":"error","errorType":"bad_data","error":"boom"}', 400);
       }
       // KEY_A hangs until the test's server stops.
-      return new Response(
-        new ReadableStream<Uint8Array>({
-          async pull(c) {
-            await new Promise<void>((resolve) => {
-              if (stop.aborted) resolve();
-              stop.addEventListener("abort", () => resolve(), { once: true });
-            });
-            c.close();
-          },
-        }),
-        { headers: { "Content-Type": "application/json" } },
-      );
+      return new Response(hangingBody(server.stop), {
+        headers: { "Content-Type": "application/json" },
+      });
     },
     async ({ url }) => {
       const client = new ThanosClient({ url, ...FAST });
@@ -283,7 +243,7 @@ Deno.test("fetchRaw: the first failure aborts the other queries and is thrown", 
 
 Deno.test("fetchRaw: the caller's abort is a cancelled error; bad requests are refused", async () => {
   await withServer(
-    () => json(matrix([])),
+    () => json(answer([])),
     async ({ url }) => {
       const client = new ThanosClient({ url });
       try {

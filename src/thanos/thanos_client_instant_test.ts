@@ -2,16 +2,23 @@ import assert from "node:assert/strict";
 import { BridgeError } from "../model.ts";
 import {
   type InstantQuery,
-  type QueryErrorCause,
   queryInstantForm,
   type QueryOutcome,
   type RetryInfo,
   type Series,
   THANOS_BRIDGE_VERSION,
   ThanosClient,
-  type ThanosClientOptions,
 } from "./thanos_client.ts";
 import { recordingFetch, replayFetch } from "./recording.ts";
+import {
+  answer,
+  causeOf,
+  fastRetries,
+  hangingBody,
+  json,
+  type Seen,
+  withServer,
+} from "./test_server.ts";
 
 const RAW: InstantQuery = {
   query: 'kube_pod_container_resource_requests{clusterID="c1",resource="cpu"}[3720s]',
@@ -31,73 +38,6 @@ const SERIES: Series[] = [
     values: [[1_793_491_200, "1"]],
   },
 ];
-
-function answer(
-  series: Series[],
-  opts: { warnings?: string[]; resultType?: string } = {},
-): string {
-  const warnings = opts.warnings ? `,"warnings":${JSON.stringify(opts.warnings)}` : "";
-  return `{"status":"success","data":${
-    JSON.stringify({ resultType: opts.resultType ?? "matrix", result: series })
-  }${warnings}}`;
-}
-
-interface Seen {
-  method: string;
-  path: string;
-  headers: Headers;
-  form: URLSearchParams;
-}
-
-/** Runs `fn` against a loopback fake Thanos whose answers come from `handler`. */
-async function withServer(
-  handler: (seen: Seen, n: number, stop: AbortSignal) => Response | Promise<Response>,
-  fn: (server: { url: string; seen: Seen[] }) => Promise<void>,
-): Promise<void> {
-  const stopper = new AbortController();
-  const seenAll: Seen[] = [];
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
-    const url = new URL(req.url);
-    const seen: Seen = {
-      method: req.method,
-      path: url.pathname,
-      headers: req.headers,
-      form: new URLSearchParams(await req.text()),
-    };
-    seenAll.push(seen);
-    return await handler(seen, seenAll.length, stopper.signal);
-  });
-  try {
-    await fn({ url: `http://127.0.0.1:${server.addr.port}`, seen: seenAll });
-  } finally {
-    stopper.abort();
-    await server.shutdown();
-  }
-}
-
-function json(body: string, status = 200, headers: Record<string, string> = {}): Response {
-  return new Response(body, {
-    status,
-    headers: { "Content-Type": "application/json", ...headers },
-  });
-}
-
-function fastRetries(delays: number[] = []): Partial<ThanosClientOptions> {
-  return {
-    baseDelayMs: 100,
-    maxDelayMs: 5_000,
-    random: () => 0.5,
-    sleep: (ms: number) => {
-      delays.push(ms);
-      return Promise.resolve();
-    },
-  };
-}
-
-function causeOf(error: unknown): QueryErrorCause {
-  assert.ok(error instanceof Error, `expected an Error, got ${error}`);
-  return error.cause as QueryErrorCause;
-}
 
 Deno.test("queryInstantForm: query, time, partial_response=false, dedup=true; bad input refused", () => {
   assert.deepEqual([...queryInstantForm({ query: "up[60s]", time: 1.5 })], [
@@ -327,25 +267,10 @@ Deno.test("queryInstant: answer limits apply (series count, answer bytes): thano
 
 Deno.test("queryInstant: an abort while the answer hangs is a cancelled error, at once", async () => {
   await withServer(
-    (_, __, stop) =>
+    (_, __, server) =>
+      // Hangs after the start of the answer until the test's server stops.
       new Response(
-        new ReadableStream<Uint8Array>({
-          start(c) {
-            c.enqueue(
-              new TextEncoder().encode(
-                '{"status":"success","data":{"resultType":"matrix","result":[',
-              ),
-            );
-          },
-          async pull(c) {
-            // Hang until the test's server stops.
-            await new Promise<void>((resolve) => {
-              if (stop.aborted) resolve();
-              stop.addEventListener("abort", () => resolve(), { once: true });
-            });
-            c.close();
-          },
-        }),
+        hangingBody(server.stop, '{"status":"success","data":{"resultType":"matrix","result":['),
         { headers: { "Content-Type": "application/json" } },
       ),
     async ({ url }) => {

@@ -3,7 +3,6 @@ import https from "node:https";
 import { BridgeError } from "../model.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import {
-  type QueryErrorCause,
   type RangeQuery,
   type RetryInfo,
   type Series,
@@ -11,6 +10,14 @@ import {
   ThanosClient,
   type ThanosClientOptions,
 } from "./thanos_client.ts";
+import {
+  answer,
+  causeOf,
+  fastRetries,
+  type Seen,
+  untilAborted,
+  withServer,
+} from "./test_server.ts";
 
 const HOUR: RangeQuery = {
   query: 'sum by (pod, namespace) (\n  cost:pod_usage_cpu_cores{clusterID="c1"}\n)',
@@ -28,17 +35,6 @@ const SERIES: Series[] = [
   { metric: {}, values: [] },
 ];
 
-function answer(
-  series: Series[],
-  opts: { statusFirst?: boolean; warnings?: string[]; resultType?: string } = {},
-): string {
-  const data = JSON.stringify({ resultType: opts.resultType ?? "matrix", result: series });
-  const warnings = opts.warnings ? `,"warnings":${JSON.stringify(opts.warnings)}` : "";
-  return opts.statusFirst === false
-    ? `{"data":${data}${warnings},"status":"success"}`
-    : `{"status":"success","data":${data}${warnings}}`;
-}
-
 /** A body written in 1–7 byte chunks (sizes cycle), optionally stalling after `stallAt` bytes. */
 function tinyChunks(
   text: string,
@@ -52,10 +48,7 @@ function tinyChunks(
     async pull(controller) {
       if (opts.stallAt !== undefined && at >= opts.stallAt) {
         // Hang until the test stops the server or the client goes away.
-        await new Promise<void>((resolve) => {
-          if (opts.stop?.aborted) resolve();
-          opts.stop?.addEventListener("abort", () => resolve(), { once: true });
-        });
+        await untilAborted(opts.stop);
         controller.close();
         return;
       }
@@ -68,70 +61,6 @@ function tinyChunks(
       at += size;
     },
   });
-}
-
-interface Seen {
-  method: string;
-  path: string;
-  headers: Headers;
-  form: URLSearchParams;
-}
-
-interface FakeServer {
-  url: string;
-  seen: Seen[];
-  stop: AbortSignal;
-  inFlight: { now: number; peak: number };
-}
-
-/** Runs `fn` against a loopback fake Thanos whose answers come from `handler`. */
-async function withServer(
-  handler: (seen: Seen, n: number, server: FakeServer) => Response | Promise<Response>,
-  fn: (server: FakeServer) => Promise<void>,
-): Promise<void> {
-  const stopper = new AbortController();
-  const state: FakeServer = {
-    url: "",
-    seen: [],
-    stop: stopper.signal,
-    inFlight: { now: 0, peak: 0 },
-  };
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
-    const url = new URL(req.url);
-    const seen: Seen = {
-      method: req.method,
-      path: url.pathname,
-      headers: req.headers,
-      form: new URLSearchParams(await req.text()),
-    };
-    state.seen.push(seen);
-    return await handler(seen, state.seen.length, state);
-  });
-  state.url = `http://127.0.0.1:${server.addr.port}`;
-  try {
-    await fn(state);
-  } finally {
-    stopper.abort();
-    await server.shutdown();
-  }
-}
-
-/** Options that make retries instant and record the delays asked for. */
-function fastRetries(delays: number[] = []): Partial<ThanosClientOptions> {
-  return {
-    baseDelayMs: 100,
-    maxDelayMs: 5_000,
-    random: () => 0.5,
-    sleep: (ms: number) => {
-      delays.push(ms);
-      return Promise.resolve();
-    },
-  };
-}
-
-function causeOf(error: unknown): QueryErrorCause {
-  assert.ok(error instanceof Error, `expected an Error, got ${error}`);
-  return error.cause as QueryErrorCause;
 }
 
 Deno.test("queryRange streams series from tiny chunks, status before or after data", async () => {
