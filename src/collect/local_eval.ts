@@ -43,7 +43,14 @@
 
 import type { SyntaxNode } from "@lezer/common";
 import { BridgeError } from "../model.ts";
-import { parseDuration, parsePromql, quotePromqlString } from "./promql_rewrite.ts";
+import {
+  childNodes,
+  durationLiteralMs,
+  exprChildren,
+  parsePromql,
+  quotePromqlString,
+  unquotePromql,
+} from "./promql_rewrite.ts";
 import type { Labels } from "./row_map.ts";
 import { compareUtf8 } from "./utf8_compare.ts";
 
@@ -256,23 +263,6 @@ const RANGE_FUNCTIONS: ReadonlySet<string> = new Set([
 const AGG_OPS: ReadonlySet<string> = new Set(["sum", "max", "min", "avg", "count"]);
 const ARITH: Readonly<Record<string, ArithOp>> = { Add: "+", Sub: "-", Mul: "*", Div: "/" };
 const SETS: Readonly<Record<string, SetOp>> = { And: "and", Or: "or", Unless: "unless" };
-const EXPRESSIONS: ReadonlySet<string> = new Set([
-  "AggregateExpr",
-  "BinaryExpr",
-  "FunctionCall",
-  "MatrixSelector",
-  "NumberDurationLiteral",
-  "NumberLiteral",
-  "OffsetExpr",
-  "ParenExpr",
-  "StringLiteral",
-  "SubqueryExpr",
-  "UnaryExpr",
-  "VectorSelector",
-  "StepInvariantExpr",
-  "AnchoredExpr",
-  "SmoothedExpr",
-]);
 const LEGACY_LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const LEGACY_METRIC = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
@@ -338,14 +328,6 @@ export function compileLocal(expr: string, options: CompileOptions): LocalCompil
     if (error instanceof Refusal) return { ok: false, reason: error.message };
     throw error;
   }
-}
-
-function exprChildren(node: SyntaxNode): SyntaxNode[] {
-  const out: SyntaxNode[] = [];
-  for (let c = node.firstChild; c !== null; c = c.nextSibling) {
-    if (EXPRESSIONS.has(c.name)) out.push(c);
-  }
-  return out;
 }
 
 class Compiler {
@@ -432,8 +414,7 @@ class Compiler {
 
   duration(n: SyntaxNode | null, parent: SyntaxNode, what: string): number {
     if (n === null) this.refuse(what, parent);
-    const children: SyntaxNode[] = [];
-    for (let c = n.firstChild; c !== null; c = c.nextSibling) children.push(c);
+    const children = childNodes(n);
     if (
       children.length === 2 && children[0]!.name === "UnaryOp" && this.text(children[0]!) === "-"
     ) {
@@ -443,17 +424,10 @@ class Compiler {
       this.refuse(`${what} ${JSON.stringify(this.text(n))}`, n);
     }
     const literal = this.text(children[0]!);
-    let ms: number;
-    if (/^[0-9]+(\.[0-9]+)?$/.test(literal)) {
-      ms = Number(literal) * 1000;
-    } else {
-      try {
-        ms = parseDuration(literal);
-      } catch {
-        this.refuse(`${what} ${JSON.stringify(literal)}`, n);
-      }
+    const ms = durationLiteralMs(literal);
+    if (ms === null || !Number.isSafeInteger(ms)) {
+      this.refuse(`${what} ${JSON.stringify(literal)}`, n);
     }
-    if (!Number.isSafeInteger(ms)) this.refuse(`${what} ${JSON.stringify(literal)}`, n);
     return ms;
   }
 
@@ -810,75 +784,6 @@ function goNumberLiteral(text: string): number | undefined {
   }
   if (/^([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$/.test(text)) return Number(text);
   return undefined;
-}
-
-const SIMPLE_ESCAPES: Readonly<Record<string, number>> = {
-  a: 0x07,
-  b: 0x08,
-  f: 0x0c,
-  n: 0x0a,
-  r: 0x0d,
-  t: 0x09,
-  v: 0x0b,
-  "\\": 0x5c,
-};
-const UTF8_DECODER = new TextDecoder("utf-8", { fatal: true });
-const UTF8_ENCODER = new TextEncoder();
-
-/** Decodes a PromQL string literal as Go's `strconv.Unquote` does; null if invalid. */
-function unquotePromql(literal: string): string | null {
-  const quote = literal[0];
-  if ((quote !== '"' && quote !== "'" && quote !== "`") || literal.length < 2) return null;
-  if (literal[literal.length - 1] !== quote) return null;
-  const body = literal.slice(1, -1);
-  if (quote === "`") return body.includes("`") ? null : body;
-  if (!body.includes("\\")) return body.includes(quote) || body.includes("\n") ? null : body;
-  const bytes: number[] = [];
-  let i = 0;
-  while (i < body.length) {
-    const code = body.codePointAt(i)!;
-    const ch = String.fromCodePoint(code);
-    if (ch === quote || ch === "\n") return null;
-    if (ch !== "\\") {
-      bytes.push(...UTF8_ENCODER.encode(ch));
-      i += ch.length;
-      continue;
-    }
-    const e = body[i + 1];
-    if (e === undefined) return null;
-    const simple = SIMPLE_ESCAPES[e];
-    if (simple !== undefined || e === quote) {
-      bytes.push(simple ?? e.charCodeAt(0));
-      i += 2;
-      continue;
-    }
-    let digits: string;
-    let base: number;
-    let skip: number;
-    if (e === "x") [digits, base, skip] = [body.slice(i + 2, i + 4), 16, 4];
-    else if (e === "u") [digits, base, skip] = [body.slice(i + 2, i + 6), 16, 6];
-    else if (e === "U") [digits, base, skip] = [body.slice(i + 2, i + 10), 16, 10];
-    else if (e >= "0" && e <= "7") [digits, base, skip] = [body.slice(i + 1, i + 4), 8, 4];
-    else return null;
-    const want = skip - (e >= "0" && e <= "7" ? 1 : 2);
-    if (digits.length !== want || !(base === 16 ? /^[0-9a-fA-F]+$/ : /^[0-7]+$/).test(digits)) {
-      return null;
-    }
-    const value = parseInt(digits, base);
-    if (e === "x" || base === 8) {
-      if (value > 0xff) return null;
-      bytes.push(value);
-    } else {
-      if (value > 0x10ffff || (value >= 0xd800 && value < 0xe000)) return null;
-      bytes.push(...UTF8_ENCODER.encode(String.fromCodePoint(value)));
-    }
-    i += skip;
-  }
-  try {
-    return UTF8_DECODER.decode(Uint8Array.from(bytes));
-  } catch {
-    return null;
-  }
 }
 
 // ---------------------------------------------------------------------------

@@ -706,6 +706,9 @@ Deno.test("compileLocal: refusals name the construct and its offset", () => {
     ["x[5m]", "matrix result"],
     ["rate(x)", "rate of a vector"],
     ["x ^ 2", "operator ^"],
+    // String literals Prometheus's lexer rejects (not UTF-8; a U+FFFD rune).
+    ['x{a="\\xff"}', "Prometheus would reject"],
+    ['x{a="\uFFFD"}', "Prometheus would reject"],
   ];
   for (const [expr, want] of cases) {
     const c = compileLocal(expr, { lookbackMs: LB });

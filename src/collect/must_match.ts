@@ -32,8 +32,14 @@
  */
 
 import type { SyntaxNode } from "@lezer/common";
-import { DATE_FUNCTIONS, parsePromql } from "./promql_rewrite.ts";
-import { isLabelName, parseDuration } from "../model.ts";
+import {
+  childNodes,
+  DATE_FUNCTIONS,
+  durationLiteralMs,
+  exprChildren,
+  parsePromql,
+} from "./promql_rewrite.ts";
+import { isLabelName } from "../model.ts";
 
 /**
  * When a query's answer must be empty: `never` (it may always have series),
@@ -189,24 +195,6 @@ const EITHER_SIDE: ReadonlySet<string> = new Set([
   "Lss",
   "Lte",
   "And",
-]);
-
-/** Node types that are expressions (children of the tree that carry a value). */
-const EXPRESSIONS: ReadonlySet<string> = new Set([
-  "AggregateExpr",
-  "BinaryExpr",
-  "FunctionCall",
-  "MatrixSelector",
-  "NumberDurationLiteral",
-  "OffsetExpr",
-  "ParenExpr",
-  "StringLiteral",
-  "SubqueryExpr",
-  "UnaryExpr",
-  "VectorSelector",
-  "StepInvariantExpr",
-  "AnchoredExpr",
-  "SmoothedExpr",
 ]);
 
 /**
@@ -437,21 +425,13 @@ export function presentIn(result: ProbeResult, clusterId: string): (atomKey: str
 
 function parseExpression(expr: string): SyntaxNode {
   // The queries come from the rewriter, whose literals are checked already.
-  const top = expressionChildren(parsePromql(expr, { literals: false }).topNode);
+  const top = exprChildren(parsePromql(expr, { literals: false }).topNode);
   if (top.length !== 1) {
     throw new SyntaxError(`Cannot parse PromQL query ${JSON.stringify(expr)}: not one expression`, {
       cause: { query: expr, position: 0 },
     });
   }
   return top[0]!;
-}
-
-function expressionChildren(node: SyntaxNode): SyntaxNode[] {
-  const out: SyntaxNode[] = [];
-  for (let child = node.firstChild; child !== null; child = child.nextSibling) {
-    if (EXPRESSIONS.has(child.name)) out.push(child);
-  }
-  return out;
 }
 
 /** Emptiness of `node`, whose evaluation times reach `marginMs` before the query's first one. */
@@ -470,33 +450,33 @@ function walk(expr: string, node: SyntaxNode, marginMs: number, lookbackMs: numb
     }
     case "ParenExpr":
     case "UnaryExpr":
-      return inner(expressionChildren(node)[0], 0);
+      return inner(exprChildren(node)[0], 0);
     case "OffsetExpr": {
       const offset = durationMs(expr, node.getChild("OffsetDurationExpr"));
       // A negative offset reads after the evaluation time: no claim.
       if (offset === null || offset < 0) return NEVER;
-      return inner(expressionChildren(node)[0], offset);
+      return inner(exprChildren(node)[0], offset);
     }
     case "SubqueryExpr": {
       const range = durationMs(expr, node.getChild("DurationExpr"));
       if (range === null || range <= 0) return NEVER;
-      return inner(expressionChildren(node)[0], range);
+      return inner(exprChildren(node)[0], range);
     }
     case "AggregateExpr": {
       const op = node.getChild("AggregateOp");
       const body = node.getChild("FunctionCallBody");
       if (op === null || body === null || !AGGREGATIONS.has(text(op))) return NEVER;
-      return inner(expressionChildren(body).at(-1), 0);
+      return inner(exprChildren(body).at(-1), 0);
     }
     case "FunctionCall": {
       const name = node.getChild("FunctionIdentifier");
       const body = node.getChild("FunctionCallBody");
       const index = name === null ? undefined : PROPAGATING_FUNCTIONS.get(text(name));
       if (index === undefined || body === null) return NEVER;
-      return inner(expressionChildren(body)[index], 0);
+      return inner(exprChildren(body)[index], 0);
     }
     case "BinaryExpr": {
-      const sides = expressionChildren(node);
+      const sides = exprChildren(node);
       const left = sides[0];
       const right = sides.at(-1);
       const op = left?.nextSibling ?? null;
@@ -522,16 +502,9 @@ function absent(atom: string, marginMs: number): Emptiness {
  */
 function durationMs(expr: string, node: SyntaxNode | null): number | null {
   if (node === null) return null;
-  const children: SyntaxNode[] = [];
-  for (let c = node.firstChild; c !== null; c = c.nextSibling) children.push(c);
+  const children = childNodes(node);
   if (children.length === 1 && children[0]!.name === "NumberDurationLiteralInDurationContext") {
-    const literal = expr.slice(children[0]!.from, children[0]!.to);
-    if (/^[0-9]+(\.[0-9]+)?$/.test(literal)) return Number(literal) * 1000;
-    try {
-      return parseDuration(literal);
-    } catch {
-      return null;
-    }
+    return durationLiteralMs(expr.slice(children[0]!.from, children[0]!.to));
   }
   if (children.length === 2 && children[0]!.name === "UnaryOp") {
     const value = durationMs(expr, children[1]!);

@@ -561,6 +561,30 @@ function unquoteProblem(literal: string): { offset: number; reason: string } | n
   return decodeLiteral(literal, []);
 }
 
+const UTF8_DECODER = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Decodes a PromQL string literal as Prometheus's lexer and Go's
+ * `strconv.Unquote` do, to text; null if Prometheus would reject it or its
+ * bytes are not UTF-8 (a JavaScript string cannot hold them).
+ *
+ * @example
+ * ```ts
+ * import { unquotePromql } from "./promql_rewrite.ts";
+ * unquotePromql("'a\\tb'"); // "a\tb"
+ * unquotePromql('"\\xff"'); // null
+ * ```
+ */
+export function unquotePromql(literal: string): string | null {
+  const bytes: number[] = [];
+  if (decodeLiteral(literal, bytes) !== null) return null;
+  try {
+    return UTF8_DECODER.decode(Uint8Array.from(bytes));
+  } catch {
+    return null;
+  }
+}
+
 const SIMPLE_ESCAPES: Readonly<Record<string, number>> = {
   a: 0x07,
   b: 0x08,
@@ -930,13 +954,51 @@ function analyseNode(ctx: AnalysisContext, node: SyntaxNode): Analysis {
   }
 }
 
-/** The expression children of a node, in order. */
-function exprChildren(node: SyntaxNode): SyntaxNode[] {
+/**
+ * The expression children of a node of a {@linkcode parsePromql} tree (those
+ * of lezer-promql's `Expr` group), in order.
+ *
+ * @example
+ * ```ts
+ * import { exprChildren, parsePromql } from "./promql_rewrite.ts";
+ * exprChildren(parsePromql("up").topNode).map((n) => n.name); // ["VectorSelector"]
+ * ```
+ */
+export function exprChildren(node: SyntaxNode): SyntaxNode[] {
   const out: SyntaxNode[] = [];
   for (let child = node.firstChild; child !== null; child = child.nextSibling) {
     if (child.type.is("Expr")) out.push(child);
   }
   return out;
+}
+
+/** All children of a node of a {@linkcode parsePromql} tree, in order. */
+export function childNodes(node: SyntaxNode): SyntaxNode[] {
+  const out: SyntaxNode[] = [];
+  for (let child = node.firstChild; child !== null; child = child.nextSibling) out.push(child);
+  return out;
+}
+
+/**
+ * Milliseconds of the text of a `NumberDurationLiteralInDurationContext` node:
+ * a plain number is seconds (`90`, `1.5`), anything else a Prometheus
+ * duration (`5m`, `1h30m`); null if it is neither.
+ *
+ * @example
+ * ```ts
+ * import { durationLiteralMs } from "./promql_rewrite.ts";
+ * durationLiteralMs("1.5"); // 1500
+ * durationLiteralMs("5m"); // 300000
+ * durationLiteralMs("5x"); // null
+ * ```
+ */
+export function durationLiteralMs(literal: string): number | null {
+  if (/^[0-9]+(\.[0-9]+)?$/.test(literal)) return Number(literal) * 1000;
+  try {
+    return parseDuration(literal);
+  } catch {
+    return null;
+  }
 }
 
 function onlyExpr(ctx: AnalysisContext, node: SyntaxNode): SyntaxNode {
