@@ -373,6 +373,13 @@ export function queryInstantForm(q: InstantQuery): URLSearchParams {
 /** What a body reader of {@linkcode ThanosClient} returns: the answer's fields and its size. */
 type ReadAnswer = SeriesStreamResult & { bytes: number };
 
+/** Reads an answer's body instead of the series parser (label values, build info). */
+type BodyReader = (
+  body: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+  onBytes: (n: number) => void,
+) => Promise<ReadAnswer>;
+
 /** A whole small JSON answer whose top level is an object: the object, its `warnings` as strings, its size. */
 interface WholeJsonAnswer {
   readonly top: Record<string, unknown>;
@@ -944,11 +951,7 @@ export class ThanosClient {
     const url = this.#endpoint.href.slice(0, -QUERY_RANGE_PATH.length) + BUILD_INFO_PATH;
     const describe = () => `build info request to ${this.#endpoint.origin}`;
     let data: Record<string, unknown> | null = null;
-    const read = async (
-      body: ReadableStream<Uint8Array>,
-      s: AbortSignal,
-      onBytes: (n: number) => void,
-    ): Promise<ReadAnswer> => {
+    const read: BodyReader = async (body, s, onBytes) => {
       const answer = await readJsonObject(
         body,
         Math.min(this.#limits.maxAnswerBytes, 1 << 20),
@@ -958,22 +961,47 @@ export class ThanosClient {
       data = answer.data;
       return answer;
     };
+    const found = await this.#lookup(url, describe, read, signal, {
+      reset: () => {
+        data = null;
+      },
+      // No such endpoint, or an answer that is not a status object (a proxy's page): unknown.
+      unknown: (outcome) =>
+        outcome.extra.status === 404 || outcome.extra.status === 405 ||
+        outcome.kind === "malformed" || outcome.kind === "result",
+    });
+    return found ? data : null;
+  }
+
+  /**
+   * The retry loop of a GET lookup ({@linkcode ThanosClient.buildInfo},
+   * {@linkcode ThanosClient.labelValues}) whose body `read` reads: `reset`
+   * before each attempt, backoff between them. True when an attempt
+   * succeeded, false when a failure is one `unknown` accepts; else a
+   * {@linkcode BridgeError} naming `describe()` once the failure is not
+   * retryable or the attempts run out, or a `cancelled` one on an abort.
+   */
+  async #lookup(
+    url: string,
+    describe: () => string,
+    read: BodyReader,
+    signal: AbortSignal | undefined,
+    how: { reset: () => void; unknown?: (outcome: AttemptFailure) => boolean },
+  ): Promise<boolean> {
     this.#totals.queries++;
     let attempts = 0;
     try {
       while (true) {
         signal?.throwIfAborted();
         attempts++;
-        data = null;
+        how.reset();
         const outcome = await this.#attempt(
           { method: "GET", url, key: "" },
           { onSeries: () => {}, limits: { shape: "labels" }, read },
           signal,
         );
-        if (!(outcome instanceof AttemptFailure)) return data;
-        // No such endpoint, or an answer that is not a status object (a proxy's page): unknown.
-        if (outcome.extra.status === 404 || outcome.extra.status === 405) return null;
-        if (outcome.kind === "malformed" || outcome.kind === "result") return null;
+        if (!(outcome instanceof AttemptFailure)) return true;
+        if (how.unknown?.(outcome)) return false;
         if (!outcome.retryable || attempts >= this.#maxAttempts) {
           const tries = attempts === 1 ? "1 attempt" : `${attempts} attempts`;
           throw new BridgeError(
@@ -1194,51 +1222,13 @@ export class ThanosClient {
         showValue(matches.join(", "), 200)
       } on ${this.#endpoint.origin}`;
     let values = new Set<string>();
-    const read = (body: ReadableStream<Uint8Array>, s: AbortSignal, onBytes: (n: number) => void) =>
+    const read: BodyReader = (body, s, onBytes) =>
       readLabelValues(body, (v) => values.add(v), this.#limits, s, onBytes);
-    this.#totals.queries++;
-    let attempts = 0;
-    try {
-      while (true) {
-        signal?.throwIfAborted();
-        attempts++;
+    await this.#lookup(url.href, describe, read, signal, {
+      reset: () => {
         values = new Set();
-        const outcome = await this.#attempt(
-          { method: "GET", url: url.href, key: "" },
-          { onSeries: () => {}, limits: { shape: "labels" }, read },
-          signal,
-        );
-        if (!(outcome instanceof AttemptFailure)) break;
-        if (!outcome.retryable || attempts >= this.#maxAttempts) {
-          const tries = attempts === 1 ? "1 attempt" : `${attempts} attempts`;
-          throw new BridgeError(
-            KIND_CODES[outcome.kind],
-            escapeControl(
-              this.#redactor.redact(`${describe()} failed after ${tries}: ${outcome.reason}`),
-              false,
-            ),
-            {
-              cause: {
-                kind: outcome.kind,
-                retryable: outcome.retryable,
-                attempts,
-                ...outcome.extra,
-              },
-            },
-          );
-        }
-        const delayMs = outcome.retryAfterMs !== undefined
-          ? Math.min(outcome.retryAfterMs, this.#maxDelayMs)
-          : backoffDelay(attempts, {
-            baseDelayMs: this.#baseDelayMs,
-            maxDelayMs: this.#maxDelayMs,
-            random: this.#random,
-          });
-        await this.#sleep(delayMs, signal);
-      }
-    } catch (error) {
-      throw this.#cancelled(error, signal, describe);
-    }
+      },
+    });
     return [...values].sort();
   }
 
@@ -1317,12 +1307,8 @@ export class ThanosClient {
       onSeries: (s: Series) => void;
       limits: Pick<ParseSeriesStreamOptions, "shape">;
       counter?: QueryCounter | undefined;
-      /** Reads the body instead of the series parser (label values); `limits.shape` still picks the checks. */
-      read?: (
-        body: ReadableStream<Uint8Array>,
-        signal: AbortSignal,
-        onBytes: (n: number) => void,
-      ) => Promise<ReadAnswer>;
+      /** Reads the body instead of the series parser; `limits.shape` still picks the checks. */
+      read?: BodyReader;
     },
     signal: AbortSignal | undefined,
   ): Promise<{ bytes: number; series: number } | AttemptFailure> {
