@@ -8,7 +8,12 @@
  */
 
 import assert from "node:assert/strict";
-import type { QueryErrorCause, Series, ThanosClientOptions } from "./thanos_client.ts";
+import {
+  type QueryErrorCause,
+  type Series,
+  THANOS_BRIDGE_VERSION,
+  type ThanosClientOptions,
+} from "./thanos_client.ts";
 
 /** One request the fake Thanos received. */
 export interface Seen {
@@ -57,6 +62,23 @@ export async function withServer(
     stopper.abort();
     await server.shutdown();
   }
+}
+
+/** Options of a client whose requests {@linkcode assertQueryPost} checks. */
+export const AUTH = {
+  token: "s3cr3t-token",
+  headers: { "X-Scope-OrgID": "tenant-a" },
+} as const satisfies Partial<ThanosClientOptions>;
+
+/** That `req` is a query form POSTed to `path` with the headers of a client made with {@linkcode AUTH}. */
+export function assertQueryPost(req: Seen, path: string): void {
+  assert.equal(req.method, "POST");
+  assert.equal(req.path, path);
+  assert.equal(req.headers.get("content-type"), "application/x-www-form-urlencoded");
+  assert.equal(req.headers.get("accept"), "application/json");
+  assert.equal(req.headers.get("user-agent"), `thanos-bridge/${THANOS_BRIDGE_VERSION}`);
+  assert.equal(req.headers.get("authorization"), "Bearer s3cr3t-token");
+  assert.equal(req.headers.get("x-scope-orgid"), "tenant-a");
 }
 
 /** A successful answer holding `series` (a matrix unless `resultType` says otherwise). */

@@ -6,12 +6,13 @@ import {
   type QueryOutcome,
   type RetryInfo,
   type Series,
-  THANOS_BRIDGE_VERSION,
   ThanosClient,
 } from "./thanos_client.ts";
 import { recordingFetch, replayFetch } from "./recording.ts";
 import {
   answer,
+  assertQueryPost,
+  AUTH,
   causeOf,
   fastRetries,
   hangingBody,
@@ -57,8 +58,7 @@ Deno.test("queryInstant POSTs the form to /api/v1/query with the client's header
       const outcomes: QueryOutcome[] = [];
       const client = new ThanosClient({
         url: `${url}/prefix/`,
-        token: "s3cr3t-token",
-        headers: { "X-Scope-OrgID": "tenant-a" },
+        ...AUTH,
         onQuery: (o) => outcomes.push(o),
       });
       try {
@@ -82,13 +82,7 @@ Deno.test("queryInstant POSTs the form to /api/v1/query with the client's header
         assert.equal(outcomes[0]?.bytes, stats.bytes);
 
         const req = seen[0] as Seen;
-        assert.equal(req.method, "POST");
-        assert.equal(req.path, "/prefix/api/v1/query");
-        assert.equal(req.headers.get("content-type"), "application/x-www-form-urlencoded");
-        assert.equal(req.headers.get("accept"), "application/json");
-        assert.equal(req.headers.get("user-agent"), `thanos-bridge/${THANOS_BRIDGE_VERSION}`);
-        assert.equal(req.headers.get("authorization"), "Bearer s3cr3t-token");
-        assert.equal(req.headers.get("x-scope-orgid"), "tenant-a");
+        assertQueryPost(req, "/prefix/api/v1/query");
         assert.deepEqual([...req.form], [
           ["query", RAW.query],
           ["time", "1793494799"],

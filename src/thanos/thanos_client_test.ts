@@ -6,12 +6,13 @@ import {
   type RangeQuery,
   type RetryInfo,
   type Series,
-  THANOS_BRIDGE_VERSION,
   ThanosClient,
   type ThanosClientOptions,
 } from "./thanos_client.ts";
 import {
   answer,
+  assertQueryPost,
+  AUTH,
   causeOf,
   fastRetries,
   type Seen,
@@ -73,8 +74,7 @@ Deno.test("queryRange streams series from tiny chunks, status before or after da
       async ({ url, seen }) => {
         const client = new ThanosClient({
           url: `${url}/prefix/`,
-          token: "s3cr3t-token",
-          headers: { "X-Scope-OrgID": "tenant-a" },
+          ...AUTH,
         });
         try {
           const got: Series[] = [];
@@ -91,13 +91,7 @@ Deno.test("queryRange streams series from tiny chunks, status before or after da
 
           assert.equal(seen.length, 1);
           const req = seen[0] as Seen;
-          assert.equal(req.method, "POST");
-          assert.equal(req.path, "/prefix/api/v1/query_range");
-          assert.equal(req.headers.get("content-type"), "application/x-www-form-urlencoded");
-          assert.equal(req.headers.get("accept"), "application/json");
-          assert.equal(req.headers.get("user-agent"), `thanos-bridge/${THANOS_BRIDGE_VERSION}`);
-          assert.equal(req.headers.get("authorization"), "Bearer s3cr3t-token");
-          assert.equal(req.headers.get("x-scope-orgid"), "tenant-a");
+          assertQueryPost(req, "/prefix/api/v1/query_range");
           assert.equal(req.form.get("query"), HOUR.query);
           assert.equal(req.form.get("start"), "1793491200");
           assert.equal(req.form.get("end"), "1793494799");
