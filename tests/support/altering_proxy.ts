@@ -13,6 +13,8 @@
  * @module
  */
 
+import { forward, loopbackTarget, relay } from "./proxy_forward.ts";
+
 /** A running altering proxy. */
 export interface AlteringProxy {
   /** Base URL of the proxy, e.g. `http://127.0.0.1:40123`. */
@@ -23,22 +25,6 @@ export interface AlteringProxy {
   readonly passedServerSide: () => number;
   /** Stops listening and waits for the requests in flight. */
   close(): Promise<void>;
-}
-
-const DROPPED = new Set([
-  "host",
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "content-length",
-  "accept-encoding",
-  "content-encoding",
-]);
-
-function copyHeaders(from: Headers): Headers {
-  const out = new Headers();
-  for (const [k, v] of from) if (!DROPPED.has(k.toLowerCase())) out.set(k, v);
-  return out;
 }
 
 const SERVER_SIDE = /^(sum|max|min|count)_over_time\(/;
@@ -63,10 +49,7 @@ interface Matrix {
  * ```
  */
 export function startAlteringProxy(target: string): AlteringProxy {
-  const base = new URL(target);
-  if (!["127.0.0.1", "localhost", "[::1]"].includes(base.hostname)) {
-    throw new RangeError(`Invalid target ${target}: only loopback targets are allowed`);
-  }
+  const base = loopbackTarget(target);
   let altered = 0;
   let passedServerSide = 0;
   const server = Deno.serve(
@@ -77,21 +60,12 @@ export function startAlteringProxy(target: string): AlteringProxy {
       const form = new URLSearchParams(body);
       const field = (name: string) => url.searchParams.get(name) ?? form.get(name);
       const query = field("query");
-      const upstream = await fetch(new URL(url.pathname + url.search, base), {
-        method: request.method,
-        headers: copyHeaders(request.headers),
-        ...(request.method === "GET" || request.method === "HEAD" ? {} : { body }),
-      });
+      const upstream = await forward(request, url, body, base);
       const serverSide = upstream.ok && url.pathname.endsWith("/api/v1/query_range") &&
         query !== null && SERVER_SIDE.test(query);
       const alter = serverSide && field("start") === field("end");
       if (serverSide && !alter) passedServerSide++;
-      if (!alter) {
-        return new Response(upstream.body, {
-          status: upstream.status,
-          headers: copyHeaders(upstream.headers),
-        });
-      }
+      if (!alter) return relay(upstream);
       const answer = await upstream.json() as Matrix;
       for (const s of answer.data.result) {
         s.values = s.values.map(([t, v]) => [t, String(Number(v) + 1)]);

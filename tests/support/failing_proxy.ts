@@ -10,6 +10,8 @@
  * @module
  */
 
+import { forward, loopbackTarget, relay } from "./proxy_forward.ts";
+
 /** A running failing proxy. */
 export interface FailingProxy {
   /** Base URL of the proxy, e.g. `http://127.0.0.1:40123`. */
@@ -30,23 +32,6 @@ export interface FailingProxyOptions {
   readonly failOn: readonly string[];
   /** Text of the `error` field of the 422 answer. */
   readonly message?: string;
-}
-
-/** Hop-by-hop and encoding headers that must not be copied between the two connections. */
-const DROPPED = new Set([
-  "host",
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "content-length",
-  "accept-encoding",
-  "content-encoding",
-]);
-
-function copyHeaders(from: Headers): Headers {
-  const out = new Headers();
-  for (const [k, v] of from) if (!DROPPED.has(k.toLowerCase())) out.set(k, v);
-  return out;
 }
 
 /** The `query` parameter of a request: from the URL, else from a form-encoded body. */
@@ -72,10 +57,7 @@ function queryOf(url: URL, body: string, contentType: string | null): string | n
  * ```
  */
 export function startFailingProxy(options: FailingProxyOptions): FailingProxy {
-  const target = new URL(options.target);
-  if (!["127.0.0.1", "localhost", "[::1]"].includes(target.hostname)) {
-    throw new RangeError(`Invalid target ${options.target}: only loopback targets are allowed`);
-  }
+  const target = loopbackTarget(options.target);
   if (options.failOn.length === 0 || options.failOn.some((s) => s === "")) {
     throw new RangeError("startFailingProxy: failOn needs at least one non-empty string");
   }
@@ -95,16 +77,7 @@ export function startFailingProxy(options: FailingProxyOptions): FailingProxy {
         });
       }
       if (query !== null) passed.push(query);
-      const upstream = await fetch(new URL(url.pathname + url.search, target), {
-        method: request.method,
-        headers: copyHeaders(request.headers),
-        ...(request.method === "GET" || request.method === "HEAD" ? {} : { body }),
-      });
-      return new Response(upstream.body, {
-        status: upstream.status,
-        statusText: upstream.statusText,
-        headers: copyHeaders(upstream.headers),
-      });
+      return relay(await forward(request, url, body, target));
     },
   );
   const addr = server.addr as Deno.NetAddr;
