@@ -1,22 +1,29 @@
 /**
  * `deno task bench`: throughput and memory of `thanos-bridge collect` on a
- * synthetic cluster-day served by a real Prometheus, for both `--reduce`
- * modes, against the download floor (the same answers fetched and thrown
- * away), plus peak RSS for a 1-hour and a 24-hour window. In server mode each
- * timed run (ROS on, the default) is followed by the same run with
- * `--no-ros`, and the report prints what ROS adds.
+ * synthetic cluster-day served by a real Prometheus, for the three `--reduce`
+ * modes (`server`, `client`, `local`), against the download floor (the same
+ * requests re-sent, range and instant queries alike, answers thrown away),
+ * plus wall time, bytes, the bridge's and Prometheus's CPU and peak RSS, for
+ * a 1-hour and a 24-hour window. In server mode each timed run (ROS on, the
+ * default) is followed by the same run with `--no-ros`, and the report prints
+ * what ROS adds.
  *
  * ```sh
  * deno task bench [--pods 2000] [--quick] [--iterations 3] [--hours-per-file 6] \
- *   [--modes server,client] [--cache DIR] [--json-out FILE]
+ *   [--modes server,client,local] [--cache DIR] [--json-out FILE]
  * ```
  *
  * `--cache DIR` (or `BENCH_CACHE`) keeps the generated TSDB between runs,
  * keyed by the options; without it the TSDB lives in a temp folder removed at
  * the end. `--modes server` measures one mode only (e.g. for the ROS cost
- * alone). `--quick` is a smoke run: 100 pods, one iteration. The table goes
- * to stdout, progress to stderr. Targets are printed next to the figures,
- * never enforced.
+ * alone); `--modes server,local` compares local mode with server mode. `--quick`
+ * is a smoke run: 100 pods, one iteration. The table goes to stdout, progress
+ * to stderr. Targets are printed next to the figures, never enforced: wall ≤
+ * 1.15 × floor and peak RSS ≤ 256 MB per mode, ROS ≤ +35 % in server mode,
+ * and for local mode (when server mode is measured too) Prometheus CPU ≤ 1/20
+ * and wall ≤ 1/4 of server mode's, peak RSS ≤ 256 MB (see `TARGETS`). Local
+ * mode's self-checks (one server-side reduction per hour range) are reported;
+ * a mismatch is a warning, as its hours were collected again in server mode.
  *
  * Two more benchmarks of issue 8 share the command:
  * - `deno task bench --fleet [--clusters 200] [--iterations 3] [--cache DIR]`:
@@ -38,6 +45,9 @@ import {
   type ModeFigures,
   type NoRosFigures,
   type NoRosRun,
+  type ReduceMode,
+  type SelfCheckFigures,
+  summarizeLocal,
   summarizeMode,
   summarizeRos,
   summarizeWindows,
@@ -58,7 +68,7 @@ import { parseSkipArgs, runSkipBench, skipJson } from "./skip.ts";
 const SRC = new URL("../src", import.meta.url).pathname;
 
 /** The `--reduce` modes, in the order the bench runs them. */
-export const MODES = ["server", "client"] as const;
+export const MODES = ["server", "client", "local"] as const satisfies readonly ReduceMode[];
 /** A `--reduce` mode. */
 export type BenchMode = typeof MODES[number];
 /** Modes whose ROS cost is measured (each timed run is paired with a `--no-ros` run). */
@@ -71,7 +81,7 @@ export interface BenchOptions {
   readonly iterations: number;
   /** Hours per OpenMetrics file given to promtool. */
   readonly hoursPerFile: number;
-  /** Modes to measure, in `MODES` order (default both). */
+  /** Modes to measure, in `MODES` order (default all three). */
   readonly modes: readonly BenchMode[];
   readonly cacheDir?: string;
   readonly jsonOut?: string;
@@ -84,7 +94,7 @@ function parseModes(raw: string | undefined): BenchMode[] {
   const bad = given.find((m) => !(MODES as readonly string[]).includes(m));
   if (bad !== undefined || given.length === 0) {
     throw new RangeError(
-      `Invalid --modes "${raw}": expected a comma-separated list of server, client`,
+      `Invalid --modes "${raw}": expected a comma-separated list of ${MODES.join(", ")}`,
     );
   }
   return MODES.filter((m) => given.includes(m));
@@ -100,9 +110,10 @@ function parseModes(raw: string | undefined): BenchMode[] {
  * import { parseBenchArgs } from "./bench.ts";
  *
  * assert.deepEqual(parseBenchArgs([], {}), {
- *   pods: 2000, iterations: 3, hoursPerFile: 6, modes: ["server", "client"], quick: false,
+ *   pods: 2000, iterations: 3, hoursPerFile: 6, modes: ["server", "client", "local"],
+ *   quick: false,
  * });
- * assert.deepEqual(parseBenchArgs(["--modes", "server"], {}).modes, ["server"]);
+ * assert.deepEqual(parseBenchArgs(["--modes", "local,server"], {}).modes, ["server", "local"]);
  * assert.equal(parseBenchArgs(["--quick"], { BENCH_CACHE: "/c" }).cacheDir, "/c");
  * ```
  */
@@ -163,6 +174,42 @@ export function benchKind(args: readonly string[]): { kind: BenchKind; args: str
   return {
     kind: fleet ? "fleet" : skip ? "skip" : "day",
     args: args.filter((a) => a !== "--fleet" && a !== "--skip"),
+  };
+}
+
+/**
+ * Local mode's self-check figures of a `collect` summary; `undefined` for
+ * the other modes (no `local` section).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { selfCheckOf } from "./bench.ts";
+ *
+ * assert.equal(selfCheckOf({ summary: {} }), undefined);
+ * assert.deepEqual(
+ *   selfCheckOf({ summary: { local: { checks: 4, mismatches: [], serverQueries: [] } } }),
+ *   { checks: 4, mismatches: 0, serverQueries: 0 },
+ * );
+ * ```
+ */
+export function selfCheckOf(
+  run: {
+    readonly summary: {
+      readonly local?: {
+        readonly checks: number;
+        readonly mismatches: readonly unknown[];
+        readonly serverQueries: readonly unknown[];
+      };
+    };
+  },
+): SelfCheckFigures | undefined {
+  const local = run.summary.local;
+  if (local === undefined) return undefined;
+  return {
+    checks: local.checks,
+    mismatches: local.mismatches.length,
+    serverQueries: local.serverQueries.length,
   };
 }
 
@@ -334,6 +381,22 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
                 (used.busy - used.prom - run.usage.cpuSeconds).toFixed(1)
               }`,
           );
+          const check = selfCheckOf(run);
+          if (check !== undefined) {
+            log(
+              `[${mode}] ${i + 1}/${options.iterations}: ${check.checks} self-check(s), ` +
+                `${check.mismatches} mismatch(es), ${check.serverQueries} query(ies) on the server`,
+            );
+            if (check.mismatches > 0) {
+              log(
+                `[${mode}] WARNING: self-check mismatch: ${
+                  JSON.stringify(run.summary.local?.mismatches).slice(0, 600)
+                }`,
+              );
+            }
+          } else if (mode === "local") {
+            log(`[${mode}] WARNING: the run's summary has no local-mode section`);
+          }
           if (i === 0 && !collectedRos(run)) {
             log(
               `[${mode}] WARNING: the timed run reports no ROS hours: is ROS off in the environment?`,
@@ -384,6 +447,7 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
               `the timed run sent ${last.summary.queries}`,
           );
         }
+        const selfCheck = selfCheckOf(last);
         modes.push({
           mode,
           runs,
@@ -392,6 +456,7 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
           floorRequests: recorded.requests.length,
           floorBytes,
           rows: last.rows,
+          ...(selfCheck ? { selfCheck } : {}),
         });
         windows.push({ mode, hours: 24, peakRssBytes: runs.map((r) => r.peakRssBytes) });
         if (lastNoRos !== undefined) {
@@ -467,6 +532,7 @@ export function benchJson(report: BenchReport): Record<string, unknown> {
       modes: report.modes.map(summarizeMode),
       windows: summarizeWindows(report.windows),
       ros: summarizeRos(report.modes, report.noRos ?? []),
+      local: summarizeLocal(report.modes) ?? null,
     },
   };
 }

@@ -21,7 +21,29 @@ export const TARGETS = {
    * download of a cluster-day in server mode (ROS / `--no-ros` − 1).
    */
   maxRosOverhead: 0.35,
+  /**
+   * `--reduce local`: Prometheus's CPU seconds for the cluster-day may be at
+   * most this fraction of server mode's (medians).
+   */
+  localMaxPromCpuRatio: 1 / 20,
+  /** `--reduce local`: wall time at most this fraction of server mode's (medians). */
+  localMaxWallRatio: 1 / 4,
+  /** `--reduce local`: peak RSS of the cluster-day run, MB (10^6 bytes). */
+  localMaxRssMb: 256,
 } as const;
+
+/** A `--reduce` mode the bench measures. */
+export type ReduceMode = "server" | "client" | "local";
+
+/** What local mode's summary said about its self-checks (last timed run). */
+export interface SelfCheckFigures {
+  /** Self-checks made (one per batch and hour range). */
+  readonly checks: number;
+  /** Self-checks that failed: those hours were collected again in server mode. */
+  readonly mismatches: number;
+  /** Distinct queries evaluated on the server instead of here (e.g. unsupported). */
+  readonly serverQueries: number;
+}
 
 /** One timed run of one mode, with the floor measured right after it. */
 export interface TimedRun {
@@ -49,7 +71,7 @@ export interface TimedRun {
 
 /** Figures of one reduction mode over a cluster-day. */
 export interface ModeFigures {
-  readonly mode: "server" | "client";
+  readonly mode: ReduceMode;
   readonly runs: readonly TimedRun[];
   readonly queries: number;
   readonly bytesDownloaded: number;
@@ -57,6 +79,8 @@ export interface ModeFigures {
   readonly floorRequests: number;
   readonly floorBytes: number;
   readonly rows: number;
+  /** Local mode only: the self-checks of the last timed run. */
+  readonly selfCheck?: SelfCheckFigures;
 }
 
 /** One timed run with `--no-ros`, right after the mode's timed run (ROS on) and its floor. */
@@ -74,7 +98,7 @@ export interface NoRosRun {
  * mode's timed runs (which run with ROS, the default).
  */
 export interface NoRosFigures {
-  readonly mode: "server" | "client";
+  readonly mode: ReduceMode;
   readonly runs: readonly NoRosRun[];
   readonly queries: number;
   readonly bytesDownloaded: number;
@@ -83,7 +107,7 @@ export interface NoRosFigures {
 
 /** Peak RSS of one window in one mode. */
 export interface WindowFigures {
-  readonly mode: "server" | "client";
+  readonly mode: ReduceMode;
   readonly hours: number;
   /** Peak RSS of each run, bytes. */
   readonly peakRssBytes: readonly number[];
@@ -140,7 +164,7 @@ export function median(values: readonly number[]): number {
 
 /** Medians and derived figures of one mode. */
 export interface ModeSummary {
-  readonly mode: "server" | "client";
+  readonly mode: ReduceMode;
   readonly wallS: number;
   readonly processS: number;
   readonly floorS: number;
@@ -164,7 +188,7 @@ export interface ModeSummary {
 
 /** Peak RSS of one mode for 1 h and 24 h. */
 export interface WindowSummary {
-  readonly mode: "server" | "client";
+  readonly mode: ReduceMode;
   readonly rss1hMb: number;
   readonly rss24hMb: number;
   readonly growth: number;
@@ -243,7 +267,7 @@ export function summarizeMode(m: ModeFigures): ModeSummary {
  */
 export function summarizeWindows(windows: readonly WindowFigures[]): WindowSummary[] {
   const out: WindowSummary[] = [];
-  for (const mode of ["server", "client"] as const) {
+  for (const mode of ["server", "client", "local"] as const) {
     const one = windows.find((w) => w.mode === mode && w.hours === 1);
     const day = windows.find((w) => w.mode === mode && w.hours === 24);
     if (!one || !day) continue;
@@ -264,7 +288,7 @@ export function summarizeWindows(windows: readonly WindowFigures[]): WindowSumma
 
 /** What ROS costs in one mode: medians with ROS (the default) and with `--no-ros`. */
 export interface RosSummary {
-  readonly mode: "server" | "client";
+  readonly mode: ReduceMode;
   readonly wallS: number;
   readonly noRosWallS: number;
   /** wallS / noRosWallS − 1. */
@@ -363,6 +387,107 @@ export function summarizeRos(
   return out;
 }
 
+/**
+ * Local mode against server mode (medians of each): the figures of both and
+ * the three targets of `--reduce local` — Prometheus CPU and wall time as
+ * ratios local / server, peak RSS against `TARGETS.localMaxRssMb`. Without a
+ * server-mode measurement the ratios (and their verdicts) are `null`.
+ */
+export interface LocalTargetSummary {
+  readonly wallS: number;
+  readonly serverWallS: number | null;
+  /** wallS / serverWallS. */
+  readonly wallRatio: number | null;
+  readonly wallOk: boolean | null;
+  readonly promCpuS: number;
+  readonly serverPromCpuS: number | null;
+  /** promCpuS / serverPromCpuS. */
+  readonly promCpuRatio: number | null;
+  readonly promCpuOk: boolean | null;
+  readonly peakRssMb: number;
+  readonly serverPeakRssMb: number | null;
+  readonly rssOk: boolean;
+  readonly floorS: number;
+  readonly serverFloorS: number | null;
+  readonly bytesDownloaded: number;
+  readonly serverBytesDownloaded: number | null;
+  readonly queries: number;
+  readonly serverQueries: number | null;
+  readonly bridgeCpuS: number;
+  readonly serverBridgeCpuS: number | null;
+  readonly rows: number;
+  readonly serverRows: number | null;
+  /** The self-checks of local mode's last timed run, when its summary had them. */
+  readonly selfCheck: SelfCheckFigures | null;
+}
+
+/**
+ * Local mode's figures next to server mode's, with the verdicts of the
+ * local-mode targets (inclusive). `undefined` when local mode was not measured.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { summarizeLocal } from "./bench_report.ts";
+ *
+ * const run = (wallMs: number, promCpuS: number, peakRssBytes: number) => ({
+ *   wallMs, processMs: wallMs + 300, floorMs: wallMs, peakRssBytes, bridgeCpuS: 1,
+ *   promCpuS, floorPromCpuS: 2, floorClientCpuS: 0.5, otherCpuS: 0, floorOtherCpuS: 0,
+ *   stealS: 0,
+ * });
+ * const figures = (mode: "server" | "local", r: ReturnType<typeof run>) => ({
+ *   mode, runs: [r], queries: 10, bytesDownloaded: 1000, floorRequests: 10, floorBytes: 1000,
+ *   rows: 100,
+ * });
+ * const s = summarizeLocal([
+ *   figures("server", run(40_000, 60, 150e6)),
+ *   figures("local", run(8_000, 2, 200e6)),
+ * ])!;
+ * assert.equal(s.wallRatio, 0.2);
+ * assert.equal(s.wallOk && s.promCpuOk && s.rssOk, true);
+ * ```
+ */
+export function summarizeLocal(modes: readonly ModeFigures[]): LocalTargetSummary | undefined {
+  const local = modes.find((m) => m.mode === "local");
+  if (local === undefined || local.runs.length === 0) return undefined;
+  const server = modes.find((m) => m.mode === "server" && m.runs.length > 0);
+  const med = (m: ModeFigures, f: (r: TimedRun) => number) => median(m.runs.map(f));
+  const wallS = med(local, (r) => r.wallMs) / 1000;
+  const promCpuS = med(local, (r) => r.promCpuS);
+  const peakRssMb = med(local, (r) => r.peakRssBytes) / MB;
+  const serverWallS = server ? med(server, (r) => r.wallMs) / 1000 : null;
+  const serverPromCpuS = server ? med(server, (r) => r.promCpuS) : null;
+  const wallRatio = serverWallS === null ? null : wallS / serverWallS;
+  const promCpuRatio = serverPromCpuS === null ? null : promCpuS / serverPromCpuS;
+  return {
+    wallS,
+    serverWallS,
+    wallRatio,
+    // Compared as products, so that a figure exactly at the target passes despite rounding.
+    wallOk: serverWallS === null ? null : wallS <= serverWallS * TARGETS.localMaxWallRatio,
+    promCpuS,
+    serverPromCpuS,
+    promCpuRatio,
+    promCpuOk: serverPromCpuS === null
+      ? null
+      : promCpuS <= serverPromCpuS * TARGETS.localMaxPromCpuRatio,
+    peakRssMb,
+    serverPeakRssMb: server ? med(server, (r) => r.peakRssBytes) / MB : null,
+    rssOk: peakRssMb <= TARGETS.localMaxRssMb,
+    floorS: med(local, (r) => r.floorMs) / 1000,
+    serverFloorS: server ? med(server, (r) => r.floorMs) / 1000 : null,
+    bytesDownloaded: local.bytesDownloaded,
+    serverBytesDownloaded: server?.bytesDownloaded ?? null,
+    queries: local.queries,
+    serverQueries: server?.queries ?? null,
+    bridgeCpuS: med(local, (r) => r.bridgeCpuS),
+    serverBridgeCpuS: server ? med(server, (r) => r.bridgeCpuS) : null,
+    rows: local.rows,
+    serverRows: server?.rows ?? null,
+    selfCheck: local.selfCheck ?? null,
+  };
+}
+
 /** Fixed-width table: first column left-aligned, the others right-aligned. */
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
@@ -388,9 +513,108 @@ function percent(fraction: number): string {
   return `${p > 0 && fixed !== "0.0" ? "+" : ""}${fixed} %`;
 }
 
+/** A ratio as `0.123` (`—` when unknown). */
+const ratioText = (x: number | null) => (x === null ? "—" : x.toFixed(3));
+const verdict = (pass: boolean | null) => (pass === null ? "—" : ok(pass));
+const orDash = <T>(x: T | null, f: (v: T) => string) => (x === null ? "—" : f(x));
+
+/** The local-mode section: its figures next to server mode's, and the three targets. */
+function formatLocal(s: LocalTargetSummary): string[] {
+  const out: string[] = [];
+  out.push(
+    "Local mode (--reduce local) against server mode (medians; ratio = local / server):",
+  );
+  const fraction = (x: number) => `1/${Math.round(1 / x)}`;
+  out.push(
+    ...table(["figure", "server", "local", "ratio", "target", ""], [
+      [
+        "Prometheus CPU s",
+        orDash(s.serverPromCpuS, cpu),
+        cpu(s.promCpuS),
+        ratioText(s.promCpuRatio),
+        `≤ ${fraction(TARGETS.localMaxPromCpuRatio)}`,
+        verdict(s.promCpuOk),
+      ],
+      [
+        "wall s",
+        orDash(s.serverWallS, (v) => v.toFixed(2)),
+        s.wallS.toFixed(2),
+        ratioText(s.wallRatio),
+        `≤ ${fraction(TARGETS.localMaxWallRatio)}`,
+        verdict(s.wallOk),
+      ],
+      [
+        "peak RSS MB",
+        orDash(s.serverPeakRssMb, (v) => v.toFixed(1)),
+        s.peakRssMb.toFixed(1),
+        ratioText(s.serverPeakRssMb === null ? null : s.peakRssMb / s.serverPeakRssMb),
+        `≤ ${TARGETS.localMaxRssMb} MB`,
+        ok(s.rssOk),
+      ],
+      [
+        "floor s",
+        orDash(s.serverFloorS, (v) => v.toFixed(2)),
+        s.floorS.toFixed(2),
+        ratioText(s.serverFloorS === null ? null : s.floorS / s.serverFloorS),
+        "",
+        "",
+      ],
+      [
+        "downloaded",
+        orDash(s.serverBytesDownloaded, mib),
+        mib(s.bytesDownloaded),
+        ratioText(
+          s.serverBytesDownloaded === null ? null : s.bytesDownloaded / s.serverBytesDownloaded,
+        ),
+        "",
+        "",
+      ],
+      [
+        "bridge CPU s",
+        orDash(s.serverBridgeCpuS, cpu),
+        cpu(s.bridgeCpuS),
+        ratioText(s.serverBridgeCpuS === null ? null : s.bridgeCpuS / s.serverBridgeCpuS),
+        "",
+        "",
+      ],
+      [
+        "queries",
+        orDash(s.serverQueries, String),
+        String(s.queries),
+        ratioText(s.serverQueries === null ? null : s.queries / s.serverQueries),
+        "",
+        "",
+      ],
+      [
+        "rows",
+        orDash(s.serverRows, String),
+        String(s.rows),
+        ratioText(s.serverRows === null ? null : s.rows / s.serverRows),
+        "",
+        "",
+      ],
+    ]),
+  );
+  if (s.serverWallS === null) {
+    out.push("server mode was not measured (--modes): no ratios, only the RSS target is judged.");
+  }
+  if (s.selfCheck !== null) {
+    const c = s.selfCheck;
+    out.push(
+      `local self-checks: ${c.checks} made, ${c.mismatches} mismatch(es), ` +
+        `${c.serverQueries} query(ies) evaluated on the server instead` +
+        (c.mismatches > 0
+          ? " (WARNING: mismatched hours were collected again in server mode)"
+          : ""),
+    );
+  }
+  return out;
+}
+
 /**
  * The printed report: the hub, one row per mode with the targets next to
- * the figures, the window table and how the time was spent.
+ * the figures, the ROS cost, local mode next to server mode with the three
+ * local-mode targets, the window table and how the time was spent.
  *
  * @example
  * ```ts ignore
@@ -517,6 +741,8 @@ export function formatBenchReport(r: BenchReport): string {
     );
     out.push("");
   }
+  const local = summarizeLocal(r.modes);
+  if (local !== undefined) out.push(...formatLocal(local), "");
   const windows = summarizeWindows(r.windows);
   if (windows.length > 0) {
     out.push("Peak RSS by window (MB, fresh state and out each run):");

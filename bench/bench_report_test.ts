@@ -5,6 +5,8 @@ import {
   median,
   type ModeFigures,
   type NoRosFigures,
+  type ReduceMode,
+  summarizeLocal,
   summarizeMode,
   summarizeRos,
   summarizeWindows,
@@ -28,7 +30,7 @@ function run(wallMs: number, floorMs: number, peakRssBytes = 100e6): TimedRun {
   };
 }
 
-function mode(m: "server" | "client", runs: TimedRun[], rows = 60_000): ModeFigures {
+function mode(m: ReduceMode, runs: TimedRun[], rows = 60_000): ModeFigures {
   return {
     mode: m,
     runs,
@@ -220,4 +222,143 @@ Deno.test("formatBenchReport prints the ROS cost next to the 35 % target; none w
   // The existing figures are still there, unchanged.
   assert.match(text, /^server\s+13\.00\s+10\.00\s+1\.300\s+MISSED/m);
   assert.equal(TARGETS.maxRosOverhead, 0.35);
+});
+
+/** A run with the given wall time, Prometheus CPU and peak RSS (the rest as `run`). */
+function runWith(wallMs: number, promCpuS: number, peakRssBytes: number): TimedRun {
+  return { ...run(wallMs, wallMs, peakRssBytes), promCpuS };
+}
+
+Deno.test("summarizeLocal: local against server, medians, the three targets inclusive", () => {
+  const server = mode("server", [
+    runWith(40_000, 80, 150e6),
+    runWith(44_000, 100, 160e6),
+    runWith(42_000, 90, 155e6),
+  ]);
+  const local: ModeFigures = {
+    ...mode("local", [
+      runWith(9_000, 3, 200e6),
+      runWith(10_500, 5, 250e6),
+      runWith(10_000, 4, 240e6),
+    ]),
+    queries: 40,
+    bytesDownloaded: 30 * 1_048_576,
+    selfCheck: { checks: 4, mismatches: 0, serverQueries: 1 },
+  };
+  const s = summarizeLocal([server, mode("client", [run(50_000, 10_000)]), local])!;
+  assert.equal(s.wallS, 10);
+  assert.equal(s.serverWallS, 42);
+  assert.equal(s.wallRatio, 10 / 42);
+  assert.equal(s.wallOk, true);
+  assert.equal(s.promCpuS, 4);
+  assert.equal(s.serverPromCpuS, 90);
+  assert.equal(s.promCpuRatio, 4 / 90);
+  assert.equal(s.promCpuOk, true);
+  assert.equal(s.peakRssMb, 240);
+  assert.equal(s.serverPeakRssMb, 155);
+  assert.equal(s.rssOk, true);
+  assert.equal(s.queries, 40);
+  assert.equal(s.serverQueries, 144);
+  assert.equal(s.bytesDownloaded, 30 * 1_048_576);
+  assert.deepEqual(s.selfCheck, { checks: 4, mismatches: 0, serverQueries: 1 });
+
+  // Exactly at the targets: pass (1/20 and 1/4 are not exact in binary).
+  const at = summarizeLocal([
+    mode("server", [runWith(40_000, 100, 100e6)]),
+    mode("local", [runWith(10_000, 5, TARGETS.localMaxRssMb * 1e6)]),
+  ])!;
+  assert.deepEqual([at.wallOk, at.promCpuOk, at.rssOk], [true, true, true]);
+  const over = summarizeLocal([
+    mode("server", [runWith(40_000, 100, 100e6)]),
+    mode("local", [runWith(10_001, 5.01, 256.1e6)]),
+  ])!;
+  assert.deepEqual([over.wallOk, over.promCpuOk, over.rssOk], [false, false, false]);
+  assert.equal(TARGETS.localMaxPromCpuRatio, 0.05);
+  assert.equal(TARGETS.localMaxWallRatio, 0.25);
+  assert.equal(TARGETS.localMaxRssMb, 256);
+});
+
+Deno.test("summarizeLocal: no local mode, undefined; no server mode, no ratios", () => {
+  assert.equal(summarizeLocal([mode("server", [run(1_000, 1_000)])]), undefined);
+  assert.equal(summarizeLocal([mode("local", [])]), undefined);
+  const alone = summarizeLocal([mode("local", [runWith(10_000, 5, 300e6)])])!;
+  assert.equal(alone.wallS, 10);
+  assert.equal(alone.serverWallS, null);
+  assert.equal(alone.wallRatio, null);
+  assert.equal(alone.wallOk, null);
+  assert.equal(alone.promCpuRatio, null);
+  assert.equal(alone.promCpuOk, null);
+  assert.equal(alone.rssOk, false);
+  assert.equal(alone.selfCheck, null);
+});
+
+function localReport(modes: ModeFigures[]): BenchReport {
+  return {
+    hub: {
+      pods: 2000,
+      nodes: 80,
+      pvcs: 300,
+      vms: 20,
+      series: 41_517,
+      day: "2026-11-01",
+      cached: true,
+      prepareMs: 0,
+    },
+    machine: { cpus: 2, memTotalBytes: 25e9 },
+    prometheusVersion: "2.42.0+ds",
+    iterations: 1,
+    modes,
+    windows: [
+      { mode: "local", hours: 1, peakRssBytes: [100e6] },
+      { mode: "local", hours: 24, peakRssBytes: [120e6] },
+    ],
+    source: { before: "0123456789abcdef", after: "0123456789abcdef" },
+    compactionsDuringBench: 0,
+    sampledProcess: { command: "deno run … collect", childProcesses: 0 },
+  };
+}
+
+Deno.test("formatBenchReport prints local mode next to server mode with the three verdicts", () => {
+  const local: ModeFigures = {
+    ...mode("local", [{ ...runWith(10_000, 6, 300e6), floorMs: 8_000, bridgeCpuS: 9 }]),
+    queries: 52,
+    bytesDownloaded: 30 * 1_048_576,
+    floorRequests: 52,
+    floorBytes: 30 * 1_048_576,
+    selfCheck: { checks: 4, mismatches: 1, serverQueries: 0 },
+  };
+  const text = formatBenchReport(
+    localReport([mode("server", [runWith(50_000, 100, 150e6)]), local]),
+  );
+  // The main table has a local row, with the existing floor and RSS verdicts.
+  assert.match(
+    text,
+    /^local\s+10\.00\s+8\.00\s+1\.250\s+MISSED\s+30\.0 MiB\s+52\s+300\.0\s+MISSED/m,
+  );
+  assert.match(
+    text,
+    /^Local mode \(--reduce local\) against server mode \(medians; ratio = local \/ server\):$/m,
+  );
+  assert.match(text, /^figure\s+server\s+local\s+ratio\s+target$/m);
+  assert.match(text, /^Prometheus CPU s\s+100\.0\s+6\.0\s+0\.060\s+≤ 1\/20\s+MISSED$/m);
+  assert.match(text, /^wall s\s+50\.00\s+10\.00\s+0\.200\s+≤ 1\/4\s+ok$/m);
+  assert.match(text, /^peak RSS MB\s+150\.0\s+300\.0\s+2\.000\s+≤ 256 MB\s+MISSED$/m);
+  assert.match(text, /^floor s\s+50\.00\s+8\.00\s+0\.160$/m);
+  assert.match(text, /^downloaded\s+3\.0 MiB\s+30\.0 MiB\s+10\.000$/m);
+  assert.match(text, /^bridge CPU s\s+12\.5\s+9\.0\s+0\.720$/m);
+  assert.match(text, /^queries\s+144\s+52\s+0\.361$/m);
+  assert.match(text, /^local self-checks: 4 made, 1 mismatch\(es\), 0 .*\(WARNING/m);
+  // The window table and the CPU table have their local rows too.
+  assert.match(text, /^local\s+100\.0\s+120\.0\s+1\.20\s+ok\s+ok$/m);
+  assert.match(text, /^local\s+9\.0\s+6\.0\s+0\.5\s/m);
+
+  const alone = formatBenchReport(localReport([local]));
+  assert.match(alone, /^Prometheus CPU s\s+—\s+6\.0\s+—\s+≤ 1\/20\s+—$/m);
+  assert.match(alone, /^peak RSS MB\s+—\s+300\.0\s+—\s+≤ 256 MB\s+MISSED$/m);
+  assert.match(alone, /server mode was not measured/);
+  // Without local mode, no local section.
+  assert.doesNotMatch(
+    formatBenchReport(localReport([mode("server", [run(1_000, 1_000)])])),
+    /Local mode/,
+  );
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { benchJson, benchKind, parseBenchArgs, runBench } from "./bench.ts";
+import { benchJson, benchKind, MODES, parseBenchArgs, runBench, selfCheckOf } from "./bench.ts";
 import { formatBenchReport } from "./bench_report.ts";
 
 Deno.test("parseBenchArgs: defaults, --quick, BENCH_CACHE, overrides", () => {
@@ -7,14 +7,14 @@ Deno.test("parseBenchArgs: defaults, --quick, BENCH_CACHE, overrides", () => {
     pods: 2000,
     iterations: 3,
     hoursPerFile: 6,
-    modes: ["server", "client"],
+    modes: ["server", "client", "local"],
     quick: false,
   });
   assert.deepEqual(parseBenchArgs(["--quick"], { BENCH_CACHE: "" }), {
     pods: 100,
     iterations: 1,
     hoursPerFile: 24,
-    modes: ["server", "client"],
+    modes: ["server", "client", "local"],
     quick: true,
   });
   const o = parseBenchArgs(
@@ -25,7 +25,7 @@ Deno.test("parseBenchArgs: defaults, --quick, BENCH_CACHE, overrides", () => {
     pods: 2500,
     iterations: 5,
     hoursPerFile: 6,
-    modes: ["server", "client"],
+    modes: ["server", "client", "local"],
     quick: false,
     cacheDir: "/c",
     jsonOut: "/tmp/b.json",
@@ -34,11 +34,23 @@ Deno.test("parseBenchArgs: defaults, --quick, BENCH_CACHE, overrides", () => {
   assert.equal(parseBenchArgs(["--quick", "--pods", "300"], {}).pods, 300);
 });
 
-Deno.test("parseBenchArgs --modes: a subset, always in the order server, client", () => {
+Deno.test("parseBenchArgs --modes: a subset, always in the order server, client, local", () => {
+  assert.deepEqual(MODES, ["server", "client", "local"]);
   assert.deepEqual(parseBenchArgs(["--modes", "server"], {}).modes, ["server"]);
   assert.deepEqual(parseBenchArgs(["--modes", "client"], {}).modes, ["client"]);
+  assert.deepEqual(parseBenchArgs(["--modes", "local"], {}).modes, ["local"]);
   assert.deepEqual(parseBenchArgs(["--modes", "client, server"], {}).modes, ["server", "client"]);
+  assert.deepEqual(parseBenchArgs(["--modes", "local,server"], {}).modes, ["server", "local"]);
+  assert.deepEqual(parseBenchArgs(["--modes", "local,client,server"], {}).modes, [
+    "server",
+    "client",
+    "local",
+  ]);
   assert.throws(() => parseBenchArgs(["--modes", "both"], {}), /--modes "both"/);
+  assert.throws(
+    () => parseBenchArgs(["--modes", "remote"], {}),
+    /expected a comma-separated list of server, client, local/,
+  );
   assert.throws(() => parseBenchArgs(["--modes", ""], {}), RangeError);
   assert.throws(() => parseBenchArgs(["--modes", "server,"], {}), RangeError);
 });
@@ -70,6 +82,22 @@ Deno.test("benchKind: --fleet and --skip pick the benchmark anywhere on the line
   assert.throws(() => parseBenchArgs(["--fleet"], {}), TypeError);
 });
 
+Deno.test("selfCheckOf: local mode's self-check counts; undefined without a local section", () => {
+  assert.equal(selfCheckOf({ summary: {} }), undefined);
+  assert.deepEqual(
+    selfCheckOf({
+      summary: {
+        local: {
+          checks: 8,
+          mismatches: [{ query: "q", clusters: ["c"] }],
+          serverQueries: [{ query: "a", reason: "r" }, { query: "b", reason: "r" }],
+        },
+      },
+    }),
+    { checks: 8, mismatches: 1, serverQueries: 2 },
+  );
+});
+
 function benchTemps(): Set<string> {
   const dir = Deno.env.get("TMPDIR") ?? "/tmp";
   return new Set(
@@ -80,7 +108,7 @@ function benchTemps(): Set<string> {
 }
 
 Deno.test({
-  name: "runBench on a tiny cluster: both modes, floors replay the same bytes, all cleaned up",
+  name: "runBench on a tiny cluster: all three modes, floors replay the same bytes, all cleaned up",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -103,12 +131,18 @@ async function checkTinyBench(): Promise<void> {
   {
     const lines: string[] = [];
     const report = await runBench(
-      { pods: 3, iterations: 1, hoursPerFile: 24, modes: ["server", "client"], quick: true },
+      {
+        pods: 3,
+        iterations: 1,
+        hoursPerFile: 24,
+        modes: ["server", "client", "local"],
+        quick: true,
+      },
       { log: (l) => lines.push(l) },
     );
-    assert.deepEqual(report.modes.map((m) => m.mode), ["server", "client"]);
-    const [server, client] = report.modes;
-    assert.ok(server && client);
+    assert.deepEqual(report.modes.map((m) => m.mode), ["server", "client", "local"]);
+    const [server, client, local] = report.modes;
+    assert.ok(server && client && local);
     for (const m of report.modes) {
       assert.equal(m.runs.length, 1);
       assert.ok(m.rows > 0);
@@ -122,10 +156,15 @@ async function checkTinyBench(): Promise<void> {
     }
     // Same cluster-day, same rows; the server reduces, so it downloads less.
     assert.equal(server.rows, client.rows);
+    assert.equal(local.rows, server.rows);
     assert.ok(server.bytesDownloaded < client.bytesDownloaded);
+    // Local mode's self-checks all agreed (a mismatch would recollect hours in server mode).
+    assert.ok(local.selfCheck && local.selfCheck.checks > 0, JSON.stringify(local.selfCheck));
+    assert.equal(local.selfCheck.mismatches, 0);
+    assert.equal(server.selfCheck, undefined);
     assert.deepEqual(
       report.windows.map((w) => `${w.mode}/${w.hours}`).sort(),
-      ["client/1", "client/24", "server/1", "server/24"],
+      ["client/1", "client/24", "local/1", "local/24", "server/1", "server/24"],
     );
     // Server mode is also run with --no-ros: fewer queries, bytes and rows, same for the rest.
     assert.deepEqual(report.noRos?.map((n) => n.mode), ["server"]);
@@ -147,10 +186,21 @@ async function checkTinyBench(): Promise<void> {
     assert.match(text, /^server\s+\d+\.\d\d\s+\d+\.\d\d\s+\d+\.\d{3}\s+(ok|MISSED)\s/m);
     assert.match(text, /^ROS cost, server mode/m);
     assert.match(text, /^wall s\s+\d+\.\d\d\s+\d+\.\d\d\s+[+-]?\d+\.\d %\s+(ok|MISSED)$/m);
+    assert.match(text, /^local\s+\d+\.\d\d\s+\d+\.\d\d\s+\d+\.\d{3}\s+(ok|MISSED)\s/m);
+    assert.match(
+      text,
+      /^Prometheus CPU s\s+\d+\.\d\s+\d+\.\d\s+\d+\.\d{3}\s+≤ 1\/20\s+(ok|MISSED)$/m,
+    );
     const json = benchJson(report) as {
-      summary: { modes: { ratio: number }[]; ros: { queryOverhead: number }[] };
+      summary: {
+        modes: { ratio: number }[];
+        ros: { queryOverhead: number }[];
+        local: { wallRatio: number; promCpuOk: boolean; rssOk: boolean } | null;
+      };
     };
-    assert.equal(json.summary.modes.length, 2);
+    assert.equal(json.summary.modes.length, 3);
+    assert.ok(json.summary.local && json.summary.local.wallRatio > 0);
+    assert.equal(typeof json.summary.local.promCpuOk, "boolean");
     assert.equal(json.summary.ros.length, 1);
     assert.ok(json.summary.ros[0]!.queryOverhead > 0);
     assert.ok(json.summary.modes.every((m) => Number.isFinite(m.ratio) && m.ratio > 0));

@@ -32,7 +32,8 @@ export interface CollectRunOptions {
   readonly hours?: { readonly from: string; readonly to: string };
   /** More `collect` flags, after the others (e.g. `--cluster-batch 1`, `--no-skip-empty`). */
   readonly extraArgs?: readonly string[];
-  readonly mode: "server" | "client";
+  /** `--reduce`. */
+  readonly mode: "server" | "client" | "local";
   /** Fresh `--state` folder. */
   readonly stateDir: string;
   /** Fresh `--out` folder. */

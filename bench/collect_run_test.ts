@@ -49,6 +49,14 @@ Deno.test("collectArgs runs src/cli/main.ts collect with every option and --json
   assert.ok(!collectArgs(BASE).includes("--record"));
 });
 
+Deno.test("collectArgs passes each --reduce mode, local included", () => {
+  for (const mode of ["server", "client", "local"] as const) {
+    const args = collectArgs({ ...BASE, mode });
+    assert.equal(args[args.indexOf("--reduce") + 1], mode);
+    assert.equal(args.filter((a) => a === "--reduce").length, 1);
+  }
+});
+
 Deno.test("collectArgs: ROS is the CLI's default; ros: false adds --no-ros", () => {
   assert.ok(!collectArgs(BASE).includes("--no-ros"));
   assert.ok(!collectArgs({ ...BASE, ros: true }).includes("--no-ros"));
