@@ -1157,15 +1157,20 @@ interface LSet {
   readonly key: string;
 }
 
-const SEP_NV = "\uDBFF";
-const SEP_PAIR = "\uD800";
+/**
+ * One label as part of a key: name and value each prefixed with its length,
+ * so a sequence of them is uniquely decodable whatever the values contain,
+ * and the key stays a one-byte string for Latin-1 labels (half the memory of
+ * the two-byte strings that separator characters outside Latin-1 would make).
+ */
+function keyPart(name: string, value: string): string {
+  return `${name.length}:${name}${value.length}:${value}`;
+}
 
 function makeLSet(names: string[], values: string[]): LSet {
-  let key = "";
-  for (let i = 0; i < names.length; i++) {
-    key += (i === 0 ? "" : SEP_PAIR) + names[i] + SEP_NV + values[i];
-  }
-  return { names, values, key };
+  const parts = new Array<string>(names.length);
+  for (let i = 0; i < names.length; i++) parts[i] = keyPart(names[i]!, values[i]!);
+  return { names, values, key: parts.join("") }; // one flat string, not a rope of parts
 }
 
 function lsetFromLabels(metric: Labels): LSet {
@@ -1236,7 +1241,7 @@ function signature(ls: LSet, matching: Matching, meta: ReadonlySet<string>): str
     const n = ls.names[i]!;
     const listed = matching.labels.includes(n);
     if (matching.on ? !listed : listed || meta.has(n)) continue;
-    key += SEP_PAIR + n + SEP_NV + ls.values[i];
+    key += keyPart(n, ls.values[i]!);
   }
   return key;
 }
