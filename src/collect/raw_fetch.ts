@@ -1,9 +1,16 @@
 /**
  * Fetches the raw samples of every selector the cost queries read, for the
  * local reduction mode (`--reduce local`): one instant query
- * `<selector>[<range>s]` per selector, each series turned at once into two
- * flat `Float64Array`s (timestamps in ms, values), so the evaluator can run
- * the queries in the bridge.
+ * `<selector>[<range>s]` per selector, each series' samples appended at once to
+ * its answer's large flat `Float64Array`s (timestamps in ms, values), so the
+ * evaluator can run the queries in the bridge.
+ *
+ * **Compact storage.** A 6-hour range of a 2,000-pod cluster is ~60,000 series
+ * × ~78 samples. Each series' `t` and `v` are `subarray` views into a few large
+ * chunks per answer (no `ArrayBuffer` per series), and the label values of all
+ * series of a call share one string per distinct value (pod, namespace, node
+ * names repeat across series and selectors). `src/collect/raw_fetch_bench.ts`
+ * measures it.
  *
  * **Why raw samples are safe to use.** The answer to a plain range selector
  * (`x{…}[3720s]`, no function around it) at an instant is the stored samples
@@ -78,8 +85,11 @@ export interface RawStore {
   /** Series over all keys. */
   readonly seriesCount: number;
   /**
-   * Approximate memory held: the typed arrays' bytes (16 per sample) plus 2
-   * bytes per character of the label names and values.
+   * Approximate memory held: the sample chunks' bytes (16 per sample, plus the
+   * few unused slots left in them), 2 bytes per character of each distinct
+   * label name and value (shared by all series of the call), and an estimate
+   * of the objects: 200 bytes per series (its `RawSeries` and two views) and
+   * 16 per label of its `metric`.
    */
   readonly bytes: number;
 }
@@ -150,12 +160,161 @@ export function sortSeries(series: RawSeries[]): RawSeries[] {
   return series.sort((x, y) => compareLabelSets(x.metric, names.get(x)!, y.metric, names.get(y)!));
 }
 
-/** One answer's series, checked and converted; dropped when the attempt fails. */
+/** Samples of the first chunk of an answer; each next chunk doubles, up to {@linkcode CHUNK_MAX}. */
+const CHUNK_MIN = 1_024;
+/** Largest chunk, in samples (2 MiB per array), unless one series needs more. */
+const CHUNK_MAX = 262_144;
+/** Estimated V8 bytes per series besides its samples and strings: the `RawSeries` and its two views. */
+const SERIES_OVERHEAD_BYTES = 200;
+/** Estimated V8 bytes per label of a series' `metric` object (its property slot and share of the object). */
+const LABEL_OVERHEAD_BYTES = 16;
+
+/** One chunk of an answer's samples: timestamps and values side by side, filled from the front. */
+interface Chunk {
+  t: Float64Array;
+  v: Float64Array;
+  /** Samples written and committed. */
+  used: number;
+}
+
+/**
+ * The label names and values of one {@linkcode fetchRaw} call, each distinct
+ * string kept once and numbered: every series' `metric` is made to point at
+ * the kept strings, so a pod, namespace or node name repeated across series
+ * and selectors is stored once.
+ */
+class Interner {
+  readonly #ids = new Map<string, number>();
+  readonly #strings: string[] = [];
+  /** UTF-16 code units over the distinct strings. */
+  chars = 0;
+
+  /** The number of `s`; `strings[id]` is the kept string equal to `s`. */
+  id(s: string): number {
+    let id = this.#ids.get(s);
+    if (id === undefined) {
+      id = this.#strings.length;
+      this.#ids.set(s, id);
+      this.#strings.push(s);
+      this.chars += s.length;
+    }
+    return id;
+  }
+
+  /** The kept string of `id`. */
+  string(id: number): string {
+    return this.#strings[id]!;
+  }
+}
+
+/** A 32-bit mix of a label's name and value numbers; summed over a set, it does not depend on the labels' order. */
+function mixPair(name: number, value: number): number {
+  let x = Math.imul(name + 1, 0x9e3779b1) ^ value;
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return x ^ (x >>> 16);
+}
+
+/** Whether `a` (with names `aNames`) and `b` hold the same labels. */
+function sameLabels(a: Labels, aNames: readonly string[], b: Labels): boolean {
+  let count = 0;
+  for (const _ in b) count++;
+  if (count !== aNames.length) return false;
+  for (const n of aNames) if (!Object.hasOwn(b, n) || b[n] !== a[n]) return false;
+  return true;
+}
+
+/**
+ * One answer's series, checked and converted; dropped when the attempt fails.
+ *
+ * Samples are appended to chunks of doubling size (never reallocated, so the
+ * series' places stay put); {@linkcode Answer.finish} trims the chunks' unused
+ * tails and hands out each series' `t`/`v` as `subarray` views into them.
+ * No chunk is written to after that, so the views never change.
+ */
 class Answer {
-  series: RawSeries[] = [];
-  seen = new Set<string>();
+  readonly #chunks: Chunk[] = [];
+  /** Per committed series: its labels, chunk, first sample in the chunk and count. */
+  readonly #metrics: Labels[] = [];
+  readonly #chunkOf: number[] = [];
+  readonly #start: number[] = [];
+  readonly #count: number[] = [];
+  /** Label-set hash → index (or indexes, on a collision) of the committed series with it. */
+  #byHash = new Map<number, number | number[]>();
+  /** Samples over the committed series. */
   samples = 0;
-  labelChars = 0;
+  /** Sample slots allocated (after {@linkcode Answer.finish}: kept). */
+  capacity = 0;
+  /** Labels over the committed series. */
+  labels = 0;
+
+  /** The chunk to write `n` samples into, from its `used` on. */
+  reserve(n: number): Chunk {
+    const last = this.#chunks[this.#chunks.length - 1];
+    if (last !== undefined && last.t.length - last.used >= n) return last;
+    const size = Math.max(
+      n,
+      last === undefined ? CHUNK_MIN : Math.min(CHUNK_MAX, last.t.length * 2),
+    );
+    const chunk: Chunk = { t: new Float64Array(size), v: new Float64Array(size), used: 0 };
+    this.#chunks.push(chunk);
+    this.capacity += size;
+    return chunk;
+  }
+
+  /** The committed series with the same labels as `labels` (whose hash is `hash`), if any. */
+  find(hash: number, labels: Labels, names: readonly string[]): Labels | undefined {
+    const at = this.#byHash.get(hash);
+    if (at === undefined) return undefined;
+    for (const i of typeof at === "number" ? [at] : at) {
+      const other = this.#metrics[i]!;
+      if (sameLabels(labels, names, other)) return other;
+    }
+    return undefined;
+  }
+
+  /** Commits a series whose `n` samples were written to the last reserved chunk at its `used`. */
+  commit(hash: number, metric: Labels, n: number, labelCount: number): void {
+    const index = this.#metrics.length;
+    const chunk = this.#chunks.length - 1;
+    this.#metrics.push(metric);
+    this.#chunkOf.push(chunk);
+    this.#start.push(this.#chunks[chunk]!.used);
+    this.#count.push(n);
+    this.#chunks[chunk]!.used += n;
+    const at = this.#byHash.get(hash);
+    if (at === undefined) this.#byHash.set(hash, index);
+    else if (typeof at === "number") this.#byHash.set(hash, [at, index]);
+    else at.push(index);
+    this.samples += n;
+    this.labels += labelCount;
+  }
+
+  /** The series, with views into the trimmed chunks; the answer is spent afterwards. */
+  finish(): RawSeries[] {
+    this.#byHash = new Map();
+    const chunks = this.#chunks;
+    for (const c of chunks) {
+      const spare = c.t.length - c.used;
+      if (spare > 0 && spare * 16 >= c.t.length) {
+        // Copy the used part to exactly sized arrays; the big ones are dropped.
+        c.t = c.t.slice(0, c.used);
+        c.v = c.v.slice(0, c.used);
+        this.capacity -= spare;
+      }
+    }
+    const series = this.#metrics.map((metric, i): RawSeries => {
+      const c = chunks[this.#chunkOf[i]!]!;
+      const start = this.#start[i]!, end = start + this.#count[i]!;
+      return { metric, t: c.t.subarray(start, end), v: c.v.subarray(start, end) };
+    });
+    chunks.length = 0;
+    this.#metrics.length = 0;
+    this.#chunkOf.length = 0;
+    this.#start.length = 0;
+    this.#count.length = 0;
+    return series;
+  }
 }
 
 /** Server or query text for a message: one line, control characters escaped, at most 300 characters. */
@@ -177,9 +336,9 @@ function showLabels(metric: Labels): string {
  * Fetches the raw samples of every selector of `request`: one instant query
  * `${key}[${rangeSeconds}s]` at `lastMs / 1000` per {@linkcode SelectorNeed},
  * all started at once (the client bounds how many are in flight). The first
- * failure aborts the others and is thrown. Each streamed series is converted
- * at once into exactly sized `Float64Array`s (the `[t, "v"]` pairs are not
- * kept) and checked; a series is refused with a `thanos_parse`
+ * failure aborts the others and is thrown. Each streamed series is checked and
+ * converted at once into its answer's sample chunks (the `[t, "v"]` pairs are
+ * not kept); a series is refused with a `thanos_parse`
  * {@linkcode BridgeError} naming the selector and its labels when its
  * labels are not a flat string map, its timestamps are not strictly
  * ascending or outside `[time - range, time]`, a value is not a Go float, or
@@ -190,7 +349,14 @@ function showLabels(metric: Labels): string {
  * (`maxSeries`, `maxAnswerBytes`, `maxSeriesBytes`) apply to each raw answer.
  *
  * Memory: 16 bytes per sample plus the labels; the answers' text is parsed
- * one series at a time and not kept.
+ * one series at a time and not kept. Each answer's samples are appended to
+ * chunks of doubling size (1,024 samples up to 262,144, never reallocated);
+ * once every answer is in, each chunk's unused tail is trimmed off (one copy
+ * of that chunk) and each series gets `subarray` views of its span, so its
+ * `t.buffer` is shared with the other series of the chunk. Label values (as
+ * kept in each series' `metric` object, which is the client's object, its
+ * values replaced in place) are shared through one table per call: equal
+ * strings across series and selectors are one string.
  *
  * @param client The Thanos client (only `queryInstant` is used).
  * @param request The evaluation span and the selectors.
@@ -242,10 +408,14 @@ export async function fetchRaw(
   else signal?.addEventListener("abort", forward, { once: true });
   let failure: { error: unknown } | undefined;
   const answers = new Map<string, Answer>();
+  const interner = new Interner();
   try {
     const tasks = [...margins].map(async ([key, marginMs]) => {
       try {
-        answers.set(key, await fetchOne(client, request, key, marginMs, inner.signal, counter));
+        answers.set(
+          key,
+          await fetchOne(client, request, key, marginMs, interner, inner.signal, counter),
+        );
       } catch (error) {
         if (failure === undefined) {
           failure = { error };
@@ -259,13 +429,15 @@ export async function fetchRaw(
   }
   if (failure !== undefined) throw failure.error;
 
-  let samples = 0, seriesCount = 0, labelChars = 0;
+  let samples = 0, seriesCount = 0, capacity = 0, labels = 0;
   const byKey = new Map<string, readonly RawSeries[]>();
   for (const [key, answer] of answers) {
-    byKey.set(key, sortSeries(answer.series));
+    const series = answer.finish();
+    byKey.set(key, sortSeries(series));
     samples += answer.samples;
-    seriesCount += answer.series.length;
-    labelChars += answer.labelChars;
+    seriesCount += series.length;
+    capacity += answer.capacity;
+    labels += answer.labels;
   }
   return {
     series(key: string): readonly RawSeries[] {
@@ -277,7 +449,8 @@ export async function fetchRaw(
     },
     samples,
     seriesCount,
-    bytes: samples * 16 + labelChars * 2,
+    bytes: capacity * 16 + interner.chars * 2 + seriesCount * SERIES_OVERHEAD_BYTES +
+      labels * LABEL_OVERHEAD_BYTES,
   };
 }
 
@@ -287,6 +460,7 @@ async function fetchOne(
   request: RawFetchRequest,
   key: string,
   marginMs: number,
+  interner: Interner,
   signal: AbortSignal,
   counter: QueryCounter | undefined,
 ): Promise<Answer> {
@@ -317,21 +491,29 @@ async function fetchOne(
       throw refuse({}, "has labels that are not an object");
     }
     const labels = metric as Record<string, unknown>;
-    const names = Object.keys(labels).sort(compareUtf8);
-    let chars = 0;
+    const names = Object.keys(labels);
     for (const n of names) {
-      const v = labels[n];
-      if (typeof v !== "string") {
-        throw refuse({}, `has label ${showValue(n)} that is not a string`);
+      if (typeof labels[n] !== "string") {
+        // Name the first such label in sorted order.
+        const bad = names.sort(compareUtf8).find((m) => typeof labels[m] !== "string")!;
+        throw refuse({}, `has label ${showValue(bad)} that is not a string`);
       }
-      chars += n.length + v.length;
     }
-    const id = JSON.stringify(names.map((n) => [n, labels[n]]));
-    if (answer.seen.has(id)) throw refuse(metric as Labels, "comes twice in one answer");
+    // Point the labels at the call's kept strings, and hash the set by their numbers.
+    let hash = names.length;
+    for (const n of names) {
+      const value = interner.id(labels[n] as string);
+      Reflect.set(labels, n, interner.string(value));
+      hash = (hash + mixPair(interner.id(n), value)) | 0;
+    }
+    if (answer.find(hash, labels as Labels, names) !== undefined) {
+      throw refuse(metric as Labels, "comes twice in one answer");
+    }
     const values = s.values;
     const n = values.length;
-    const t = new Float64Array(n);
-    const v = new Float64Array(n);
+    // Written at the chunk's free end; committed (kept) only once the whole series passed.
+    const chunk = answer.reserve(n);
+    const t = chunk.t, v = chunk.v, at = chunk.used;
     let previous = -Infinity;
     for (let i = 0; i < n; i++) {
       const [ts, text] = values[i]!;
@@ -349,9 +531,9 @@ async function fetchOne(
         );
       }
       previous = ms;
-      t[i] = ms;
+      t[at + i] = ms;
       try {
-        v[i] = parseSampleValue(text);
+        v[at + i] = parseSampleValue(text);
       } catch (error) {
         throw refuse(
           metric as Labels,
@@ -359,14 +541,10 @@ async function fetchOne(
         );
       }
     }
-    answer.seen.add(id);
-    answer.series.push({ metric: metric as Labels, t, v });
-    answer.samples += n;
-    answer.labelChars += chars;
+    answer.commit(hash, metric as Labels, n, names.length);
   };
   await client.queryInstant(q, onSeries, signal, () => {
     answer = new Answer();
   }, counter);
-  answer.seen = new Set();
   return answer;
 }

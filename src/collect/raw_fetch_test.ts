@@ -4,7 +4,14 @@ import { BridgeError } from "../model.ts";
 import { type Series, ThanosClient, type ThanosClientOptions } from "../thanos/thanos_client.ts";
 import { backfill, startPrometheus } from "../../tools/synth/prometheus.ts";
 import { answer, hangingBody, json, withServer } from "../thanos/test_server.ts";
-import { fetchRaw, rangeSeconds, type RawSeries, sortSeries } from "./raw_fetch.ts";
+import {
+  fetchRaw,
+  type InstantQuerier,
+  rangeSeconds,
+  type RawSeries,
+  sortSeries,
+  type StreamedSeries,
+} from "./raw_fetch.ts";
 
 const FIRST_MS = Date.UTC(2026, 10, 1, 3, 0); // 1_793_502_000_000
 const LAST_MS = Date.UTC(2026, 10, 1, 3, 59);
@@ -105,7 +112,11 @@ Deno.test("fetchRaw: one instant query per selector at lastMs, typed arrays, sor
         assert.ok(Number.isNaN(a[1]!.v[1]));
         assert.equal(a[1]!.v[2], Infinity);
         assert.equal(a[0]!.v[0], 0.25);
-        assert.equal(a[0]!.t.buffer.byteLength, 8); // sized exactly
+        // Views into one trimmed chunk per answer: no buffer per series, no spare slots.
+        assert.equal(a[0]!.t.buffer, a[1]!.t.buffer);
+        assert.equal(a[0]!.v.buffer, a[1]!.v.buffer);
+        assert.equal(a[0]!.t.buffer.byteLength, 4 * 8);
+        assert.equal(a[0]!.t.length, 1);
         assert.deepEqual(store.series(KEY_B), []);
         assert.equal(store.samples, 4);
         assert.equal(store.seriesCount, 2);
@@ -203,11 +214,166 @@ Deno.test("fetchRaw: a retried query drops what the failed attempt delivered", a
         assert.equal(seen.length, 2);
         assert.deepEqual(store.series(KEY_A).map((s) => s.metric.pod), ["p1", "p2"]);
         assert.equal(store.samples, 2);
+        // The failed attempt's samples are not in the kept chunk.
+        assert.equal(store.series(KEY_A)[0]!.t.buffer.byteLength, 2 * 8);
       } finally {
         client.close();
       }
     },
   );
+});
+
+/** A client that streams `attempts[k]` for attempt k of each query, calling `onRetry` between them. */
+function fakeClient(
+  answers: (key: string) => StreamedSeries[][],
+  seen: string[] = [],
+): InstantQuerier {
+  return {
+    queryInstant(q, onSeries, _signal, onRetry) {
+      const key = q.query.replace(/\[\d+s\]$/, "");
+      seen.push(key);
+      const attempts = answers(key);
+      attempts.forEach((attempt, k) => {
+        if (k > 0) onRetry?.();
+        for (const s of attempt) onSeries(s);
+      });
+      return Promise.resolve(undefined);
+    },
+  };
+}
+
+/** `n` samples ending at LAST_MS, `stepMs` apart; value i + offset. */
+function samples(n: number, stepMs: number, offset = 0): [number, string][] {
+  return Array.from(
+    { length: n },
+    (_, i): [number, string] => [(LAST_MS - (n - 1 - i) * stepMs) / 1000, String(i + offset)],
+  );
+}
+
+Deno.test("fetchRaw: many series over several chunks, one series larger than a chunk, empty series, retries", async () => {
+  const pods = 3_000;
+  const big = 300_000; // more than the largest chunk (262,144 samples)
+  const attempt = (offset: number): StreamedSeries[] => {
+    const out: StreamedSeries[] = [];
+    for (let i = 0; i < pods; i++) {
+      out.push({
+        metric: { __name__: "m", namespace: `ns-${i % 7}`, pod: `p${String(i).padStart(4, "0")}` },
+        values: samples(1 + (i % 100), 60_000, i + offset),
+      });
+      if (i === 1_500) {
+        out.push({ metric: { __name__: "m", pod: "big" }, values: samples(big, 10, offset) });
+        out.push({ metric: { __name__: "m", pod: "empty" }, values: [] });
+      }
+    }
+    return out;
+  };
+  const store = await fetchRaw(
+    fakeClient((key) =>
+      key === KEY_A ? [attempt(7).slice(0, 2_000), attempt(0)] : [attempt(0).slice(0, 10)]
+    ),
+    {
+      firstMs: LAST_MS,
+      lastMs: LAST_MS,
+      needs: [{ key: KEY_A, marginMs: 6_000_000 }, {
+        key: KEY_B,
+        marginMs: 6_000_000,
+      }],
+    },
+  );
+  const a = store.series(KEY_A);
+  assert.equal(a.length, pods + 2);
+  let total = 0;
+  for (const s of a) {
+    const pod = s.metric.pod!;
+    if (pod === "big") {
+      assert.equal(s.t.length, big);
+      assert.equal(s.v[0], 0);
+      assert.equal(s.v[big - 1], big - 1);
+      assert.equal(s.t[big - 1], LAST_MS);
+    } else if (pod === "empty") {
+      assert.equal(s.t.length, 0);
+      assert.equal(s.v.length, 0);
+    } else {
+      const i = Number(pod.slice(1));
+      const n = 1 + (i % 100);
+      assert.equal(s.metric.namespace, `ns-${i % 7}`);
+      assert.equal(s.t.length, n, pod);
+      assert.equal(s.v.length, n, pod);
+      assert.deepEqual([...s.v], Array.from({ length: n }, (_, k) => k + i), pod);
+      assert.equal(s.t[n - 1], LAST_MS);
+      assert.equal(s.t[0], LAST_MS - (n - 1) * 60_000);
+    }
+    total += s.t.length;
+  }
+  assert.equal(store.samples, total + 55); // KEY_B: 10 series of 1..10 samples
+  assert.equal(store.seriesCount, pods + 2 + 10);
+  // Few buffers, none with more than a few spare slots.
+  const buffers = new Set(a.map((s) => s.t.buffer));
+  assert.ok(buffers.size <= 12, `${buffers.size} buffers`);
+  let slots = 0;
+  for (const b of buffers) slots += b.byteLength / 8;
+  assert.ok(slots - total < total / 16, `${slots} slots for ${total} samples`);
+  assert.ok(store.bytes >= total * 16);
+});
+
+Deno.test("fetchRaw: duplicates are found by label set, whatever the labels' order; near misses are not duplicates", async () => {
+  const one = (metric: Record<string, string>): StreamedSeries => ({
+    metric,
+    values: samples(1, 1),
+  });
+  const distinct = [
+    one({ a: "1", b: "2" }),
+    one({ a: "2", b: "1" }),
+    one({ b: "1", c: "2" }),
+    one({ a: "1" }),
+    one({ b: "1" }),
+    one({}),
+    one({ a: "1", b: "2", c: "" }),
+  ];
+  for (let i = 0; i < 5_000; i++) distinct.push(one({ pod: `p${i}`, n: `${i % 13}` }));
+  const store = await fetchRaw(fakeClient(() => [distinct]), {
+    firstMs: LAST_MS,
+    lastMs: LAST_MS,
+    needs: [{ key: KEY_A, marginMs: 0 }],
+  });
+  assert.equal(store.seriesCount, distinct.length);
+  const dups: Record<string, string>[] = [{ b: "2", a: "1" }, { n: "7", pod: "p4999" }, {}];
+  for (const dup of dups) {
+    const error = await fetchRaw(fakeClient(() => [[...distinct, one(dup)]]), {
+      firstMs: LAST_MS,
+      lastMs: LAST_MS,
+      needs: [{ key: KEY_A, marginMs: 0 }],
+    }).then(() => assert.fail("expected a failure"), (e: unknown) => e);
+    assert.ok(error instanceof BridgeError, String(error));
+    assert.equal(error.code, "thanos_parse");
+    assert.match(error.message, /comes twice in one answer/);
+  }
+  // A non-string label is named by the first such name in sorted order.
+  const error = await fetchRaw(
+    fakeClient(() => [[{ metric: { z: 1, b: 2, a: "x" } as never, values: [] }]]),
+    { firstMs: LAST_MS, lastMs: LAST_MS, needs: [{ key: KEY_A, marginMs: 0 }] },
+  ).then(() => assert.fail("expected a failure"), (e: unknown) => e);
+  assert.ok(error instanceof BridgeError, String(error));
+  assert.match(error.message, /has label "b" that is not a string/);
+});
+
+Deno.test("fetchRaw: equal label values of different series and selectors read back equal", async () => {
+  const store = await fetchRaw(
+    fakeClient((key) => [[
+      { metric: { __name__: key.slice(0, 8), pod: "p".repeat(40) }, values: samples(2, 1) },
+      { metric: { __name__: key.slice(0, 8), pod: "q".repeat(40) }, values: samples(2, 1) },
+    ]]),
+    {
+      firstMs: LAST_MS,
+      lastMs: LAST_MS,
+      needs: [{ key: KEY_A, marginMs: 0 }, { key: KEY_B, marginMs: 0 }],
+    },
+  );
+  assert.deepEqual(store.series(KEY_A).map((s) => s.metric), [
+    { __name__: "kube_pod", pod: "p".repeat(40) },
+    { __name__: "kube_pod", pod: "q".repeat(40) },
+  ]);
+  assert.deepEqual(store.series(KEY_B).map((s) => s.metric.pod), ["p".repeat(40), "q".repeat(40)]);
 });
 
 Deno.test("fetchRaw: the first failure aborts the other queries and is thrown", async () => {
