@@ -842,43 +842,47 @@ async function fetchLocalSpan(
   const evaluated: SentQuery[] = [];
   const later: SentQuery[] = [];
   for (const { p, q } of compiled) {
-    options.signal?.throwIfAborted();
-    let result;
+    const name = p.query.name;
+    const ctx: AnswerContext = { queryId: name, clusterId: who, hours };
+    const reduction = p.query.value?.reduction ?? null;
+    const values: number[] = [];
+    // Hour by hour: the evaluator's intermediate arrays stay one hour (60 steps) long, so
+    // memory does not grow with --batch-hours; the raw samples are shared by all hours.
+    const rows: { hour: number; clusterId: string; series: HourSeries[number] }[] = [];
     try {
-      result = evaluateRange(q, rawOf, {
-        startMs,
-        endMs,
-        stepMs: LOCAL_STEP_MS,
-        lookbackMs: local.lookbackMs,
-        semantics: local.semantics,
-      });
+      for (const hour of span) {
+        options.signal?.throwIfAborted();
+        const from = hourStartSeconds(day, hour) * 1000;
+        const result = evaluateRange(q, rawOf, {
+          startMs: from,
+          endMs: from + HOUR_MS - LOCAL_STEP_MS,
+          stepMs: LOCAL_STEP_MS,
+          lookbackMs: local.lookbackMs,
+          semantics: local.semantics,
+        });
+        for (const s of result) {
+          values.length = 0;
+          for (let k = 0; k < s.present.length; k++) if (s.present[k]) values.push(s.values[k]!);
+          if (values.length === 0) continue;
+          const { clusterId, metric } = route(s.metric, p.stripClusterLabel ?? false, ctx);
+          rows.push({
+            hour,
+            clusterId,
+            series: { metric, reduced: reduction ? reduceValues(values, reduction) : null },
+          });
+        }
+      }
     } catch (error) {
       if (error instanceof BridgeError && error.code === "local_eval") {
         // Prometheus would most likely refuse it too; the server's answer decides.
         later.push(p);
-        addServerQueries(report, [{ query: p.query.name, reason: error.message }]);
+        addServerQueries(report, [{ query: name, reason: error.message }]);
         continue;
       }
       throw error;
     }
     evaluated.push(p);
-    const name = p.query.name;
-    const ctx: AnswerContext = { queryId: name, clusterId: who, hours };
-    const reduction = p.query.value?.reduction ?? null;
-    const values: number[] = [];
-    for (const s of result) {
-      const { clusterId, metric } = route(s.metric, p.stripClusterLabel ?? false, ctx);
-      for (let i = 0; i < span.length; i++) {
-        const from = (span[i]! - first) * 60;
-        values.length = 0;
-        for (let k = from; k < from + 60; k++) if (s.present[k]) values.push(s.values[k]!);
-        if (values.length === 0) continue;
-        byHour.get(span[i]!)!(clusterId, name).push({
-          metric,
-          reduced: reduction ? reduceValues(values, reduction) : null,
-        });
-      }
-    }
+    for (const r of rows) byHour.get(r.hour)!(r.clusterId, name).push(r.series);
   }
   const serverLater = later.length > 0
     ? serverBatchTasks(options, later, route, who, day, span)
