@@ -805,8 +805,8 @@ async function fetchLocalSpan(
   const needs = new Map<string, number>();
   for (const { q } of compiled) addNeeds(needs, q);
   const startMs = hourStartSeconds(day, first) * 1000;
-  const endMs = hourStartSeconds(day, last) * 1000 + HOUR_MS - LOCAL_STEP_MS;
-  let lastMs = endMs;
+  // The last evaluation point: last:59 for cost, (last+1):00 once ROS is evaluated here too.
+  let lastMs = hourStartSeconds(day, last) * 1000 + HOUR_MS - LOCAL_STEP_MS;
   const fetched: { raw: RawStore | null } = { raw: null };
   const rawTask = async (signal: AbortSignal) => {
     fetched.raw = await fetchNeeds(options, needs, startMs, lastMs, "raw", who, hours, signal);
@@ -846,8 +846,8 @@ async function fetchLocalSpan(
     const ctx: AnswerContext = { queryId: name, clusterId: who, hours };
     const reduction = p.query.value?.reduction ?? null;
     const values: number[] = [];
-    // Hour by hour: the evaluator's intermediate arrays stay one hour (60 steps) long, so
-    // memory does not grow with --batch-hours; the raw samples are shared by all hours.
+    // Hour by hour: the evaluator's intermediate arrays stay one hour (60 steps) long; the
+    // range's raw samples serve every hour.
     const rows: { hour: number; clusterId: string; series: HourSeries[number] }[] = [];
     try {
       for (const hour of span) {
