@@ -181,8 +181,10 @@ export async function downloadFloor(
       ? { endpoint: instantEndpoint, form: queryInstantForm(r).toString() }
       : { endpoint: rangeEndpoint, form: queryRangeForm(r).toString() }
   );
+  // As the bridge by default: no compression (fetch would otherwise ask for gzip,br).
   const headers = {
     "Accept": "application/json",
+    "Accept-Encoding": "identity",
     "Content-Type": "application/x-www-form-urlencoded",
     "User-Agent": "thanos-bridge-bench/0.1.0",
   };

@@ -13,6 +13,7 @@ function answerText(query: string): string {
 interface Seen {
   path: string;
   contentType: string | null;
+  acceptEncoding: string | null;
   form: Record<string, string>;
 }
 
@@ -33,6 +34,7 @@ async function withServer(
     seen.push({
       path: new URL(req.url).pathname,
       contentType: req.headers.get("content-type"),
+      acceptEncoding: req.headers.get("accept-encoding"),
       form,
     });
     if (form.query === options.failQuery) {
@@ -88,6 +90,8 @@ Deno.test("downloadFloor posts the bridge's form, reads every body, at the given
       const r = requests.find((r) => r.query === s.form.query)!;
       assert.equal(s.path, "/api/v1/query_range");
       assert.equal(s.contentType, "application/x-www-form-urlencoded");
+      // Uncompressed, as the bridge asks by default.
+      assert.equal(s.acceptEncoding, "identity");
       assert.deepEqual(Object.keys(s.form), [
         "query",
         "start",

@@ -43,6 +43,8 @@ export interface Config {
   certFile?: string;
   keyFile?: string;
   headers?: string[];
+  /** Ask Thanos for gzip-compressed answers (default off: `Accept-Encoding: identity`). */
+  thanosGzip?: boolean | string;
   reduce?: string;
   /** `auto` (from the server's build info), `prometheus2` or `prometheus3`: local mode's window edges. */
   engineSemantics?: string;
@@ -244,6 +246,12 @@ export interface BridgeSettings {
   readonly keyFile: string | null;
   readonly headers: Readonly<Record<string, string>>;
   /**
+   * Ask Thanos for gzip-compressed answers (default false: `Accept-Encoding:
+   * identity`, so a sidecar's server spends no CPU compressing answers on a
+   * loopback link; true for a slow link to a remote Thanos).
+   */
+  readonly thanosGzip: boolean;
+  /**
    * Where CMMO's 60 evaluations per hour happen: `server` (`*_over_time` on
    * Thanos), `client` (Thanos evaluates, the 60 points are reduced here) or
    * `local` (raw samples are fetched and the queries evaluated here).
@@ -333,6 +341,7 @@ export const ENV_VARS: Readonly<Record<keyof Config, string>> = Object.freeze(
       "certFile",
       "keyFile",
       "headers",
+      "thanosGzip",
       "reduce",
       "engineSemantics",
       "lookbackDelta",
@@ -434,6 +443,7 @@ export const BOOLEAN_KEYS: ReadonlySet<keyof Config> = new Set<keyof Config>([
   "registerSources",
   "ros",
   "skipEmpty",
+  "thanosGzip",
   "recollect",
   "dryRun",
   "json",
@@ -946,6 +956,7 @@ export function resolveSettings(config: Config, context: ResolveContext): Bridge
     certFile,
     keyFile,
     headers: resolveHeaders(config.headers ?? []),
+    thanosGzip: parseBool("thanosGzip", config.thanosGzip),
     reduce: reduce as ReduceSetting,
     engineSemantics: engineSemantics as BridgeSettings["engineSemantics"],
     lookbackMs: durationMs("lookbackDelta", str(config.lookbackDelta) ?? "5m", 1000),

@@ -9,6 +9,7 @@ Deno.test("config file: YAML or JSON, keys are flag names, lists as arrays or st
       "cluster: [a, b]",
       "kafka-brokers: k1:9092, k2:9092",
       "s3-path-style: true",
+      "thanos-gzip: true",
       "concurrency: 8",
       "schedule: '*/5 * * * *'",
       "",
@@ -20,6 +21,7 @@ Deno.test("config file: YAML or JSON, keys are flag names, lists as arrays or st
     clusters: ["a", "b"],
     kafkaBrokers: ["k1:9092", "k2:9092"],
     s3PathStyle: true,
+    thanosGzip: true,
     concurrency: "8",
     schedule: "*/5 * * * *",
   });

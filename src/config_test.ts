@@ -310,6 +310,23 @@ Deno.test("configFromEnv: discovery lists are comma- or space-separated", () => 
   });
 });
 
+Deno.test("resolveSettings: --thanos-gzip is off by default; flag, variable and bad values", () => {
+  assert.equal(resolveSettings(base, ctx).thanosGzip, false);
+  // Commander gives a plain switch as `true`.
+  assert.equal(resolveSettings({ ...base, thanosGzip: true }, ctx).thanosGzip, true);
+  assert.equal(resolveSettings({ ...base, thanosGzip: "off" }, ctx).thanosGzip, false);
+  assert.equal(ENV_VARS.thanosGzip, "THANOS_BRIDGE_THANOS_GZIP");
+  assert.equal(flagOf("thanosGzip"), "--thanos-gzip");
+  assert.deepEqual(configFromEnv({ THANOS_BRIDGE_THANOS_GZIP: "yes" }), { thanosGzip: true });
+  assert.deepEqual(configFromEnv({ THANOS_BRIDGE_THANOS_GZIP: "0" }), { thanosGzip: false });
+  assert.deepEqual(configFromEnv({ THANOS_BRIDGE_THANOS_GZIP: "" }), {});
+  const fromEnv = configError(() => configFromEnv({ THANOS_BRIDGE_THANOS_GZIP: "maybe" }));
+  assert.match(fromEnv.message, /THANOS_BRIDGE_THANOS_GZIP "maybe" must be true or false/);
+  const resolved = configError(() => resolveSettings({ ...base, thanosGzip: "maybe" }, ctx));
+  assert.equal(resolved.field, "thanosGzip");
+  assert.match(resolved.message, /"maybe"/);
+});
+
 Deno.test("resolveSettings: ROS is on unless turned off", () => {
   assert.equal(resolveSettings(base, ctx).ros, true);
   assert.equal(resolveSettings({ ...base, ros: "false" }, ctx).ros, false);

@@ -23,13 +23,18 @@ function io(env: Record<string, string> = {}): Captured {
   return c;
 }
 
-/** Answers every query; cluster "bad" always gets HTTP 503. */
+/**
+ * Answers every query; cluster "bad" always gets HTTP 503. Records each
+ * query and the `Accept-Encoding` it came with.
+ */
 function fakeThanos() {
   const seen: string[] = [];
+  const encodings: (string | null)[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     const form = new URLSearchParams(await req.text());
     const query = form.get("query") ?? "";
     seen.push(query);
+    encodings.push(req.headers.get("accept-encoding"));
     if (query.includes('clusterID="bad"')) return new Response("overloaded", { status: 503 });
     const start = Number(form.get("start"));
     const end = Number(form.get("end"));
@@ -43,7 +48,7 @@ function fakeThanos() {
     return Response.json({ status: "success", data: { resultType: "matrix", result } });
   });
   const { port } = server.addr as Deno.NetAddr;
-  return { url: `http://127.0.0.1:${port}`, seen, close: () => server.shutdown() };
+  return { url: `http://127.0.0.1:${port}`, seen, encodings, close: () => server.shutdown() };
 }
 
 /** `collect` flags for the fake Thanos; `extra` is appended. */
@@ -213,11 +218,39 @@ Deno.test("environment variables configure the run", async () => {
   assert.match(c.err, /thanos-bridge: THANOS_BRIDGE_DAY "nope" must be a real date as YYYY-MM-DD/);
 });
 
+Deno.test("Thanos answers are asked uncompressed unless --thanos-gzip or its variable says so", async () => {
+  const cases: [string[], Record<string, string>, string][] = [
+    [[], {}, "identity"],
+    [["--thanos-gzip"], {}, "gzip"],
+    [[], { THANOS_BRIDGE_THANOS_GZIP: "on" }, "gzip"],
+    [[], { THANOS_BRIDGE_THANOS_GZIP: "false" }, "identity"],
+  ];
+  for (const [flags, env, expected] of cases) {
+    const thanos = fakeThanos();
+    try {
+      await withDirs(async (dir) => {
+        const c = io(env);
+        const args = collectArgs(thanos.url, dir, { cluster: "good", until: "0" }, ...flags);
+        assert.equal(await main(args, c), 0, c.err);
+        assert.ok(thanos.encodings.length > 0, "queries were sent");
+        const label = `${flags.join(" ")} ${JSON.stringify(env)}`;
+        assert.deepEqual(new Set(thanos.encodings), new Set([expected]), label);
+      });
+    } finally {
+      await thanos.close();
+    }
+  }
+  const bad = io({ THANOS_BRIDGE_THANOS_GZIP: "maybe" });
+  assert.equal(await main(["collect", "--thanos-url", "http://x", "--cluster", "c"], bad), 2);
+  assert.match(bad.err, /THANOS_BRIDGE_THANOS_GZIP "maybe" must be true or false/);
+});
+
 Deno.test("--help and --version exit 0", async () => {
   const h = io();
   assert.equal(await main(["collect", "--help"], h), 0);
   assert.match(h.out, /--thanos-url <url>/);
   assert.match(h.out, /THANOS_BRIDGE_THANOS_URL/);
+  assert.match(h.out, /--thanos-gzip +ask Thanos for gzip-compressed answers/);
   const v = io();
   assert.equal(await main(["--version"], v), 0);
   assert.match(v.out, /^\d+\.\d+\.\d+/);

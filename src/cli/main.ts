@@ -164,6 +164,11 @@ const OPTIONS: readonly OptionSpec[] = [
   ["keyFile", "file", "PEM client key (mTLS)"],
   ["headers", "header", 'extra request header "Name: value"; repeatable'],
   [
+    "thanosGzip",
+    null,
+    "ask Thanos for gzip-compressed answers (default off: a sidecar on loopback)",
+  ],
+  [
     "reduce",
     "server|client|local",
     "server: *_over_time on Thanos; client: 60 points here; local: raw samples, evaluated here",

@@ -455,6 +455,7 @@ export async function createBridge(settings: BridgeSettings, host: BridgeHost): 
       timeoutMs: settings.timeoutMs,
       maxAttempts: settings.maxAttempts,
       concurrency: settings.concurrency,
+      compression: settings.thanosGzip,
       headers: { ...settings.headers },
       ...settings.limits,
       ...(token ? { token } : {}),

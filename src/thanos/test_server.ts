@@ -70,12 +70,17 @@ export const AUTH = {
   headers: { "X-Scope-OrgID": "tenant-a" },
 } as const satisfies Partial<ThanosClientOptions>;
 
-/** That `req` is a query form POSTed to `path` with the headers of a client made with {@linkcode AUTH}. */
-export function assertQueryPost(req: Seen, path: string): void {
+/**
+ * That `req` is a query form POSTed to `path` with the headers of a client
+ * made with {@linkcode AUTH} (and `compression` as given: `Accept-Encoding`
+ * `gzip`, else `identity`).
+ */
+export function assertQueryPost(req: Seen, path: string, compression = false): void {
   assert.equal(req.method, "POST");
   assert.equal(req.path, path);
   assert.equal(req.headers.get("content-type"), "application/x-www-form-urlencoded");
   assert.equal(req.headers.get("accept"), "application/json");
+  assert.equal(req.headers.get("accept-encoding"), compression ? "gzip" : "identity");
   assert.equal(req.headers.get("user-agent"), `thanos-bridge/${THANOS_BRIDGE_VERSION}`);
   assert.equal(req.headers.get("authorization"), "Bearer s3cr3t-token");
   assert.equal(req.headers.get("x-scope-orgid"), "tenant-a");
