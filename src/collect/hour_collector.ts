@@ -47,6 +47,7 @@ import {
   evaluateRange,
   type LocalQuery,
   type RawSeries,
+  type SelectorNeed,
 } from "./local_eval.ts";
 import { fetchRaw, type RawStore } from "./raw_fetch.ts";
 import { compareHourSeries, counterResetClusters, type SelfCheckRotation } from "./self_check.ts";
@@ -802,14 +803,28 @@ async function fetchLocalSpan(
     if (c.ok) compiled.push({ p, q: c.query });
     else refuse(p, c.reason);
   }
-  const needs = new Map<string, number>();
+  const needs = new Map<string, SelectorNeed>();
   for (const { q } of compiled) addNeeds(needs, q);
+  // The ROS selectors other than the filter's are fetched only once a window passed; those
+  // that fit into a query of the first fetch (another selector of the same metric) come
+  // with it at no extra query.
+  const hints = new Map<string, SelectorNeed>();
   const startMs = hourStartSeconds(day, first) * 1000;
   // The last evaluation point: last:59 for cost, (last+1):00 once ROS is evaluated here too.
   let lastMs = hourStartSeconds(day, last) * 1000 + HOUR_MS - LOCAL_STEP_MS;
   const fetched: { raw: RawStore | null } = { raw: null };
   const rawTask = async (signal: AbortSignal) => {
-    fetched.raw = await fetchNeeds(options, needs, startMs, lastMs, "raw", who, hours, signal);
+    fetched.raw = await fetchNeeds(
+      options,
+      needs,
+      startMs,
+      lastMs,
+      "raw",
+      who,
+      hours,
+      signal,
+      hints,
+    );
   };
   if (!options.client.queryInstant) {
     throw new RangeError("collectHoursBatch: local mode needs a client with queryInstant");
@@ -825,6 +840,7 @@ async function fetchLocalSpan(
     : null;
   if (rosLocal) {
     for (const { q } of rosLocal.filter) addNeeds(needs, q);
+    for (const { q } of rosLocal.rest) addNeeds(hints, q);
     // ROS windows end at (last+1):00, after the cost grid's last point (last:59).
     lastMs = hourStartSeconds(day, last) * 1000 + HOUR_MS;
   }
@@ -981,7 +997,7 @@ async function fetchLocalSpan(
       span,
       report,
       clusterLabel,
-      fetched: { keys: needs, rawOf, startMs, lastMs },
+      fetched: { store, rawOf, startMs, lastMs },
     });
     rosOf = done.rosOf;
     skipped += done.skipped;
@@ -989,23 +1005,28 @@ async function fetchLocalSpan(
   return { seriesOf, rosOf, skipped };
 }
 
-/** The raw samples of `needs` (key → margin) for evaluation times `firstMs`…`lastMs`. */
+/**
+ * The raw samples of `needs` (by key) for evaluation times `firstMs`…`lastMs`,
+ * and of the `hints` that fit into their queries.
+ */
 function fetchNeeds(
   options: HourCollectorOptions,
-  needs: ReadonlyMap<string, number>,
+  needs: ReadonlyMap<string, SelectorNeed>,
   firstMs: number,
   lastMs: number,
   id: string,
   who: string,
   hours: string,
   signal: AbortSignal | undefined = options.signal,
+  hints: ReadonlyMap<string, SelectorNeed> = new Map(),
 ): Promise<RawStore> {
   return fetchRaw(
     { queryInstant: options.client.queryInstant!.bind(options.client) },
     {
       firstMs,
       lastMs,
-      needs: [...needs].map(([key, marginMs]) => ({ key, marginMs })),
+      needs: [...needs.values()],
+      hints: [...hints.values()],
       id,
       clusterId: who,
       hours,
@@ -1015,9 +1036,12 @@ function fetchNeeds(
   );
 }
 
-/** Adds a compiled query's selectors to `needs` (key → largest margin). */
-function addNeeds(needs: Map<string, number>, q: LocalQuery): void {
-  for (const n of q.selectors) needs.set(n.key, Math.max(needs.get(n.key) ?? 0, n.marginMs));
+/** Adds a compiled query's selectors to `needs` (by key, with the largest margin). */
+function addNeeds(needs: Map<string, SelectorNeed>, q: LocalQuery): void {
+  for (const n of q.selectors) {
+    const had = needs.get(n.key);
+    if (had === undefined || had.marginMs < n.marginMs) needs.set(n.key, n);
+  }
 }
 
 /** A compiled ROS query. */
@@ -1059,9 +1083,9 @@ interface LocalRosInput {
   readonly span: readonly number[];
   readonly report: LocalReport;
   readonly clusterLabel: string;
-  /** The range's raw samples so far: the keys fetched (with their margins) and their series. */
+  /** The range's raw samples so far (null: nothing fetched) and their series by selector key. */
   readonly fetched: {
-    readonly keys: ReadonlyMap<string, number>;
+    readonly store: RawStore | null;
     readonly rawOf: (key: string) => readonly RawSeries[];
     readonly startMs: number;
     readonly lastMs: number;
@@ -1110,13 +1134,13 @@ async function localRos(
     return { rosOf: (id) => gate.result(id, filterPlans), skipped: 0 };
   }
   const skipped = restPlans.filter((p) => skip.has(p.query.name)).length;
-  const more = new Map<string, number>();
+  const more = new Map<string, SelectorNeed>();
+  const had = input.fetched.store;
   for (const { q } of compiled.rest) {
     for (const n of q.selectors) {
-      const have = input.fetched.keys.get(n.key);
-      if (have === undefined || have < n.marginMs) {
-        more.set(n.key, Math.max(more.get(n.key) ?? 0, n.marginMs));
-      }
+      if (had?.covers(n.key, n.marginMs)) continue;
+      const m = more.get(n.key);
+      if (m === undefined || m.marginMs < n.marginMs) more.set(n.key, n);
     }
   }
   if (more.size > 0) {

@@ -72,6 +72,64 @@ export interface SelectorNeed {
   readonly key: string;
   /** Max over the selector's uses: the lookback delta for an instant use, the range for `rate(x[15m])` etc. (plus any offset). */
   readonly marginMs: number;
+  /**
+   * The selector's parts, when known (from {@linkcode compileLocal}): its metric
+   * name (null without one) and its matchers as in `key`. With them the raw fetch
+   * may serve several selectors of one metric from one query.
+   */
+  readonly parts?: SelectorParts;
+}
+
+/** A selector's metric name and label matchers, sorted and without duplicates as in its key. */
+export interface SelectorParts {
+  readonly metric: string | null;
+  readonly matchers: readonly SelectorMatcher[];
+}
+
+/** One label matcher of a selector. */
+export interface SelectorMatcher {
+  readonly name: string;
+  readonly op: "=" | "!=" | "=~" | "!~";
+  readonly value: string;
+}
+
+/**
+ * The canonical selector text of a metric name and matchers: matchers sorted
+ * by name, op and value, duplicates dropped, values double-quoted with PromQL
+ * escaping. Equal selectors get equal text.
+ *
+ * @param metric The metric name, or null.
+ * @param matchers The label matchers, in any order.
+ * @returns The selector and its sorted, deduplicated parts.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { canonicalSelector } from "./local_eval.ts";
+ *
+ * const s = canonicalSelector("x", [{ name: "b", op: "=", value: "1" }, { name: "a", op: "!=", value: "" }]);
+ * assert.equal(s.key, 'x{a!="",b="1"}');
+ * assert.equal(canonicalSelector("x", []).key, "x");
+ * ```
+ */
+export function canonicalSelector(
+  metric: string | null,
+  matchers: readonly SelectorMatcher[],
+): { key: string; parts: SelectorParts } {
+  const sorted = [...matchers].sort((a, b) =>
+    compareUtf8(a.name, b.name) || compareUtf8(a.op, b.op) || compareUtf8(a.value, b.value)
+  );
+  const parts: string[] = [];
+  const kept: SelectorMatcher[] = [];
+  for (const m of sorted) {
+    const part = `${m.name}${m.op}${quotePromqlString(m.value)}`;
+    if (parts[parts.length - 1] !== part) {
+      parts.push(part);
+      kept.push(m);
+    }
+  }
+  const key = (metric ?? "") + (parts.length > 0 || metric === null ? `{${parts.join(",")}}` : "");
+  return { key, parts: { metric, matchers: kept } };
 }
 
 /** A compiled query: its text, the selectors it reads, and a private tree. */
@@ -322,7 +380,11 @@ export function compileLocal(expr: string, options: CompileOptions): LocalCompil
     const root: Root = typed.type === "vector"
       ? { type: "vector", node: typed.node, subqueryStepMs }
       : { type: "scalar", node: typed.node, subqueryStepMs };
-    const selectors = [...margins].map(([key, marginMs]) => ({ key, marginMs }));
+    const selectors = [...margins].map(([key, marginMs]) => ({
+      key,
+      marginMs,
+      parts: c.parts.get(key)!,
+    }));
     return { ok: true, query: { expr, selectors, root } };
   } catch (error) {
     if (error instanceof Refusal) return { ok: false, reason: error.message };
@@ -333,6 +395,8 @@ export function compileLocal(expr: string, options: CompileOptions): LocalCompil
 class Compiler {
   /** Added to every margin: the reach of the enclosing subqueries. */
   base = 0;
+  /** Each selector key's parts. */
+  readonly parts = new Map<string, SelectorParts>();
 
   constructor(
     readonly expr: string,
@@ -469,15 +533,8 @@ class Compiler {
     if (name === null && !matchers.some((m) => !emptyMatch(m.op, m.value))) {
       this.invalid("vector selector without a non-empty matcher", n);
     }
-    matchers.sort((a, b) =>
-      compareUtf8(a.name, b.name) || compareUtf8(a.op, b.op) || compareUtf8(a.value, b.value)
-    );
-    const parts: string[] = [];
-    for (const m of matchers) {
-      const part = `${m.name}${m.op}${quotePromqlString(m.value)}`;
-      if (parts[parts.length - 1] !== part) parts.push(part);
-    }
-    const key = (name ?? "") + (parts.length > 0 || name === null ? `{${parts.join(",")}}` : "");
+    const { key, parts } = canonicalSelector(name, matchers as SelectorMatcher[]);
+    this.parts.set(key, parts);
     return { key };
   }
 

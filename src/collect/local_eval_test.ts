@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { BridgeError } from "../model.ts";
 import { COST_QUERIES } from "./catalogue.ts";
 import {
+  canonicalSelector,
   compileLocal,
   type EngineSemantics,
   evaluateRange,
@@ -618,16 +619,19 @@ Deno.test("subquery: a window coarser than the step grid evaluates only the need
 // ---------------------------------------------------------------------------
 // Compilation
 
+const keysAndMargins = (q: LocalQuery) =>
+  q.selectors.map(({ key, marginMs }) => ({ key, marginMs }));
+
 Deno.test("compileLocal: canonical selector keys and margins", () => {
   const c = compileLocal(
     `rate(x{b='2', a=~"1|2"}[15m]) + on(a) x{a=~'1|2',b="2"} or ({__name__="x", b="2", a=~"1|2"} offset 1m)`,
     { lookbackMs: LB },
   );
   assert.ok(c.ok);
-  assert.deepEqual(c.query.selectors, [{ key: 'x{a=~"1|2",b="2"}', marginMs: 900_000 }]);
+  assert.deepEqual(keysAndMargins(c.query), [{ key: 'x{a=~"1|2",b="2"}', marginMs: 900_000 }]);
   const e = compileLocal(`x{a="1"} + (x{a="1"} offset 10m)`, { lookbackMs: LB });
   assert.ok(e.ok);
-  assert.deepEqual(e.query.selectors, [{ key: 'x{a="1"}', marginMs: 900_000 }]);
+  assert.deepEqual(keysAndMargins(e.query), [{ key: 'x{a="1"}', marginMs: 900_000 }]);
   const d = compileLocal(
     `kube_pod_status_phase{phase='Running', clusterID="c\\"1"} + kube_node_role`,
     {
@@ -635,10 +639,26 @@ Deno.test("compileLocal: canonical selector keys and margins", () => {
     },
   );
   assert.ok(d.ok);
-  assert.deepEqual(d.query.selectors, [
+  assert.deepEqual(keysAndMargins(d.query), [
     { key: 'kube_pod_status_phase{clusterID="c\\"1",phase="Running"}', marginMs: 60_000 },
     { key: "kube_node_role", marginMs: 60_000 },
   ]);
+  // The parts behind each key: the metric name, and the matchers in key order.
+  assert.deepEqual(d.query.selectors.map((s) => s.parts), [
+    {
+      metric: "kube_pod_status_phase",
+      matchers: [
+        { name: "clusterID", op: "=", value: 'c"1' },
+        { name: "phase", op: "=", value: "Running" },
+      ],
+    },
+    { metric: "kube_node_role", matchers: [] },
+  ]);
+  assert.equal(
+    canonicalSelector(d.query.selectors[0]!.parts!.metric, d.query.selectors[0]!.parts!.matchers)
+      .key,
+    d.query.selectors[0]!.key,
+  );
 });
 
 Deno.test("compileLocal: subquery margins add range, offset and one step of slack", () => {
@@ -656,7 +676,7 @@ Deno.test("compileLocal: subquery margins add range, offset and one step of slac
   for (const [expr, subqueryStepMs, margin] of cases) {
     const c = compileLocal(expr, { lookbackMs: LB, ...(subqueryStepMs ? { subqueryStepMs } : {}) });
     assert.ok(c.ok, expr);
-    assert.deepEqual(c.query.selectors, [{ key: "x", marginMs: margin }], expr);
+    assert.deepEqual(keysAndMargins(c.query), [{ key: "x", marginMs: margin }], expr);
   }
   assert.equal(compileLocal("x", { lookbackMs: LB, subqueryStepMs: 0 }).ok, false);
 });

@@ -34,6 +34,7 @@ import { shortenQuery } from "../thanos/thanos_client.ts";
 import type { RawSeries, SelectorNeed } from "./local_eval.ts";
 import { parseSampleValue } from "./reduce.ts";
 import type { Labels } from "./row_map.ts";
+import { passesFilter, planRawFetches } from "./raw_fetch_plan.ts";
 import { compareUtf8 } from "./utf8_compare.ts";
 
 export type { Labels } from "./row_map.ts";
@@ -62,8 +63,18 @@ export interface RawFetchRequest {
   readonly firstMs: number;
   /** Last evaluation time (unix ms) the samples must serve; the queries are evaluated at this time. */
   readonly lastMs: number;
-  /** The selectors; one query each. A key given twice is fetched once, with the larger margin. */
+  /**
+   * The selectors. A key given twice is fetched once, with the larger margin;
+   * selectors of one metric that differ only in `=`/`!=` matchers (known from
+   * their `parts`) share one query (see {@linkcode planRawFetches}).
+   */
   readonly needs: readonly SelectorNeed[];
+  /**
+   * Selectors served only where they fit into a query of `needs` (they may
+   * widen it and raise its margin, never add a query); ask
+   * {@linkcode RawStore.covers} which were.
+   */
+  readonly hints?: readonly SelectorNeed[];
   /** For messages: the batch's name. */
   readonly id?: string;
   /** For messages, and the client's fairness key. */
@@ -75,15 +86,19 @@ export interface RawFetchRequest {
 /** The raw samples of one {@linkcode fetchRaw} call, by selector key. */
 export interface RawStore {
   /**
-   * The series of selector `key` (one of the request's keys), sorted in
-   * Prometheus's label order; empty when the selector matched nothing.
-   * Throws a `RangeError` for a key that was not requested.
+   * The series of selector `key` (one of the request's needs, or a hint it
+   * covers), sorted in Prometheus's label order; empty when the selector
+   * matched nothing. Throws a `RangeError` for a key that was not served.
    */
   series(key: string): readonly RawSeries[];
+  /** Whether `key` was served with a margin of at least `marginMs`. */
+  covers(key: string, marginMs: number): boolean;
   /** Samples over all series. */
   readonly samples: number;
-  /** Series over all keys. */
+  /** Series over all queries. */
   readonly seriesCount: number;
+  /** Queries sent (one per distinct fetch). */
+  readonly queries: number;
   /**
    * Approximate memory held: the sample chunks' bytes (16 per sample, plus the
    * few unused slots left in them), 2 bytes per character of each distinct
@@ -391,16 +406,15 @@ export async function fetchRaw(
       `firstMs and lastMs must be finite with firstMs <= lastMs, got ${firstMs} and ${lastMs}`,
     );
   }
-  const margins = new Map<string, number>();
-  for (const need of request.needs) {
+  for (const need of [...request.needs, ...(request.hints ?? [])]) {
     if (typeof need.key !== "string" || need.key.trim() === "") {
       throw new TypeError(`selector key must be a non-empty PromQL selector, got ${need.key}`);
     }
     if (!Number.isFinite(need.marginMs) || need.marginMs < 0) {
       throw new RangeError(`marginMs of ${need.key} must be >= 0, got ${need.marginMs}`);
     }
-    margins.set(need.key, Math.max(margins.get(need.key) ?? 0, need.marginMs));
   }
+  const plan = planRawFetches(request.needs, request.hints ?? []);
 
   const inner = new AbortController();
   const forward = () => inner.abort(signal?.reason);
@@ -410,7 +424,7 @@ export async function fetchRaw(
   const answers = new Map<string, Answer>();
   const interner = new Interner();
   try {
-    const tasks = [...margins].map(async ([key, marginMs]) => {
+    const tasks = plan.fetches.map(async ({ key, marginMs }) => {
       try {
         answers.set(
           key,
@@ -439,16 +453,29 @@ export async function fetchRaw(
     capacity += answer.capacity;
     labels += answer.labels;
   }
+  const cut = new Map<string, readonly RawSeries[]>();
   return {
     series(key: string): readonly RawSeries[] {
-      const found = byKey.get(key);
-      if (found === undefined) {
+      const served = plan.served.get(key);
+      const found = served === undefined ? undefined : byKey.get(served.fetch);
+      if (served === undefined || found === undefined) {
         throw new RangeError(`selector ${showValue(key, 200)} was not fetched`);
       }
-      return found;
+      if (served.filter.length === 0) return found;
+      let mine = cut.get(key);
+      if (mine === undefined) {
+        mine = found.filter((s) => passesFilter(s.metric, served.filter));
+        cut.set(key, mine);
+      }
+      return mine;
+    },
+    covers(key: string, marginMs: number): boolean {
+      const served = plan.served.get(key);
+      return served !== undefined && served.marginMs >= marginMs;
     },
     samples,
     seriesCount,
+    queries: plan.fetches.length,
     bytes: capacity * 16 + interner.chars * 2 + seriesCount * SERIES_OVERHEAD_BYTES +
       labels * LABEL_OVERHEAD_BYTES,
   };

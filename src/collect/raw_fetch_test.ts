@@ -4,6 +4,7 @@ import { BridgeError } from "../model.ts";
 import { type Series, ThanosClient, type ThanosClientOptions } from "../thanos/thanos_client.ts";
 import { backfill, startPrometheus } from "../../tools/synth/prometheus.ts";
 import { answer, hangingBody, json, withServer } from "../thanos/test_server.ts";
+import { canonicalSelector } from "./local_eval.ts";
 import {
   fetchRaw,
   type InstantQuerier,
@@ -486,4 +487,67 @@ Deno.test("fetchRaw against Debian's Prometheus 2.42: raw samples unchanged, the
     await server?.stop();
     await Deno.remove(work, { recursive: true });
   }
+});
+
+Deno.test("fetchRaw: selectors of one metric share one query; each gets its own series; hints and covers", async () => {
+  const timeS = LAST_MS / 1000;
+  const sel = (m: [string, "=" | "!=", string][], marginMs: number) => {
+    const { key, parts } = canonicalSelector(
+      "req",
+      m.map(([name, op, value]) => ({ name, op, value })),
+    );
+    return { key, marginMs, parts };
+  };
+  const cost = sel(
+    [["clusterID", "=", "c1"], ["resource", "=", "cpu"], ["node", "!=", ""]],
+    300_000,
+  );
+  const ros = sel(
+    [["clusterID", "=", "c1"], ["resource", "=", "cpu"], ["unit", "=", "core"]],
+    900_000,
+  );
+  const mem = sel([["clusterID", "=", "c1"], ["resource", "=", "memory"]], 1_800_000);
+  const series = (labels: Record<string, string>) => ({
+    metric: { __name__: "req", clusterID: "c1", resource: "cpu", ...labels },
+    values: [[timeS - 60, "1"]] as [number, string][],
+  });
+  await withServer(
+    (seen) =>
+      json(answer(
+        selectorOf(seen.form) === 'req{clusterID="c1",resource="cpu"}'
+          ? [
+            series({ node: "n1", unit: "core", pod: "a" }),
+            series({ unit: "core", pod: "b" }),
+            series({ node: "n1", pod: "c" }),
+          ]
+          : [],
+      )),
+    async ({ url, seen }) => {
+      const client = new ThanosClient({ url });
+      try {
+        const store = await fetchRaw(client, {
+          firstMs: FIRST_MS,
+          lastMs: LAST_MS,
+          needs: [cost],
+          hints: [ros, mem],
+          clusterId: "c1",
+        });
+        // One query for cost and the ROS hint, at the hint's margin; the memory hint is not fetched.
+        assert.deepEqual(seen.map((s) => s.form.get("query")), [
+          `req{clusterID="c1",resource="cpu"}[${3540 + 900 + 60}s]`,
+        ]);
+        assert.deepEqual(store.series(cost.key).map((s) => s.metric.pod), ["a", "c"]);
+        assert.deepEqual(store.series(ros.key).map((s) => s.metric.pod), ["a", "b"]);
+        assert.equal(store.series(ros.key), store.series(ros.key)); // cut once
+        assert.equal(store.covers(ros.key, 900_000), true);
+        assert.equal(store.covers(ros.key, 900_001), false);
+        assert.equal(store.covers(mem.key, 0), false);
+        assert.throws(() => store.series(mem.key), RangeError);
+        assert.equal(store.queries, 1);
+        assert.equal(store.seriesCount, 3);
+      } finally {
+        client.close();
+      }
+    },
+  );
 });
