@@ -344,9 +344,10 @@ const LEGACY_METRIC = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
  * ```ts
  * import { compileLocal } from "./local_eval.ts";
  * const c = compileLocal("sum by (pod) (rate(x{a='b'}[15m]))", { lookbackMs: 300_000 });
- * c.ok && c.query.selectors; // [{ key: 'x{a="b"}', marginMs: 900000 }]
+ * c.ok && c.query.selectors;
+ * // [{ key: 'x{a="b"}', marginMs: 900000, parts: { metric: "x", matchers: [{ name: "a", op: "=", value: "b" }] } }]
  * const s = compileLocal("avg_over_time(sum(rate(x[5m]))[15m:])", { lookbackMs: 300_000 });
- * s.ok && s.query.selectors; // [{ key: "x", marginMs: 1260000 }]
+ * s.ok && s.query.selectors; // [{ key: "x", marginMs: 1260000, parts: { metric: "x", matchers: [] } }]
  * compileLocal("topk(3, x)", { lookbackMs: 300_000 }).ok; // false
  * ```
  */
