@@ -518,6 +518,23 @@ const ratioText = (x: number | null) => (x === null ? "—" : x.toFixed(3));
 const verdict = (pass: boolean | null) => (pass === null ? "—" : ok(pass));
 const orDash = <T>(x: T | null, f: (v: T) => string) => (x === null ? "—" : f(x));
 
+/** A row of the local-mode table without a target: server, local and their ratio. */
+function compared(
+  figure: string,
+  server: number | null,
+  local: number,
+  format: (v: number) => string,
+): string[] {
+  return [
+    figure,
+    orDash(server, format),
+    format(local),
+    ratioText(server === null ? null : local / server),
+    "",
+    "",
+  ];
+}
+
 /** The local-mode section: its figures next to server mode's, and the three targets. */
 function formatLocal(s: LocalTargetSummary): string[] {
   const out: string[] = [];
@@ -551,48 +568,11 @@ function formatLocal(s: LocalTargetSummary): string[] {
         `≤ ${TARGETS.localMaxRssMb} MB`,
         ok(s.rssOk),
       ],
-      [
-        "floor s",
-        orDash(s.serverFloorS, (v) => v.toFixed(2)),
-        s.floorS.toFixed(2),
-        ratioText(s.serverFloorS === null ? null : s.floorS / s.serverFloorS),
-        "",
-        "",
-      ],
-      [
-        "downloaded",
-        orDash(s.serverBytesDownloaded, mib),
-        mib(s.bytesDownloaded),
-        ratioText(
-          s.serverBytesDownloaded === null ? null : s.bytesDownloaded / s.serverBytesDownloaded,
-        ),
-        "",
-        "",
-      ],
-      [
-        "bridge CPU s",
-        orDash(s.serverBridgeCpuS, cpu),
-        cpu(s.bridgeCpuS),
-        ratioText(s.serverBridgeCpuS === null ? null : s.bridgeCpuS / s.serverBridgeCpuS),
-        "",
-        "",
-      ],
-      [
-        "queries",
-        orDash(s.serverQueries, String),
-        String(s.queries),
-        ratioText(s.serverQueries === null ? null : s.queries / s.serverQueries),
-        "",
-        "",
-      ],
-      [
-        "rows",
-        orDash(s.serverRows, String),
-        String(s.rows),
-        ratioText(s.serverRows === null ? null : s.rows / s.serverRows),
-        "",
-        "",
-      ],
+      compared("floor s", s.serverFloorS, s.floorS, (v) => v.toFixed(2)),
+      compared("downloaded", s.serverBytesDownloaded, s.bytesDownloaded, mib),
+      compared("bridge CPU s", s.serverBridgeCpuS, s.bridgeCpuS, cpu),
+      compared("queries", s.serverQueries, s.queries, String),
+      compared("rows", s.serverRows, s.rows, String),
     ]),
   );
   if (s.serverWallS === null) {

@@ -803,12 +803,12 @@ async function fetchLocalSpan(
     if (c.ok) compiled.push({ p, q: c.query });
     else refuse(p, c.reason);
   }
-  const needs = new Map<string, SelectorNeed>();
-  for (const { q } of compiled) addNeeds(needs, q);
+  // Selectors as the queries read them; the raw fetch merges equal keys and variants.
+  const needs: SelectorNeed[] = compiled.flatMap(({ q }) => q.selectors);
   // The ROS selectors other than the filter's are fetched only once a window passed; those
   // that fit into a query of the first fetch (another selector of the same metric) come
   // with it at no extra query.
-  const hints = new Map<string, SelectorNeed>();
+  const hints: SelectorNeed[] = [];
   const startMs = hourStartSeconds(day, first) * 1000;
   // The last evaluation point: last:59 for cost, (last+1):00 once ROS is evaluated here too.
   let lastMs = hourStartSeconds(day, last) * 1000 + HOUR_MS - LOCAL_STEP_MS;
@@ -839,13 +839,13 @@ async function fetchLocalSpan(
     ? rosSpan(options, rosSent, skip, route, ids, who, day, span)
     : null;
   if (rosLocal) {
-    for (const { q } of rosLocal.filter) addNeeds(needs, q);
-    for (const { q } of rosLocal.rest) addNeeds(hints, q);
+    for (const { q } of rosLocal.filter) needs.push(...q.selectors);
+    for (const { q } of rosLocal.rest) hints.push(...q.selectors);
     // ROS windows end at (last+1):00, after the cost grid's last point (last:59).
     lastMs = hourStartSeconds(day, last) * 1000 + HOUR_MS;
   }
   await runAll(
-    [...(needs.size > 0 ? [rawTask] : []), ...(serverFirst?.tasks ?? []), ...(ros?.tasks ?? [])],
+    [...(needs.length > 0 ? [rawTask] : []), ...(serverFirst?.tasks ?? []), ...(ros?.tasks ?? [])],
     options.signal,
   );
   const store = fetched.raw;
@@ -1006,27 +1006,27 @@ async function fetchLocalSpan(
 }
 
 /**
- * The raw samples of `needs` (by key) for evaluation times `firstMs`…`lastMs`,
- * and of the `hints` that fit into their queries.
+ * The raw samples of `needs` for evaluation times `firstMs`…`lastMs`, and of
+ * the `hints` that fit into their queries.
  */
 function fetchNeeds(
   options: HourCollectorOptions,
-  needs: ReadonlyMap<string, SelectorNeed>,
+  needs: readonly SelectorNeed[],
   firstMs: number,
   lastMs: number,
   id: string,
   who: string,
   hours: string,
   signal: AbortSignal | undefined = options.signal,
-  hints: ReadonlyMap<string, SelectorNeed> = new Map(),
+  hints: readonly SelectorNeed[] = [],
 ): Promise<RawStore> {
   return fetchRaw(
     { queryInstant: options.client.queryInstant!.bind(options.client) },
     {
       firstMs,
       lastMs,
-      needs: [...needs.values()],
-      hints: [...hints.values()],
+      needs,
+      hints,
       id,
       clusterId: who,
       hours,
@@ -1034,14 +1034,6 @@ function fetchNeeds(
     signal,
     options.counter,
   );
-}
-
-/** Adds a compiled query's selectors to `needs` (by key, with the largest margin). */
-function addNeeds(needs: Map<string, SelectorNeed>, q: LocalQuery): void {
-  for (const n of q.selectors) {
-    const had = needs.get(n.key);
-    if (had === undefined || had.marginMs < n.marginMs) needs.set(n.key, n);
-  }
 }
 
 /** A compiled ROS query. */
@@ -1134,20 +1126,15 @@ async function localRos(
     return { rosOf: (id) => gate.result(id, filterPlans), skipped: 0 };
   }
   const skipped = restPlans.filter((p) => skip.has(p.query.name)).length;
-  const more = new Map<string, SelectorNeed>();
   const had = input.fetched.store;
-  for (const { q } of compiled.rest) {
-    for (const n of q.selectors) {
-      if (had?.covers(n.key, n.marginMs)) continue;
-      const m = more.get(n.key);
-      if (m === undefined || m.marginMs < n.marginMs) more.set(n.key, n);
-    }
-  }
-  if (more.size > 0) {
+  const more = compiled.rest.flatMap(({ q }) =>
+    q.selectors.filter((n) => !had?.covers(n.key, n.marginMs))
+  );
+  if (more.length > 0) {
     const { startMs, lastMs } = input.fetched;
     const store = await fetchNeeds(options, more, startMs, lastMs, "raw-ros", who, hours);
     const before = rawOf;
-    rawOf = (key) => (more.has(key) ? store.series(key) : before(key));
+    rawOf = (key) => (store.covers(key, 0) ? store.series(key) : before(key));
   }
   const rest = evaluate(compiled.rest);
   if (!rest) return await serverRos();

@@ -52,31 +52,27 @@ const matcherText = (m: SelectorMatcher) => `${m.name}\u0000${m.op}\u0000${m.val
 const isEquality = (m: SelectorMatcher) => m.op === "=" && m.value !== "";
 
 /**
- * The matchers that `a` and every selector of `parts` share, or null when they
- * cannot share a query: a matcher left out must be `=` or `!=` (filtered here
+ * The matchers that every selector of `all` has, or null when they cannot
+ * share a query: a matcher left out must be `=` or `!=` (filtered here
  * exactly), and the shared equality matchers must be all of some member's, so
  * that the query selects no value the members do not already narrow to (cpu
  * and memory variants of one metric stay apart).
  */
-function merged(
-  common: readonly SelectorMatcher[],
-  all: readonly SelectorParts[],
-): readonly SelectorMatcher[] | null {
-  const keep = new Set(common.map(matcherText));
+function merged(all: readonly SelectorParts[]): readonly SelectorMatcher[] | null {
+  const first = all[0]!.matchers;
+  const keep = new Set(first.map(matcherText));
   for (const p of all) {
     const own = new Set(p.matchers.map(matcherText));
     for (const t of [...keep]) if (!own.has(t)) keep.delete(t);
   }
-  const shared = common.filter((m) => keep.has(matcherText(m)));
   for (const p of all) {
     for (const m of p.matchers) {
       if (!keep.has(matcherText(m)) && m.op !== "=" && m.op !== "!=") return null;
     }
   }
+  const shared = first.filter((m) => keep.has(matcherText(m)));
   const sharedEq = shared.filter(isEquality).length;
   if (!all.some((p) => p.matchers.filter(isEquality).length === sharedEq)) return null;
-  // A query needs a matcher that selects something (Prometheus refuses `{a!=""}` alone
-  // only without a name; every group has its metric name).
   return shared;
 }
 
@@ -129,7 +125,7 @@ export function planRawFetches(
     if (parts === undefined || parts.metric === null) return false;
     for (const g of groups) {
       if (g.metric !== parts.metric) continue;
-      const shared = merged(g.common, [...g.members.map((m) => m.parts!), parts]);
+      const shared = merged([...g.members.map((m) => m.parts!), parts]);
       if (shared === null) continue;
       g.members.push(n);
       g.common = shared;
