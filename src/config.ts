@@ -48,6 +48,8 @@ export interface Config {
   reduce?: string;
   /** `auto` (from the server's build info), `prometheus2` or `prometheus3`: local mode's window edges. */
   engineSemantics?: string;
+  /** `auto`, `remote-read` or `query`: how local mode fetches raw samples. */
+  rawRead?: string;
   /** The query engine's lookback delta, for local mode's instant selectors (default 5m). */
   lookbackDelta?: string;
   batchHours?: number | string;
@@ -263,6 +265,13 @@ export interface BridgeSettings {
    * opens them (Prometheus 3.x and Thanos).
    */
   readonly engineSemantics: "auto" | "prometheus2" | "prometheus3";
+  /**
+   * How local mode fetches raw samples: `remote-read` (Prometheus's
+   * `/api/v1/read`, streamed XOR chunks), `query` (a range selector per
+   * instant query, JSON), or `auto` (remote read where the server offers it:
+   * Prometheus, not Thanos Query; never when recording or replaying).
+   */
+  readonly rawRead: "auto" | "remote-read" | "query";
   /** Local mode's lookback delta for instant selectors, ms (default 5 min, as Prometheus). */
   readonly lookbackMs: number;
   readonly batchHours: number;
@@ -344,6 +353,7 @@ export const ENV_VARS: Readonly<Record<keyof Config, string>> = Object.freeze(
       "thanosGzip",
       "reduce",
       "engineSemantics",
+      "rawRead",
       "lookbackDelta",
       "batchHours",
       "clusterBatch",
@@ -892,6 +902,17 @@ export function resolveSettings(config: Config, context: ResolveContext): Bridge
       "must be auto, prometheus2 or prometheus3",
     );
   }
+  const rawRead = str(config.rawRead) ?? "auto";
+  if (!["auto", "remote-read", "query"].includes(rawRead)) {
+    throw new ConfigError("rawRead", rawRead, "must be auto, remote-read or query");
+  }
+  if (rawRead === "remote-read" && (replay !== null || record !== null)) {
+    throw new ConfigError(
+      "rawRead",
+      rawRead,
+      "cannot be used with --replay or --record (recordings hold query answers only)",
+    );
+  }
   const certFile = str(config.certFile);
   const keyFile = str(config.keyFile);
   if ((certFile === null) !== (keyFile === null)) {
@@ -959,6 +980,7 @@ export function resolveSettings(config: Config, context: ResolveContext): Bridge
     thanosGzip: parseBool("thanosGzip", config.thanosGzip),
     reduce: reduce as ReduceSetting,
     engineSemantics: engineSemantics as BridgeSettings["engineSemantics"],
+    rawRead: rawRead as BridgeSettings["rawRead"],
     lookbackMs: durationMs("lookbackDelta", str(config.lookbackDelta) ?? "5m", 1000),
     batchHours: parseInteger("batchHours", config.batchHours ?? 6, 1, 24),
     clusterBatch: parseInteger("clusterBatch", config.clusterBatch ?? 100, 1, 1000),

@@ -178,6 +178,11 @@ const OPTIONS: readonly OptionSpec[] = [
     "auto|prometheus2|prometheus3",
     "local mode: window edges of the server's engine (default auto: its build info)",
   ],
+  [
+    "rawRead",
+    "auto|remote-read|query",
+    "local mode: raw samples by Prometheus remote read or by query (default auto: remote read where offered)",
+  ],
   ["lookbackDelta", "duration", "local mode: the engine's lookback delta (default 5m)"],
   ["batchHours", "n", "server and local mode: hours per query (default 6)"],
   ["clusterBatch", "n", "clusters per query; 1: one query per cluster (default 100)"],

@@ -118,7 +118,8 @@ export function formatSummary(s: RunSummary | BridgeRunSummary): string {
   const local = s.local;
   if (local) {
     lines.push(
-      `local: ${local.semantics} semantics (${local.semanticsFrom}), ${local.checks} self-check(s), ` +
+      `local: ${local.semantics} semantics (${local.semanticsFrom}), raw samples by ` +
+        `${local.rawRead}, ${local.checks} self-check(s), ` +
         `${local.mismatches.length} mismatch(es), ${local.serverQueries.length} queries on the server`,
     );
     for (const m of local.mismatches) {

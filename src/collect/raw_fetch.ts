@@ -29,9 +29,11 @@
  */
 
 import { BridgeError, escapeControl, showValue } from "../model.ts";
-import type { InstantQuery, QueryCounter } from "../thanos/thanos_client.ts";
+import type { InstantQuery, QueryCounter, RawReadQuery } from "../thanos/thanos_client.ts";
 import { shortenQuery } from "../thanos/thanos_client.ts";
-import type { RawSeries, SelectorNeed } from "./local_eval.ts";
+import { CHUNK_XOR, type ReadSeries } from "../thanos/remote_read.ts";
+import { decodeXorChunk, isStaleMarker } from "../thanos/xor_chunk.ts";
+import type { RawSeries, SelectorNeed, SelectorParts } from "./local_eval.ts";
 import { parseSampleValue } from "./reduce.ts";
 import type { Labels } from "./row_map.ts";
 import { passesFilter, planRawFetches } from "./raw_fetch_plan.ts";
@@ -51,6 +53,17 @@ export interface InstantQuerier {
   queryInstant(
     q: InstantQuery,
     onSeries: (s: StreamedSeries) => void,
+    signal?: AbortSignal,
+    onRetry?: () => void,
+    counter?: QueryCounter,
+  ): Promise<unknown>;
+}
+
+/** What {@linkcode fetchRaw} needs of the client for remote reads: `ThanosClient.readRaw`. */
+export interface RemoteReader {
+  readRaw(
+    q: RawReadQuery,
+    onSeries: (s: ReadSeries) => void,
     signal?: AbortSignal,
     onRetry?: () => void,
     counter?: QueryCounter,
@@ -81,6 +94,13 @@ export interface RawFetchRequest {
   readonly clusterId?: string;
   /** For messages: the hours the batch covers. */
   readonly hours?: string;
+  /**
+   * Fetch over the remote read API (the client's `readRaw`) instead of
+   * instant queries, removing the server's external labels from each series
+   * (Prometheus adds them to remote reads only). Selectors whose metric and
+   * matchers are unknown still go as instant queries.
+   */
+  readonly remoteRead?: { readonly externalLabels: Readonly<Record<string, string>> };
 }
 
 /** The raw samples of one {@linkcode fetchRaw} call, by selector key. */
@@ -395,7 +415,7 @@ function showLabels(metric: Labels): string {
  * ```
  */
 export async function fetchRaw(
-  client: InstantQuerier,
+  client: InstantQuerier & Partial<RemoteReader>,
   request: RawFetchRequest,
   signal?: AbortSignal,
   counter?: QueryCounter,
@@ -424,11 +444,22 @@ export async function fetchRaw(
   const answers = new Map<string, Answer>();
   const interner = new Interner();
   try {
-    const tasks = plan.fetches.map(async ({ key, marginMs }) => {
+    const tasks = plan.fetches.map(async ({ key, marginMs, parts }) => {
       try {
         answers.set(
           key,
-          await fetchOne(client, request, key, marginMs, interner, inner.signal, counter),
+          request.remoteRead !== undefined && client.readRaw !== undefined && parts !== undefined
+            ? await readOne(
+              client as RemoteReader,
+              request,
+              key,
+              parts,
+              marginMs,
+              interner,
+              inner.signal,
+              counter,
+            )
+            : await fetchOne(client, request, key, marginMs, interner, inner.signal, counter),
         );
       } catch (error) {
         if (failure === undefined) {
@@ -481,6 +512,139 @@ export async function fetchRaw(
   };
 }
 
+/**
+ * Points the values of `labels` (names `names`) at the call's kept strings,
+ * and returns the set's hash from their numbers.
+ */
+function internLabels(
+  labels: Record<string, string>,
+  names: readonly string[],
+  interner: Interner,
+): number {
+  let hash = names.length;
+  for (const n of names) {
+    const value = interner.id(labels[n]!);
+    labels[n] = interner.string(value);
+    hash = (hash + mixPair(interner.id(n), value)) | 0;
+  }
+  return hash;
+}
+
+/** The refusal of one series of a selector's answer, naming the selector, the cluster and the series. */
+function refusal(
+  request: RawFetchRequest,
+  key: string,
+): (metric: Labels, what: string) => BridgeError {
+  return (metric, what) =>
+    new BridgeError(
+      "thanos_parse",
+      `raw samples of ${show(key)}${
+        request.clusterId !== undefined ? ` (cluster ${request.clusterId})` : ""
+      }: series ${showLabels(metric)} ${what}`,
+    );
+}
+
+/** The query's name in messages: the batch's id and the selector. */
+function fetchName(request: RawFetchRequest, key: string, how: string): string {
+  const name = `${how} ${shortenQuery(key, 120)}`;
+  return request.id !== undefined ? `${request.id} ${name}` : name;
+}
+
+/**
+ * One selector's remote read (samples in `[lastMs - range, lastMs]`);
+ * resolves with its series checked and converted as {@linkcode fetchOne}'s:
+ * the server's external labels removed, staleness markers and samples outside
+ * the range (a chunk may reach past it) dropped, a series without samples
+ * left in the range dropped (the query API would not list it), native
+ * histogram chunks skipped (the query API lists their series without float
+ * samples).
+ */
+async function readOne(
+  client: RemoteReader,
+  request: RawFetchRequest,
+  key: string,
+  parts: SelectorParts,
+  marginMs: number,
+  interner: Interner,
+  signal: AbortSignal,
+  counter: QueryCounter | undefined,
+): Promise<Answer> {
+  const range = rangeSeconds(request.firstMs, request.lastMs, marginMs);
+  const hiMs = request.lastMs;
+  const loMs = request.lastMs - range * 1000;
+  const q: RawReadQuery = {
+    query: key,
+    startMs: loMs,
+    endMs: hiMs,
+    matchers: parts.metric === null
+      ? parts.matchers
+      : [{ name: "__name__", op: "=", value: parts.metric }, ...parts.matchers],
+    id: fetchName(request, key, "raw (remote read)"),
+  };
+  if (request.clusterId !== undefined) q.clusterId = request.clusterId;
+  if (request.hours !== undefined) q.hours = request.hours;
+  const external = request.remoteRead?.externalLabels ?? {};
+  const hasExternal = Object.keys(external).length > 0;
+
+  let answer = new Answer();
+  const refuse = refusal(request, key);
+  const onSeries = (s: ReadSeries) => {
+    const labels: Record<string, string> = {};
+    const names: string[] = [];
+    for (const [name, value] of s.labels) {
+      if (hasExternal && Object.hasOwn(external, name) && external[name] === value) continue;
+      if (Object.hasOwn(labels, name)) {
+        throw refuse(labels, `has label ${showValue(name)} twice`);
+      }
+      labels[name] = value;
+      names.push(name);
+    }
+    const hash = internLabels(labels, names, interner);
+    if (answer.find(hash, labels, names) !== undefined) {
+      throw refuse(labels, "comes twice in one answer");
+    }
+    let most = 0;
+    for (const c of s.chunks) {
+      if (c.type === CHUNK_XOR && c.data.length >= 2) most += (c.data[0]! << 8) | c.data[1]!;
+    }
+    const chunk = answer.reserve(most);
+    const t = chunk.t, v = chunk.v, at = chunk.used;
+    let n = 0, previous = -Infinity;
+    for (const c of s.chunks) {
+      if (c.type !== CHUNK_XOR) continue;
+      if (c.maxMs < loMs || c.minMs > hiMs) continue;
+      try {
+        decodeXorChunk(c.data, (ms, value) => {
+          if (!(ms > previous)) {
+            throw refuse(
+              labels,
+              `has timestamps that are not strictly ascending (${previous / 1000} then ${
+                ms / 1000
+              })`,
+            );
+          }
+          previous = ms;
+          if (ms < loMs || ms > hiMs || (value !== value && isStaleMarker(value))) return;
+          t[at + n] = ms;
+          v[at + n] = value;
+          n++;
+        });
+      } catch (error) {
+        if (error instanceof BridgeError) throw error;
+        throw refuse(
+          labels,
+          `has a bad chunk: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+    }
+    if (n > 0) answer.commit(hash, labels, n, names.length);
+  };
+  await client.readRaw(q, onSeries, signal, () => {
+    answer = new Answer();
+  }, counter);
+  return answer;
+}
+
 /** One selector's query; resolves with its checked, converted series. */
 async function fetchOne(
   client: InstantQuerier,
@@ -495,23 +659,16 @@ async function fetchOne(
   const time = request.lastMs / 1000;
   const hiMs = request.lastMs;
   const loMs = request.lastMs - range * 1000;
-  const name = `raw ${shortenQuery(key, 120)}`;
   const q: InstantQuery = {
     query: `${key}[${range}s]`,
     time,
-    id: request.id !== undefined ? `${request.id} ${name}` : name,
+    id: fetchName(request, key, "raw"),
   };
   if (request.clusterId !== undefined) q.clusterId = request.clusterId;
   if (request.hours !== undefined) q.hours = request.hours;
 
   let answer = new Answer();
-  const refuse = (metric: Labels, what: string) =>
-    new BridgeError(
-      "thanos_parse",
-      `raw samples of ${show(key)}${
-        request.clusterId !== undefined ? ` (cluster ${request.clusterId})` : ""
-      }: series ${showLabels(metric)} ${what}`,
-    );
+  const refuse = refusal(request, key);
   const onSeries = (s: StreamedSeries) => {
     const metric = s.metric as unknown;
     if (typeof metric !== "object" || metric === null || Array.isArray(metric)) {
@@ -526,13 +683,7 @@ async function fetchOne(
         throw refuse({}, `has label ${showValue(bad)} that is not a string`);
       }
     }
-    // Point the labels at the call's kept strings, and hash the set by their numbers.
-    let hash = names.length;
-    for (const n of names) {
-      const value = interner.id(labels[n] as string);
-      Reflect.set(labels, n, interner.string(value));
-      hash = (hash + mixPair(interner.id(n), value)) | 0;
-    }
+    const hash = internLabels(labels as Record<string, string>, names, interner);
     if (answer.find(hash, labels as Labels, names) !== undefined) {
       throw refuse(metric as Labels, "comes twice in one answer");
     }

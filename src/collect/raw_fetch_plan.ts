@@ -29,10 +29,21 @@ export interface ServedSelector {
   readonly marginMs: number;
 }
 
+/** One query of a {@linkcode RawFetchPlan}. */
+export interface RawFetch {
+  readonly key: string;
+  readonly marginMs: number;
+  readonly parts?: SelectorParts;
+}
+
 /** The result of {@linkcode planRawFetches}. */
 export interface RawFetchPlan {
-  /** One query each: a selector key and its margin. */
-  readonly fetches: readonly { readonly key: string; readonly marginMs: number }[];
+  /**
+   * One query each: a selector key, its margin, and its metric and matchers
+   * when known (a remote read needs them; without them, the key is sent as
+   * PromQL).
+   */
+  readonly fetches: readonly RawFetch[];
   /** Every need, and every hint that one of the queries serves, by key. */
   readonly served: ReadonlyMap<string, ServedSelector>;
 }
@@ -163,17 +174,21 @@ export function planRawFetches(
     }
     join(h, false);
   }
-  const fetches: { key: string; marginMs: number }[] = [];
+  const fetches: RawFetch[] = [];
   for (const n of opaque) {
     const m = byKey.get(n.key)!;
-    fetches.push({ key: m.key, marginMs: m.marginMs });
+    fetches.push(
+      m.parts === undefined
+        ? { key: m.key, marginMs: m.marginMs }
+        : { key: m.key, marginMs: m.marginMs, parts: m.parts },
+    );
     served.set(m.key, { fetch: m.key, filter: [], marginMs: m.marginMs });
   }
   for (const g of groups) {
-    const key = g.members.length === 1
-      ? g.members[0]!.key
-      : canonicalSelector(g.metric, g.common).key;
-    fetches.push({ key, marginMs: g.marginMs });
+    const { key, parts } = g.members.length === 1
+      ? { key: g.members[0]!.key, parts: g.members[0]!.parts! }
+      : canonicalSelector(g.metric, g.common);
+    fetches.push({ key, marginMs: g.marginMs, parts });
     const common = new Set(g.common.map(matcherText));
     for (const m of g.members) {
       const filter = m.parts!.matchers.filter((x) => !common.has(matcherText(x)));

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { canonicalSelector, compileLocal, type SelectorNeed } from "./local_eval.ts";
-import { passesFilter, planRawFetches } from "./raw_fetch_plan.ts";
+import { passesFilter, planRawFetches, type RawFetch } from "./raw_fetch_plan.ts";
 import { COST_QUERIES } from "./catalogue.ts";
 import { ROS_QUERIES } from "./ros_catalogue.ts";
 import { planQueries } from "./query_plan.ts";
@@ -18,6 +18,11 @@ const need = (metric: string | null, m: M[], marginMs = 300_000): SelectorNeed =
 
 const C: M = ["clusterID", "=", "c1"];
 
+/** The fetches' keys and margins. */
+function keyed(fetches: readonly RawFetch[]): { key: string; marginMs: number }[] {
+  return fetches.map(({ key, marginMs }) => ({ key, marginMs }));
+}
+
 Deno.test("planRawFetches: cost and ROS variants of one metric share one query, cut out here", () => {
   const cost = need("req", [C, ["resource", "=", "cpu"], ["namespace", "!=", ""], [
     "node",
@@ -32,10 +37,18 @@ Deno.test("planRawFetches: cost and ROS variants of one metric share one query, 
     ["container", "!=", "POD"],
   ], 1_260_000);
   const plan = planRawFetches([cost, ros]);
-  assert.deepEqual(plan.fetches, [{
+  assert.deepEqual(keyed(plan.fetches), [{
     key: 'req{clusterID="c1",resource="cpu"}',
     marginMs: 1_260_000,
   }]);
+  // The merged query's own metric and matchers (what a remote read sends).
+  assert.deepEqual(plan.fetches[0]!.parts, {
+    metric: "req",
+    matchers: [
+      { name: "clusterID", op: "=", value: "c1" },
+      { name: "resource", op: "=", value: "cpu" },
+    ],
+  });
   assert.deepEqual(plan.served.get(cost.key), {
     fetch: 'req{clusterID="c1",resource="cpu"}',
     filter: [{ name: "namespace", op: "!=", value: "" }, { name: "node", op: "!=", value: "" }],
@@ -65,7 +78,7 @@ Deno.test("planRawFetches: different values of one label, regex and unknown sele
   }
   // The same key twice: one query, the larger margin.
   const twice = planRawFetches([cpu, { ...cpu, marginMs: 900_000 }]);
-  assert.deepEqual(twice.fetches, [{ key: cpu.key, marginMs: 900_000 }]);
+  assert.deepEqual(keyed(twice.fetches), [{ key: cpu.key, marginMs: 900_000 }]);
 });
 
 Deno.test("planRawFetches: a hint rides along only where it fits, never adding a query", () => {
@@ -75,7 +88,7 @@ Deno.test("planRawFetches: a hint rides along only where it fits, never adding a
   const none = need("usage", [C]);
   const same = need("phase", [C, ["phase", "=", "Running"]]);
   const plan = planRawFetches([cost, same], [fits, apart, none, { ...same, marginMs: 2_000_000 }]);
-  assert.deepEqual(plan.fetches, [
+  assert.deepEqual(keyed(plan.fetches), [
     { key: 'phase{clusterID="c1",phase="Running"}', marginMs: 2_000_000 },
     { key: 'req{clusterID="c1",resource="cpu"}', marginMs: 1_000_000 },
   ]);

@@ -247,6 +247,9 @@ export const RunRecordSchema = z
       .object({
         semantics: z.enum(["prometheus2", "prometheus3"]),
         semanticsFrom: z.string(),
+        rawRead: z.string().describe(
+          "How raw samples were fetched: remote read, or instant queries (and why)",
+        ),
         checks: z.number(),
         mismatches: z.array(z.object({
           day: z.string(),

@@ -207,6 +207,8 @@ export interface LocalSummary {
   /** The engine semantics evaluated with, and where that came from (setting or build info). */
   readonly semantics: EngineSemantics;
   readonly semanticsFrom: string;
+  /** How raw samples were fetched: `remote read`, or `instant queries (<why>)`. */
+  readonly rawRead: string;
   /** Self-checks made (one per batch and hour range). */
   checks: number;
   /** Self-checks that failed: those clusters' hours were collected in server mode. */
@@ -219,6 +221,8 @@ export interface LocalSummary {
 export interface LocalRun extends LocalModeOptions {
   /** Where the semantics came from, for the summary. */
   readonly semanticsFrom: string;
+  /** How raw samples are fetched, and why, for the summary. */
+  readonly rawRead: string;
 }
 
 /** How a run's clusters shared their queries (`--cluster-batch`). */
@@ -366,6 +370,7 @@ export async function runCollection(
     ? {
       semantics: deps.local.semantics,
       semanticsFrom: deps.local.semanticsFrom,
+      rawRead: deps.local.rawRead,
       checks: 0,
       mismatches: [],
       serverQueries: [],

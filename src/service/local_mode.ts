@@ -21,7 +21,10 @@ import type { ThanosClient } from "../thanos/thanos_client.ts";
 import type { LocalRun } from "./collect_job.ts";
 
 /** What {@linkcode resolveLocalRun} asks of the server. */
-export type LocalModeServer = Pick<ThanosClient, "buildInfo" | "queryInstant">;
+export type LocalModeServer = Pick<
+  ThanosClient,
+  "buildInfo" | "queryInstant" | "probeRemoteRead" | "externalLabels"
+>;
 
 /**
  * Local mode's settings for one run. With `--engine-semantics auto` (the
@@ -32,7 +35,8 @@ export type LocalModeServer = Pick<ThanosClient, "buildInfo" | "queryInstant">;
  * when neither tells, the run fails with a `config` error asking for
  * `--engine-semantics`. The server counts as counter-adjusting unless its
  * build info says Prometheus. The self-check rotation starts at the run's
- * hour, so consecutive runs check different queries.
+ * hour, so consecutive runs check different queries. Raw samples come by
+ * remote read or by instant queries (see {@linkcode resolveRawRead}).
  *
  * @example
  * ```ts ignore
@@ -42,7 +46,10 @@ export type LocalModeServer = Pick<ThanosClient, "buildInfo" | "queryInstant">;
  * ```
  */
 export async function resolveLocalRun(
-  settings: Pick<BridgeSettings, "engineSemantics" | "lookbackMs" | "replay">,
+  settings: Pick<
+    BridgeSettings,
+    "engineSemantics" | "lookbackMs" | "replay" | "record" | "rawRead"
+  >,
   server: LocalModeServer,
   now: Date,
   signal?: AbortSignal,
@@ -51,7 +58,14 @@ export async function resolveLocalRun(
   if (settings.replay === null) info = await fetchBuildInfo(server, signal);
   const counterAdjusting = info?.server !== "prometheus";
   const rotation = new SelfCheckRotation(Math.floor(now.getTime() / HOUR_MS));
-  const base = { lookbackMs: settings.lookbackMs, counterAdjusting, rotation };
+  const raw = await resolveRawRead(settings, info, server, signal);
+  const base = {
+    lookbackMs: settings.lookbackMs,
+    counterAdjusting,
+    rotation,
+    remoteRead: raw.remoteRead,
+    rawRead: raw.from,
+  };
   if (settings.engineSemantics !== "auto") {
     return {
       ...base,
@@ -71,4 +85,49 @@ export async function resolveLocalRun(
     );
   }
   return { ...base, semantics: found.semantics, semanticsFrom: found.reason };
+}
+
+/**
+ * How local mode fetches raw samples (`--raw-read`). `query`: instant queries
+ * (a range selector each, JSON). `remote-read`: Prometheus's streamed remote
+ * read, which must work (an empty read answered with streamed chunks, and the
+ * external labels readable from `/api/v1/status/config`), else a `config`
+ * error saying why. `auto` (the default): remote read when the server's build
+ * info says Prometheus and both of those work, else instant queries; never
+ * with `--record` or `--replay` (recordings hold query answers). Thanos Query
+ * has no remote read API.
+ *
+ * @example
+ * ```ts ignore
+ * import { resolveRawRead } from "./local_mode.ts";
+ * const raw = await resolveRawRead(settings, info, client);
+ * raw.from; // "remote read" against Prometheus
+ * ```
+ */
+export async function resolveRawRead(
+  settings: Pick<BridgeSettings, "replay" | "record" | "rawRead">,
+  info: BuildInfo | null,
+  server: Pick<LocalModeServer, "probeRemoteRead" | "externalLabels">,
+  signal?: AbortSignal,
+): Promise<{ remoteRead: { externalLabels: Record<string, string> } | null; from: string }> {
+  const query = (why: string) => ({ remoteRead: null, from: `instant queries (${why})` });
+  if (settings.rawRead === "query") return query("--raw-read query");
+  if (settings.replay !== null || settings.record !== null) {
+    return query("recording or replaying");
+  }
+  if (settings.rawRead === "auto" && info?.server !== "prometheus") {
+    return query(
+      `the server is ${info === null ? "unknown" : info.server}: remote read is Prometheus's`,
+    );
+  }
+  const refused = await server.probeRemoteRead(signal);
+  const externalLabels = refused === null ? await server.externalLabels(signal) : null;
+  if (refused === null && externalLabels !== null) {
+    return { remoteRead: { externalLabels }, from: "remote read" };
+  }
+  const why = refused !== null
+    ? `the server does not answer streamed remote reads: ${refused}`
+    : "the server's external labels cannot be read from /api/v1/status/config";
+  if (settings.rawRead === "remote-read") throw new ConfigError("rawRead", "remote-read", why);
+  return query(why);
 }

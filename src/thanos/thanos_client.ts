@@ -18,6 +18,16 @@ import { abortableSleep, backoffDelay, parseRetryAfter } from "./backoff.ts";
 import { Limiter } from "./limiter.ts";
 import { Redactor } from "./redact.ts";
 import {
+  encodeReadRequest,
+  type ReadMatcher,
+  type ReadSeries,
+  readStreamedAnswer,
+  SeriesCallbackError,
+  STREAMED_CONTENT_TYPE,
+} from "./remote_read.ts";
+import { snappyEncode } from "./snappy.ts";
+import { parse as parseYaml } from "yaml";
+import {
   type AnswerLimit,
   answerTooLarge,
   limitError,
@@ -83,6 +93,24 @@ export interface QueryCounter {
   attempts: number;
   /** Body bytes received. */
   bytes: number;
+}
+
+/**
+ * One remote read (`POST /api/v1/read`): the series `matchers` select (the
+ * metric name as a `__name__` matcher), with their samples in
+ * `[startMs, endMs]` (ms). `query` is the selector's text, for messages.
+ */
+export interface RawReadQuery {
+  query: string;
+  startMs: number;
+  endMs: number;
+  matchers: readonly ReadMatcher[];
+  /** Names the query in messages. */
+  id?: string;
+  /** The cluster: named in messages, and the fairness key. */
+  clusterId?: string;
+  /** For messages: the hours. */
+  hours?: string;
 }
 
 /** Limits on one answer; see {@linkcode ThanosClientOptions}. */
@@ -264,6 +292,15 @@ const QUERY_PATH = "/api/v1/query";
 const BUILD_INFO_PATH = "/api/v1/status/buildinfo";
 const SERIES_PATH = "/api/v1/series";
 const LABEL_VALUES_PATH = "/api/v1/label/";
+const REMOTE_READ_PATH = "/api/v1/read";
+const CONFIG_PATH = "/api/v1/status/config";
+/** Request headers of a remote read. */
+const REMOTE_READ_HEADERS: Readonly<Record<string, string>> = {
+  "Content-Type": "application/x-protobuf",
+  "Content-Encoding": "snappy",
+  "Accept": "application/x-streamed-protobuf",
+  "X-Prometheus-Remote-Read-Version": "0.1.0",
+};
 
 /** The stable error code of each kind of failure. */
 const KIND_CODES: Readonly<Record<QueryErrorCause["kind"], ErrorCode>> = {
@@ -389,6 +426,17 @@ type BodyReader = (
   signal: AbortSignal,
   onBytes: (n: number) => void,
 ) => Promise<ReadAnswer>;
+
+/** How {@linkcode ThanosClient} reads one attempt's answer. */
+interface AttemptHow {
+  onSeries: (s: Series) => void;
+  limits: Pick<ParseSeriesStreamOptions, "shape">;
+  counter?: QueryCounter | undefined;
+  /** Reads the body instead of the series parser; `limits.shape` still picks the checks. */
+  read?: BodyReader;
+  /** Checks a 200 answer's headers before its body is read: a reason refuses it (not retried). */
+  expect?: (response: Response) => string | undefined;
+}
 
 /** A whole small JSON answer whose top level is an object: the object, its `warnings` as strings, its size. */
 interface WholeJsonAnswer {
@@ -1043,11 +1091,18 @@ export class ThanosClient {
   async #runQuery(
     q: QueryName,
     params: string,
-    request: { method: "POST"; url: string; body: string; key: string },
+    request: {
+      method: "POST";
+      url: string;
+      body: string | Uint8Array<ArrayBuffer>;
+      key: string;
+      headers?: Readonly<Record<string, string>>;
+    },
     onSeries: (s: Series) => void,
     signal: AbortSignal | undefined,
     onRetry: ((info: RetryInfo) => void) | undefined,
     counter: QueryCounter | undefined,
+    how: Pick<AttemptHow, "read" | "expect"> = {},
   ): Promise<QueryStats> {
     const started = performance.now();
     this.#totals.queries++;
@@ -1057,7 +1112,11 @@ export class ThanosClient {
       while (true) {
         signal?.throwIfAborted();
         attempts++;
-        const outcome = await this.#attempt(request, { onSeries, limits: {}, counter }, signal);
+        const outcome = await this.#attempt(
+          request,
+          { onSeries, limits: {}, counter, ...how },
+          signal,
+        );
         if (!(outcome instanceof AttemptFailure)) {
           const ms = Math.round(performance.now() - started);
           this.#onQuery?.({ ok: true, code: null, ms, bytes: outcome.bytes });
@@ -1244,6 +1303,188 @@ export class ThanosClient {
     return [...values].sort();
   }
 
+  /** `<base>/<path>` of the server's API. */
+  #url(path: string): string {
+    return this.#endpoint.href.slice(0, -QUERY_RANGE_PATH.length) + path;
+  }
+
+  /**
+   * Reads the raw samples of the series `q.matchers` select, in
+   * `[q.startMs, q.endMs]`, over Prometheus's remote read API
+   * (`POST /api/v1/read`, streamed XOR chunks; see `remote_read.ts`), and
+   * passes each series to `onSeries` as its frame arrives: labels (the
+   * server's external labels included) and chunks, which may reach outside
+   * the range. Retries, limits (`maxAnswerBytes` for the body and each frame,
+   * `maxSeries`, `maxLabelBytes`), counters, `onQuery`, cancellation and
+   * error codes as {@linkcode ThanosClient.queryInstant}; an answer that is
+   * not streamed chunks (a server without streamed remote read) fails with a
+   * `thanos_parse` error, not retried. Thanos Query has no remote read API.
+   *
+   * @param q The selector's matchers and the range (ms), with its id, cluster and hours for messages.
+   * @param onSeries Called for each series, in answer order.
+   * @param signal Aborts the call: a `cancelled` error.
+   * @param onRetry Called before every retry, after a failed attempt.
+   * @param counter Counters of the caller's own traffic.
+   *
+   * @example
+   * ```ts ignore
+   * import { ThanosClient } from "./thanos_client.ts";
+   *
+   * const client = new ThanosClient({ url: "http://127.0.0.1:9090" });
+   * await client.readRaw(
+   *   {
+   *     query: "up",
+   *     startMs: 1_793_491_200_000,
+   *     endMs: 1_793_494_800_000,
+   *     matchers: [{ name: "__name__", op: "=", value: "up" }],
+   *   },
+   *   (s) => console.log(s.labels, s.chunks.length),
+   * );
+   * client.close();
+   * ```
+   */
+  async readRaw(
+    q: RawReadQuery,
+    onSeries: (s: ReadSeries) => void,
+    signal?: AbortSignal,
+    onRetry?: (info: RetryInfo) => void,
+    counter?: QueryCounter,
+  ): Promise<QueryStats> {
+    if (this.#closed) throw new Error("ThanosClient is closed");
+    const body = snappyEncode(
+      encodeReadRequest([{ startMs: q.startMs, endMs: q.endMs, matchers: q.matchers }]),
+    );
+    return await this.#runQuery(
+      q,
+      `remote read, start=${q.startMs / 1000}, end=${q.endMs / 1000}`,
+      {
+        method: "POST",
+        url: this.#url(REMOTE_READ_PATH),
+        body,
+        key: q.clusterId ?? "",
+        headers: REMOTE_READ_HEADERS,
+      },
+      () => {},
+      signal,
+      onRetry,
+      counter,
+      { read: this.#streamedReader(onSeries), expect: streamedAnswerProblem },
+    );
+  }
+
+  /** A body reader of a streamed remote-read answer, passing each series to `onSeries`. */
+  #streamedReader(onSeries: (s: ReadSeries) => void): BodyReader {
+    return async (body, signal, onBytes) => {
+      const got = await readStreamedAnswer(
+        body,
+        signal,
+        onBytes,
+        onSeries,
+        this.#limits,
+        limitError,
+      );
+      return {
+        status: "success",
+        resultType: "matrix",
+        hasResult: true,
+        series: got.series,
+        warnings: [],
+        errorType: undefined,
+        error: undefined,
+        bytes: got.bytes,
+      };
+    };
+  }
+
+  /**
+   * Whether the server answers streamed remote reads: null when it does (an
+   * empty read request got a streamed answer), else why not, e.g. `HTTP 404`
+   * from Thanos Query (which has no remote read API) or a proxy, or an answer
+   * of another type. Cancellation is thrown as a `cancelled` error; every
+   * other failure is a reason.
+   *
+   * @param signal Aborts the request.
+   *
+   * @example
+   * ```ts ignore
+   * import { ThanosClient } from "./thanos_client.ts";
+   *
+   * const client = new ThanosClient({ url: "http://127.0.0.1:9090" });
+   * (await client.probeRemoteRead()) ?? "supported"; // "supported" on Prometheus
+   * client.close();
+   * ```
+   */
+  async probeRemoteRead(signal?: AbortSignal): Promise<string | null> {
+    if (this.#closed) throw new Error("ThanosClient is closed");
+    try {
+      await this.#runQuery(
+        { query: "(no query)", id: "remote-read-probe" },
+        "remote read",
+        {
+          method: "POST",
+          url: this.#url(REMOTE_READ_PATH),
+          body: snappyEncode(encodeReadRequest([])),
+          key: "",
+          headers: REMOTE_READ_HEADERS,
+        },
+        () => {},
+        signal,
+        undefined,
+        undefined,
+        { read: this.#streamedReader(() => {}), expect: streamedAnswerProblem },
+      );
+      return null;
+    } catch (error) {
+      if (error instanceof BridgeError && error.code !== "cancelled") return error.message;
+      throw error;
+    }
+  }
+
+  /**
+   * The server's external labels (`global.external_labels` of
+   * `GET /api/v1/status/config`), which Prometheus adds to every series of a
+   * remote read but not to query answers; `{}` when it has none, null when
+   * the server has no such endpoint (Thanos Query, a proxy) or its answer
+   * cannot be read as a Prometheus configuration. Retried and limited like
+   * {@linkcode ThanosClient.buildInfo}.
+   *
+   * @param signal Aborts the call: a `cancelled` error.
+   *
+   * @example
+   * ```ts ignore
+   * import { ThanosClient } from "./thanos_client.ts";
+   *
+   * const client = new ThanosClient({ url: "http://127.0.0.1:9090" });
+   * await client.externalLabels(); // e.g. { replica: "a" }
+   * client.close();
+   * ```
+   */
+  async externalLabels(signal?: AbortSignal): Promise<Record<string, string> | null> {
+    if (this.#closed) throw new Error("ThanosClient is closed");
+    const describe = () => `configuration request to ${this.#endpoint.origin}`;
+    let data: Record<string, unknown> | null = null;
+    const read: BodyReader = async (body, s, onBytes) => {
+      const answer = await readJsonObject(
+        body,
+        Math.min(this.#limits.maxAnswerBytes, 16 << 20),
+        s,
+        onBytes,
+      );
+      data = answer.data;
+      return answer;
+    };
+    const found = await this.#lookup(this.#url(CONFIG_PATH), describe, read, signal, {
+      reset: () => {
+        data = null;
+      },
+      unknown: (outcome) =>
+        outcome.extra.status === 404 || outcome.extra.status === 405 ||
+        outcome.kind === "malformed" || outcome.kind === "result",
+    });
+    const text = found ? (data as Record<string, unknown> | null)?.yaml : undefined;
+    return typeof text === "string" ? externalLabelsOf(text) : null;
+  }
+
   /**
    * Releases the TLS client, if one was created. Further queries are refused.
    *
@@ -1314,14 +1555,15 @@ export class ThanosClient {
 
   /** One attempt: a slot, a request, the streamed body. Never throws except for aborts and callback errors. */
   async #attempt(
-    request: { method: "GET" | "POST"; url: string; body?: string; key: string },
-    how: {
-      onSeries: (s: Series) => void;
-      limits: Pick<ParseSeriesStreamOptions, "shape">;
-      counter?: QueryCounter | undefined;
-      /** Reads the body instead of the series parser; `limits.shape` still picks the checks. */
-      read?: BodyReader;
+    request: {
+      method: "GET" | "POST";
+      url: string;
+      body?: string | Uint8Array<ArrayBuffer>;
+      key: string;
+      /** Headers that replace the client's (e.g. a remote read's content type). */
+      headers?: Readonly<Record<string, string>>;
     },
+    how: AttemptHow,
     signal: AbortSignal | undefined,
   ): Promise<{ bytes: number; series: number } | AttemptFailure> {
     const release = await this.#limiter.acquire(signal, request.key);
@@ -1350,6 +1592,7 @@ export class ThanosClient {
       if (counter) counter.attempts++;
       const headers = new Headers(this.#headers);
       if (request.body === undefined) headers.delete("Content-Type");
+      for (const [name, value] of Object.entries(request.headers ?? {})) headers.set(name, value);
       const init: RequestInit & { client?: Deno.HttpClient } = {
         method: request.method,
         headers,
@@ -1365,6 +1608,11 @@ export class ThanosClient {
         return new AttemptFailure("HTTP 200 without a body", "network", true, {
           status: response.status,
         });
+      }
+      const unexpected = how.expect?.(response);
+      if (unexpected !== undefined) {
+        response.body.cancel().catch(() => {});
+        return new AttemptFailure(unexpected, "result", false, { status: response.status });
       }
       const onBytes = (n: number) => {
         this.#totals.bytes += n;
@@ -1383,6 +1631,7 @@ export class ThanosClient {
       return problem ?? { bytes: parsed.bytes, series: parsed.series };
     } catch (error) {
       if (callbackError !== undefined) throw callbackError.error;
+      if (error instanceof SeriesCallbackError) throw error.error;
       if (signal?.aborted) throw signal.reason;
       const status = response ? { status: response.status } : {};
       if (timeout.signal.aborted) {
@@ -1508,6 +1757,51 @@ export class ThanosClient {
     }
     return undefined;
   }
+}
+
+/** Why a 200 answer to a remote read is not streamed chunks, or undefined when it is. */
+function streamedAnswerProblem(response: Response): string | undefined {
+  const type = response.headers.get("Content-Type") ?? "";
+  if (type.replace(/\s+/g, "") === STREAMED_CONTENT_TYPE.replace(/\s+/g, "")) return undefined;
+  return `the answer is ${JSON.stringify(type.slice(0, 100))}, not ${
+    JSON.stringify(STREAMED_CONTENT_TYPE)
+  } (no streamed remote read)`;
+}
+
+/**
+ * `global.external_labels` of a Prometheus configuration (YAML): `{}` when
+ * absent, null when the text is not a YAML mapping or the labels are not a
+ * map of strings.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { externalLabelsOf } from "./thanos_client.ts";
+ *
+ * assert.deepEqual(externalLabelsOf("global:\n  external_labels:\n    replica: a\n"), { replica: "a" });
+ * assert.deepEqual(externalLabelsOf("global:\n  scrape_interval: 1m\n"), {});
+ * ```
+ */
+export function externalLabelsOf(yaml: string): Record<string, string> | null {
+  let doc: unknown;
+  try {
+    doc = parseYaml(yaml);
+  } catch {
+    return null;
+  }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) return null;
+  const global = (doc as Record<string, unknown>).global;
+  if (global === undefined || global === null) return {};
+  if (typeof global !== "object" || Array.isArray(global)) return null;
+  const labels = (global as Record<string, unknown>).external_labels;
+  if (labels === undefined || labels === null) return {};
+  if (typeof labels !== "object" || Array.isArray(labels)) return null;
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(labels)) {
+    if (typeof value !== "string") return null;
+    out[name] = value;
+  }
+  return out;
 }
 
 /** Whether `error` is an `AbortError` DOMException (what `fetch` rejects with on abort). */
