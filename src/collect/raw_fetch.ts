@@ -32,7 +32,7 @@ import { BridgeError, escapeControl, showValue } from "../model.ts";
 import type { InstantQuery, QueryCounter, RawReadQuery } from "../thanos/thanos_client.ts";
 import { shortenQuery } from "../thanos/thanos_client.ts";
 import { CHUNK_XOR, type ReadSeries } from "../thanos/remote_read.ts";
-import { decodeXorChunk, isStaleMarker } from "../thanos/xor_chunk.ts";
+import { decodeXorChunk } from "../thanos/xor_chunk.ts";
 import type { RawSeries, SelectorNeed, SelectorParts } from "./local_eval.ts";
 import { parseSampleValue } from "./reduce.ts";
 import type { Labels } from "./row_map.ts";
@@ -614,7 +614,7 @@ async function readOne(
       if (c.type !== CHUNK_XOR) continue;
       if (c.maxMs < loMs || c.minMs > hiMs) continue;
       try {
-        decodeXorChunk(c.data, (ms, value) => {
+        decodeXorChunk(c.data, (ms, value, stale) => {
           if (!(ms > previous)) {
             throw refuse(
               labels,
@@ -624,7 +624,7 @@ async function readOne(
             );
           }
           previous = ms;
-          if (ms < loMs || ms > hiMs || (value !== value && isStaleMarker(value))) return;
+          if (ms < loMs || ms > hiMs || stale) return;
           t[at + n] = ms;
           v[at + n] = value;
           n++;

@@ -10,9 +10,13 @@ import {
   type InstantQuerier,
   rangeSeconds,
   type RawSeries,
+  type RemoteReader,
   sortSeries,
   type StreamedSeries,
 } from "./raw_fetch.ts";
+import type { RawReadQuery } from "../thanos/thanos_client.ts";
+import { CHUNK_XOR, type ReadChunk, type ReadSeries } from "../thanos/remote_read.ts";
+import { encodeXorChunk } from "../thanos/xor_chunk.ts";
 
 const FIRST_MS = Date.UTC(2026, 10, 1, 3, 0); // 1_793_502_000_000
 const LAST_MS = Date.UTC(2026, 10, 1, 3, 59);
@@ -480,6 +484,24 @@ Deno.test("fetchRaw against Debian's Prometheus 2.42: raw samples unchanged, the
         if (k === 5) assert.ok(Number.isNaN(p1.v[i]));
         else assert.equal(p1.v[i], k * 1.5);
       }
+      // The same over remote read: XOR chunks from the TSDB, cut to the same window.
+      const needs = [{ key: "raw_test", marginMs, parts: { metric: "raw_test", matchers: [] } }];
+      const read = await fetchRaw(client, {
+        firstMs,
+        lastMs,
+        needs,
+        remoteRead: { externalLabels: {} },
+      });
+      const byQuery = await fetchRaw(client, { firstMs, lastMs, needs });
+      assert.equal(read.queries, 1);
+      assert.equal(client.stats.queries, 3);
+      const got = read.series("raw_test");
+      assert.deepEqual(got.map((s) => s.metric), series.map((s) => s.metric));
+      for (let i = 0; i < got.length; i++) {
+        assert.deepEqual([...got[i]!.t], [...byQuery.series("raw_test")[i]!.t]);
+        assert.deepEqual([...got[i]!.v], [...byQuery.series("raw_test")[i]!.v]);
+      }
+      assert.equal(read.samples, store.samples);
     } finally {
       client.close();
     }
@@ -550,4 +572,224 @@ Deno.test("fetchRaw: selectors of one metric share one query; each gets its own 
       }
     },
   );
+});
+
+/** One series of a fake remote read: labels and samples, cut into XOR chunks of `per` samples. */
+function readSeries(
+  labels: Record<string, string>,
+  t: number[],
+  v: number[],
+  per = 3,
+  stale: ReadonlySet<number> = new Set(),
+): ReadSeries {
+  const chunks: ReadChunk[] = [];
+  for (let i = 0; i < t.length; i += per) {
+    const ct = t.slice(i, i + per), cv = v.slice(i, i + per);
+    const marks = new Set([...stale].filter((k) => k >= i && k < i + per).map((k) => k - i));
+    chunks.push({
+      minMs: ct[0]!,
+      maxMs: ct.at(-1)!,
+      type: CHUNK_XOR,
+      data: encodeXorChunk(ct, cv, marks),
+    });
+  }
+  return { labels: Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)), chunks };
+}
+
+/** A fake client: remote reads answered by `answer`, instant queries refused. */
+function fakeReader(
+  answer: (q: RawReadQuery, attempt: number) => ReadSeries[] | Error,
+): InstantQuerier & RemoteReader & { reads: RawReadQuery[] } {
+  const reads: RawReadQuery[] = [];
+  return {
+    reads,
+    queryInstant() {
+      return Promise.reject(new Error("instant query sent"));
+    },
+    async readRaw(q, onSeries, _signal, onRetry) {
+      reads.push(q);
+      for (let attempt = 1;; attempt++) {
+        const got = answer(q, attempt);
+        if (got instanceof Error) {
+          await Promise.resolve();
+          onRetry?.();
+          continue;
+        }
+        for (const s of got) onSeries(s);
+        return {};
+      }
+    },
+  };
+}
+
+const POD = "kube_pod_info";
+const POD_PARTS = {
+  metric: POD,
+  matchers: [{ name: "clusterID", op: "=" as const, value: "c1" }],
+};
+
+Deno.test("fetchRaw over remote read: matchers and range sent; window, stale markers, external labels, histograms and empty series handled", async () => {
+  const lo = LAST_MS - rangeSeconds(FIRST_MS, LAST_MS, 300_000) * 1000;
+  const client = fakeReader((q) => {
+    if (q.matchers[0]!.value !== POD) return [];
+    return [
+      // Samples before, at and after the window's edges; a stale marker; a plain NaN.
+      readSeries(
+        { __name__: POD, clusterID: "c1", pod: "p2", replica: "a" },
+        [lo - 60_000, lo, lo + 60_000, lo + 120_000, LAST_MS, LAST_MS + 60_000],
+        [1, 2, 0, NaN, 5, 6],
+        3,
+        new Set([2]), // a staleness marker at lo + 60 s
+      ),
+      // A series whose samples all lie outside the window: not listed.
+      readSeries({ __name__: POD, clusterID: "c1", pod: "p3", replica: "a" }, [lo - 1], [1]),
+      // A native histogram chunk is skipped; its float chunk kept.
+      {
+        labels: [["__name__", POD], ["clusterID", "c1"], ["pod", "p1"], ["replica", "b"]],
+        chunks: [
+          { minMs: lo, maxMs: lo, type: 2, data: new Uint8Array([0, 1, 9, 9]) },
+          ...readSeries({}, [LAST_MS - 30_000], [0.25]).chunks,
+        ],
+      },
+    ];
+  });
+  const key = canonicalSelector(POD, POD_PARTS.matchers).key;
+  const store = await fetchRaw(client, {
+    firstMs: FIRST_MS,
+    lastMs: LAST_MS,
+    needs: [{ key, marginMs: 300_000, parts: POD_PARTS }],
+    remoteRead: { externalLabels: { replica: "a" } },
+  });
+  assert.deepEqual(client.reads.map((q) => [q.startMs, q.endMs, q.matchers]), [[
+    lo,
+    LAST_MS,
+    [{ name: "__name__", op: "=", value: POD }, { name: "clusterID", op: "=", value: "c1" }],
+  ]]);
+  const series = store.series(key);
+  // replica="a" is the server's external label: removed; replica="b" is the series' own.
+  assert.deepEqual(series.map((s) => s.metric), [
+    { __name__: POD, clusterID: "c1", pod: "p1", replica: "b" },
+    { __name__: POD, clusterID: "c1", pod: "p2" },
+  ]);
+  assert.deepEqual([...series[0]!.t], [LAST_MS - 30_000]);
+  assert.deepEqual([...series[1]!.t], [lo, lo + 120_000, LAST_MS]);
+  assert.deepEqual([...series[1]!.v].map(String), ["2", "NaN", "5"]);
+  assert.equal(store.samples, 4);
+  assert.equal(store.queries, 1);
+});
+
+Deno.test("fetchRaw over remote read: the same store as instant queries for the same samples", async () => {
+  const lo = LAST_MS - rangeSeconds(FIRST_MS, LAST_MS, 300_000) * 1000;
+  const data = [
+    { metric: { __name__: POD, clusterID: "c1", pod: "b" }, t: [lo, lo + 90_000, LAST_MS] },
+    { metric: { __name__: POD, clusterID: "c1", pod: "a" }, t: [lo + 1, LAST_MS - 1] },
+  ];
+  const reader = fakeReader(() =>
+    data.map((d) => readSeries(d.metric, d.t, d.t.map((x, i) => i * 0.1 + x / 1e12)))
+  );
+  const querier: InstantQuerier = {
+    queryInstant(_q, onSeries) {
+      for (const d of data) {
+        onSeries({
+          metric: { ...d.metric },
+          values: d.t.map((x, i) => [x / 1000, String(i * 0.1 + x / 1e12)] as [number, string]),
+        });
+      }
+      return Promise.resolve({});
+    },
+  };
+  const key = canonicalSelector(POD, POD_PARTS.matchers).key;
+  const request = {
+    firstMs: FIRST_MS,
+    lastMs: LAST_MS,
+    needs: [{ key, marginMs: 300_000, parts: POD_PARTS }],
+  };
+  const a = await fetchRaw(reader, { ...request, remoteRead: { externalLabels: {} } });
+  const b = await fetchRaw(querier, request);
+  assert.equal(reader.reads.length, 1);
+  const flat = (s: readonly RawSeries[]) =>
+    s.map((x) => ({ metric: x.metric, t: [...x.t], v: [...x.v] }));
+  assert.deepEqual(flat(a.series(key)), flat(b.series(key)));
+  assert.equal(a.samples, b.samples);
+  assert.equal(a.seriesCount, b.seriesCount);
+});
+
+Deno.test("fetchRaw over remote read: bad series are refused with thanos_parse; a retry drops the failed attempt; no parts: an instant query", async () => {
+  const key = canonicalSelector(POD, POD_PARTS.matchers).key;
+  const request = (answer: ReadSeries[]) =>
+    fetchRaw(fakeReader(() => answer), {
+      firstMs: FIRST_MS,
+      lastMs: LAST_MS,
+      needs: [{ key, marginMs: 300_000, parts: POD_PARTS }],
+      remoteRead: { externalLabels: {} },
+      clusterId: "c1",
+    });
+  const refused = async (answer: ReadSeries[], pattern: RegExp) => {
+    await assert.rejects(request(answer), (e: unknown) => {
+      assert.ok(e instanceof BridgeError);
+      assert.equal(e.code, "thanos_parse");
+      assert.match(e.message, /kube_pod_info\{clusterID="c1"\} \(cluster c1\)/);
+      assert.match(e.message, pattern);
+      return true;
+    });
+  };
+  const t = LAST_MS - 120_000;
+  // Chunks out of order: not ascending across chunks.
+  const twoChunks = readSeries({ pod: "p" }, [t, t + 60_000], [1, 2], 1);
+  await refused(
+    [{ labels: twoChunks.labels, chunks: [twoChunks.chunks[1]!, twoChunks.chunks[0]!] }],
+    /not strictly ascending/,
+  );
+  await refused(
+    [readSeries({ pod: "p" }, [t], [1]), readSeries({ pod: "p" }, [t + 1], [1])],
+    /comes twice in one answer/,
+  );
+  await refused(
+    [{
+      labels: [["pod", "p"]],
+      chunks: [{ minMs: t, maxMs: t, type: CHUNK_XOR, data: new Uint8Array([0, 5, 1]) }],
+    }],
+    /has a bad chunk: malformed XOR chunk/,
+  );
+  await refused(
+    [{ labels: [["pod", "p"], ["pod", "q"]], chunks: [] }],
+    /has label "pod" twice/,
+  );
+
+  // A failed attempt's series are dropped on the retry.
+  const retried = fakeReader((_q, attempt) =>
+    attempt === 1 ? new Error("HTTP 503") : [readSeries({ pod: "ok" }, [t], [1])]
+  );
+  const flaky = fakeReader((_q, attempt) => {
+    if (attempt === 2) return [readSeries({ pod: "ok" }, [t], [1])];
+    return new Error("HTTP 503");
+  });
+  for (const client of [retried, flaky]) {
+    const store = await fetchRaw(client, {
+      firstMs: FIRST_MS,
+      lastMs: LAST_MS,
+      needs: [{ key, marginMs: 300_000, parts: POD_PARTS }],
+      remoteRead: { externalLabels: {} },
+    });
+    assert.deepEqual(store.series(key).map((s) => s.metric), [{ pod: "ok" }]);
+  }
+
+  // A selector whose parts are unknown goes as an instant query, even with remote reads on.
+  const sent: string[] = [];
+  const mixed: InstantQuerier & RemoteReader = {
+    queryInstant(q) {
+      sent.push(q.query);
+      return Promise.resolve({});
+    },
+    readRaw() {
+      return Promise.reject(new Error("remote read sent"));
+    },
+  };
+  await fetchRaw(mixed, {
+    firstMs: FIRST_MS,
+    lastMs: LAST_MS,
+    needs: [{ key: KEY_B, marginMs: 0 }],
+    remoteRead: { externalLabels: {} },
+  });
+  assert.deepEqual(sent, [`${KEY_B}[${rangeSeconds(FIRST_MS, LAST_MS, 0)}s]`]);
 });

@@ -27,7 +27,11 @@ const LITTLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const LO = LITTLE ? 0 : 1;
 const HI = LITTLE ? 1 : 0;
 
-/** Whether `v` has exactly the bits of Prometheus's staleness marker. */
+/**
+ * Whether `v` has exactly the bits of Prometheus's staleness marker, as far
+ * as they survived: V8 may make a NaN canonical (e.g. in a double array), so
+ * the decoder's `stale` flag, read from the chunk's bits, is the one to trust.
+ */
 export function isStaleMarker(v: number): boolean {
   if (v === v) return false;
   f64[0] = v;
@@ -104,10 +108,11 @@ class BitReader {
 }
 
 /**
- * Decodes one XOR chunk and calls `onSample(t, v)` for each sample in order
- * (`t` in ms). Values are written through a shared `Float64Array`, so NaN
- * payloads reach `onSample` with their bits (test them with
- * {@linkcode isStaleMarker}). Returns the number of samples. Throws a
+ * Decodes one XOR chunk and calls `onSample(t, v, stale)` for each sample in
+ * order (`t` in ms). `stale` is true when the value's bits are exactly
+ * Prometheus's staleness marker: told from the bits here, because a NaN's
+ * payload does not reliably survive as a JavaScript number (V8 makes NaNs
+ * canonical when it stores them in a double array). Returns the number of samples. Throws a
  * `SyntaxError` for a chunk that ends early or holds a bad varint.
  *
  * @example
@@ -123,7 +128,7 @@ class BitReader {
  */
 export function decodeXorChunk(
   chunk: Uint8Array,
-  onSample: (t: number, v: number) => void,
+  onSample: (t: number, v: number, stale: boolean) => void,
 ): number {
   if (chunk.length < 2) throw bad(`${chunk.length} byte(s), shorter than its header`);
   const count = (chunk[0]! << 8) | chunk[1]!;
@@ -133,7 +138,7 @@ export function decodeXorChunk(
   let hi = r.bits(32), lo = r.bits(32);
   u32[HI] = hi;
   u32[LO] = lo;
-  onSample(t, f64[0]!);
+  onSample(t, f64[0]!, hi === STALE_NAN_HI && lo === STALE_NAN_LO);
   if (count === 1) return 1;
   let delta = r.uvarint();
   t += delta;
@@ -178,7 +183,7 @@ export function decodeXorChunk(
   readValue();
   u32[HI] = hi;
   u32[LO] = lo;
-  onSample(t, f64[0]!);
+  onSample(t, f64[0]!, hi === STALE_NAN_HI && lo === STALE_NAN_LO);
   for (let i = 2; i < count; i++) {
     let size = 0;
     while (size < 4 && r.bit() === 1) size++;
@@ -196,7 +201,7 @@ export function decodeXorChunk(
     readValue();
     u32[HI] = hi;
     u32[LO] = lo;
-    onSample(t, f64[0]!);
+    onSample(t, f64[0]!, hi === STALE_NAN_HI && lo === STALE_NAN_LO);
   }
   return count;
 }
@@ -242,8 +247,9 @@ function ctz64(hi: number, lo: number): number {
 
 /**
  * Encodes samples as Prometheus's `chunkenc.XORChunk` does (at most 65,535;
- * `t` in ms, ascending). For tests and the fake remote-read server; the
- * bridge only decodes.
+ * `t` in ms, ascending). The values at the indexes in `stale` are written
+ * as Prometheus's staleness marker (its exact bits). For tests and the fake
+ * remote-read server; the bridge only decodes.
  *
  * @example
  * ```ts
@@ -253,15 +259,24 @@ function ctz64(hi: number, lo: number): number {
  * assert.deepEqual([...encodeXorChunk([], [])], [0, 0]);
  * ```
  */
-export function encodeXorChunk(t: readonly number[], v: readonly number[]): Uint8Array {
+export function encodeXorChunk(
+  t: readonly number[],
+  v: readonly number[],
+  stale: ReadonlySet<number> = new Set(),
+): Uint8Array {
   if (t.length !== v.length || t.length > 0xffff) {
     throw new RangeError(`cannot encode ${t.length} timestamps with ${v.length} values`);
   }
   const w = new BitWriter();
   let prevT = 0, delta = 0, hi = 0, lo = 0, leading = 0xff, trailing = 0;
-  const writeValue = (x: number) => {
-    f64[0] = x;
-    const h = u32[HI]!, l = u32[LO]!;
+  /** The bits of value `i`. */
+  const bitsOf = (i: number): [number, number] => {
+    if (stale.has(i)) return [STALE_NAN_HI, STALE_NAN_LO];
+    f64[0] = v[i]!;
+    return [u32[HI]!, u32[LO]!];
+  };
+  const writeValue = (i: number) => {
+    const [h, l] = bitsOf(i);
     const xh = (h ^ hi) >>> 0, xl = (l ^ lo) >>> 0;
     hi = h;
     lo = l;
@@ -293,15 +308,13 @@ export function encodeXorChunk(t: readonly number[], v: readonly number[]): Uint
     const ti = t[i]!;
     if (i === 0) {
       w.uvarint(ti >= 0 ? ti * 2 : -ti * 2 - 1);
-      f64[0] = v[0]!;
-      hi = u32[HI]!;
-      lo = u32[LO]!;
+      [hi, lo] = bitsOf(0);
       w.bits(hi, 32);
       w.bits(lo, 32);
     } else if (i === 1) {
       delta = ti - prevT;
       w.uvarint(delta);
-      writeValue(v[i]!);
+      writeValue(i);
     } else {
       const d = ti - prevT;
       const dod = d - delta;
@@ -317,7 +330,7 @@ export function encodeXorChunk(t: readonly number[], v: readonly number[]): Uint
         w.bits(h >>> 0, 32);
         w.bits(dod - h * 4294967296, 32);
       }
-      writeValue(v[i]!);
+      writeValue(i);
     }
     prevT = ti;
   }
