@@ -141,7 +141,15 @@ export class ProtoReader {
       if (this.#pos >= this.#end) throw bad("ends inside a varint");
       const b = this.buf[this.#pos++]!;
       x += (b & 0x7f) * mul;
-      if (b < 0x80) return x >= 2 ** 63 ? x - 2 ** 64 : x;
+      if (b < 0x80) {
+        if (i < 9) return x;
+        // Ten bytes: a negative int64, whose low bits a double sum rounds away (-1 came back 0).
+        let v = 0n;
+        for (let k = this.#pos - 1; k >= this.#pos - 10; k--) {
+          v = (v << 7n) | BigInt(this.buf[k]! & 0x7f);
+        }
+        return Number(BigInt.asIntN(64, v));
+      }
       mul *= 128;
     }
     throw bad("varint longer than 10 bytes");

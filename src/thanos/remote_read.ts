@@ -54,7 +54,8 @@ const OP_NAMES: readonly ReadMatcher["op"][] = ["=", "!=", "=~", "!~"];
  * import assert from "node:assert/strict";
  * import { decodeReadRequest, encodeReadRequest } from "./remote_read.ts";
  *
- * const q = { startMs: 0, endMs: 60_000, matchers: [{ name: "__name__", op: "=", value: "up" }] };
+ * const up = { name: "__name__", op: "=" as const, value: "up" };
+ * const q = { startMs: 0, endMs: 60_000, matchers: [up] };
  * assert.deepEqual(decodeReadRequest(encodeReadRequest([q])).queries, [q]);
  * ```
  */
@@ -314,7 +315,7 @@ export class FrameSplitter {
       if (this.#buf.length - held >= min && this.#start > 0) {
         this.#buf.copyWithin(0, this.#start, this.#end);
       } else {
-        let size = this.#buf.length * 2;
+        let size = Math.max(1, this.#buf.length) * 2; // from 0, doubling would never end
         while (size - held < min) size *= 2;
         const next = new Uint8Array(size);
         next.set(this.#buf.subarray(this.#start, this.#end));
@@ -445,6 +446,10 @@ export async function readStreamedAnswer(
 ): Promise<StreamedAnswer> {
   let series = 0, total = 0;
   const labelBytes = limits.maxLabelBytes;
+  // UTF-16 length is a lower bound of UTF-8 length; check exactly only near the limit. Name and
+  // value each: the longer of the two in UTF-16 may be the shorter in UTF-8.
+  const over = (text: string) =>
+    text.length * 3 > labelBytes && new TextEncoder().encode(text).length > labelBytes;
   const split = new FrameSplitter(
     (message) =>
       decodeChunkedReadResponse(message, (s) => {
@@ -458,17 +463,13 @@ export async function readStreamedAnswer(
           );
         }
         for (const [name, value] of s.labels) {
-          // UTF-16 length is a lower bound of UTF-8 length; check exactly only near the limit.
-          if (name.length * 3 > labelBytes || value.length * 3 > labelBytes) {
-            const n = new TextEncoder().encode(name.length > value.length ? name : value).length;
-            if (n > labelBytes) {
-              throw tooLarge(
-                "label-bytes",
-                labelBytes,
-                `label ${JSON.stringify(name.slice(0, 100))} is longer than ${labelBytes} bytes`,
-                total,
-              );
-            }
+          if (over(name) || over(value)) {
+            throw tooLarge(
+              "label-bytes",
+              labelBytes,
+              `label ${JSON.stringify(name.slice(0, 100))} is longer than ${labelBytes} bytes`,
+              total,
+            );
           }
         }
         try {
