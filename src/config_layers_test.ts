@@ -80,3 +80,24 @@ Deno.test("config file: the static cluster list takes ids and {cluster_id, name,
     /cluster\.0.*wrong type|owner/,
   );
 });
+
+Deno.test("config file: raw-read is a setting; each layer names it in its own way", () => {
+  assert.deepEqual(parseConfigFile("raw-read: remote-read\n", "bridge.yaml"), {
+    rawRead: "remote-read",
+  });
+  assert.deepEqual(parseConfigFile('{"raw-read": "query"}', "b.json"), { rawRead: "query" });
+  const layers = [
+    { kind: "file", origin: "b.yaml", values: { rawRead: "remote-read" } },
+    { kind: "env", values: { rawRead: "query" } },
+    { kind: "flag", values: { rawRead: "auto" } },
+  ] as const;
+  const all = mergeLayers(layers);
+  assert.equal(all.config.rawRead, "auto");
+  assert.equal(all.sourceOf("rawRead"), "--raw-read");
+  const noFlag = mergeLayers(layers.slice(0, 2));
+  assert.equal(noFlag.config.rawRead, "query");
+  assert.equal(noFlag.sourceOf("rawRead"), "THANOS_BRIDGE_RAW_READ");
+  const fileOnly = mergeLayers(layers.slice(0, 1));
+  assert.equal(fileOnly.config.rawRead, "remote-read");
+  assert.equal(fileOnly.sourceOf("rawRead"), "raw-read in b.yaml");
+});

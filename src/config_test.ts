@@ -334,3 +334,50 @@ Deno.test("resolveSettings: ROS is on unless turned off", () => {
   assert.equal(configFromEnv({ THANOS_BRIDGE_ROS: "off" }).ros, false);
   assert.equal(configError(() => resolveSettings({ ...base, ros: "maybe" }, ctx)).field, "ros");
 });
+
+Deno.test("resolveSettings: --raw-read is auto by default; auto, remote-read and query accepted", () => {
+  assert.equal(resolveSettings(base, ctx).rawRead, "auto");
+  for (const value of ["auto", "remote-read", "query"] as const) {
+    assert.equal(resolveSettings({ ...base, rawRead: value }, ctx).rawRead, value);
+  }
+  // Recording or replaying is fine with auto and query: they read by query there.
+  assert.equal(resolveSettings({ ...base, record: "rec" }, ctx).rawRead, "auto");
+  assert.equal(resolveSettings({ ...base, replay: "rec", rawRead: "query" }, ctx).rawRead, "query");
+});
+
+Deno.test("--raw-read: its flag and THANOS_BRIDGE_RAW_READ variable", () => {
+  assert.equal(flagOf("rawRead"), "--raw-read");
+  assert.equal(ENV_VARS.rawRead, "THANOS_BRIDGE_RAW_READ");
+  assert.deepEqual(configFromEnv({ THANOS_BRIDGE_RAW_READ: "remote-read" }), {
+    rawRead: "remote-read",
+  });
+  const s = resolveSettings(
+    { ...base, ...configFromEnv({ THANOS_BRIDGE_RAW_READ: "query" }) },
+    ctx,
+  );
+  assert.equal(s.rawRead, "query");
+});
+
+Deno.test("rule 8: a bad --raw-read is a ConfigError naming rawRead and the value", () => {
+  // As every setting: blank is the default, and the value is trimmed.
+  assert.equal(resolveSettings({ ...base, rawRead: "" }, ctx).rawRead, "auto");
+  assert.equal(resolveSettings({ ...base, rawRead: " query " }, ctx).rawRead, "query");
+  for (const value of ["remote_read", "REMOTE-READ", "samples"]) {
+    const e = configError(() => resolveSettings({ ...base, rawRead: value }, ctx));
+    assert.equal(e.field, "rawRead", JSON.stringify(value));
+    assert.equal(e.code, "config");
+    assert.ok(e.message.includes(JSON.stringify(value)), e.message);
+    assert.match(e.message, /must be auto, remote-read or query/);
+  }
+});
+
+Deno.test("--raw-read remote-read with --replay or --record is a ConfigError naming rawRead", () => {
+  for (const patch of [{ replay: "rec" }, { record: "rec" }]) {
+    const e = configError(() =>
+      resolveSettings({ ...base, ...patch, rawRead: "remote-read" }, ctx)
+    );
+    assert.equal(e.field, "rawRead", JSON.stringify(patch));
+    assert.match(e.message, /"remote-read"/);
+    assert.match(e.message, /--replay or --record/);
+  }
+});

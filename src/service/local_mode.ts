@@ -9,7 +9,7 @@
 
 import { SelfCheckRotation } from "../collect/self_check.ts";
 import type { BridgeSettings } from "../config.ts";
-import { ConfigError, HOUR_MS } from "../model.ts";
+import { BridgeError, ConfigError, HOUR_MS } from "../model.ts";
 import {
   type BuildInfo,
   type EngineSemantics,
@@ -92,8 +92,8 @@ export async function resolveLocalRun(
  * (a range selector each, JSON). `remote-read`: Prometheus's streamed remote
  * read, which must work (an empty read answered with streamed chunks, and the
  * external labels readable from `/api/v1/status/config`), else a `config`
- * error saying why. `auto` (the default): remote read when the server's build
- * info says Prometheus and both of those work, else instant queries; never
+ * error saying why. `auto` (the default): remote read when both of those work
+ * and the server's build info does not say Thanos, else instant queries; never
  * with `--record` or `--replay` (recordings hold query answers). Thanos Query
  * has no remote read API.
  *
@@ -115,19 +115,30 @@ export async function resolveRawRead(
   if (settings.replay !== null || settings.record !== null) {
     return query("recording or replaying");
   }
-  if (settings.rawRead === "auto" && info?.server !== "prometheus") {
-    return query(
-      `the server is ${info === null ? "unknown" : info.server}: remote read is Prometheus's`,
-    );
+  // Deliberately probed unless the build info says Thanos: a Prometheus built from source
+  // (Prometheus 3.16 from its Go module in CI) reports no version, so "unknown" must be asked;
+  // a server without remote read answers the probe with a 404 and keeps instant queries.
+  if (settings.rawRead === "auto" && info?.server === "thanos") {
+    return query("the server is Thanos Query, which has no remote read API");
   }
   const refused = await server.probeRemoteRead(signal);
-  const externalLabels = refused === null ? await server.externalLabels(signal) : null;
+  let externalLabels: Record<string, string> | null = null;
+  let unread = "";
+  if (refused === null) {
+    try {
+      externalLabels = await server.externalLabels(signal);
+    } catch (error) {
+      // As with the probe, a failure (e.g. a proxy's 403) is a reason; a cancellation is thrown.
+      if (!(error instanceof BridgeError) || error.code === "cancelled") throw error;
+      unread = `: ${error.message}`;
+    }
+  }
   if (refused === null && externalLabels !== null) {
     return { remoteRead: { externalLabels }, from: "remote read" };
   }
   const why = refused !== null
     ? `the server does not answer streamed remote reads: ${refused}`
-    : "the server's external labels cannot be read from /api/v1/status/config";
+    : `the server's external labels cannot be read from /api/v1/status/config${unread}`;
   if (settings.rawRead === "remote-read") throw new ConfigError("rawRead", "remote-read", why);
   return query(why);
 }
