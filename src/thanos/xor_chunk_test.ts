@@ -277,22 +277,40 @@ Deno.test("xor chunk: the staleness marker survives, an ordinary NaN is not one"
   const t = [0, 15_000, 30_000, 45_000, 60_000, 75_000];
   const chunk = roundTrip(t, values);
   const stales: boolean[] = [];
+  const flags: boolean[] = [];
   const nans: boolean[] = [];
-  decodeXorChunk(chunk, (_, v) => {
+  decodeXorChunk(chunk, (_, v, isStale) => {
     stales.push(isStaleMarker(v));
+    flags.push(isStale);
     nans.push(Number.isNaN(v));
   });
-  assert.deepEqual(stales, [false, true, false, false, true, false]);
+  const want = [false, true, false, false, true, false];
+  assert.deepEqual(stales, want);
+  assert.deepEqual(flags, want);
   assert.deepEqual(nans, [false, true, false, true, true, false]);
 
-  // By hand: one sample whose 64 value bits are the marker's.
-  const byHand = new Uint8Array([0, 1, 0x00, 0x7f, 0xf0, 0, 0, 0, 0, 0, 0x02]);
-  let seen = false;
-  decodeXorChunk(byHand, (t0, v) => {
-    assert.equal(t0, 0);
-    seen = isStaleMarker(v);
+  // The encoder's `stale` indexes: the marker's bits without a NaN in a number[] (where V8
+  // would make it canonical). The same chunk as from the Float64Array.
+  const plainValues = [1, 0, 2, NaN, 0, 3];
+  assert.deepEqual(encodeXorChunk(t, plainValues, new Set([1, 4])), chunk);
+  assert.notDeepEqual(encodeXorChunk(t, plainValues), chunk);
+  // Stale first, stale twice in a row (the '0' bit), stale between ordinary NaNs.
+  const mixed = [NaN, NaN, NaN, 5, NaN, NaN];
+  const got: boolean[] = [];
+  decodeXorChunk(encodeXorChunk(t, mixed, new Set([0, 1, 4])), (_, v, isStale) => {
+    assert.equal(Number.isNaN(v), got.length !== 3);
+    assert.equal(isStale, isStaleMarker(v));
+    got.push(isStale);
   });
-  assert.ok(seen);
+  assert.deepEqual(got, [true, true, false, false, true, false]);
+
+  // By hand: one sample whose 64 value bits are the marker's; then one whose bits differ in one.
+  const byHand = new Uint8Array([0, 1, 0x00, 0x7f, 0xf0, 0, 0, 0, 0, 0, 0x02]);
+  const seen: [number, boolean, boolean][] = [];
+  decodeXorChunk(byHand, (t0, v, isStale) => seen.push([t0, isStaleMarker(v), isStale]));
+  byHand[10] = 0x03;
+  decodeXorChunk(byHand, (t0, v, isStale) => seen.push([t0, isStaleMarker(v), isStale]));
+  assert.deepEqual(seen, [[0, true, true], [0, false, false]]);
   // And as the first sample of an encoded chunk.
   roundTrip([10], fromBits(0x7ff00000, 2));
 });
