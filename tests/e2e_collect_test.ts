@@ -2,7 +2,8 @@
  * End to end against a real Prometheus loaded with the synthetic hub: the
  * `collect` entry point is run with `deno run` and the compile-time permission
  * flags, in all three reduction modes (`local` evaluates the queries here from
- * raw samples, with the semantics the server's build info names), and every
+ * raw samples, with the semantics the server's build info names; once over
+ * Prometheus's remote read, once over instant queries), and every
  * cell of every payload is checked against the independent ground truth of
  * tools/synth.
  */
@@ -26,6 +27,7 @@ interface RunResult {
     queries: number;
     local?: {
       semantics: string;
+      rawRead: string;
       checks: number;
       mismatches: unknown[];
       serverQueries: { query: string; reason: string }[];
@@ -94,11 +96,13 @@ Deno.test({
       const ids = hub.clusters.map((c) => c.id);
       const csvs = new Map<string, Uint8Array>();
       const checked = new Map<string, number>();
-      const local = { checks: 0, mismatches: -1 };
-      for (const mode of ["client", "server", "local"] as const) {
+      const local = { checks: 0, mismatches: 0 };
+      // local: raw samples by remote read (auto, on Prometheus); local-query: by instant queries.
+      for (const mode of ["client", "server", "local", "local-query"] as const) {
         const run = await collect(url, ids, [
           "--reduce",
-          mode,
+          mode === "local-query" ? "local" : mode,
+          ...(mode === "local-query" ? ["--raw-read", "query"] : []),
           "--out",
           `${work}/out-${mode}`,
           "--state",
@@ -106,12 +110,16 @@ Deno.test({
         ]);
         assert.equal(run.code, 0, run.stderr);
         assert.ok(run.summary.ok);
-        if (mode === "local") {
+        if (mode === "local" || mode === "local-query") {
           const l = run.summary.local!;
           assert.equal(l.semantics, "prometheus2", "Debian's Prometheus 2.42, from its build info");
+          assert.equal(
+            l.rawRead,
+            mode === "local" ? "remote read" : "instant queries (--raw-read query)",
+          );
           assert.deepEqual(l.serverQueries, [], "every cost query evaluated here");
-          local.checks = l.checks;
-          local.mismatches = l.mismatches.length;
+          local.checks = Math.min(local.checks || l.checks, l.checks);
+          local.mismatches += l.mismatches.length;
         }
         for (const { clusterId, days: [c] } of run.summary.clusters) {
           assert.equal(c!.status, "new");
@@ -127,7 +135,7 @@ Deno.test({
       let compared = 0;
       for (const [key, clientBytes] of csvs) {
         if (!key.startsWith("client/") || key.endsWith("/manifest.json")) continue; // date differs
-        for (const other of ["server", "local"]) {
+        for (const other of ["server", "local", "local-query"]) {
           const bytes = csvs.get(key.replace(/^client\//, `${other}/`));
           assert.ok(bytes, `${other} payload has ${key}`);
           assert.deepEqual(bytes, clientBytes, `${key}: ${other} and client CSVs are identical`);

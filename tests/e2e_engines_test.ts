@@ -105,6 +105,7 @@ interface Summary {
   local?: {
     semantics: string;
     semanticsFrom: string;
+    rawRead: string;
     checks: number;
     mismatches: unknown[];
     serverQueries: { query: string; reason: string }[];
@@ -393,6 +394,9 @@ Deno.test({
             assert.ok(l, `${tag}: the summary has a local report`);
             // 3.16 names itself in its build info; Thanos reports an empty version: the probe.
             assert.equal(l.semantics, "prometheus3", `${tag}: ${l.semanticsFrom}`);
+            // Prometheus answers remote reads (XOR chunks); Thanos Query has no such API.
+            if (engine.name.startsWith("prometheus")) assert.equal(l.rawRead, "remote read", tag);
+            else assert.match(l.rawRead, /^instant queries \(/, tag);
             // Asserted at the end, once every other check has run (a mismatch collects its
             // clusters' hours in server mode: the CSV checks below still hold).
             mismatches.push(...l.mismatches.map((m) => ({ engine: engine.name, mismatch: m })));
