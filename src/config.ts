@@ -274,6 +274,7 @@ export interface BridgeSettings {
   readonly rawRead: "auto" | "remote-read" | "query";
   /** Local mode's lookback delta for instant selectors, ms (default 5 min, as Prometheus). */
   readonly lookbackMs: number;
+  /** Hours per batch of queries (raw reads in local mode): default 6, 12 in local mode. */
   readonly batchHours: number;
   /**
    * Clusters per query (default 100): one query covers up to this many
@@ -982,7 +983,14 @@ export function resolveSettings(config: Config, context: ResolveContext): Bridge
     engineSemantics: engineSemantics as BridgeSettings["engineSemantics"],
     rawRead: rawRead as BridgeSettings["rawRead"],
     lookbackMs: durationMs("lookbackDelta", str(config.lookbackDelta) ?? "5m", 1000),
-    batchHours: parseInteger("batchHours", config.batchHours ?? 6, 1, 24),
+    // Local mode reads each series once per batch, so longer batches cost the server less:
+    // 2,000-pod day, 6 -> 12 hours: Prometheus CPU 9.4 -> 6.2 s, wall 55 -> 44 s, RSS +36 MB.
+    batchHours: parseInteger(
+      "batchHours",
+      config.batchHours ?? (reduce === "local" ? 12 : 6),
+      1,
+      24,
+    ),
     clusterBatch: parseInteger("clusterBatch", config.clusterBatch ?? 100, 1, 1000),
     batchSeries: parseInteger("batchSeries", config.batchSeries ?? 10_000, 1, 100_000_000),
     skipEmpty: config.skipEmpty === undefined ? true : parseBool("skipEmpty", config.skipEmpty),
