@@ -57,7 +57,8 @@ import {
 } from "./bench_report.ts";
 import { BENCH_DAY, benchHubOptions, withBenchServer } from "./bench_hub.ts";
 import { type CollectRunResult, runCollectProcess } from "./collect_run.ts";
-import { downloadFloor, readRecordedRequests } from "./download_floor.ts";
+import { downloadFloor, type FloorRequest, readRecordedRequests } from "./download_floor.ts";
+import { startCaptureProxy } from "./capture_proxy.ts";
 import { readCpuSeconds, readSystemCpu } from "./process_monitor.ts";
 import { buildVersion, compactionCounters, scrapeMetrics } from "./prometheus_metrics.ts";
 import { sourceFingerprint } from "./source_fingerprint.ts";
@@ -263,11 +264,12 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
         until: number,
         recordDir?: string,
         ros = true,
+        through?: string,
       ): Promise<CollectRunResult> => {
         const dirs = await fresh();
         try {
           return await runCollectProcess({
-            url,
+            url: through ?? url,
             clusterId: hub.clusterId,
             day: BENCH_DAY,
             until,
@@ -314,17 +316,38 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
       };
 
       for (const mode of options.modes) {
-        const recordDir = `${work}/record-${mode}`;
-        log(`[${mode}] recording run (not timed) …`);
-        const recording = await collect(mode, 23, recordDir);
-        note(recording);
-        const recorded = await readRecordedRequests(`${recordDir}/index.jsonl`);
-        log(
-          `[${mode}] recorded ${recorded.requests.length} distinct requests ` +
-            `(${recorded.duplicates} duplicate lines), ${recording.summary.queries} queries, ` +
-            `${(recorded.bytes / 1e6).toFixed(1)} MB, ${recording.rows} rows`,
-        );
-        await Deno.remove(recordDir, { recursive: true });
+        let recorded: { requests: readonly FloorRequest[]; duplicates: number; bytes: number };
+        if (mode === "local") {
+          // Local mode reads raw samples over remote read, which --record cannot record (a
+          // recording run would send instant queries): a proxy captures the requests instead.
+          log(`[${mode}] capturing run (not timed) …`);
+          const proxy = startCaptureProxy(url);
+          let capturing: CollectRunResult;
+          try {
+            capturing = await collect(mode, 23, undefined, true, proxy.url);
+          } finally {
+            await proxy.close();
+          }
+          note(capturing);
+          recorded = { requests: proxy.requests, duplicates: 0, bytes: proxy.bytes };
+          log(
+            `[${mode}] captured ${recorded.requests.length} requests, ` +
+              `${capturing.summary.queries} queries, ${(recorded.bytes / 1e6).toFixed(1)} MB, ` +
+              `${capturing.rows} rows`,
+          );
+        } else {
+          const recordDir = `${work}/record-${mode}`;
+          log(`[${mode}] recording run (not timed) …`);
+          const recording = await collect(mode, 23, recordDir);
+          note(recording);
+          recorded = await readRecordedRequests(`${recordDir}/index.jsonl`);
+          log(
+            `[${mode}] recorded ${recorded.requests.length} distinct requests ` +
+              `(${recorded.duplicates} duplicate lines), ${recording.summary.queries} queries, ` +
+              `${(recorded.bytes / 1e6).toFixed(1)} MB, ${recording.rows} rows`,
+          );
+          await Deno.remove(recordDir, { recursive: true });
+        }
         const floor = async () => {
           const cpu0 = await cpu();
           const result = await downloadFloor(url, recorded.requests, {

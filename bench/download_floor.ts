@@ -18,9 +18,19 @@ import {
 
 /**
  * One request of the floor: a range query (`start`, `end`, `step`, sent to
- * `/api/v1/query_range`) or an instant query (`time`, sent to `/api/v1/query`).
+ * `/api/v1/query_range`), an instant query (`time`, sent to `/api/v1/query`),
+ * or a remote read (`read`: the snappy-compressed `ReadRequest` the bridge
+ * sent, to `/api/v1/read`).
  */
-export type FloorRequest = RangeQuery | InstantQuery;
+export type FloorRequest = RangeQuery | InstantQuery | RemoteReadRequest;
+
+/** A remote read, replayed as the bridge sent it. */
+export interface RemoteReadRequest {
+  /** For messages. */
+  readonly query: string;
+  /** The request body. */
+  readonly read: Uint8Array;
+}
 
 /** The distinct requests of a recording, in first-seen order. */
 export interface RecordedRequests {
@@ -70,6 +80,11 @@ function isInstant(r: FloorRequest): r is InstantQuery {
   return "time" in r;
 }
 
+/** Whether `r` is a remote read. */
+function isRead(r: FloorRequest): r is RemoteReadRequest {
+  return "read" in r;
+}
+
 /**
  * Reads a recording's `index.jsonl` line by line and returns its distinct
  * requests (by key) in the order they were first recorded: range queries
@@ -115,6 +130,16 @@ export async function readRecordedRequests(indexPath: string): Promise<RecordedR
   return { requests: [...byKey.values()].map((v) => v.request), lines, duplicates, bytes };
 }
 
+/** The bridge's headers of a remote read. */
+const READ_HEADERS = {
+  "Accept": "application/x-streamed-protobuf",
+  "Accept-Encoding": "identity",
+  "Content-Type": "application/x-protobuf",
+  "Content-Encoding": "snappy",
+  "X-Prometheus-Remote-Read-Version": "0.1.0",
+  "User-Agent": "thanos-bridge-bench/0.1.0",
+};
+
 /** Options of {@linkcode downloadFloor}. */
 export interface DownloadFloorOptions {
   /** Requests in flight (default 4, the bridge's default). */
@@ -135,8 +160,28 @@ export interface FloorResult {
 }
 
 async function drain(body: ReadableStream<Uint8Array>): Promise<number> {
-  const reader = body.getReader();
   let bytes = 0;
+  let byob: ReadableStreamBYOBReader | undefined;
+  try {
+    byob = body.getReader({ mode: "byob" });
+  } catch {
+    // Not a byte stream (a test's fake fetch).
+  }
+  if (byob !== undefined) {
+    // Into one buffer, as the bridge reads remote reads (no 64 KiB buffer per piece).
+    let buffer = new Uint8Array(256 * 1024);
+    try {
+      while (true) {
+        const next = await byob.read(buffer);
+        if (next.done) return bytes;
+        bytes += next.value!.byteLength;
+        buffer = new Uint8Array(next.value!.buffer);
+      }
+    } finally {
+      byob.releaseLock();
+    }
+  }
+  const reader = body.getReader();
   try {
     while (true) {
       const next = await reader.read();
@@ -175,9 +220,12 @@ export async function downloadFloor(
   const base = url.endsWith("/") ? url : `${url}/`;
   const rangeEndpoint = new URL("api/v1/query_range", base).href;
   const instantEndpoint = new URL("api/v1/query", base).href;
+  const readEndpoint = new URL("api/v1/read", base).href;
   const doFetch = options.fetch ?? fetch;
-  const sends = requests.map((r) =>
-    isInstant(r)
+  const sends = requests.map((r): { endpoint: string; form: string | Uint8Array } =>
+    isRead(r)
+      ? { endpoint: readEndpoint, form: r.read }
+      : isInstant(r)
       ? { endpoint: instantEndpoint, form: queryInstantForm(r).toString() }
       : { endpoint: rangeEndpoint, form: queryRangeForm(r).toString() }
   );
@@ -202,7 +250,11 @@ export async function downloadFloor(
     while (next < sends.length) {
       const i = next++;
       const send = sends[i]!;
-      const init: RequestInit = { method: "POST", headers, body: send.form };
+      const init: RequestInit = {
+        method: "POST",
+        headers: typeof send.form === "string" ? headers : READ_HEADERS,
+        body: send.form as BodyInit,
+      };
       if (options.signal) init.signal = options.signal;
       const response = await doFetch(send.endpoint, init);
       if (!response.ok || response.body === null) {

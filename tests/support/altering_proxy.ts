@@ -56,11 +56,12 @@ export function startAlteringProxy(target: string): AlteringProxy {
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     async (request) => {
       const url = new URL(request.url);
-      const body = request.body ? await request.text() : "";
+      const bytes = request.body ? new Uint8Array(await request.arrayBuffer()) : new Uint8Array(0);
+      const body = new TextDecoder().decode(bytes);
       const form = new URLSearchParams(body);
       const field = (name: string) => url.searchParams.get(name) ?? form.get(name);
       const query = field("query");
-      const upstream = await forward(request, url, body, base);
+      const upstream = await forward(request, url, bytes, base);
       const serverSide = upstream.ok && url.pathname.endsWith("/api/v1/query_range") &&
         query !== null && SERVER_SIDE.test(query);
       const alter = serverSide && field("start") === field("end");

@@ -68,7 +68,8 @@ export function startFailingProxy(options: FailingProxyOptions): FailingProxy {
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     async (request) => {
       const url = new URL(request.url);
-      const body = request.body ? await request.text() : "";
+      const bytes = request.body ? new Uint8Array(await request.arrayBuffer()) : new Uint8Array(0);
+      const body = new TextDecoder().decode(bytes);
       const query = queryOf(url, body, request.headers.get("content-type"));
       if (query !== null && options.failOn.some((s) => query.includes(s))) {
         failed.push(query);
@@ -77,7 +78,7 @@ export function startFailingProxy(options: FailingProxyOptions): FailingProxy {
         });
       }
       if (query !== null) passed.push(query);
-      return relay(await forward(request, url, body, target));
+      return relay(await forward(request, url, bytes, target));
     },
   );
   const addr = server.addr as Deno.NetAddr;

@@ -36,18 +36,19 @@ export function loopbackTarget(target: string): URL {
 
 /**
  * Sends `request` (whose URL is `url` and whose body, already read, is
- * `body`) to the same path and query string on `target`.
+ * `body`: bytes, as a remote read's snappy body is binary) to the same path
+ * and query string on `target`.
  */
 export async function forward(
   request: Request,
   url: URL,
-  body: string,
+  body: Uint8Array,
   target: URL,
 ): Promise<Response> {
   return await fetch(new URL(url.pathname + url.search, target), {
     method: request.method,
     headers: copyHeaders(request.headers),
-    ...(request.method === "GET" || request.method === "HEAD" ? {} : { body }),
+    ...(request.method === "GET" || request.method === "HEAD" ? {} : { body: body as BodyInit }),
   });
 }
 
