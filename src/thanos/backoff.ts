@@ -103,3 +103,32 @@ export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> 
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
+
+/**
+ * A promise that rejects with `signal.reason` once `signal` aborts (at once
+ * if it already has), to race against a read; `dispose()` removes its
+ * listener. Its rejection is handled, so it never goes unhandled when
+ * nothing raced it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { abortRace } from "./backoff.ts";
+ *
+ * const controller = new AbortController();
+ * const abort = abortRace(controller.signal);
+ * controller.abort(new Error("stop"));
+ * await assert.rejects(abort.promise, /stop/);
+ * abort.dispose();
+ * ```
+ */
+export function abortRace(signal: AbortSignal): { promise: Promise<never>; dispose(): void } {
+  let onAbort: (() => void) | undefined;
+  const promise = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  promise.catch(() => {});
+  return { promise, dispose: () => signal.removeEventListener("abort", onAbort!) };
+}

@@ -16,6 +16,7 @@
  * @module
  */
 
+import { abortRace } from "./backoff.ts";
 import { ProtoReader, ProtoWriter } from "./protobuf.ts";
 
 /** A label matcher of a remote read query. */
@@ -236,13 +237,7 @@ export function crc32c(bytes: Uint8Array): number {
 
 /** One frame of a streamed answer: uvarint length, big-endian CRC-32C, the message (for tests). */
 export function encodeFrame(message: Uint8Array): Uint8Array {
-  const head: number[] = [];
-  let n = message.length;
-  while (n >= 0x80) {
-    head.push((n & 0x7f) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  head.push(n);
+  const head = new ProtoWriter().varint(message.length).finish();
   const crc = crc32c(message);
   const out = new Uint8Array(head.length + 4 + message.length);
   out.set(head, 0);
@@ -496,13 +491,8 @@ export async function readStreamedAnswer(
     reader = body.getReader();
   }
   let done = false;
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
-  });
-  aborted.catch(() => {});
+  const abort = abortRace(signal);
+  const aborted = abort.promise;
   const take = (n: number) => {
     total += n;
     onBytes(n);
@@ -549,7 +539,7 @@ export async function readStreamedAnswer(
     }
     split.finish();
   } finally {
-    if (onAbort) signal.removeEventListener("abort", onAbort);
+    abort.dispose();
     const r = byob ?? reader!;
     if (!done) r.cancel().catch(() => {});
     r.releaseLock();

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { ProtoWriter } from "./protobuf.ts";
+
 /**
  * Encodes `data` as one Snappy block of literals.
  *
@@ -20,14 +22,8 @@
  * ```
  */
 export function snappyEncode(data: Uint8Array): Uint8Array<ArrayBuffer> {
-  const out: number[] = [];
-  let n = data.length;
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  const parts: Uint8Array[] = [new Uint8Array(out)];
+  const out = new ProtoWriter().varint(data.length).finish();
+  const parts: Uint8Array[] = [out];
   let size = out.length;
   for (let at = 0; at < data.length; at += 65_536) {
     const piece = data.subarray(at, Math.min(data.length, at + 65_536));

@@ -1,16 +1,11 @@
 import assert from "node:assert/strict";
+import { Prng } from "../../tools/synth/prng.ts";
 import { snappyDecode, snappyEncode } from "./snappy.ts";
 
-/** A seeded PRNG (mulberry32): 32-bit unsigned integers. */
+/** A seeded PRNG (the synthetic hub's mulberry32): 32-bit unsigned integers. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
+  const p = new Prng(seed);
+  return () => p.uint32();
 }
 
 function randomBytes(n: number, seed: number): Uint8Array {

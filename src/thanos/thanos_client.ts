@@ -14,7 +14,7 @@ import {
   isLabelName,
   showValue,
 } from "../model.ts";
-import { abortableSleep, backoffDelay, parseRetryAfter } from "./backoff.ts";
+import { abortableSleep, abortRace, backoffDelay, parseRetryAfter } from "./backoff.ts";
 import { Limiter } from "./limiter.ts";
 import { Redactor } from "./redact.ts";
 import {
@@ -639,13 +639,8 @@ async function readChunks(
   const parts: Uint8Array[] = [];
   let size = 0;
   let done = false;
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
-  });
-  aborted.catch(() => {});
+  const abort = abortRace(signal);
+  const aborted = abort.promise;
   try {
     while (true) {
       const next = await Promise.race([reader.read(), aborted]);
@@ -658,7 +653,7 @@ async function readChunks(
       if (!keep(next.value, size)) break;
     }
   } finally {
-    if (onAbort) signal.removeEventListener("abort", onAbort);
+    abort.dispose();
     if (!done) reader.cancel().catch(() => {});
     reader.releaseLock();
   }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { Prng } from "../../tools/synth/prng.ts";
 import {
   decodeXorChunk,
   encodeXorChunk,
@@ -8,16 +9,10 @@ import {
   staleMarker,
 } from "./xor_chunk.ts";
 
-/** A seeded PRNG (mulberry32): 32-bit unsigned integers. */
+/** A seeded PRNG (the synthetic hub's mulberry32): 32-bit unsigned integers. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
+  const p = new Prng(seed);
+  return () => p.uint32();
 }
 
 const LITTLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
