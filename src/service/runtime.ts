@@ -609,7 +609,10 @@ export async function createBridge(settings: BridgeSettings, host: BridgeHost): 
         warn: host.warn,
         findLabels: (value, match, startMs, endMs, signal) =>
           client.findLabelsWithValue(value, match, startMs / 1000, endMs / 1000, signal),
-        ...(settings.skipEmpty
+        // Not in local mode: there a selector without series costs a raw read that answers
+        // nothing, while the probe makes the server scan every probed selector's samples over
+        // the whole range (1.2–1.8 s of Prometheus CPU per 6-hour batch of a 2,000-pod cluster).
+        ...(settings.skipEmpty && settings.reduce !== "local"
           ? {
             skipProbe: createSkipProbe({
               client,

@@ -20,6 +20,7 @@ import { Redactor } from "./redact.ts";
 import {
   encodeReadRequest,
   type ReadMatcher,
+  type ReadQuery,
   type ReadSeries,
   readStreamedAnswer,
   SeriesCallbackError,
@@ -1003,7 +1004,7 @@ export class ThanosClient {
    */
   async buildInfo(signal?: AbortSignal): Promise<Record<string, unknown> | null> {
     if (this.#closed) throw new Error("ThanosClient is closed");
-    const url = this.#endpoint.href.slice(0, -QUERY_RANGE_PATH.length) + BUILD_INFO_PATH;
+    const url = this.#url(BUILD_INFO_PATH);
     const describe = () => `build info request to ${this.#endpoint.origin}`;
     let data: Record<string, unknown> | null = null;
     const read: BodyReader = async (body, s, onBytes) => {
@@ -1190,7 +1191,7 @@ export class ThanosClient {
         throw new RangeError(`${name} must be a finite number of seconds, got ${t}`);
       }
     }
-    const url = new URL(this.#endpoint.href.slice(0, -QUERY_RANGE_PATH.length) + SERIES_PATH);
+    const url = new URL(this.#url(SERIES_PATH));
     url.searchParams.append("match[]", match);
     url.searchParams.set("start", String(start));
     url.searchParams.set("end", String(end));
@@ -1277,7 +1278,7 @@ export class ThanosClient {
     }
     if (end < start) throw new RangeError(`end (${end}) must not be before start (${start})`);
     const url = new URL(
-      this.#endpoint.href.slice(0, -QUERY_RANGE_PATH.length) + LABEL_VALUES_PATH +
+      this.#url(LABEL_VALUES_PATH) +
         encodeURIComponent(label) + "/values",
     );
     for (const m of matches) url.searchParams.append("match[]", m);
@@ -1346,33 +1347,31 @@ export class ThanosClient {
     counter?: QueryCounter,
   ): Promise<QueryStats> {
     if (this.#closed) throw new Error("ThanosClient is closed");
-    const body = snappyEncode(
-      encodeReadRequest([{ startMs: q.startMs, endMs: q.endMs, matchers: q.matchers }]),
-    );
-    return await this.#runQuery(
+    return await this.#remoteRead(
       q,
       `remote read, start=${q.startMs / 1000}, end=${q.endMs / 1000}`,
-      {
-        method: "POST",
-        url: this.#url(REMOTE_READ_PATH),
-        body,
-        key: q.clusterId ?? "",
-        headers: REMOTE_READ_HEADERS,
-      },
-      () => {},
+      [{ startMs: q.startMs, endMs: q.endMs, matchers: q.matchers }],
+      onSeries,
       signal,
       onRetry,
       counter,
-      { read: this.#streamedReader(onSeries), expect: streamedAnswerProblem },
     );
   }
 
-  /** A body reader of a streamed remote-read answer, passing each series to `onSeries`. */
-  #streamedReader(onSeries: (s: ReadSeries) => void): BodyReader {
-    return async (body, signal, onBytes) => {
+  /** One remote read of `queries` (retries, limits, errors as a query), each series to `onSeries`. */
+  async #remoteRead(
+    name: QueryName,
+    params: string,
+    queries: ReadQuery[],
+    onSeries: (s: ReadSeries) => void,
+    signal: AbortSignal | undefined,
+    onRetry: ((info: RetryInfo) => void) | undefined,
+    counter: QueryCounter | undefined,
+  ): Promise<QueryStats> {
+    const read: BodyReader = async (body, attemptSignal, onBytes) => {
       const got = await readStreamedAnswer(
         body,
-        signal,
+        attemptSignal,
         onBytes,
         onSeries,
         this.#limits,
@@ -1389,6 +1388,22 @@ export class ThanosClient {
         bytes: got.bytes,
       };
     };
+    return await this.#runQuery(
+      name,
+      params,
+      {
+        method: "POST",
+        url: this.#url(REMOTE_READ_PATH),
+        body: snappyEncode(encodeReadRequest(queries)),
+        key: name.clusterId ?? "",
+        headers: REMOTE_READ_HEADERS,
+      },
+      () => {},
+      signal,
+      onRetry,
+      counter,
+      { read, expect: streamedAnswerProblem },
+    );
   }
 
   /**
@@ -1412,21 +1427,14 @@ export class ThanosClient {
   async probeRemoteRead(signal?: AbortSignal): Promise<string | null> {
     if (this.#closed) throw new Error("ThanosClient is closed");
     try {
-      await this.#runQuery(
+      await this.#remoteRead(
         { query: "(no query)", id: "remote-read-probe" },
         "remote read",
-        {
-          method: "POST",
-          url: this.#url(REMOTE_READ_PATH),
-          body: snappyEncode(encodeReadRequest([])),
-          key: "",
-          headers: REMOTE_READ_HEADERS,
-        },
+        [],
         () => {},
         signal,
         undefined,
         undefined,
-        { read: this.#streamedReader(() => {}), expect: streamedAnswerProblem },
       );
       return null;
     } catch (error) {
