@@ -447,34 +447,17 @@ export async function collectHoursBatch(
   for (const span of batches) {
     const first = span[0]!;
     const last = span.at(-1)!;
-    let fetched: { seriesOf: ClusterSeriesOf; rosOf: ClusterRosOf | null; skipped: number };
-    try {
-      const skip = await probeSkips(options, cost, rosSent, ids, day, first, last);
-      fetched = options.mode === "local"
-        ? await fetchLocalSpan(
-          options,
-          cost,
-          rosSent,
-          skip,
-          routeOf,
-          ids,
-          day,
-          span,
-          out.local!,
-          batch.clusterLabel,
-        )
-        : await fetchSpan(options, cost, rosSent, skip, routeOf(), ids, day, span);
-      out.skipped += fetched.skipped;
-    } catch (error) {
+    /** Stops the batch at hour `from` after a failure that is not one member's own. */
+    const failFrom = async (from: number, error: unknown): Promise<BatchCollectResult> => {
       const cancelled = options.signal?.aborted ||
         (error instanceof BridgeError && error.code === "cancelled");
       if (single || cancelled) {
-        for (const id of ids) if (!stopped.has(id)) fail(id, first, error);
+        for (const id of ids) if (!stopped.has(id)) fail(id, from, error);
         return out;
       }
       // One cluster's bad data must not block the others: each member on its own queries.
       out.fallback = errorInfo(error);
-      const rest = hours.filter((h) => h >= first);
+      const rest = hours.filter((h) => h >= from);
       for (const m of members) {
         if (stopped.has(m.clusterId)) continue;
         const own = await collectHoursBatch(
@@ -496,14 +479,45 @@ export async function collectHoursBatch(
         }
       }
       return out;
+    };
+    let fetched: SpanFetched;
+    try {
+      const skip = await probeSkips(options, cost, rosSent, ids, day, first, last);
+      fetched = options.mode === "local"
+        ? await fetchLocalSpan(
+          options,
+          cost,
+          rosSent,
+          skip,
+          routeOf,
+          ids,
+          day,
+          span,
+          out.local!,
+          batch.clusterLabel,
+        )
+        : await fetchSpan(options, cost, rosSent, skip, routeOf(), ids, day, span);
+      out.skipped += fetched.skipped;
+    } catch (error) {
+      return await failFrom(first, error);
     }
-    for (const m of members) {
-      if (stopped.has(m.clusterId)) continue;
-      const result = byCluster.get(m.clusterId)!;
-      const seriesOf = fetched.seriesOf(m.clusterId);
-      const rosOf = fetched.rosOf?.(m.clusterId) ?? null;
-      const rosPlan = withRos(m);
-      for (const hour of span) {
+    const views = members.map((m) => ({
+      m,
+      seriesOf: fetched.seriesOf(m.clusterId),
+      rosOf: fetched.rosOf?.(m.clusterId) ?? null,
+      rosPlan: withRos(m),
+      result: byCluster.get(m.clusterId)!,
+    }));
+    // Hour by hour, every member: local mode evaluates one run of hours at a time.
+    for (const hour of span) {
+      if (stopped.size === members.length) break;
+      try {
+        await fetched.prepare?.(hour);
+      } catch (error) {
+        return await failFrom(hour, error);
+      }
+      for (const { m, seriesOf, rosOf, rosPlan, result } of views) {
+        if (stopped.has(m.clusterId)) continue;
         const outcome = await commitHour(options, m, seriesOf, rosPlan, rosOf, day, hour, grace);
         if (outcome === "pending") {
           result.pending.push(hour);
@@ -511,7 +525,6 @@ export async function collectHoursBatch(
           result.collected.push(hour);
         } else {
           fail(m.clusterId, hour, outcome.error);
-          break;
         }
       }
     }
@@ -669,6 +682,19 @@ type ClusterSeriesOf = (clusterId: string) => HourSeriesOf;
 /** Each cluster's ROS samples of a fetched hour range. */
 type ClusterRosOf = (clusterId: string) => RosSamplesOf;
 
+/** An hour range's answers for the batch's clusters. */
+interface SpanFetched {
+  readonly seriesOf: ClusterSeriesOf;
+  readonly rosOf: ClusterRosOf | null;
+  /** Queries not sent because they had to be empty. */
+  readonly skipped: number;
+  /**
+   * Local mode: makes the hour's series ready (evaluates the run of hours it is
+   * in, dropping the previous run's); call before reading an hour.
+   */
+  readonly prepare?: (hour: number) => Promise<void>;
+}
+
 /** Fetches the cost and ROS answers of one hour range for the batch. */
 async function fetchSpan(
   options: HourCollectorOptions,
@@ -679,7 +705,7 @@ async function fetchSpan(
   ids: readonly string[],
   day: string,
   span: readonly number[],
-): Promise<{ seriesOf: ClusterSeriesOf; rosOf: ClusterRosOf | null; skipped: number }> {
+): Promise<SpanFetched> {
   const who = ids.length === 1 ? ids[0]! : `${ids[0]} and ${ids.length - 1} more`;
   const first = span[0]!;
   const sent = cost.filter((p) => !skip.has(p.query.name));
@@ -772,18 +798,24 @@ const LOCAL_EVAL_HOURS = 6;
 
 /**
  * Local mode, one hour range of a batch: the raw samples of every selector the
- * batch's cost queries read (one instant query each, `fetchRaw`), the queries
- * evaluated here at CMMO's 60 points per hour (`evaluateRange`), each series
- * reduced per hour exactly as in client mode. Queries outside the evaluator's
- * subset, or that it refuses at run time, are sent in server mode in the same
- * range. ROS queries are sent as in the other modes.
+ * batch's cost queries read (`fetchRaw`: remote read or one instant query
+ * each), the queries evaluated here at CMMO's 60 points per hour
+ * (`evaluateRange`), each series reduced per hour exactly as in client mode.
+ * The evaluation is lazy: `prepare(hour)` evaluates the run of up to
+ * {@linkcode LOCAL_EVAL_HOURS} hours the hour is in and drops the previous
+ * run's series, so only one run's results are held at a time. Queries outside
+ * the evaluator's subset are sent in server mode for the range; one it refuses
+ * at run time, from the first hour of that run on. ROS is evaluated here too
+ * when every ROS query is inside the subset ({@linkcode localRos}).
  *
- * The self-check: one (query, hour) per range, rotating through the catalogue,
- * is also asked of the server (its server-side reduction) and compared after
+ * The self-check comes first: one (query, hour) per range, rotating through
+ * the catalogue, is asked of the server (its server-side reduction, sent
+ * with the raw reads), evaluated here for that hour alone, and compared after
  * `%.6f`, series by series. Clusters that differ get the whole range collected
- * again in server mode, and the report names them. Where the server is not the
- * reference (counter adjustment on Thanos for a cluster whose counters reset
- * in the window), that cluster is not compared.
+ * again in server mode before any hour is committed, and the report names
+ * them. Where the server is not the reference (counter adjustment on Thanos
+ * for a cluster whose counters reset in the window), that cluster is not
+ * compared.
  */
 async function fetchLocalSpan(
   options: HourCollectorOptions,
@@ -796,7 +828,7 @@ async function fetchLocalSpan(
   span: readonly number[],
   report: LocalReport,
   clusterLabel: string,
-): Promise<{ seriesOf: ClusterSeriesOf; rosOf: ClusterRosOf | null; skipped: number }> {
+): Promise<SpanFetched> {
   const local = options.local!;
   const who = ids.length === 1 ? ids[0]! : `${ids[0]} and ${ids.length - 1} more`;
   const first = span[0]!;
@@ -806,7 +838,7 @@ async function fetchLocalSpan(
   const sent = cost.filter((p) => !skip.has(p.query.name));
   // A skipped query is one query not sent: what one local query would have cost.
   let skipped = cost.length - sent.length;
-  const compiled: { p: SentQuery; q: LocalQuery }[] = [];
+  const compiled: CompiledCost[] = [];
   const onServer: SentQuery[] = [];
   const refuse = (p: SentQuery, reason: string) => {
     onServer.push(p);
@@ -858,130 +890,84 @@ async function fetchLocalSpan(
     // ROS windows end at (last+1):00, after the cost grid's last point (last:59).
     lastMs = hourStartSeconds(day, last) * 1000 + HOUR_MS;
   }
+  // The self-check's (query, hour) is known before anything is read: the server's own
+  // reduction of it comes with the raw reads.
+  /** Queries the evaluator refused at run time, by name: the first hour the server answers. */
+  const refusedFrom = new Map<string, number>();
+  const isLocal = (name: string, hour: number) => (refusedFrom.get(name) ?? Infinity) > hour;
+  /** Server answers of queries outside the evaluator (all hours) or refused from an hour on. */
+  const fromServer: ServerPart[] = [];
+  if (serverFirst) fromServer.push(serverPart(serverFirst, onServer, first));
+  const checkOf = (pick: { query: string; hour: number }) => {
+    const p = compiled.find((c) => c.p.query.name === pick.query)!.p;
+    return { pick, p, fetch: serverBatchTasks(options, [p], routeOf(), who, day, [pick.hour]) };
+  };
+  let check = compiled.length > 0
+    ? checkOf(local.rotation.next(compiled.map((c) => c.p.query.name), span))
+    : null;
   await runAll(
-    [...(needs.length > 0 ? [rawTask] : []), ...(serverFirst?.tasks ?? []), ...(ros?.tasks ?? [])],
+    [
+      ...(needs.length > 0 ? [rawTask] : []),
+      ...(serverFirst?.tasks ?? []),
+      ...(ros?.tasks ?? []),
+      ...(check?.fetch.tasks ?? []),
+    ],
     options.signal,
   );
   const store = fetched.raw;
   const rawOf = (key: string) => store?.series(key) ?? [];
-
-  // Evaluate: per hour, per cluster, per query, the series in answer order.
-  const byHour = new Map<number, (clusterId: string, query: string) => HourSeries>(
-    span.map((h) => [h, perCluster<HourSeries>(() => [])]),
-  );
-  const evaluated: SentQuery[] = [];
-  const later: SentQuery[] = [];
-  for (const { p, q } of compiled) {
-    const name = p.query.name;
-    const ctx: AnswerContext = { queryId: name, clusterId: who, hours };
-    const reduction = p.query.value?.reduction ?? null;
-    const values: number[] = [];
-    // The range's hours in runs of consecutive hours, LOCAL_EVAL_HOURS at most, each evaluated
-    // at once (the evaluator's per-series work, label sets, joins and routing, is done once per
-    // run instead of once per hour) and split into hours: the output is sorted by label set, so
-    // each hour's series come in the order an hour-by-hour evaluation gives them.
-    const rows: { hour: number; clusterId: string; series: HourSeries[number] }[] = [];
-    try {
-      for (const run of contiguousBatches(span, LOCAL_EVAL_HOURS)) {
-        options.signal?.throwIfAborted();
-        const from = hourStartSeconds(day, run[0]!) * 1000;
-        const result = evaluateRange(q, rawOf, {
-          startMs: from,
-          endMs: from + run.length * HOUR_MS - LOCAL_STEP_MS,
-          stepMs: LOCAL_STEP_MS,
-          lookbackMs: local.lookbackMs,
-          semantics: local.semantics,
-        });
-        for (const s of result) {
-          let routed: ReturnType<Route> | null = null;
-          for (let h = 0; h < run.length; h++) {
-            values.length = 0;
-            const end = (h + 1) * STEPS_PER_HOUR;
-            for (let k = h * STEPS_PER_HOUR; k < end; k++) {
-              if (s.present[k]) values.push(s.values[k]!);
-            }
-            if (values.length === 0) continue;
-            routed ??= route(s.metric, p.stripClusterLabel ?? false, ctx);
-            rows.push({
-              hour: run[h]!,
-              clusterId: routed.clusterId,
-              series: {
-                metric: routed.metric,
-                reduced: reduction ? reduceValues(values, reduction) : null,
-              },
-            });
-          }
-        }
-      }
-    } catch (error) {
-      if (error instanceof BridgeError && error.code === "local_eval") {
-        // Prometheus would most likely refuse it too; the server's answer decides.
-        later.push(p);
-        addServerQueries(report, [{ query: name, reason: error.message }]);
-        continue;
-      }
-      throw error;
+  const evaluateRun = (list: readonly CompiledCost[], run: readonly number[]) =>
+    evaluateCostRun(options, list, rawOf, route, who, day, run);
+  /** Sends refused queries to the server from the first hour of `run` to the range's end. */
+  const refuseFrom = async (refused: readonly Refused[], run: readonly number[]) => {
+    for (const r of refused) {
+      refusedFrom.set(r.p.query.name, run[0]!);
+      // Prometheus would most likely refuse it too; the server's answer decides.
+      addServerQueries(report, [{ query: r.p.query.name, reason: r.reason }]);
     }
-    evaluated.push(p);
-    for (const r of rows) byHour.get(r.hour)!(r.clusterId, name).push(r.series);
-  }
-  const serverLater = later.length > 0
-    ? serverBatchTasks(options, later, route, who, day, span)
-    : null;
-  if (serverLater) await runAll(serverLater.tasks, options.signal);
-  const stripped = new Set(evaluated.filter((p) => p.stripClusterLabel).map((p) => p.query.name));
-  const localNames = new Set(evaluated.map((p) => p.query.name));
-  const localSeriesOf = (clusterId: string): HourSeriesOf => {
-    const fromServer = [
-      ...(serverFirst ? [serverFirst.result(clusterId, onServer)] : []),
-      ...(serverLater ? [serverLater.result(clusterId, later)] : []),
-    ];
-    const cache = new Map<number, Map<string, HourSeries>>();
-    return (hour) => {
-      let byQuery = cache.get(hour);
-      if (byQuery) return byQuery;
-      byQuery = new Map();
-      const lists = byHour.get(hour);
-      for (const p of cost) {
-        const name = p.query.name;
-        if (localNames.has(name) && lists) {
-          byQuery.set(name, inAnswerOrder(lists(clusterId, name), stripped.has(name)));
-        } else {
-          let list: HourSeries | undefined;
-          for (const f of fromServer) list ??= f(hour).get(name);
-          byQuery.set(name, list ?? []); // not sent: its answer had to be empty
-        }
-      }
-      cache.set(hour, byQuery);
-      return byQuery;
-    };
+    const list = refused.map((r) => r.p);
+    const rest = span.filter((h) => h >= run[0]!);
+    const later = serverBatchTasks(options, list, route, who, day, rest);
+    await runAll(later.tasks, options.signal);
+    fromServer.push(serverPart(later, list, run[0]!));
   };
 
-  // The self-check.
-  let seriesOf: ClusterSeriesOf = localSeriesOf;
-  if (evaluated.length > 0) {
-    const pick = local.rotation.next(evaluated.map((p) => p.query.name), span);
-    const p = evaluated.find((x) => x.query.name === pick.query)!;
-    const check = serverBatchTasks(options, [p], routeOf(), who, day, [pick.hour]);
-    await runAll(check.tasks, options.signal);
+  // The self-check: the picked query evaluated here for its hour alone (each point is
+  // evaluated on its own, so it equals that hour of the run's evaluation) and compared.
+  let redo: ReadonlySet<string> = new Set();
+  let again: Fetch<HourSeriesOf> | null = null;
+  while (check) {
+    const { pick, p } = check;
+    const mine = evaluateRun(compiled.filter((c) => c.p === p), [pick.hour]);
+    if (mine.refused.length > 0) {
+      await refuseFrom(mine.refused, span);
+      const rest = compiled.filter((c) => isLocal(c.p.query.name, first));
+      check = rest.length > 0
+        ? checkOf(local.rotation.next(rest.map((c) => c.p.query.name), span))
+        : null;
+      if (check) await runAll(check.fetch.tasks, options.signal);
+      continue;
+    }
     report.checks++;
+    const hourMs = hourStartSeconds(day, pick.hour) * 1000;
     const excluded = local.counterAdjusting && COUNTER_FUNCTION.test(p.expr)
       ? counterResetClusters(
         compiled.find((c) => c.p === p)!.q.selectors.map((n) => ({
           series: rawOf(n.key),
-          fromMs: hourStartSeconds(day, pick.hour) * 1000 - n.marginMs - local.lookbackMs,
-          toMs: hourStartSeconds(day, pick.hour) * 1000 + HOUR_MS,
+          fromMs: hourMs - n.marginMs - local.lookbackMs,
+          toMs: hourMs + HOUR_MS,
         })),
         ids.length === 1 ? () => ids[0]! : (metric) => metric[clusterLabel] ?? "",
       )
       : new Set<string>();
     const bad: string[] = [];
     let detail = "";
+    const lists = mine.byHour.get(pick.hour)!;
     for (const id of ids) {
       if (excluded.has(id)) continue;
-      const mine = localSeriesOf(id)(pick.hour).get(p.query.name) ?? [];
-      const theirs = check.result(id, [p])(pick.hour).get(p.query.name) ?? [];
-      const diff = compareHourSeries(mine, theirs, p.query.value?.reduction ?? null);
+      const ours = inAnswerOrder(lists(id, p.query.name), p.stripClusterLabel ?? false);
+      const theirs = check.fetch.result(id, [p])(pick.hour).get(p.query.name) ?? [];
+      const diff = compareHourSeries(ours, theirs, p.query.value?.reduction ?? null);
       if (diff !== null) {
         bad.push(id);
         if (!detail) detail = `${id}: ${diff}`;
@@ -997,14 +983,48 @@ async function fetchLocalSpan(
         detail,
       });
       // Nothing unchecked-wrong is shipped: these clusters' range comes from the server.
-      const again = serverBatchTasks(options, sent, routeOf(), who, day, span);
+      again = serverBatchTasks(options, sent, routeOf(), who, day, span);
       await runAll(again.tasks, options.signal);
-      const redo = new Set(bad);
-      seriesOf = (clusterId) =>
-        redo.has(clusterId) ? again.result(clusterId, cost) : localSeriesOf(clusterId);
+      redo = new Set(bad);
     }
+    check = null;
   }
+
+  // Evaluation, one run of up to LOCAL_EVAL_HOURS hours at a time, when its first hour is
+  // committed: only one run's series are held (the evaluator's per-series work, label sets,
+  // joins and routing, is done once per run instead of once per hour).
+  const runs = contiguousBatches(span, LOCAL_EVAL_HOURS);
+  let current: { run: readonly number[]; byHour: RunSeries } | null = null;
+  const prepareCost = async (hour: number) => {
+    if (current?.run.includes(hour) || ids.every((id) => redo.has(id))) return;
+    const run = runs.find((r) => r.includes(hour))!;
+    current = null; // the previous run's series go before the next run is evaluated
+    const list = compiled.filter((c) => isLocal(c.p.query.name, run[0]!));
+    const { byHour, refused } = evaluateRun(list, run);
+    if (refused.length > 0) await refuseFrom(refused, run);
+    current = { run, byHour };
+  };
+  const localSeriesOf = (clusterId: string): HourSeriesOf => (hour) => {
+    const lists = current?.run.includes(hour) ? current.byHour.get(hour) : undefined;
+    const byQuery = new Map<string, HourSeries>();
+    for (const p of cost) {
+      const name = p.query.name;
+      if (localNames.has(name) && isLocal(name, hour)) {
+        if (!lists) throw new RangeError(`fetchLocalSpan: hour ${hour} was not evaluated`);
+        byQuery.set(name, inAnswerOrder(lists(clusterId, name), p.stripClusterLabel ?? false));
+      } else {
+        let list: HourSeries | undefined;
+        for (const f of fromServer) list ??= f.get(clusterId, name, hour);
+        byQuery.set(name, list ?? []); // not sent: its answer had to be empty
+      }
+    }
+    return byQuery;
+  };
+  const localNames = new Set(compiled.map((c) => c.p.query.name));
+  const seriesOf: ClusterSeriesOf = (clusterId) =>
+    again && redo.has(clusterId) ? again.result(clusterId, cost) : localSeriesOf(clusterId);
   let rosOf: ClusterRosOf | null = null;
+  let prepareRos: ((hour: number) => Promise<void>) | null = null;
   if (ros) {
     const done = await ros.finish();
     rosOf = done.rosOf;
@@ -1025,9 +1045,112 @@ async function fetchLocalSpan(
       fetched: { store, rawOf, startMs, lastMs },
     });
     rosOf = done.rosOf;
+    prepareRos = done.prepare;
     skipped += done.skipped;
   }
-  return { seriesOf, rosOf, skipped };
+  const prepare = async (hour: number) => {
+    await prepareCost(hour);
+    await prepareRos?.(hour);
+  };
+  return { seriesOf, rosOf, skipped, prepare };
+}
+
+/** A cost query compiled for local evaluation. */
+type CompiledCost = { readonly p: SentQuery; readonly q: LocalQuery };
+/** A query the evaluator refused at run time, and why. */
+type Refused = { readonly p: SentQuery; readonly reason: string };
+/** A run's series: per hour, per cluster, per query, in evaluation (label) order. */
+type RunSeries = Map<number, (clusterId: string, query: string) => HourSeries>;
+
+/** Server answers for some queries from hour `from` on: each cluster's, looked up by hour. */
+interface ServerPart {
+  get(clusterId: string, query: string, hour: number): HourSeries | undefined;
+}
+
+/** A fetched server batch as a {@linkcode ServerPart} for `list`'s queries from hour `from`. */
+function serverPart(
+  fetch: Fetch<HourSeriesOf>,
+  list: readonly SentQuery[],
+  from: number,
+): ServerPart {
+  const names = new Set(list.map((p) => p.query.name));
+  const byCluster = new Map<string, HourSeriesOf>();
+  return {
+    get(clusterId, query, hour) {
+      if (hour < from || !names.has(query)) return undefined;
+      let of = byCluster.get(clusterId);
+      if (!of) byCluster.set(clusterId, of = fetch.result(clusterId, list));
+      return of(hour).get(query);
+    },
+  };
+}
+
+/**
+ * Evaluates `list` at CMMO's 60 points of each hour of `run` (consecutive
+ * hours, evaluated at once and split into hours: the output is sorted by label
+ * set, so each hour's series come in the order an hour-by-hour evaluation
+ * gives them), each series routed to its cluster and reduced as in client
+ * mode. A query the evaluator refuses at run time is returned in `refused`.
+ */
+function evaluateCostRun(
+  options: HourCollectorOptions,
+  list: readonly CompiledCost[],
+  rawOf: (key: string) => readonly RawSeries[],
+  route: Route,
+  who: string,
+  day: string,
+  run: readonly number[],
+): { byHour: RunSeries; refused: Refused[] } {
+  const local = options.local!;
+  const hours = formatHours(day, run[0]!, run.at(-1)!);
+  const byHour: RunSeries = new Map(run.map((h) => [h, perCluster<HourSeries>(() => [])]));
+  const refused: Refused[] = [];
+  const values: number[] = [];
+  const from = hourStartSeconds(day, run[0]!) * 1000;
+  for (const { p, q } of list) {
+    options.signal?.throwIfAborted();
+    const name = p.query.name;
+    const ctx: AnswerContext = { queryId: name, clusterId: who, hours };
+    const reduction = p.query.value?.reduction ?? null;
+    const rows: { hour: number; clusterId: string; series: HourSeries[number] }[] = [];
+    try {
+      const result = evaluateRange(q, rawOf, {
+        startMs: from,
+        endMs: from + run.length * HOUR_MS - LOCAL_STEP_MS,
+        stepMs: LOCAL_STEP_MS,
+        lookbackMs: local.lookbackMs,
+        semantics: local.semantics,
+      });
+      for (const s of result) {
+        let routed: ReturnType<Route> | null = null;
+        for (let h = 0; h < run.length; h++) {
+          values.length = 0;
+          const end = (h + 1) * STEPS_PER_HOUR;
+          for (let k = h * STEPS_PER_HOUR; k < end; k++) {
+            if (s.present[k]) values.push(s.values[k]!);
+          }
+          if (values.length === 0) continue;
+          routed ??= route(s.metric, p.stripClusterLabel ?? false, ctx);
+          rows.push({
+            hour: run[h]!,
+            clusterId: routed.clusterId,
+            series: {
+              metric: routed.metric,
+              reduced: reduction ? reduceValues(values, reduction) : null,
+            },
+          });
+        }
+      }
+    } catch (error) {
+      if (error instanceof BridgeError && error.code === "local_eval") {
+        refused.push({ p, reason: error.message });
+        continue;
+      }
+      throw error;
+    }
+    for (const r of rows) byHour.get(r.hour)!(r.clusterId, name).push(r.series);
+  }
+  return { byHour, refused };
 }
 
 /**
@@ -1120,16 +1243,20 @@ interface LocalRosInput {
 /**
  * Local mode's ROS for one range: the namespace filter evaluated at every
  * window end (step 900 s, as CMMO's instant queries); only when a window
- * passed, the other ROS queries' raw samples are fetched and evaluated. A
- * query the evaluator refuses at run time sends all ROS queries to the server
- * instead. One ROS (query, hour) per range is self-checked against the
- * server's own evaluation of that hour's four window ends; clusters that
- * differ get the range's ROS from the server.
+ * passed, the other ROS queries' raw samples are fetched, and they are
+ * evaluated one run of hours at a time (`prepare`, before an hour is read). A
+ * query the evaluator refuses at run time sends all ROS queries of the rest of
+ * the range to the server instead. One ROS (query, hour) per range is
+ * self-checked first against the server's own evaluation of that hour's four
+ * window ends (asked with the raw reads); clusters that differ get the range's
+ * ROS from the server.
  */
 async function localRos(
   options: HourCollectorOptions,
   input: LocalRosInput,
-): Promise<{ rosOf: ClusterRosOf | null; skipped: number }> {
+): Promise<
+  { rosOf: ClusterRosOf | null; skipped: number; prepare: ((hour: number) => Promise<void>) | null }
+> {
   const local = options.local!;
   const { rosSent, compiled, skip, routeOf, route, ids, who, day, span, report } = input;
   const first = span[0]!;
@@ -1137,52 +1264,95 @@ async function localRos(
   const hours = formatHours(day, first, last);
   const filterPlans = rosSent.filter((p) => p.query.group === "ros-filter");
   const restPlans = rosSent.filter((p) => p.query.group !== "ros-filter");
-  const serverRos = async () => {
-    const ros = rosSpan(options, rosSent, skip, routeOf(), ids, who, day, span);
+  const serverRos = async (from: number) => {
+    const sub = span.filter((h) => h >= from);
+    const ros = rosSpan(options, rosSent, skip, routeOf(), ids, who, day, sub);
     await runAll(ros.tasks, options.signal);
     return await ros.finish();
   };
   let rawOf = input.fetched.rawOf;
   /** Evaluates, or null when the evaluator refuses at run time (then ROS goes to the server). */
-  const evaluate = (list: readonly CompiledRos[]): Fetch<RosSamplesOf> | null => {
+  const evaluate = (
+    list: readonly CompiledRos[],
+    from: number,
+    to: number,
+  ): Fetch<RosSamplesOf> | null => {
     try {
-      return evaluateRos(options, list, rawOf, route, who, day, first, last);
+      return evaluateRos(options, list, rawOf, route, who, day, from, to);
     } catch (error) {
       if (!(error instanceof BridgeError && error.code === "local_eval")) throw error;
       addServerQueries(report, [{ query: "ros", reason: error.message }]);
       return null;
     }
   };
-  const gate = evaluate(compiled.filter);
-  if (!gate) return await serverRos();
+  const gate = evaluate(compiled.filter, first, last);
+  if (!gate) return { ...(await serverRos(first)), prepare: null };
   if (!anyWindowPassed(gate.result, filterPlans, span, ids)) {
-    return { rosOf: (id) => gate.result(id, filterPlans), skipped: 0 };
+    return { rosOf: (id) => gate.result(id, filterPlans), skipped: 0, prepare: null };
   }
   const skipped = restPlans.filter((p) => skip.has(p.query.name)).length;
   const had = input.fetched.store;
   const more = compiled.rest.flatMap(({ q }) =>
     q.selectors.filter((n) => !had?.covers(n.key, n.marginMs))
   );
-  if (more.length > 0) {
-    const { startMs, lastMs } = input.fetched;
-    const store = await fetchNeeds(options, more, startMs, lastMs, "raw-ros", who, hours);
+  // The self-check's server answer comes with the other selectors' raw samples.
+  const pick = compiled.rest.length > 0
+    ? local.rotation.next(compiled.rest.map((c) => c.p.query.name), span)
+    : null;
+  const c = pick ? compiled.rest.find((x) => x.p.query.name === pick.query)! : null;
+  const check = pick && c
+    ? rosBatchTasks(options, [c.p], routeOf(), who, day, pick.hour, pick.hour)
+    : null;
+  let store: RawStore | null = null;
+  const { startMs, lastMs } = input.fetched;
+  await runAll(
+    [
+      ...(more.length > 0
+        ? [async (signal: AbortSignal) => {
+          store = await fetchNeeds(options, more, startMs, lastMs, "raw-ros", who, hours, signal);
+        }]
+        : []),
+      ...(check?.tasks ?? []),
+    ],
+    options.signal,
+  );
+  if (store !== null) {
+    const fetched: RawStore = store;
     const before = rawOf;
-    rawOf = (key) => (store.covers(key, 0) ? store.series(key) : before(key));
+    rawOf = (key) => (fetched.covers(key, 0) ? fetched.series(key) : before(key));
   }
-  const rest = evaluate(compiled.rest);
-  if (!rest) return await serverRos();
+
+  /** ROS of the rest of the range from the server, from a run's first hour on. */
+  let fromServer: { from: number; rosOf: ClusterRosOf } | null = null;
+  let current: { run: readonly number[]; result: Fetch<RosSamplesOf>["result"] } | null = null;
+  const runs = contiguousBatches(span, LOCAL_EVAL_HOURS);
+  const prepare = async (hour: number) => {
+    if ((fromServer && hour >= fromServer.from) || current?.run.includes(hour)) return;
+    const run = runs.find((r) => r.includes(hour))!;
+    current = null; // the previous run's series go before the next run is evaluated
+    const rest = evaluate(compiled.rest, run[0]!, run.at(-1)!);
+    if (rest) current = { run, result: rest.result };
+    else fromServer = { from: run[0]!, rosOf: (await serverRos(run[0]!)).rosOf! };
+  };
   const localOf: ClusterRosOf = (clusterId) => {
     const a = gate.result(clusterId, filterPlans);
-    const b = rest.result(clusterId, restPlans);
-    return (h, w) => new Map([...a(h, w), ...b(h, w)]);
+    let b: { run: readonly number[]; of: RosSamplesOf } | null = null;
+    return (h, w) => {
+      if (fromServer && h >= fromServer.from) return fromServer.rosOf(clusterId)(h, w);
+      if (!current?.run.includes(h)) {
+        throw new RangeError(`localRos: hour ${h} was not evaluated`);
+      }
+      if (b?.run !== current.run) {
+        b = { run: current.run, of: current.result(clusterId, restPlans) };
+      }
+      return new Map([...a(h, w), ...b.of(h, w)]);
+    };
   };
-  if (compiled.rest.length === 0) return { rosOf: localOf, skipped };
+  if (!pick || !c || !check) return { rosOf: localOf, skipped, prepare };
 
-  // The ROS self-check: one query, the four window ends of one hour.
-  const pick = local.rotation.next(compiled.rest.map((c) => c.p.query.name), span);
-  const c = compiled.rest.find((x) => x.p.query.name === pick.query)!;
-  const check = rosBatchTasks(options, [c.p], routeOf(), who, day, pick.hour, pick.hour);
-  await runAll(check.tasks, options.signal);
+  // The ROS self-check: the picked query evaluated here for its hour's four window ends.
+  const mine = evaluate([c], pick.hour, pick.hour);
+  if (!mine) return { ...(await serverRos(first)), prepare: null };
   report.checks++;
   const hourMs = hourStartSeconds(day, pick.hour) * 1000;
   const excluded = local.counterAdjusting && COUNTER_FUNCTION.test(c.p.expr)
@@ -1201,11 +1371,11 @@ async function localRos(
   let detail = "";
   for (const id of ids) {
     if (excluded.has(id)) continue;
-    const mine = localOf(id);
+    const ours = mine.result(id, [c.p]);
     const theirs = check.result(id, [c.p]);
     for (let w = 0; w < 4; w++) {
       const diff = compareHourSeries(
-        asSeries(mine(pick.hour, w).get(c.p.query.name) ?? []),
+        asSeries(ours(pick.hour, w).get(c.p.query.name) ?? []),
         asSeries(theirs(pick.hour, w).get(c.p.query.name) ?? []),
         "sum",
       );
@@ -1216,7 +1386,7 @@ async function localRos(
       }
     }
   }
-  if (bad.length === 0) return { rosOf: localOf, skipped };
+  if (bad.length === 0) return { rosOf: localOf, skipped, prepare };
   report.mismatches.push({
     day,
     hours,
@@ -1225,11 +1395,12 @@ async function localRos(
     clusters: bad,
     detail,
   });
-  const again = await serverRos();
+  const again = await serverRos(first);
   const redo = new Set(bad);
   return {
     rosOf: (clusterId) => (redo.has(clusterId) ? again.rosOf!(clusterId) : localOf(clusterId)),
     skipped,
+    prepare: ids.every((id) => redo.has(id)) ? null : prepare,
   };
 }
 

@@ -11,6 +11,9 @@ import {
 } from "./hour_collector.ts";
 import { collectionParams, type PlannedQuery, planQueries } from "./query_plan.ts";
 import { planRosQueries, rosPlanFingerprint } from "./ros_plan.ts";
+import type { InstantQuery } from "../thanos/thanos_client.ts";
+import type { StreamedSeries } from "./raw_fetch.ts";
+import { SelfCheckRotation } from "./self_check.ts";
 
 const DAY = "2026-11-01";
 
@@ -422,5 +425,87 @@ Deno.test("ROS off: no ROS query, no ROS fragment, hour.json without ros", async
       "0/ros-container": null,
       "0/ros-namespace": null,
     });
+  });
+});
+
+Deno.test("local mode: a query the evaluator refuses only in a later run is local before that run and the server's from it on", async () => {
+  // Two series that label_replace() makes equal: `b` exists from 06:00 only, so the first
+  // 6-hour run evaluates here and the second fails with "same labelset".
+  const podCpu = plan.find((p) => p.query.name === "pod-usage-cpu-cores")!;
+  const nodeCpu = plan.find((p) => p.query.name === "node-capacity-cpu-cores")!;
+  const localPlan: PlannedQuery[] = [{
+    ...podCpu,
+    expr: 'sum by (pod, namespace, node) (label_replace(m{clusterID="c1"}, "pod", "p1", "", ""))',
+  }, { ...nodeCpu, expr: 'max by (node, provider_id) (m{clusterID="c1"})' }];
+  const day0 = hourStartSeconds(DAY, 0) * 1000;
+  const raw = (q: InstantQuery): StreamedSeries[] => {
+    const m = /^m\{clusterID="c1"\}\[(\d+)s\]$/.exec(q.query);
+    if (!m) throw new Error(`unexpected raw query ${q.query}`);
+    const from = q.time * 1000 - Number(m[1]) * 1000;
+    const series = (pod: string, startMs: number): StreamedSeries => {
+      const values: [number, string][] = [];
+      for (let t = startMs; t <= q.time * 1000; t += 60_000) {
+        if (t > from) values.push([t / 1000, "4"]);
+      }
+      return {
+        metric: { __name__: "m", clusterID: "c1", pod, namespace: "ns", node: "n1" },
+        values,
+      };
+    };
+    return [series("a", day0 - 3_600_000), series("b", day0 + 6 * 3_600_000)]
+      .filter((s) => s.values.length > 0);
+  };
+  // The server's own answers: 4 before 06:00 (the self-check of hour 0 agrees), 5 after.
+  const serverPoints = (query: string, t: number) => {
+    if (query !== "pod-usage-cpu-cores") return [];
+    const v = t < hourStartSeconds(DAY, 6) ? 4 : 5;
+    return [{ metric: { pod: "p1", namespace: "ns", node: "n1" }, v }];
+  };
+  await withStore(async (store) => {
+    const thanos = new FakeThanos(localPlan, serverPoints);
+    const instant: InstantQuery[] = [];
+    const client = Object.assign(thanos, {
+      queryInstant(q: InstantQuery, onSeries: (s: StreamedSeries) => void) {
+        instant.push(q);
+        for (const s of raw(q)) onSeries(s);
+        return Promise.resolve({});
+      },
+    });
+    const local = {
+      semantics: "prometheus3" as const,
+      lookbackMs: 300_000,
+      counterAdjusting: false,
+      rotation: new SelfCheckRotation(0),
+    };
+    const hours = Array.from({ length: 12 }, (_, h) => h);
+    const events: string[] = [];
+    const res = await collectHours(
+      {
+        client,
+        store,
+        mode: "local",
+        batchHours: 12,
+        now: () => new Date("2026-11-02T00:00:00Z"),
+        local,
+        onEvent: (e) => events.push(`${e.type}:${e.hour}`),
+      },
+      localPlan,
+      "c1",
+      DAY,
+      hours,
+    );
+    assert.deepEqual(res, { collected: hours, failed: [], pending: [] });
+    assert.deepEqual(events, hours.map((h) => `hour-done:${h}`));
+    assert.equal(instant.length, 1, "one raw read for the 12-hour batch");
+    // The server: the self-check of hour 0, then the refused query from 06:00 to the batch's end.
+    assert.deepEqual(
+      thanos.requests.map((r) => [(r.start - hourStartSeconds(DAY, 0)) / 3600, r.end - r.start]),
+      [[1, 0], [7, 5 * 3600]],
+    );
+    for (const h of hours) {
+      const pod = await Deno.readTextFile(store.fragmentPath("c1", DAY, h, "pod"));
+      const seconds = h < 6 ? "14400.000000" : "18000.000000"; // Σ of 60 points × 60 s
+      assert.ok(pod.includes(`,${seconds},`), `hour ${h}: ${pod}`);
+    }
   });
 });
