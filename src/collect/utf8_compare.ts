@@ -17,6 +17,8 @@
  * ```
  */
 export function compareUtf8(a: string, b: string): number {
+  // Equal strings are common (rows of one window share their date columns): one native check.
+  if (a === b) return 0;
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
     const x = a.charCodeAt(i);
