@@ -11,8 +11,16 @@ import type { RosQuery } from "./catalogue_groups.ts";
 import { ROS_REPORTS, type RosReportName } from "./reports.ts";
 import { goTimeString } from "./go_time.ts";
 import { parseSampleValue } from "./reduce.ts";
-import { pick, resourceId, sortRows } from "./report_rows.ts";
-import { labelRow, type Labels, type Row, type RowMap } from "./row_map.ts";
+import { resourceId } from "./report_rows.ts";
+import {
+  labelRow,
+  type Labels,
+  type Row,
+  rowKey,
+  type RowMap,
+  serializeLabels,
+} from "./row_map.ts";
+import { compareUtf8 } from "./utf8_compare.ts";
 
 /**
  * The parts of a ROS catalogue entry ({@linkcode RosQuery}, ros_catalogue.ts)
@@ -193,6 +201,13 @@ export function applyRosSample(rows: RowMap, query: RosRowQuery, sample: RosSamp
  * empty answer. The caller does not call this for an hour without node rows
  * (CMMO writes no report at all for such an hour).
  *
+ * The result is that of {@linkcode applyRosSample} for every sample followed
+ * by picking each report's fields, computed faster: each query is compiled
+ * once (cached by query object) and each label set's row key and label fields
+ * once per query shape (cached by label object, which the collector shares
+ * across queries and reuses for every window of a batch). Query and label
+ * objects must therefore not be modified once passed in.
+ *
  * @example
  * ```ts
  * import { buildRosWindowReports } from "./ros_rows.ts";
@@ -216,38 +231,214 @@ export function buildRosWindowReports(
   );
   if (!passed) return { passed, container: [], namespace: [] };
 
-  const containers: RowMap = new Map();
-  const namespaces: RowMap = new Map();
+  const containers = new Map<string, Slots>();
+  const namespaces = new Map<string, Slots>();
+  const containerBlank = blankRecord(dates, CONTAINER.width);
+  const namespaceBlank = blankRecord(dates, NAMESPACE.width);
   for (const q of queries) {
     if (q.group === "ros-filter") continue;
-    const rows = q.group === "ros-container" ? containers : namespaces;
-    for (const sample of byQuery.get(q.name) ?? []) applyRosSample(rows, q, sample);
+    const samples = byQuery.get(q.name);
+    if (samples === undefined || samples.length === 0) continue;
+    const container = q.group === "ros-container";
+    fill(
+      container ? containers : namespaces,
+      container ? containerBlank : namespaceBlank,
+      compile(q),
+      samples,
+    );
   }
 
   const container: string[][] = [];
-  for (const row of containers.values()) {
-    const nodeName = row.get("node");
+  for (const slots of containers.values()) {
+    const nodeName = slots[NODE_AT];
     const node = nodeName === undefined ? EMPTY : nodes.get(nodeName) ?? EMPTY;
-    const r: string[] = [...dates];
-    for (const field of ROS_ROW_FIELDS["ros-container"]) {
-      // `node` and `resource_id` come from the hour's node row (contract §1.8, as for pods).
-      r.push(
-        field === "node"
-          ? node.get("node") ?? ""
-          : field === "resource_id"
-          ? node === EMPTY ? "" : node.get("resource_id") ?? resourceId(node.get("provider_id"))
-          : row.get(field) ?? "",
-      );
-    }
-    container.push(r);
+    // `node` and `resource_id` come from the hour's node row (contract §1.8, as for pods).
+    slots[NODE_AT] = node.get("node") ?? "";
+    slots[RESOURCE_ID_AT] = node === EMPTY
+      ? ""
+      : node.get("resource_id") ?? resourceId(node.get("provider_id"));
+    container.push(finish(slots));
   }
 
   const namespace: string[][] = [];
-  for (const row of namespaces.values()) {
-    const r: string[] = [...dates];
-    pick(row, ROS_ROW_FIELDS["ros-namespace"], r);
-    namespace.push(r);
-  }
+  for (const slots of namespaces.values()) namespace.push(finish(slots));
 
-  return { passed, container: sortRows(container), namespace: sortRows(namespace) };
+  return { passed, container: sortRecords(container), namespace: sortRecords(namespace) };
+}
+
+// ---------------------------------------------------------------------------------------
+// The fast path of buildRosWindowReports. A row is its record under construction: the four
+// dates, then one slot per report field (`ROS_ROW_FIELDS`), undefined until written. Fields
+// that no column reads are not kept; the container row's `node` slot holds its `node` field
+// (the join key) until the record is finished.
+
+/** A record under construction: the dates, then each field's value, undefined while unset. */
+type Slots = (string | undefined)[];
+
+/** Where a report's fields go in its records. */
+interface Layout {
+  /** Record length: the four dates and the fields. */
+  readonly width: number;
+  /** Field → record indexes that read it. */
+  readonly at: ReadonlyMap<string, readonly number[]>;
+}
+
+function layout(fields: readonly string[]): Layout {
+  const at = new Map<string, number[]>();
+  fields.forEach((f, i) => {
+    const list = at.get(f);
+    if (list) list.push(4 + i);
+    else at.set(f, [4 + i]);
+  });
+  return { width: 4 + fields.length, at };
+}
+
+const CONTAINER = layout(ROS_ROW_FIELDS["ros-container"]);
+const NAMESPACE = layout(ROS_ROW_FIELDS["ros-namespace"]);
+/** The container record's `node` index: the row's `node` field, then the node row's. */
+const NODE_AT = 4 + ROS_ROW_FIELDS["ros-container"].indexOf("node");
+/** The container record's `resource_id` index. */
+const RESOURCE_ID_AT = 4 + ROS_ROW_FIELDS["ros-container"].indexOf("resource_id");
+if (
+  CONTAINER.at.get("node")?.length !== 1 || CONTAINER.at.get("resource_id")?.length !== 1
+) {
+  throw new Error("ros-container: node and resource_id must be one column each");
+}
+
+/**
+ * What a query reads from a label set: the row key and, per write of a label
+ * field, the label or regex. Queries that read alike share one shape (the 24
+ * container value queries do), so a label set's cached reads serve all of them.
+ */
+interface Shape {
+  /** Row key labels (CMMO `RowKey`). */
+  readonly rowKey: readonly string[];
+  /** Per write: the label it reads, or null for a regex field. */
+  readonly labels: readonly (string | null)[];
+  /** Per write: the regex of a regex field (unused for a label field). */
+  readonly patterns: readonly string[];
+}
+
+/** A query compiled for its report's layout. */
+interface Compiled {
+  readonly shape: Shape;
+  /** Per write of {@linkcode Shape.labels}: the record index. In CMMO's order: later ones win. */
+  readonly slots: readonly number[];
+  /** Whether the sample value is written (and so must parse): `valueField !== null`. */
+  readonly hasValue: boolean;
+  /** Record indexes of `valueField`. */
+  readonly valueSlots: readonly number[];
+}
+
+const compiledQueries = new WeakMap<RosRowQuery, Compiled>();
+const shapes = new Map<string, Shape>();
+
+function compile(query: RosRowQuery): Compiled {
+  let compiled = compiledQueries.get(query);
+  if (compiled !== undefined) return compiled;
+  const { at } = query.group === "ros-container" ? CONTAINER : NAMESPACE;
+  const labels: (string | null)[] = [];
+  const patterns: string[] = [];
+  const slots: number[] = [];
+  const write = (field: string, label: string | null, pattern: string) => {
+    for (const slot of at.get(field) ?? []) {
+      labels.push(label);
+      patterns.push(pattern);
+      slots.push(slot);
+    }
+  };
+  // for…in, as labelRow iterates them.
+  for (const field in query.labels) write(field, query.labels[field]!, "");
+  for (const field in query.labelRegex) write(field, null, query.labelRegex[field]!);
+  const rowKey = [...query.rowKey];
+  const id = JSON.stringify([rowKey, labels, patterns]);
+  let shape = shapes.get(id);
+  if (shape === undefined) {
+    shape = { rowKey, labels, patterns };
+    shapes.set(id, shape);
+  }
+  const valueSlots = query.valueField === null ? [] : at.get(query.valueField) ?? [];
+  compiled = { shape, slots, hasValue: query.valueField !== null, valueSlots };
+  compiledQueries.set(query, compiled);
+  return compiled;
+}
+
+/** A label set's row key and field values under one shape; `next` is its entry for another. */
+interface Labelled {
+  readonly shape: Shape;
+  readonly key: string;
+  readonly values: readonly string[];
+  readonly next: Labelled | undefined;
+}
+
+const labelledOf = new WeakMap<Labels, Labelled>();
+
+function labelled(metric: Labels, shape: Shape): Labelled {
+  const first = labelledOf.get(metric);
+  for (let e = first; e !== undefined; e = e.next) {
+    if (e.shape === shape) return e;
+  }
+  const { labels, patterns } = shape;
+  const values: string[] = [];
+  for (let i = 0; i < labels.length; i++) {
+    const label = labels[i]!;
+    values.push(label === null ? serializeLabels(metric, patterns[i]!) : metric[label] ?? "");
+  }
+  const made: Labelled = { shape, key: rowKey(metric, shape.rowKey), values, next: first };
+  labelledOf.set(metric, made);
+  return made;
+}
+
+/** `[...dates, undefined × fields]`, the row every new row key starts from. */
+function blankRecord(dates: readonly string[], width: number): Slots {
+  const out: Slots = [...dates];
+  while (out.length < width) out.push(undefined);
+  return out;
+}
+
+/** {@linkcode applyRosSample} for each sample, on slot rows. */
+function fill(
+  rows: Map<string, Slots>,
+  blank: Slots,
+  query: Compiled,
+  samples: readonly RosSample[],
+): void {
+  const { shape, slots, hasValue, valueSlots } = query;
+  const writes = slots.length;
+  for (let i = 0; i < samples.length; i++) {
+    const sample = samples[i]!;
+    const { key, values } = labelled(sample.metric, shape);
+    let row = rows.get(key);
+    if (row === undefined) {
+      row = blank.slice();
+      rows.set(key, row);
+    }
+    for (let w = 0; w < writes; w++) row[slots[w]!] = values[w];
+    if (hasValue) {
+      const value = formatFloat(parseSampleValue(sample.value));
+      for (let v = 0; v < valueSlots.length; v++) row[valueSlots[v]!] = value;
+    }
+  }
+}
+
+/** The finished record: unset fields become `""`. */
+function finish(slots: Slots): string[] {
+  for (let i = 4; i < slots.length; i++) slots[i] ??= "";
+  return slots as string[];
+}
+
+/**
+ * `sortRows` for the records of one window: they share their four dates, so the
+ * comparison starts after them; equal strings are skipped without a byte-order
+ * comparison (which is 0 only for equal strings).
+ */
+function sortRecords(records: string[][]): string[][] {
+  return records.sort((a, b) => {
+    for (let i = 4; i < a.length; i++) {
+      const x = a[i]!;
+      const y = b[i]!;
+      if (x !== y) return compareUtf8(x, y);
+    }
+    return 0;
+  });
 }

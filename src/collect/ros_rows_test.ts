@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
+import { Prng } from "../../tools/synth/prng.ts";
+import { formatFloat } from "../package/go_float.ts";
 import { BridgeError } from "../model.ts";
 import type { RosQuery } from "./catalogue_groups.ts";
 import { ROS_QUERIES } from "./ros_catalogue.ts";
 import { ROS_REPORTS } from "./reports.ts";
+import { parseSampleValue } from "./reduce.ts";
+import { resourceId, sortRows } from "./report_rows.ts";
 import {
   buildRosWindowReports,
   ROS_ROW_FIELDS,
@@ -10,8 +14,10 @@ import {
   type RosSample,
   rosWindowColumns,
   rosWindowEnds,
+  type RosWindowReports,
 } from "./ros_rows.ts";
-import type { Row } from "./row_map.ts";
+import { type Labels, type Row, type RowMap, serializeLabels } from "./row_map.ts";
+import { compareUtf8 } from "./utf8_compare.ts";
 
 // ---------------------------------------------------------------------------------------
 // Fixture catalogue: the ROS groups of contract §2 / cmmo-queries.json, in CMMO order.
@@ -652,4 +658,326 @@ Deno.test("a sample value Go's ParseFloat refuses is a thanos_parse error", () =
     END,
   );
   assert.equal(containerRecord(out.container[0]!).image_name, "i");
+});
+
+Deno.test("a value field no column reads is still parsed: a bad value is a thanos_parse error", () => {
+  const junk: RosRowQuery = {
+    name: "junk",
+    group: "ros-container",
+    labels: { container_name: "container" },
+    labelRegex: {},
+    rowKey: ["container"],
+    valueField: "not-a-column",
+  };
+  const filter = QUERIES[0]!;
+  const byQuery = answers([["junk", [{ metric: { container: "c" }, value: "1" }]]]);
+  const out = buildRosWindowReports([filter, junk], byQuery, nodeRows(), END);
+  assert.equal(out.container.length, 1);
+  assert.equal(containerRecord(out.container[0]!).container_name, "c");
+  assert.throws(
+    () =>
+      buildRosWindowReports(
+        [filter, junk],
+        answers([["junk", [{ metric: { container: "c" }, value: "x" }]]]),
+        nodeRows(),
+        END,
+      ),
+    (e: unknown) => e instanceof BridgeError && e.code === "thanos_parse",
+  );
+});
+
+// ---------------------------------------------------------------------------------------
+// buildRosWindowReports caches per query object and per label object. Against it, CMMO's
+// row maps written out plainly: a Map per row, every label field of every sample set in
+// turn (the implementation before the caches), on random catalogues and answers.
+
+/** The row key as CMMO's `generateKey`, without fast paths. */
+function referenceRowKey(metric: Labels, keys: readonly string[]): string {
+  if (keys.length === 1) return metric[keys[0]!] ?? "";
+  return keys.map((k) => metric[k] ?? "").sort(compareUtf8).join(",");
+}
+
+/** CMMO's `iterateVector` into a row map. */
+function referenceApply(rows: RowMap, query: RosRowQuery, sample: RosSample): void {
+  const key = referenceRowKey(sample.metric, query.rowKey);
+  let row = rows.get(key);
+  if (!row) {
+    row = new Map();
+    rows.set(key, row);
+  }
+  for (const field in query.labels) row.set(field, sample.metric[query.labels[field]!] ?? "");
+  for (const field in query.labelRegex) {
+    row.set(field, serializeLabels(sample.metric, query.labelRegex[field]!));
+  }
+  if (query.valueField !== null) {
+    row.set(query.valueField, formatFloat(parseSampleValue(sample.value)));
+  }
+}
+
+function referenceWindow(
+  queries: readonly RosRowQuery[],
+  byQuery: ReadonlyMap<string, readonly RosSample[]>,
+  nodes: ReadonlyMap<string, Row>,
+  windowEnd: Date,
+): RosWindowReports {
+  const dates = rosWindowColumns(windowEnd);
+  const passed = queries.some((q) =>
+    q.group === "ros-filter" && (byQuery.get(q.name)?.length ?? 0) > 0
+  );
+  if (!passed) return { passed, container: [], namespace: [] };
+  const containers: RowMap = new Map();
+  const namespaces: RowMap = new Map();
+  for (const q of queries) {
+    if (q.group === "ros-filter") continue;
+    const rows = q.group === "ros-container" ? containers : namespaces;
+    for (const sample of byQuery.get(q.name) ?? []) referenceApply(rows, q, sample);
+  }
+  const empty: Row = new Map();
+  const container = [...containers.values()].map((row) => {
+    const nodeName = row.get("node");
+    const node = nodeName === undefined ? empty : nodes.get(nodeName) ?? empty;
+    return [
+      ...dates,
+      ...ROS_ROW_FIELDS["ros-container"].map((field) =>
+        field === "node"
+          ? node.get("node") ?? ""
+          : field === "resource_id"
+          ? node === empty ? "" : node.get("resource_id") ?? resourceId(node.get("provider_id"))
+          : row.get(field) ?? ""
+      ),
+    ];
+  });
+  const namespace = [...namespaces.values()].map((row) => [
+    ...dates,
+    ...ROS_ROW_FIELDS["ros-namespace"].map((field) => row.get(field) ?? ""),
+  ]);
+  return { passed, container: sortRows(container), namespace: sortRows(namespace) };
+}
+
+const LABEL_NAMES = [
+  "container",
+  "pod",
+  "namespace",
+  "node",
+  "image",
+  "Hostname",
+  "exported_pod",
+  "label_app",
+  "label_team",
+  "owner_kind",
+];
+const LABEL_VALUES = ["", "a", "b", "ns", ",", "a,b", "n1", "n2", "n3", "\uFF01", "\u{1F600}", "é"];
+const SAMPLE_VALUES = [
+  "0",
+  "1",
+  "-0",
+  "NaN",
+  "+Inf",
+  "-Inf",
+  "0x1p-2",
+  "1e21",
+  "0.0078125",
+  "1_000.5",
+  "123456789.123456789",
+];
+
+/** A random label set (labels may be absent). */
+function randomLabels(prng: Prng): Labels {
+  const out: Record<string, string> = {};
+  for (const name of LABEL_NAMES) {
+    if (prng.next() < 0.7) out[name] = prng.pick(LABEL_VALUES);
+  }
+  return out;
+}
+
+/** Random ROS queries: label fields (read and unread), regex fields, 0–4 key labels. */
+function randomQueries(prng: Prng, n: number): RosRowQuery[] {
+  const out: RosRowQuery[] = [{ ...QUERIES[0]!, name: "filter" }];
+  for (let i = 0; i < n; i++) {
+    const group = prng.next() < 0.7 ? "ros-container" : "ros-namespace";
+    const fields = [...ROS_ROW_FIELDS[group], "container", "junk"];
+    const labels: Record<string, string> = {};
+    for (let k = prng.int(0, 6); k > 0; k--) labels[prng.pick(fields)] = prng.pick(LABEL_NAMES);
+    const labelRegex: Record<string, string> = {};
+    for (let k = prng.int(-2, 2); k > 0; k--) {
+      labelRegex[prng.pick(fields)] = prng.pick(["label_", "^node$", "o", "."]);
+    }
+    const keys = Array.from({ length: prng.int(0, 4) }, () => prng.pick(LABEL_NAMES));
+    const r = prng.next();
+    out.push({
+      // A name twice now and then: both queries read the same answer.
+      name: prng.next() < 0.1 && i > 0 ? out[out.length - 1]!.name : `q${i}`,
+      group,
+      labels,
+      labelRegex,
+      rowKey: keys,
+      valueField: r < 0.2 ? null : r < 0.25 ? "junk" : prng.pick(fields),
+    });
+  }
+  return out;
+}
+
+/** One window's answers: label sets drawn (with repeats) from `pool`, random values. */
+function randomAnswers(
+  prng: Prng,
+  queries: readonly RosRowQuery[],
+  pool: readonly Labels[],
+): Map<string, RosSample[]> {
+  const byQuery = new Map<string, RosSample[]>();
+  for (const q of queries) {
+    const n = q.group === "ros-filter" ? (prng.next() < 0.1 ? 0 : 1) : prng.int(0, 8);
+    const value = () =>
+      prng.next() < 0.5
+        ? prng.pick(SAMPLE_VALUES)
+        : String((prng.next() - 0.3) * 10 ** prng.int(-8, 12));
+    byQuery.set(
+      q.name,
+      Array.from({ length: n }, () => ({ metric: prng.pick(pool), value: value() })),
+    );
+  }
+  return byQuery;
+}
+
+function randomNodes(prng: Prng): Map<string, Row> {
+  const nodes = new Map<string, Row>();
+  const all: [string, Row][] = [
+    ["n1", new Map([["node", "n1"], ["provider_id", "aws:///z/i-1"], ["resource_id", "i-1"]])],
+    ["n2", new Map([["node", "n2"], ["provider_id", "gce://p/z/vm-2"]])],
+    ["", new Map([["node", ""], ["resource_id", "r-empty"]])],
+    ["n3", new Map([["provider_id", "no-slash"]])],
+  ];
+  for (const [name, row] of all) if (prng.next() < 0.6) nodes.set(name, row);
+  return nodes;
+}
+
+/** Copies of the label sets, so that nothing can come from a cache. */
+function fresh(byQuery: Map<string, RosSample[]>): Map<string, RosSample[]> {
+  return new Map(
+    [...byQuery].map((
+      [name, list],
+    ) => [name, list.map((s) => ({ ...s, metric: { ...s.metric } }))]),
+  );
+}
+
+Deno.test("property: buildRosWindowReports equals the plain row maps on random catalogues and answers", () => {
+  const prng = new Prng(20261106);
+  // Label objects shared by every trial and window: each meets many query shapes.
+  const shared = Array.from({ length: 10 }, () => randomLabels(prng));
+  const ends = rosWindowEnds(new Date("2026-11-06T18:00:00Z"));
+  let rows = 0;
+  for (let trial = 0; trial < 300; trial++) {
+    const queries = randomQueries(prng, prng.int(1, 10));
+    if (trial % 10 === 0) queries.push(...QUERIES.slice(1));
+    const pool = [...shared, ...Array.from({ length: 6 }, () => randomLabels(prng))];
+    const nodes = randomNodes(prng);
+    for (let w = 0; w < 4; w++) {
+      const byQuery = randomAnswers(prng, queries, pool);
+      const want = referenceWindow(queries, byQuery, nodes, ends[w]!);
+      const context = `trial ${trial}, window ${w}`;
+      assert.deepEqual(buildRosWindowReports(queries, byQuery, nodes, ends[w]!), want, context);
+      assert.deepEqual(
+        buildRosWindowReports(queries, fresh(byQuery), nodes, ends[w]!),
+        want,
+        `${context}, fresh labels`,
+      );
+      // New query objects with the same content: compiled anew, same rows.
+      const copies = queries.map((q) => ({ ...q, rowKey: [...q.rowKey] }));
+      assert.deepEqual(buildRosWindowReports(copies, byQuery, nodes, ends[w]!), want, context);
+      rows += want.container.length + want.namespace.length;
+    }
+  }
+  assert.ok(rows > 3000, `only ${rows} rows compared`);
+});
+
+Deno.test("property: the real catalogue, label objects reused over windows with new values", () => {
+  const prng = new Prng(7);
+  const containers = Array.from({ length: 40 }, (_, i) => ({
+    container: `c${i % 7}`,
+    pod: `p${i % 13}`,
+    namespace: `ns${i % 3}`,
+    node: prng.pick(["n1", "n2", "gone"]),
+  }));
+  const gpus = containers.slice(0, 10).map((c) => ({
+    exported_container: c.container,
+    exported_pod: c.pod,
+    exported_namespace: c.namespace,
+    Hostname: prng.pick(["n1", "n2"]),
+    modelName: "A100",
+    GPU_I_PROFILE: "1g.5gb",
+  }));
+  const images = containers.map((c) => ({ ...c, image: `img-${c.pod}`, workload: "w" }));
+  const namespaces = ["ns0", "ns1", "ns2"].map((namespace) => ({ namespace }));
+  const nodes = nodeRows().set("n2", new Map([["node", "n2"], ["provider_id", "x/y/vm-2"]]));
+  for (let hour = 0; hour < 6; hour++) {
+    const ends = rosWindowEnds(new Date(Date.UTC(2026, 10, 30, 22 + hour)));
+    for (let w = 0; w < 4; w++) {
+      const byQuery = new Map<string, RosSample[]>();
+      for (const q of QUERIES) {
+        const pool = q.group === "ros-filter" || q.group === "ros-namespace"
+          ? namespaces
+          : q.name.startsWith("accelerator")
+          ? gpus
+          : q.name.startsWith("container-image")
+          ? images
+          : containers;
+        byQuery.set(
+          q.name,
+          pool.filter(() => prng.next() < 0.8).map((metric) => ({
+            metric,
+            value: String(hour * 4 + w + prng.int(0, 3) / 8),
+          })),
+        );
+      }
+      const want = referenceWindow(QUERIES, byQuery, nodes, ends[w]!);
+      assert.deepEqual(buildRosWindowReports(QUERIES, byQuery, nodes, ends[w]!), want);
+      assert.deepEqual(buildRosWindowReports(QUERIES, fresh(byQuery), nodes, ends[w]!), want);
+    }
+  }
+});
+
+Deno.test("label objects reused across windows: each window has its own values and rows only", () => {
+  const a = cmetric({ container: "a" });
+  const b = cmetric({ container: "b" });
+  const owner = cmetric({ container: "a", image: "img-a", owner_kind: "Job" });
+  const window = (entries: [string, RosSample[]][], end: Date) =>
+    buildRosWindowReports(QUERIES, answers(entries), nodeRows(), end).container.map(
+      containerRecord,
+    );
+  const [end1, end2, end3] = rosWindowEnds(new Date("2026-11-06T18:00:00Z"));
+  const first = window([
+    ["container-image-owner", [{ metric: owner, value: "1" }]],
+    ["cpu-usage-container-avg", [{ metric: a, value: "1" }, { metric: b, value: "2" }]],
+    ["cpu-usage-container-max", [{ metric: a, value: "3" }]],
+  ], end1);
+  assert.deepEqual(
+    first.map((
+      r,
+    ) => [r.container_name, r.image_name, r.cpu_usage_container_avg, r.cpu_usage_container_max]),
+    [["a", "img-a", "1.000000", "3.000000"], ["b", "", "2.000000", ""]],
+  );
+  const second = window([
+    ["cpu-usage-container-avg", [{ metric: b, value: "0.5" }]],
+    ["cpu-usage-container-min", [{ metric: a, value: "NaN" }]],
+  ], end2);
+  assert.deepEqual(
+    second.map((r) => [
+      r.container_name,
+      r.image_name,
+      r.owner_kind,
+      r.cpu_usage_container_avg,
+      r.cpu_usage_container_max,
+      r.cpu_usage_container_min,
+      r.interval_end,
+    ]),
+    [
+      ["a", "", "", "", "", "NaN", "2026-11-06 18:30:00 +0000 UTC"],
+      ["b", "", "", "0.500000", "", "", "2026-11-06 18:30:00 +0000 UTC"],
+    ],
+  );
+  // The same label object under another query shape (the owner labels as a value query's).
+  const third = window([["cpu-usage-container-sum", [{ metric: owner, value: "-0" }]]], end3);
+  assert.deepEqual(
+    third.map((r) => [r.container_name, r.image_name, r.cpu_usage_container_sum]),
+    [["a", "", "-0.000000"]],
+  );
 });

@@ -29,8 +29,40 @@ export type Labels = Readonly<Record<string, string>>;
  * ```
  */
 export function rowKey(metric: Labels, keys: readonly string[]): string {
-  if (keys.length === 1) return metric[keys[0]!] ?? "";
-  return keys.map((k) => metric[k] ?? "").sort(compareUtf8).join(",");
+  switch (keys.length) {
+    case 1:
+      return metric[keys[0]!] ?? "";
+    case 2: {
+      // Equal values are interchangeable, so two or three strings sort without an array.
+      const a = metric[keys[0]!] ?? "";
+      const b = metric[keys[1]!] ?? "";
+      return compareUtf8(a, b) <= 0 ? `${a},${b}` : `${b},${a}`;
+    }
+    case 3: {
+      let a = metric[keys[0]!] ?? "";
+      let b = metric[keys[1]!] ?? "";
+      let c = metric[keys[2]!] ?? "";
+      let t: string;
+      if (compareUtf8(a, b) > 0) {
+        t = a;
+        a = b;
+        b = t;
+      }
+      if (compareUtf8(b, c) > 0) {
+        t = b;
+        b = c;
+        c = t;
+        if (compareUtf8(a, b) > 0) {
+          t = a;
+          a = b;
+          b = t;
+        }
+      }
+      return `${a},${b},${c}`;
+    }
+    default:
+      return keys.map((k) => metric[k] ?? "").sort(compareUtf8).join(",");
+  }
 }
 
 const regexCache = new Map<string, RegExp>();

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
+import { Prng } from "../../tools/synth/prng.ts";
 import { COST_QUERIES } from "./catalogue.ts";
-import { applySeries, rowKey, type RowMap, serializeLabels } from "./row_map.ts";
+import { applySeries, type Labels, rowKey, type RowMap, serializeLabels } from "./row_map.ts";
+import { compareUtf8 } from "./utf8_compare.ts";
 
 const query = (name: string) => {
   const q = COST_QUERIES.find((q) => q.name === name);
@@ -14,6 +16,37 @@ Deno.test("rowKey: one label verbatim, several sorted by value and comma-joined"
   assert.equal(rowKey({ pod: "p" }, ["pod", "namespace"]), ",p");
   // Byte order: U+1F600 (F0 9F …) sorts after U+FF01 (EF BC 81).
   assert.equal(rowKey({ a: "\u{1F600}", b: "\uFF01" }, ["a", "b"]), "\uFF01,\u{1F600}");
+});
+
+Deno.test("property: rowKey's 2- and 3-key paths equal sort-and-join for any key count", () => {
+  const prng = new Prng(42);
+  const names = ["a", "b", "c", "d"];
+  // Equal values, prefixes, ",", and characters whose UTF-16 and UTF-8 orders differ.
+  const values = [
+    "",
+    "x",
+    "xy",
+    "y",
+    ",",
+    "x,y",
+    "\uFF01",
+    "\u{1F600}",
+    "\u{1F601}",
+    "\uE000",
+    "é",
+  ];
+  let multi = 0;
+  for (let i = 0; i < 5000; i++) {
+    const metric: Record<string, string> = {};
+    for (const n of names) if (prng.next() < 0.8) metric[n] = prng.pick(values);
+    const keys = Array.from({ length: prng.int(0, 5) }, () => prng.pick(names));
+    const want = keys.length === 1
+      ? metric[keys[0]!] ?? ""
+      : keys.map((k) => (metric as Labels)[k] ?? "").sort(compareUtf8).join(",");
+    assert.equal(rowKey(metric, keys), want, JSON.stringify({ metric, keys }));
+    if (keys.length === 2 || keys.length === 3) multi++;
+  }
+  assert.ok(multi > 1500);
 });
 
 Deno.test("serializeLabels: unanchored name regex, name:value sorted, | joined, no escaping", () => {
