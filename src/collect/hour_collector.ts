@@ -905,8 +905,8 @@ async function fetchLocalSpan(
   const fromServer: ServerPart[] = [];
   if (serverFirst) fromServer.push(serverPart(serverFirst, onServer, first));
   const checkOf = (pick: { query: string; hour: number }) => {
-    const p = compiled.find((c) => c.p.query.name === pick.query)!.p;
-    return { pick, p, fetch: serverBatchTasks(options, [p], routeOf(), who, day, [pick.hour]) };
+    const c = compiled.find((c) => c.p.query.name === pick.query)!;
+    return { pick, c, fetch: serverBatchTasks(options, [c.p], routeOf(), who, day, [pick.hour]) };
   };
   let check = compiled.length > 0
     ? checkOf(local.rotation.next(compiled.map((c) => c.p.query.name), span))
@@ -943,8 +943,9 @@ async function fetchLocalSpan(
   let redo: ReadonlySet<string> = new Set();
   let again: Fetch<HourSeriesOf> | null = null;
   while (check) {
-    const { pick, p } = check;
-    const mine = evaluateRun(compiled.filter((c) => c.p === p), [pick.hour]);
+    const { pick, c } = check;
+    const p = c.p;
+    const mine = evaluateRun([c], [pick.hour]);
     if (mine.refused.length > 0) {
       await refuseFrom(mine.refused, span);
       const rest = compiled.filter((c) => isLocal(c.p.query.name, first));
@@ -958,7 +959,7 @@ async function fetchLocalSpan(
     const hourMs = hourStartSeconds(day, pick.hour) * 1000;
     const excluded = local.counterAdjusting && COUNTER_FUNCTION.test(p.expr)
       ? counterResetClusters(
-        compiled.find((c) => c.p === p)!.q.selectors.map((n) => ({
+        c.q.selectors.map((n) => ({
           series: rawOf(n.key),
           fromMs: hourMs - n.marginMs - local.lookbackMs,
           toMs: hourMs + HOUR_MS,
@@ -1010,6 +1011,7 @@ async function fetchLocalSpan(
     if (refused.length > 0) await refuseFrom(refused, run);
     current = { run, byHour };
   };
+  const localNames = new Set(compiled.map((c) => c.p.query.name));
   const localSeriesOf = (clusterId: string): HourSeriesOf => (hour) => {
     const lists = current?.run.includes(hour) ? current.byHour.get(hour) : undefined;
     const byQuery = new Map<string, HourSeries>();
@@ -1026,7 +1028,6 @@ async function fetchLocalSpan(
     }
     return byQuery;
   };
-  const localNames = new Set(compiled.map((c) => c.p.query.name));
   const seriesOf: ClusterSeriesOf = (clusterId) =>
     again && redo.has(clusterId) ? again.result(clusterId, cost) : localSeriesOf(clusterId);
   let rosOf: ClusterRosOf | null = null;
