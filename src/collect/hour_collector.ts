@@ -48,6 +48,8 @@ import {
   type LocalQuery,
   type RawSeries,
   type SelectorNeed,
+  SlabPool,
+  StepArrays,
 } from "./local_eval.ts";
 import { fetchRaw, type RawStore, type RemoteReader } from "./raw_fetch.ts";
 import { compareHourSeries, counterResetClusters, type SelfCheckRotation } from "./self_check.ts";
@@ -1114,7 +1116,10 @@ function evaluateCostRun(
   const refused: Refused[] = [];
   const values: number[] = [];
   const from = hourStartSeconds(day, run[0]!) * 1000;
+  // Each query's result arrays are read (reduced) before the next query reuses them.
+  const pool = new SlabPool();
   for (const { p, q } of list) {
+    pool.reset();
     options.signal?.throwIfAborted();
     const name = p.query.name;
     const ctx: AnswerContext = { queryId: name, clusterId: who, hours };
@@ -1127,6 +1132,7 @@ function evaluateCostRun(
         stepMs: LOCAL_STEP_MS,
         lookbackMs: local.lookbackMs,
         semantics: local.semantics,
+        pool,
       });
       for (const s of result) {
         let routed: ReturnType<Route> | null = null;
@@ -1431,8 +1437,12 @@ function evaluateRos(
   const hours = formatHours(day, first, last);
   const seriesOf = perCluster(() => new Map<string, RosEntry>());
   const planOf = new Map<string, SentRosQuery>(compiled.map((c) => [c.p.query.name, c.p]));
+  // Intermediate arrays are recycled from query to query; the results kept for the run are copied out.
+  const pool = new SlabPool();
+  let keep: StepArrays | null = null;
   for (const { p, q } of compiled) {
     options.signal?.throwIfAborted();
+    pool.reset();
     const name = p.query.name;
     const ctx: AnswerContext = { queryId: name, clusterId: who, hours };
     const result = evaluateRange(q, rawOf, {
@@ -1441,6 +1451,7 @@ function evaluateRos(
       stepMs: ROS_STEP * 1000,
       lookbackMs: local.lookbackMs,
       semantics: local.semantics,
+      pool,
     });
     for (const s of result) {
       const { clusterId, metric, key } = route(s.metric, p.stripClusterLabel ?? false, ctx);
@@ -1448,7 +1459,11 @@ function evaluateRos(
       if (series.has(key)) {
         throw new BridgeError("local_eval", `${name}: series ${showLabels(metric)} twice`);
       }
-      series.set(key, { metric, value: s.values, present: s.present });
+      keep ??= new StepArrays(s.values.length, new SlabPool());
+      const value = keep.values(), present = keep.present();
+      value.set(s.values);
+      present.set(s.present);
+      series.set(key, { metric, value, present });
     }
   }
   return { tasks: [], result: rosResult(seriesOf, planOf, first) };

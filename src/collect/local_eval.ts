@@ -176,6 +176,13 @@ export interface EvalOptions {
    * {@linkcode CompileOptions.subqueryStepMs}, i.e. 60 000 unless set there.
    */
   readonly subqueryStepMs?: number;
+  /**
+   * Where the result arrays come from. Default: a pool of this evaluation
+   * alone (its arrays are garbage once the caller drops them). With a pool
+   * the caller resets after reading each result, the next evaluations
+   * reuse the buffers.
+   */
+  readonly pool?: SlabPool;
 }
 
 /** One result series. */
@@ -1315,6 +1322,10 @@ interface VSeries {
 
 interface Ctx {
   readonly n: number;
+  /** Step-length arrays for result series, cut from shared slabs. */
+  readonly slabs: StepArrays;
+  /** Where the slabs come from. */
+  readonly pool: SlabPool;
   readonly ts: Float64Array;
   readonly lookbackMs: number;
   readonly v3: boolean;
@@ -1334,6 +1345,114 @@ interface RawPrepared {
   readonly v: Float64Array;
   /** Indices i ≥ 1 with v[i] < v[i-1] (counter resets), ascending. */
   resets: Int32Array | null;
+}
+
+/** Bytes of one slab of {@linkcode StepArrays} and of a {@linkcode SlabPool} buffer. */
+const SLAB_BYTES = 1 << 18;
+
+/**
+ * Buffers for evaluation results that a caller recycles between evaluations
+ * (`EvalOptions.pool`): an evaluation draws its result and intermediate
+ * arrays from the pool, and after the caller has read the results and let go
+ * of them, {@linkcode SlabPool.reset} makes every buffer reusable. Without
+ * it, each query's arrays are garbage for the collector, and a day's worth of
+ * them (hundreds of MB of external memory) is freed only at full collections.
+ *
+ * @example
+ * ```ts
+ * import { compileLocal, evaluateRange, SlabPool } from "./local_eval.ts";
+ * const c = compileLocal("sum(x)", { lookbackMs: 300_000 });
+ * if (!c.ok) throw new Error(c.reason);
+ * const raw = [{ metric: { __name__: "x" }, t: Float64Array.of(0), v: Float64Array.of(2) }];
+ * const pool = new SlabPool();
+ * for (const endMs of [0, 60_000]) {
+ *   const out = evaluateRange(c.query, () => raw, {
+ *     startMs: 0, endMs, stepMs: 60_000, lookbackMs: 300_000, semantics: "prometheus3", pool,
+ *   });
+ *   console.log(out[0]!.values); // read (or copy) the results first…
+ *   pool.reset(); // …then recycle: the arrays of `out` are overwritten by the next evaluation
+ * }
+ * ```
+ */
+export class SlabPool {
+  #free: ArrayBuffer[] = [];
+  #used: ArrayBuffer[] = [];
+
+  /** A zeroed buffer of {@linkcode SLAB_BYTES} bytes, in use until the next reset. */
+  take(): ArrayBuffer {
+    let buffer = this.#free.pop();
+    if (buffer === undefined) buffer = new ArrayBuffer(SLAB_BYTES);
+    else new Uint8Array(buffer).fill(0);
+    this.#used.push(buffer);
+    return buffer;
+  }
+
+  /** Every buffer handed out since the last reset is free again: its views must not be used any more. */
+  reset(): void {
+    for (const b of this.#used) this.#free.push(b);
+    this.#used = [];
+  }
+
+  /** Bytes held, in use and free. */
+  get bytes(): number {
+    return (this.#free.length + this.#used.length) * SLAB_BYTES;
+  }
+}
+
+/**
+ * Zeroed step-length arrays, handed out as views of shared slabs (buffers
+ * of a {@linkcode SlabPool}): a result series costs two small view objects
+ * instead of two `ArrayBuffer`s of its own. Thousands of separate small
+ * buffers per query node each count as external memory, and their churn
+ * drives V8 into frequent full collections. Each view is handed out once, so
+ * writes never overlap.
+ *
+ * @example Keep copies of results while the evaluation's pool is recycled
+ * ```ts
+ * import { SlabPool, StepArrays } from "./local_eval.ts";
+ * const keep = new StepArrays(48, new SlabPool()); // a pool that is never reset
+ * const copy = keep.values();
+ * copy.set(new Float64Array(48).fill(1));
+ * console.log(copy.length, keep.present().length); // 48 48
+ * ```
+ */
+export class StepArrays {
+  readonly #n: number;
+  readonly #pool: SlabPool;
+  /** Series per slab; 0 when one series' values do not fit into a slab. */
+  readonly #per: number;
+  #values: ArrayBuffer | null = null;
+  #valuesAt = 0;
+  #present: ArrayBuffer | null = null;
+  #presentAt = 0;
+
+  constructor(n: number, pool: SlabPool) {
+    this.#n = n;
+    this.#pool = pool;
+    this.#per = Math.floor(SLAB_BYTES / 8 / Math.max(1, n));
+  }
+
+  /** A zeroed `Float64Array` of `n` values. */
+  values(): Float64Array {
+    const n = this.#n;
+    if (this.#per === 0) return new Float64Array(n);
+    if (this.#values === null || this.#valuesAt === this.#per) {
+      this.#values = this.#pool.take();
+      this.#valuesAt = 0;
+    }
+    return new Float64Array(this.#values, this.#valuesAt++ * n * 8, n);
+  }
+
+  /** A zeroed `Uint8Array` of `n` presence flags. */
+  present(): Uint8Array {
+    const n = this.#n;
+    if (this.#per === 0) return new Uint8Array(n);
+    if (this.#present === null || this.#presentAt === this.#per * 8) {
+      this.#present = this.#pool.take();
+      this.#presentAt = 0;
+    }
+    return new Uint8Array(this.#present, this.#presentAt++ * n, n);
+  }
 }
 
 const META2: ReadonlySet<string> = new Set(["__name__"]);
@@ -1392,8 +1511,11 @@ export function evaluateRange(
   const ts = new Float64Array(n);
   for (let s = 0; s < n; s++) ts[s] = startMs + s * stepMs;
   const v3 = semantics === "prometheus3";
+  const pool = options.pool ?? new SlabPool();
   const ctx: Ctx = {
     n,
+    slabs: new StepArrays(n, pool),
+    pool,
     ts,
     lookbackMs,
     v3,
@@ -1541,8 +1663,8 @@ function evalSelector(node: Extract<VNode, { k: "sel" }>, ctx: Ctx): VSeries[] {
       while (j < len && t[j]! <= ref) j++;
       if (j === 0 || t[j - 1]! < ref - reach) continue;
       if (values === null) {
-        values = new Float64Array(n);
-        present = new Uint8Array(n);
+        values = ctx.slabs.values();
+        present = ctx.slabs.present();
       }
       values[s] = v[j - 1]!;
       present![s] = 1;
@@ -1673,14 +1795,14 @@ function evalRangeFn(node: Extract<VNode, { k: "range" }>, ctx: Ctx): VSeries[] 
           break;
       }
       if (values === null) {
-        values = new Float64Array(n);
-        present = new Uint8Array(n);
+        values = ctx.slabs.values();
+        present = ctx.slabs.present();
       }
       values[s] = value;
       present![s] = 1;
     }
     if (values !== null) {
-      const ls = fn === "last_over_time" ? r.ls : lsetEdit(r.ls, ctx.meta, null, null);
+      const ls = fn === "last_over_time" ? r.ls : dropMeta(r.ls, ctx.meta);
       out.push({ ls, v: values, p: present! });
     }
   }
@@ -1739,6 +1861,7 @@ function subquerySeries(
   const inner: Ctx = {
     ...ctx,
     n: ts.length,
+    slabs: new StepArrays(ts.length, ctx.pool),
     ts,
     subCache: new Map(),
   };
@@ -1882,7 +2005,11 @@ function mergePerStep(series: VSeries[], ctx: Ctx, construct: string): VSeries[]
     if (!copied.has(at)) {
       // Copy before writing: the first series' arrays may belong to an input.
       const prior = out[at]!;
-      out[at] = { ls: prior.ls, v: prior.v.slice(), p: prior.p.slice() };
+      const v = ctx.slabs.values();
+      const p = ctx.slabs.present();
+      v.set(prior.v);
+      p.set(prior.p);
+      out[at] = { ls: prior.ls, v, p };
       copied.add(at);
     }
     mergeInto(out[at]!, s, ctx, construct);
@@ -1906,20 +2033,29 @@ function mergeInto(target: VSeries, s: VSeries, ctx: Ctx, construct: string): vo
   }
 }
 
+/** `ls` without the metadata labels (`__name__`, and in 3.x `__type__`/`__unit__`). */
+function dropMeta(ls: LSet, meta: ReadonlySet<string>): LSet {
+  return lsetEdit(ls, meta, null, null);
+}
+
+const NO_LABELS: LSet = makeLSet([], []);
+
 function evalAggregation(node: Extract<VNode, { k: "agg" }>, ctx: Ctx): VSeries[] {
   const { n, v3 } = ctx;
   const input = evalVector(node.expr, ctx);
   const grouping = new Set(node.grouping);
+  const without = node.without ? new Set([...grouping, ...ctx.meta]) : null;
+  const groupOf = (ls: LSet): LSet =>
+    without !== null
+      ? lsetEdit(ls, without, null, null)
+      : node.grouping.length > 0
+      ? lsetEdit(ls, null, grouping, null)
+      : NO_LABELS;
   const groupIndex = new Map<string, number>();
   const groupLabels: LSet[] = [];
   const seriesGroup = new Int32Array(input.length);
   for (let i = 0; i < input.length; i++) {
-    const ls = input[i]!.ls;
-    const g = node.without
-      ? lsetEdit(ls, new Set([...grouping, ...ctx.meta]), null, null)
-      : node.grouping.length > 0
-      ? lsetEdit(ls, null, grouping, null)
-      : makeLSet([], []);
+    const g = groupOf(input[i]!.ls);
     let gi = groupIndex.get(g.key);
     if (gi === undefined) {
       gi = groupLabels.length;
@@ -1929,113 +2065,157 @@ function evalAggregation(node: Extract<VNode, { k: "agg" }>, ctx: Ctx): VSeries[
     seriesGroup[i] = gi;
   }
   const G = groupLabels.length;
-  const value = new Float64Array(G * n);
-  const seen = new Uint8Array(G * n);
   const op = node.op;
-  const needC = (op === "sum" && v3) || op === "avg";
-  const kc = needC ? new Float64Array(G * n) : null;
-  const cnt = op === "avg" || op === "count" ? new Float64Array(G * n) : null;
-  const mean = op === "avg" ? new Float64Array(G * n) : null;
-  const incr = op === "avg" && v3 ? new Uint8Array(G * n) : null;
+  // Each group accumulates straight into its result arrays (`value`; `seen` is
+  // its presence); the helpers only where the operator needs them.
+  const scratch = new StepArrays(n, ctx.pool);
+  const value: Float64Array[] = new Array(G);
+  const seen: Uint8Array[] = new Array(G);
+  for (let g = 0; g < G; g++) {
+    value[g] = ctx.slabs.values();
+    seen[g] = ctx.slabs.present();
+  }
+  const perGroup = (need: boolean): Float64Array[] | null =>
+    need ? Array.from({ length: G }, () => scratch.values()) : null;
+  const kc = perGroup((op === "sum" && v3) || op === "avg");
+  const cnt = perGroup(op === "avg");
+  const mean = perGroup(op === "avg");
+  const incr = op === "avg" && v3 ? Array.from({ length: G }, () => scratch.present()) : null;
   for (let i = 0; i < input.length; i++) {
     const { v, p } = input[i]!;
-    const base = seriesGroup[i]! * n;
-    for (let s = 0; s < n; s++) {
-      if (p[s] === 0) continue;
-      const f = v[s]!;
-      const at = base + s;
-      if (seen[at] === 0) {
-        seen[at] = 1;
-        value[at] = f;
-        if (cnt !== null) cnt[at] = 1;
-        if (mean !== null) mean[at] = f;
-        continue;
-      }
-      switch (op) {
-        case "sum":
-          if (v3) {
-            const [t, c] = kahanInc3(f, value[at]!, kc![at]!);
-            value[at] = t;
-            kc![at] = c;
-          } else {
-            value[at] = value[at]! + f;
+    const g = seriesGroup[i]!;
+    const val = value[g]!, sn = seen[g]!;
+    switch (op) {
+      case "sum":
+        if (v3) {
+          const k = kc![g]!;
+          for (let s = 0; s < n; s++) {
+            if (p[s] === 0) continue;
+            const f = v[s]!;
+            if (sn[s] === 0) {
+              sn[s] = 1;
+              val[s] = f;
+              continue;
+            }
+            // Kahan-Neumaier (kahanInc3), inline.
+            const sum = val[s]!;
+            const t = sum + f;
+            let c = k[s]!;
+            if (t > Number.MAX_VALUE || t < -Number.MAX_VALUE) c = 0;
+            else if (Math.abs(sum) >= Math.abs(f)) c += (sum - t) + f;
+            else c += (f - t) + sum;
+            val[s] = t;
+            k[s] = c;
           }
-          break;
-        case "max": {
-          const g = value[at]!;
-          if (g < f || Number.isNaN(g)) value[at] = f;
-          break;
+        } else {
+          for (let s = 0; s < n; s++) {
+            if (p[s] === 0) continue;
+            if (sn[s] === 0) {
+              sn[s] = 1;
+              val[s] = v[s]!;
+            } else val[s] = val[s]! + v[s]!;
+          }
         }
-        case "min": {
-          const g = value[at]!;
-          if (g > f || Number.isNaN(g)) value[at] = f;
-          break;
+        break;
+      case "max":
+        for (let s = 0; s < n; s++) {
+          if (p[s] === 0) continue;
+          const f = v[s]!;
+          if (sn[s] === 0) {
+            sn[s] = 1;
+            val[s] = f;
+            continue;
+          }
+          const cur = val[s]!;
+          if (cur < f || Number.isNaN(cur)) val[s] = f;
         }
-        case "count":
-          cnt![at] = cnt![at]! + 1;
-          break;
-        case "avg": {
-          const count = cnt![at]! + 1;
-          cnt![at] = count;
-          if (v3) {
-            if (incr![at] === 0) {
-              const [newV, newC] = kahanInc3(f, value[at]!, kc![at]!);
+        break;
+      case "min":
+        for (let s = 0; s < n; s++) {
+          if (p[s] === 0) continue;
+          const f = v[s]!;
+          if (sn[s] === 0) {
+            sn[s] = 1;
+            val[s] = f;
+            continue;
+          }
+          const cur = val[s]!;
+          if (cur > f || Number.isNaN(cur)) val[s] = f;
+        }
+        break;
+      case "count":
+        // The count is the value itself.
+        for (let s = 0; s < n; s++) {
+          if (p[s] === 0) continue;
+          if (sn[s] === 0) {
+            sn[s] = 1;
+            val[s] = 1;
+          } else val[s] = val[s]! + 1;
+        }
+        break;
+      case "avg": {
+        const cn = cnt![g]!, mn = mean![g]!, k = kc![g]!;
+        const inc = incr === null ? null : incr[g]!;
+        for (let s = 0; s < n; s++) {
+          if (p[s] === 0) continue;
+          const f = v[s]!;
+          if (sn[s] === 0) {
+            sn[s] = 1;
+            val[s] = f;
+            cn[s] = 1;
+            mn[s] = f;
+            continue;
+          }
+          const count = cn[s]! + 1;
+          cn[s] = count;
+          if (inc !== null) {
+            if (inc[s] === 0) {
+              const [newV, newC] = kahanInc3(f, val[s]!, k[s]!);
               if (!isInf(newV)) {
-                value[at] = newV;
-                kc![at] = newC;
-                break;
+                val[s] = newV;
+                k[s] = newC;
+                continue;
               }
-              incr![at] = 1;
-              mean![at] = value[at]! / (count - 1);
-              kc![at] = kc![at]! / (count - 1);
+              inc[s] = 1;
+              mn[s] = val[s]! / (count - 1);
+              k[s] = k[s]! / (count - 1);
             }
             const q = (count - 1) / count;
-            const [m, c] = kahanInc3(f / count, q * mean![at]!, q * kc![at]!);
-            mean![at] = m;
-            kc![at] = c;
+            const [m, c] = kahanInc3(f / count, q * mn[s]!, q * k[s]!);
+            mn[s] = m;
+            k[s] = c;
           } else {
-            const m = mean![at]!;
+            const m = mn[s]!;
             if (isInf(m)) {
-              if (isInf(f) && (m > 0) === (f > 0)) break;
-              if (!isInf(f) && !Number.isNaN(f)) break;
+              if (isInf(f) && (m > 0) === (f > 0)) continue;
+              if (!isInf(f) && !Number.isNaN(f)) continue;
             }
-            mean![at] = m + (f / count - m / count);
+            mn[s] = m + (f / count - m / count);
           }
-          break;
         }
+        break;
       }
     }
   }
   const out: VSeries[] = [];
   for (let g = 0; g < G; g++) {
-    const base = g * n;
+    const val = value[g]!, sn = seen[g]!;
     let any = false;
-    const values = new Float64Array(n);
-    const present = new Uint8Array(n);
     for (let s = 0; s < n; s++) {
-      const at = base + s;
-      if (seen[at] === 0) continue;
+      if (sn[s] === 0) continue;
       any = true;
-      present[s] = 1;
       switch (op) {
         case "sum":
-          values[s] = v3 ? value[at]! + kc![at]! : value[at]!;
-          break;
-        case "max":
-        case "min":
-          values[s] = value[at]!;
-          break;
-        case "count":
-          values[s] = cnt![at]!;
+          if (v3) val[s] = val[s]! + kc![g]![s]!;
           break;
         case "avg":
-          if (!v3) values[s] = mean![at]!;
-          else if (incr![at] === 1) values[s] = mean![at]! + kc![at]!;
-          else values[s] = value[at]! / cnt![at]! + kc![at]! / cnt![at]!;
+          if (!v3) val[s] = mean![g]![s]!;
+          else if (incr![g]![s] === 1) val[s] = mean![g]![s]! + kc![g]![s]!;
+          else val[s] = val[s]! / cnt![g]![s]! + kc![g]![s]! / cnt![g]![s]!;
           break;
       }
     }
-    if (any) out.push({ ls: groupLabels[g]!, v: values, p: present });
+    if (any) out.push({ ls: groupLabels[g]!, v: val, p: sn });
   }
   return out;
 }
@@ -2145,7 +2325,7 @@ function evalVectorBinop(node: Extract<VNode, { k: "vv" }>, ctx: Ctx): VSeries[]
         );
         target = outByKey.get(result.key);
         if (target === undefined) {
-          target = { s: { ls: result, v: new Float64Array(n), p: new Uint8Array(n) }, sig };
+          target = { s: { ls: result, v: ctx.slabs.values(), p: ctx.slabs.present() }, sig };
           outByKey.set(result.key, target);
           out.push(target.s);
         }
@@ -2250,7 +2430,7 @@ function evalSetOp(node: Extract<VNode, { k: "set" }>, ctx: Ctx): VSeries[] {
     return [map, sigs];
   };
   const masked = (s: VSeries, mask: Uint8Array | undefined, keepWhere: 0 | 1): VSeries | null => {
-    const p = new Uint8Array(n);
+    const p = ctx.slabs.present();
     let any = false;
     for (let k = 0; k < n; k++) {
       if (s.p[k] === 1 && (mask === undefined ? 0 : mask[k]) === keepWhere) {
@@ -2289,21 +2469,21 @@ function evalVectorScalar(node: Extract<VNode, { k: "vs" }>, ctx: Ctx): VSeries[
   const sc = evalScalar(node.scalar, ctx);
   const out: VSeries[] = [];
   for (const s of vec) {
-    const v = new Float64Array(n);
+    const v = ctx.slabs.values();
     for (let k = 0; k < n; k++) {
       if (s.p[k] === 0) continue;
       v[k] = node.scalarLeft ? arith(node.op, sc[k]!, s.v[k]!) : arith(node.op, s.v[k]!, sc[k]!);
     }
-    out.push({ ls: lsetEdit(s.ls, ctx.meta, null, null), v, p: s.p });
+    out.push({ ls: dropMeta(s.ls, ctx.meta), v, p: s.p });
   }
   return mergePerStep(out, ctx, `vector ${node.op} scalar`);
 }
 
 function evalNeg(node: Extract<VNode, { k: "neg" }>, ctx: Ctx): VSeries[] {
   const out = evalVector(node.expr, ctx).map((s) => {
-    const v = new Float64Array(s.v.length);
+    const v = ctx.slabs.values();
     for (let k = 0; k < v.length; k++) v[k] = -s.v[k]!;
-    return { ls: lsetEdit(s.ls, ctx.meta, null, null), v, p: s.p };
+    return { ls: dropMeta(s.ls, ctx.meta), v, p: s.p };
   });
   return ctx.v3 ? mergePerStep(out, ctx, "unary -") : checkWhole(out, ctx, "unary -");
 }
@@ -2314,13 +2494,13 @@ function evalClamp(node: Extract<VNode, { k: "clamp" }>, ctx: Ctx): VSeries[] {
   const param = evalScalar(node.param, ctx);
   const out: VSeries[] = [];
   for (const s of vec) {
-    const v = new Float64Array(n);
+    const v = ctx.slabs.values();
     for (let k = 0; k < n; k++) {
       if (s.p[k] === 0) continue;
       // 2.x: Min(max, v) / Max(min, v); 3.x: Max(min, Min(max, v)) with ∓Inf, the same values.
       v[k] = node.max ? Math.min(param[k]!, s.v[k]!) : Math.max(param[k]!, s.v[k]!);
     }
-    out.push({ ls: lsetEdit(s.ls, ctx.meta, null, null), v, p: s.p });
+    out.push({ ls: dropMeta(s.ls, ctx.meta), v, p: s.p });
   }
   return mergePerStep(out, ctx, node.max ? "clamp_max" : "clamp_min");
 }

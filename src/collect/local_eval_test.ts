@@ -8,6 +8,8 @@ import {
   evaluateRange,
   type LocalQuery,
   type RawSeries,
+  SlabPool,
+  StepArrays,
 } from "./local_eval.ts";
 import { planBatchQueries, planQueries } from "./query_plan.ts";
 import { ROS_QUERIES } from "./ros_catalogue.ts";
@@ -804,4 +806,90 @@ Deno.test("a catalogue query end to end: GPU `or` with nested label_replace", ()
       values: [1],
     }]);
   }
+});
+
+// ---------------------------------------------------------------------------
+// Result arrays: slabs and a recycled pool
+
+Deno.test("a recycled SlabPool gives the same results as fresh arrays, across slab boundaries", () => {
+  // 1,300 series of 61 steps: more than one 256 KiB slab of values and of presence flags.
+  const raw: RawSeries[] = [];
+  for (let i = 0; i < 1_300; i++) {
+    const label = String(i).padStart(4, "0");
+    // Present only in part of the hour (a gap per series), values distinct per series and minute.
+    const points: [number, number][] = [];
+    for (let m = 0; m <= 60; m++) if ((m + i) % 7 !== 0) points.push([m * 60_000, i * 1_000 + m]);
+    raw.push(series({ __name__: "x", pod: label, ns: String(i % 13) }, points));
+    // y: namespaces 0-6 only, present at 00-05 and 30-35.
+    if (i < 300) {
+      raw.push(
+        series({ __name__: "y", ns: String(i % 7), node: `n${i}` }, [[0, i], [1_800_000, -i]]),
+      );
+    }
+  }
+  const queries = [
+    "x",
+    "sum by (ns) (x)",
+    "avg without (pod) (x)",
+    "count by (ns) (x) or max by (ns) (x) * 2",
+    "max_over_time(x[5m]) - on (pod) group_left x",
+    "min by (ns) (rate(x[5m]))",
+    "x and on (ns) y",
+    "clamp_max(-x, -5) unless on (ns) y",
+    "max_over_time(sum by (ns) (x)[10m:2m])",
+  ];
+  const pool = new SlabPool();
+  let held = 0;
+  for (const sem of BOTH) {
+    for (let round = 0; round < 2; round++) {
+      for (const expr of queries) {
+        const options = {
+          startMs: 0,
+          endMs: 3_600_000,
+          stepMs: 60_000,
+          lookbackMs: LB,
+          semantics: sem,
+        };
+        const want = evaluateRange(compiled(expr), byName(raw), options);
+        pool.reset();
+        const got = evaluateRange(compiled(expr), byName(raw), { ...options, pool });
+        assert.equal(got.length, want.length, `${sem} ${expr}: series`);
+        for (let i = 0; i < want.length; i++) {
+          assert.deepEqual(got[i]!.metric, want[i]!.metric, `${sem} ${expr}: labels`);
+          assert.deepEqual([...got[i]!.present], [...want[i]!.present], `${sem} ${expr}: presence`);
+          assert.deepEqual([...got[i]!.values], [...want[i]!.values], `${sem} ${expr}: values`);
+        }
+      }
+      // The second round reuses the first round's buffers: the pool does not grow.
+      if (round === 0) held = pool.bytes;
+      else assert.equal(pool.bytes, held, `${sem}: pool grew from ${held} to ${pool.bytes} bytes`);
+    }
+  }
+  assert.ok(held > 2 * 262_144, `the test must cross slabs (pool holds ${held} bytes)`);
+});
+
+Deno.test("SlabPool: a reset buffer comes back zeroed; without a reset nothing is reused", () => {
+  const pool = new SlabPool();
+  const a = new StepArrays(10, pool);
+  const v = a.values();
+  const p = a.present();
+  v.fill(7);
+  p.fill(1);
+  const bytes = pool.bytes;
+  // Without a reset, new arrays never overlap the old ones.
+  const b = new StepArrays(10, pool);
+  b.values().fill(3);
+  b.present().fill(1);
+  assert.ok(pool.bytes > bytes);
+  assert.deepEqual([...v], new Array(10).fill(7));
+  pool.reset();
+  const c = new StepArrays(10, pool);
+  const w = c.values();
+  const q = c.present();
+  assert.deepEqual([...w], new Array(10).fill(0));
+  assert.deepEqual([...q], new Array(10).fill(0));
+  // A series longer than a slab gets an array of its own.
+  const long = new StepArrays(40_000, pool).values();
+  assert.equal(long.length, 40_000);
+  assert.equal(long.buffer.byteLength, 320_000);
 });
