@@ -511,24 +511,29 @@ export async function collectHoursBatch(
       result: byCluster.get(m.clusterId)!,
     }));
     // Hour by hour, every member: local mode evaluates one run of hours at a time.
-    for (const hour of span) {
-      if (stopped.size === members.length) break;
-      try {
-        await fetched.prepare?.(hour);
-      } catch (error) {
-        return await failFrom(hour, error);
-      }
-      for (const { m, seriesOf, rosOf, rosPlan, result } of views) {
-        if (stopped.has(m.clusterId)) continue;
-        const outcome = await commitHour(options, m, seriesOf, rosPlan, rosOf, day, hour, grace);
-        if (outcome === "pending") {
-          result.pending.push(hour);
-        } else if (outcome === "committed") {
-          result.collected.push(hour);
-        } else {
-          fail(m.clusterId, hour, outcome.error);
+    try {
+      for (const hour of span) {
+        if (stopped.size === members.length) break;
+        try {
+          await fetched.prepare?.(hour);
+        } catch (error) {
+          return await failFrom(hour, error);
+        }
+        for (const { m, seriesOf, rosOf, rosPlan, result } of views) {
+          if (stopped.has(m.clusterId)) continue;
+          const outcome = await commitHour(options, m, seriesOf, rosPlan, rosOf, day, hour, grace);
+          if (outcome === "pending") {
+            result.pending.push(hour);
+          } else if (outcome === "committed") {
+            result.collected.push(hour);
+          } else {
+            fail(m.clusterId, hour, outcome.error);
+          }
         }
       }
+    } finally {
+      // The batch's raw samples and kept results go now, before the next batch is fetched.
+      fetched.release?.();
     }
     if (stopped.size === members.length) return out;
   }
@@ -695,6 +700,8 @@ interface SpanFetched {
    * in, dropping the previous run's); call before reading an hour.
    */
   readonly prepare?: (hour: number) => Promise<void>;
+  /** Local mode: frees the raw samples and kept results at once; call when no hour is read any more. */
+  readonly release?: () => void;
 }
 
 /** Fetches the cost and ROS answers of one hour range for the batch. */
@@ -923,6 +930,8 @@ async function fetchLocalSpan(
     options.signal,
   );
   const store = fetched.raw;
+  /** What this range holds until it is released: raw stores, pools of kept results. */
+  const owned: { release(): void }[] = store ? [store] : [];
   const rawOf = (key: string) => store?.series(key) ?? [];
   const evaluateRun = (list: readonly CompiledCost[], run: readonly number[]) =>
     evaluateCostRun(options, list, rawOf, route, who, day, run);
@@ -1052,6 +1061,7 @@ async function fetchLocalSpan(
       report,
       clusterLabel,
       fetched: { store, rawOf, startMs, lastMs },
+      owned,
     });
     rosOf = done.rosOf;
     prepareRos = done.prepare;
@@ -1061,7 +1071,10 @@ async function fetchLocalSpan(
     await prepareCost(hour);
     await prepareRos?.(hour);
   };
-  return { seriesOf, rosOf, skipped, prepare };
+  const release = () => {
+    for (const o of owned.splice(0)) o.release();
+  };
+  return { seriesOf, rosOf, skipped, prepare, release };
 }
 
 /** A cost query compiled for local evaluation. */
@@ -1118,50 +1131,54 @@ function evaluateCostRun(
   const from = hourStartSeconds(day, run[0]!) * 1000;
   // Each query's result arrays are read (reduced) before the next query reuses them.
   const pool = new SlabPool();
-  for (const { p, q } of list) {
-    pool.reset();
-    options.signal?.throwIfAborted();
-    const name = p.query.name;
-    const ctx: AnswerContext = { queryId: name, clusterId: who, hours };
-    const reduction = p.query.value?.reduction ?? null;
-    const rows: { hour: number; clusterId: string; series: HourSeries[number] }[] = [];
-    try {
-      const result = evaluateRange(q, rawOf, {
-        startMs: from,
-        endMs: from + run.length * HOUR_MS - LOCAL_STEP_MS,
-        stepMs: LOCAL_STEP_MS,
-        lookbackMs: local.lookbackMs,
-        semantics: local.semantics,
-        pool,
-      });
-      for (const s of result) {
-        let routed: ReturnType<Route> | null = null;
-        for (let h = 0; h < run.length; h++) {
-          values.length = 0;
-          const end = (h + 1) * STEPS_PER_HOUR;
-          for (let k = h * STEPS_PER_HOUR; k < end; k++) {
-            if (s.present[k]) values.push(s.values[k]!);
+  try {
+    for (const { p, q } of list) {
+      pool.reset();
+      options.signal?.throwIfAborted();
+      const name = p.query.name;
+      const ctx: AnswerContext = { queryId: name, clusterId: who, hours };
+      const reduction = p.query.value?.reduction ?? null;
+      const rows: { hour: number; clusterId: string; series: HourSeries[number] }[] = [];
+      try {
+        const result = evaluateRange(q, rawOf, {
+          startMs: from,
+          endMs: from + run.length * HOUR_MS - LOCAL_STEP_MS,
+          stepMs: LOCAL_STEP_MS,
+          lookbackMs: local.lookbackMs,
+          semantics: local.semantics,
+          pool,
+        });
+        for (const s of result) {
+          let routed: ReturnType<Route> | null = null;
+          for (let h = 0; h < run.length; h++) {
+            values.length = 0;
+            const end = (h + 1) * STEPS_PER_HOUR;
+            for (let k = h * STEPS_PER_HOUR; k < end; k++) {
+              if (s.present[k]) values.push(s.values[k]!);
+            }
+            if (values.length === 0) continue;
+            routed ??= route(s.metric, p.stripClusterLabel ?? false, ctx);
+            rows.push({
+              hour: run[h]!,
+              clusterId: routed.clusterId,
+              series: {
+                metric: routed.metric,
+                reduced: reduction ? reduceValues(values, reduction) : null,
+              },
+            });
           }
-          if (values.length === 0) continue;
-          routed ??= route(s.metric, p.stripClusterLabel ?? false, ctx);
-          rows.push({
-            hour: run[h]!,
-            clusterId: routed.clusterId,
-            series: {
-              metric: routed.metric,
-              reduced: reduction ? reduceValues(values, reduction) : null,
-            },
-          });
         }
+      } catch (error) {
+        if (error instanceof BridgeError && error.code === "local_eval") {
+          refused.push({ p, reason: error.message });
+          continue;
+        }
+        throw error;
       }
-    } catch (error) {
-      if (error instanceof BridgeError && error.code === "local_eval") {
-        refused.push({ p, reason: error.message });
-        continue;
-      }
-      throw error;
+      for (const r of rows) byHour.get(r.hour)!(r.clusterId, name).push(r.series);
     }
-    for (const r of rows) byHour.get(r.hour)!(r.clusterId, name).push(r.series);
+  } finally {
+    pool.release();
   }
   return { byHour, refused };
 }
@@ -1251,6 +1268,8 @@ interface LocalRosInput {
     readonly startMs: number;
     readonly lastMs: number;
   };
+  /** The range's releasable memory: the ROS raw store and kept results are added here. */
+  readonly owned: { release(): void }[];
 }
 
 /**
@@ -1292,7 +1311,7 @@ async function localRos(
     to: number,
   ): Fetch<RosSamplesOf> | null => {
     try {
-      return evaluateRos(options, list, rawOf, route, who, day, from, to);
+      return evaluateRos(options, list, rawOf, route, who, day, from, to, input.owned);
     } catch (error) {
       if (!(error instanceof BridgeError && error.code === "local_eval")) throw error;
       addServerQueries(report, [{ query: "ros", reason: error.message }]);
@@ -1332,6 +1351,7 @@ async function localRos(
   );
   if (store !== null) {
     const fetched: RawStore = store;
+    input.owned.push(fetched);
     const before = rawOf;
     rawOf = (key) => (fetched.covers(key, 0) ? fetched.series(key) : before(key));
   }
@@ -1432,6 +1452,7 @@ function evaluateRos(
   day: string,
   first: number,
   last: number,
+  owned?: { release(): void }[],
 ): Fetch<RosSamplesOf> {
   const local = options.local!;
   const hours = formatHours(day, first, last);
@@ -1439,32 +1460,39 @@ function evaluateRos(
   const planOf = new Map<string, SentRosQuery>(compiled.map((c) => [c.p.query.name, c.p]));
   // Intermediate arrays are recycled from query to query; the results kept for the run are copied out.
   const pool = new SlabPool();
+  // The results, kept until the range is released (or collected with the run).
+  const kept = new SlabPool();
+  owned?.push(kept);
   let keep: StepArrays | null = null;
-  for (const { p, q } of compiled) {
-    options.signal?.throwIfAborted();
-    pool.reset();
-    const name = p.query.name;
-    const ctx: AnswerContext = { queryId: name, clusterId: who, hours };
-    const result = evaluateRange(q, rawOf, {
-      startMs: (hourStartSeconds(day, first) + ROS_STEP) * 1000,
-      endMs: (hourStartSeconds(day, last) + 3600) * 1000,
-      stepMs: ROS_STEP * 1000,
-      lookbackMs: local.lookbackMs,
-      semantics: local.semantics,
-      pool,
-    });
-    for (const s of result) {
-      const { clusterId, metric, key } = route(s.metric, p.stripClusterLabel ?? false, ctx);
-      const series = seriesOf(clusterId, name);
-      if (series.has(key)) {
-        throw new BridgeError("local_eval", `${name}: series ${showLabels(metric)} twice`);
+  try {
+    for (const { p, q } of compiled) {
+      options.signal?.throwIfAborted();
+      pool.reset();
+      const name = p.query.name;
+      const ctx: AnswerContext = { queryId: name, clusterId: who, hours };
+      const result = evaluateRange(q, rawOf, {
+        startMs: (hourStartSeconds(day, first) + ROS_STEP) * 1000,
+        endMs: (hourStartSeconds(day, last) + 3600) * 1000,
+        stepMs: ROS_STEP * 1000,
+        lookbackMs: local.lookbackMs,
+        semantics: local.semantics,
+        pool,
+      });
+      for (const s of result) {
+        const { clusterId, metric, key } = route(s.metric, p.stripClusterLabel ?? false, ctx);
+        const series = seriesOf(clusterId, name);
+        if (series.has(key)) {
+          throw new BridgeError("local_eval", `${name}: series ${showLabels(metric)} twice`);
+        }
+        keep ??= new StepArrays(s.values.length, kept);
+        const value = keep.values(), present = keep.present();
+        value.set(s.values);
+        present.set(s.present);
+        series.set(key, { metric, value, present });
       }
-      keep ??= new StepArrays(s.values.length, new SlabPool());
-      const value = keep.values(), present = keep.present();
-      value.set(s.values);
-      present.set(s.present);
-      series.set(key, { metric, value, present });
     }
+  } finally {
+    pool.release();
   }
   return { tasks: [], result: rosResult(seriesOf, planOf, first) };
 }

@@ -1347,16 +1347,28 @@ interface RawPrepared {
   resets: Int32Array | null;
 }
 
-/** Bytes of one slab of {@linkcode StepArrays} and of a {@linkcode SlabPool} buffer. */
-const SLAB_BYTES = 1 << 18;
+/**
+ * Bytes of one slab of {@linkcode StepArrays} and of a {@linkcode SlabPool}
+ * buffer: large enough that the allocator maps each slab on its own, so a
+ * released slab goes back to the system at once, and an untouched tail of
+ * one costs no memory.
+ */
+const SLAB_BYTES = 1 << 22;
+
+/** A buffer of a {@linkcode SlabPool}; `dirty` when it was used before and must be zeroed where it is handed out again. */
+interface Slab {
+  readonly buffer: ArrayBuffer;
+  readonly dirty: boolean;
+}
 
 /**
  * Buffers for evaluation results that a caller recycles between evaluations
  * (`EvalOptions.pool`): an evaluation draws its result and intermediate
  * arrays from the pool, and after the caller has read the results and let go
- * of them, {@linkcode SlabPool.reset} makes every buffer reusable. Without
- * it, each query's arrays are garbage for the collector, and a day's worth of
- * them (hundreds of MB of external memory) is freed only at full collections.
+ * of them, {@linkcode SlabPool.reset} makes every buffer reusable, and
+ * {@linkcode SlabPool.release} frees them all at once. Without a pool, each
+ * query's arrays are garbage for the collector, and a day's worth of them
+ * (hundreds of MB of external memory) is freed only at full collections.
  *
  * @example
  * ```ts
@@ -1372,19 +1384,28 @@ const SLAB_BYTES = 1 << 18;
  *   console.log(out[0]!.values); // read (or copy) the results first…
  *   pool.reset(); // …then recycle: the arrays of `out` are overwritten by the next evaluation
  * }
+ * pool.release(); // done: the memory goes back now, not at the next full collection
  * ```
  */
 export class SlabPool {
+  /** Bytes of each buffer (default 4 MiB; tests use small ones to cross slabs often). */
+  readonly slabBytes: number;
   #free: ArrayBuffer[] = [];
   #used: ArrayBuffer[] = [];
 
-  /** A zeroed buffer of {@linkcode SLAB_BYTES} bytes, in use until the next reset. */
-  take(): ArrayBuffer {
-    let buffer = this.#free.pop();
-    if (buffer === undefined) buffer = new ArrayBuffer(SLAB_BYTES);
-    else new Uint8Array(buffer).fill(0);
+  constructor(slabBytes: number = SLAB_BYTES) {
+    if (!Number.isSafeInteger(slabBytes) || slabBytes < 8) {
+      throw new RangeError(`Bad slab size ${slabBytes}`);
+    }
+    this.slabBytes = slabBytes;
+  }
+
+  /** A buffer of {@linkcode SlabPool.slabBytes} bytes, in use until the next reset. */
+  take(): Slab {
+    const reused = this.#free.pop();
+    const buffer = reused ?? new ArrayBuffer(this.slabBytes);
     this.#used.push(buffer);
-    return buffer;
+    return { buffer, dirty: reused !== undefined };
   }
 
   /** Every buffer handed out since the last reset is free again: its views must not be used any more. */
@@ -1393,9 +1414,20 @@ export class SlabPool {
     this.#used = [];
   }
 
+  /**
+   * Frees every buffer now (each is detached: views into it become empty).
+   * The pool stays usable and starts again from nothing.
+   */
+  release(): void {
+    for (const b of this.#used) b.transfer(0);
+    for (const b of this.#free) b.transfer(0);
+    this.#used = [];
+    this.#free = [];
+  }
+
   /** Bytes held, in use and free. */
   get bytes(): number {
-    return (this.#free.length + this.#used.length) * SLAB_BYTES;
+    return (this.#free.length + this.#used.length) * this.slabBytes;
   }
 }
 
@@ -1421,15 +1453,15 @@ export class StepArrays {
   readonly #pool: SlabPool;
   /** Series per slab; 0 when one series' values do not fit into a slab. */
   readonly #per: number;
-  #values: ArrayBuffer | null = null;
+  #values: Slab | null = null;
   #valuesAt = 0;
-  #present: ArrayBuffer | null = null;
+  #present: Slab | null = null;
   #presentAt = 0;
 
   constructor(n: number, pool: SlabPool) {
     this.#n = n;
     this.#pool = pool;
-    this.#per = Math.floor(SLAB_BYTES / 8 / Math.max(1, n));
+    this.#per = Math.floor(pool.slabBytes / 8 / Math.max(1, n));
   }
 
   /** A zeroed `Float64Array` of `n` values. */
@@ -1440,7 +1472,9 @@ export class StepArrays {
       this.#values = this.#pool.take();
       this.#valuesAt = 0;
     }
-    return new Float64Array(this.#values, this.#valuesAt++ * n * 8, n);
+    const out = new Float64Array(this.#values.buffer, this.#valuesAt++ * n * 8, n);
+    if (this.#values.dirty) out.fill(0);
+    return out;
   }
 
   /** A zeroed `Uint8Array` of `n` presence flags. */
@@ -1451,7 +1485,9 @@ export class StepArrays {
       this.#present = this.#pool.take();
       this.#presentAt = 0;
     }
-    return new Uint8Array(this.#present, this.#presentAt++ * n, n);
+    const out = new Uint8Array(this.#present.buffer, this.#presentAt++ * n, n);
+    if (this.#present.dirty) out.fill(0);
+    return out;
   }
 }
 

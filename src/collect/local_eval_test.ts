@@ -812,7 +812,7 @@ Deno.test("a catalogue query end to end: GPU `or` with nested label_replace", ()
 // Result arrays: slabs and a recycled pool
 
 Deno.test("a recycled SlabPool gives the same results as fresh arrays, across slab boundaries", () => {
-  // 1,300 series of 61 steps: more than one 256 KiB slab of values and of presence flags.
+  // 1,300 series of 61 steps: many 64 KiB slabs of values, several of presence flags.
   const raw: RawSeries[] = [];
   for (let i = 0; i < 1_300; i++) {
     const label = String(i).padStart(4, "0");
@@ -838,7 +838,7 @@ Deno.test("a recycled SlabPool gives the same results as fresh arrays, across sl
     "clamp_max(-x, -5) unless on (ns) y",
     "max_over_time(sum by (ns) (x)[10m:2m])",
   ];
-  const pool = new SlabPool();
+  const pool = new SlabPool(1 << 16);
   let held = 0;
   for (const sem of BOTH) {
     for (let round = 0; round < 2; round++) {
@@ -865,11 +865,17 @@ Deno.test("a recycled SlabPool gives the same results as fresh arrays, across sl
       else assert.equal(pool.bytes, held, `${sem}: pool grew from ${held} to ${pool.bytes} bytes`);
     }
   }
-  assert.ok(held > 2 * 262_144, `the test must cross slabs (pool holds ${held} bytes)`);
+  assert.ok(held > 20 * (1 << 16), `the test must cross slabs (pool holds ${held} bytes)`);
+  // Released: every buffer is detached, and the pool starts again from nothing.
+  const kept = new StepArrays(61, pool).values();
+  pool.release();
+  assert.equal(kept.length, 0);
+  assert.equal(pool.bytes, 0);
+  assert.equal(new StepArrays(61, pool).values().length, 61);
 });
 
 Deno.test("SlabPool: a reset buffer comes back zeroed; without a reset nothing is reused", () => {
-  const pool = new SlabPool();
+  const pool = new SlabPool(1 << 16);
   const a = new StepArrays(10, pool);
   const v = a.values();
   const p = a.present();
@@ -889,7 +895,10 @@ Deno.test("SlabPool: a reset buffer comes back zeroed; without a reset nothing i
   assert.deepEqual([...w], new Array(10).fill(0));
   assert.deepEqual([...q], new Array(10).fill(0));
   // A series longer than a slab gets an array of its own.
-  const long = new StepArrays(40_000, pool).values();
-  assert.equal(long.length, 40_000);
-  assert.equal(long.buffer.byteLength, 320_000);
+  const small = new SlabPool(1_024);
+  const long = new StepArrays(200, small).values();
+  assert.equal(long.length, 200);
+  assert.equal(long.buffer.byteLength, 1_600);
+  assert.equal(small.bytes, 0);
+  assert.throws(() => new SlabPool(4), RangeError);
 });

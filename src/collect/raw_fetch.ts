@@ -113,6 +113,13 @@ export interface RawStore {
   series(key: string): readonly RawSeries[];
   /** Whether `key` was served with a margin of at least `marginMs`. */
   covers(key: string, marginMs: number): boolean;
+  /**
+   * Frees the samples now instead of at the collector's next full collection
+   * (their buffers are detached: every `t`/`v` handed out becomes empty), so
+   * the next batch's samples do not pile up on this batch's. `series` throws a
+   * `RangeError` afterwards. Call it once nothing reads the series any more.
+   */
+  release(): void;
   /** Samples over all series. */
   readonly samples: number;
   /** Series over all queries. */
@@ -206,8 +213,8 @@ const LABEL_OVERHEAD_BYTES = 16;
 
 /** One chunk of an answer's samples: timestamps and values side by side, filled from the front. */
 interface Chunk {
-  t: Float64Array;
-  v: Float64Array;
+  t: Float64Array<ArrayBuffer>;
+  v: Float64Array<ArrayBuffer>;
   /** Samples written and committed. */
   used: number;
 }
@@ -325,6 +332,9 @@ class Answer {
     this.labels += labelCount;
   }
 
+  /** The buffers of the trimmed chunks, once {@linkcode Answer.finish} has run. */
+  buffers: ArrayBuffer[] = [];
+
   /** The series, with views into the trimmed chunks; the answer is spent afterwards. */
   finish(): RawSeries[] {
     this.#byHash = new Map();
@@ -343,6 +353,7 @@ class Answer {
       const start = this.#start[i]!, end = start + this.#count[i]!;
       return { metric, t: c.t.subarray(start, end), v: c.v.subarray(start, end) };
     });
+    this.buffers = chunks.flatMap((c) => [c.t.buffer, c.v.buffer]);
     chunks.length = 0;
     this.#metrics.length = 0;
     this.#chunkOf.length = 0;
@@ -476,8 +487,11 @@ export async function fetchRaw(
 
   let samples = 0, seriesCount = 0, capacity = 0, labels = 0;
   const byKey = new Map<string, readonly RawSeries[]>();
+  const buffers: ArrayBuffer[] = [];
+  let released = false;
   for (const [key, answer] of answers) {
     const series = answer.finish();
+    buffers.push(...answer.buffers);
     byKey.set(key, sortSeries(series));
     samples += answer.samples;
     seriesCount += series.length;
@@ -487,6 +501,9 @@ export async function fetchRaw(
   const cut = new Map<string, readonly RawSeries[]>();
   return {
     series(key: string): readonly RawSeries[] {
+      if (released) {
+        throw new RangeError(`selector ${showValue(key, 200)}: the samples were released`);
+      }
       const served = plan.served.get(key);
       const found = served === undefined ? undefined : byKey.get(served.fetch);
       if (served === undefined || found === undefined) {
@@ -503,6 +520,13 @@ export async function fetchRaw(
     covers(key: string, marginMs: number): boolean {
       const served = plan.served.get(key);
       return served !== undefined && served.marginMs >= marginMs;
+    },
+    release(): void {
+      released = true;
+      for (const b of buffers) if (!b.detached) b.transfer(0);
+      buffers.length = 0;
+      byKey.clear();
+      cut.clear();
     },
     samples,
     seriesCount,

@@ -319,6 +319,15 @@ Deno.test("fetchRaw: many series over several chunks, one series larger than a c
   for (const b of buffers) slots += b.byteLength / 8;
   assert.ok(slots - total < total / 16, `${slots} slots for ${total} samples`);
   assert.ok(store.bytes >= total * 16);
+  // Released: every buffer is freed (detached), every view is empty, and the store refuses reads.
+  const b = store.series(KEY_B);
+  store.release();
+  for (const buffer of [...buffers, ...b.map((s) => s.v.buffer)]) {
+    assert.equal(buffer.byteLength, 0);
+  }
+  assert.ok(a.every((s) => s.t.length === 0 && s.v.length === 0));
+  assert.throws(() => store.series(KEY_A), RangeError);
+  store.release(); // twice is harmless
 });
 
 Deno.test("fetchRaw: duplicates are found by label set, whatever the labels' order; near misses are not duplicates", async () => {
