@@ -1215,11 +1215,30 @@ function goExtract(str: string): { name: string; num: number; rest: string } | n
 // ---------------------------------------------------------------------------
 // Label sets
 
-/** Sorted label set with a key for hashing (name/value pairs, separators that well-formed strings lack). */
-interface LSet {
+/**
+ * Sorted label set with a key for hashing (name/value pairs, each prefixed
+ * with its length). The key is built on first use and kept: most label sets
+ * (the raw series', kept for a whole batch) never need one, and it is the
+ * largest part of a set.
+ */
+class LSet {
   readonly names: readonly string[];
   readonly values: readonly string[];
-  readonly key: string;
+  #key: string | undefined = undefined;
+
+  constructor(names: readonly string[], values: readonly string[]) {
+    this.names = names;
+    this.values = values;
+  }
+
+  get key(): string {
+    if (this.#key === undefined) {
+      const parts = new Array<string>(this.names.length);
+      for (let i = 0; i < parts.length; i++) parts[i] = keyPart(this.names[i]!, this.values[i]!);
+      this.#key = parts.join(""); // one flat string, not a rope of parts
+    }
+    return this.#key;
+  }
 }
 
 /**
@@ -1233,9 +1252,7 @@ function keyPart(name: string, value: string): string {
 }
 
 function makeLSet(names: string[], values: string[]): LSet {
-  const parts = new Array<string>(names.length);
-  for (let i = 0; i < names.length; i++) parts[i] = keyPart(names[i]!, values[i]!);
-  return { names, values, key: parts.join("") }; // one flat string, not a rope of parts
+  return new LSet(names, values);
 }
 
 function lsetFromLabels(metric: Labels): LSet {
@@ -1640,7 +1657,7 @@ function rawSeries(ctx: Ctx, key: string): RawPrepared[] {
     ctx.rawCache.set(key, prepared);
     return prepared;
   }
-  const byKey = new Map<string, RawPrepared>();
+  const items: RawPrepared[] = [];
   for (const r of list) {
     if (r.t.length !== r.v.length) {
       throw new RangeError(
@@ -1652,14 +1669,27 @@ function rawSeries(ctx: Ctx, key: string): RawPrepared[] {
       ls = lsetFromLabels(r.metric);
       RAW_LSETS.set(r, ls);
     }
-    const prior = byKey.get(ls.key);
-    if (prior === undefined) {
-      byKey.set(ls.key, { ls, t: r.t, v: r.v, resets: null });
-    } else {
+    items.push({ ls, t: r.t, v: r.v, resets: null });
+  }
+  let sorted = true;
+  for (let i = 1; i < items.length && sorted; i++) {
+    sorted = compareLSets(items[i - 1]!.ls, items[i]!.ls) < 0;
+  }
+  let out = items;
+  if (!sorted) {
+    // A stable sort: series with equal label sets end up side by side, in the order given.
+    items.sort((a, b) => compareLSets(a.ls, b.ls));
+    out = [];
+    for (const item of items) {
+      const prior = out[out.length - 1];
+      if (prior === undefined || compareLSets(prior.ls, item.ls) !== 0) {
+        out.push(item);
+        continue;
+      }
       // Storage merges series with equal labels; a duplicated timestamp keeps the first sample.
       const pts: [number, number][] = [];
       for (let i = 0; i < prior.t.length; i++) pts.push([prior.t[i]!, prior.v[i]!]);
-      for (let i = 0; i < r.t.length; i++) pts.push([r.t[i]!, r.v[i]!]);
+      for (let i = 0; i < item.t.length; i++) pts.push([item.t[i]!, item.v[i]!]);
       pts.sort((a, b) => a[0] - b[0]);
       const t: number[] = [];
       const v: number[] = [];
@@ -1668,15 +1698,14 @@ function rawSeries(ctx: Ctx, key: string): RawPrepared[] {
         t.push(pt);
         v.push(pv);
       }
-      byKey.set(ls.key, { ls, t: Float64Array.from(t), v: Float64Array.from(v), resets: null });
+      out[out.length - 1] = {
+        ls: prior.ls,
+        t: Float64Array.from(t),
+        v: Float64Array.from(v),
+        resets: null,
+      };
     }
   }
-  const out = [...byKey.values()];
-  let sorted = true;
-  for (let i = 1; i < out.length && sorted; i++) {
-    sorted = compareLSets(out[i - 1]!.ls, out[i]!.ls) < 0;
-  }
-  if (!sorted) out.sort((a, b) => compareLSets(a.ls, b.ls));
   PREPARED.set(list, out);
   ctx.rawCache.set(key, out);
   return out;

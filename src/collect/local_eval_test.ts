@@ -902,3 +902,25 @@ Deno.test("SlabPool: a reset buffer comes back zeroed; without a reset nothing i
   assert.equal(small.bytes, 0);
   assert.throws(() => new SlabPool(4), RangeError);
 });
+
+Deno.test("raw series whose label sets are equal (an empty value is no label) merge; a shared timestamp keeps the first", () => {
+  const raw = [
+    series({ __name__: "x", a: "2" }, [[0, 20]]),
+    series({ __name__: "x", a: "1", b: "" }, [[0, 1], [120_000, 3]]),
+    series({ __name__: "x", a: "1" }, [[60_000, 2], [120_000, 99]]),
+    series({ __name__: "x", a: "1", c: "" }, [[180_000, 4]]),
+  ];
+  for (const sem of BOTH) {
+    const grid = { start: 0, end: 180_000 };
+    assert.deepEqual(run("x", raw, sem, grid), [
+      { metric: { __name__: "x", a: "1" }, values: [1, 2, 3, 4] },
+      { metric: { __name__: "x", a: "2" }, values: [20, 20, 20, 20] },
+    ]);
+    assert.deepEqual(run("count_over_time(x[3m])", raw, sem, grid)[0]!.values, [
+      1,
+      2,
+      3,
+      sem === "prometheus3" ? 3 : 4,
+    ]);
+  }
+});
