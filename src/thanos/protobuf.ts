@@ -10,6 +10,19 @@
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
+/** Longest string the decode cache keeps. */
+const CACHED_MAX = 64;
+/** Slots of the decode cache (a power of two). */
+const CACHE_SLOTS = 4_096;
+/**
+ * Recently decoded short strings, by a hash of their bytes (one entry per
+ * slot, the last one wins): label names and values repeat across the series
+ * of an answer, so most of them are found here instead of decoded again, and
+ * equal labels share one string.
+ */
+const cacheBytes: (Uint8Array | undefined)[] = new Array(CACHE_SLOTS);
+const cacheStrings: (string | undefined)[] = new Array(CACHE_SLOTS);
+
 /** Wire types. */
 export const VARINT = 0;
 /** 64-bit fixed. */
@@ -109,6 +122,16 @@ export class ProtoWriter {
 }
 
 /** A malformed message. */
+/** `bytes` as UTF-8 text; a `SyntaxError` if they are not valid UTF-8. */
+function decodeUtf8(bytes: Uint8Array): string {
+  try {
+    return decoder.decode(bytes);
+  } catch (error) {
+    if (error instanceof SyntaxError) throw error;
+    throw bad("string is not valid UTF-8");
+  }
+}
+
 function bad(what: string): SyntaxError {
   return new SyntaxError(`malformed protobuf message: ${what}`);
 }
@@ -166,12 +189,22 @@ export class ProtoReader {
 
   /** A string field (must be valid UTF-8). */
   string(): string {
-    try {
-      return decoder.decode(this.bytes());
-    } catch (error) {
-      if (error instanceof SyntaxError) throw error;
-      throw bad("string is not valid UTF-8");
+    const bytes = this.bytes();
+    const n = bytes.length;
+    if (n > CACHED_MAX) return decodeUtf8(bytes);
+    let h = 0x811c9dc5 ^ n;
+    for (let i = 0; i < n; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+    const slot = (h >>> 0) & (CACHE_SLOTS - 1);
+    const kept = cacheBytes[slot];
+    if (kept !== undefined && kept.length === n) {
+      let same = true;
+      for (let i = 0; i < n && same; i++) same = kept[i] === bytes[i];
+      if (same) return cacheStrings[slot]!;
     }
+    const text = decodeUtf8(bytes);
+    cacheBytes[slot] = bytes.slice();
+    cacheStrings[slot] = text;
+    return text;
   }
 
   /** A packed (or single) repeated varint field. */

@@ -242,3 +242,21 @@ Deno.test("protobuf: strings must be valid UTF-8", () => {
   r.next();
   assert.deepEqual([...r.bytes()], [0xff]);
 });
+
+Deno.test("protobuf: short strings come from a decode cache, equal to a fresh decode, whatever the collisions", () => {
+  // 10,000 distinct strings (more than the cache's slots), ASCII and not, read three times.
+  const texts = Array.from({ length: 10_000 }, (_, i) => (i % 3 === 0 ? `ns-é${i}` : `pod-${i}`));
+  texts.push("x".repeat(64), "y".repeat(65), "");
+  const w = new ProtoWriter();
+  for (const t of [...texts, ...texts.slice().reverse(), ...texts]) w.string(1, t);
+  const r = new ProtoReader(w.finish());
+  const got: string[] = [];
+  while (r.next() !== null) got.push(r.string());
+  assert.deepEqual(got, [...texts, ...texts.slice().reverse(), ...texts]);
+  // Bytes that are not UTF-8 are refused even right after valid ones of the same length.
+  const again = new ProtoReader(new Uint8Array([0x0a, 2, 0x61, 0x62, 0x0a, 2, 0x61, 0x80]));
+  again.next();
+  assert.equal(again.string(), "ab");
+  again.next();
+  assert.throws(() => again.string(), SyntaxError);
+});
