@@ -2183,6 +2183,8 @@ function evalAggregation(node: Extract<VNode, { k: "agg" }>, ctx: Ctx): VSeries[
         }
         break;
       case "max":
+      case "min": {
+        const max = op === "max";
         for (let s = 0; s < n; s++) {
           if (p[s] === 0) continue;
           const f = v[s]!;
@@ -2192,22 +2194,10 @@ function evalAggregation(node: Extract<VNode, { k: "agg" }>, ctx: Ctx): VSeries[
             continue;
           }
           const cur = val[s]!;
-          if (cur < f || Number.isNaN(cur)) val[s] = f;
+          if ((max ? cur < f : cur > f) || Number.isNaN(cur)) val[s] = f;
         }
         break;
-      case "min":
-        for (let s = 0; s < n; s++) {
-          if (p[s] === 0) continue;
-          const f = v[s]!;
-          if (sn[s] === 0) {
-            sn[s] = 1;
-            val[s] = f;
-            continue;
-          }
-          const cur = val[s]!;
-          if (cur > f || Number.isNaN(cur)) val[s] = f;
-        }
-        break;
+      }
       case "count":
         // The count is the value itself.
         for (let s = 0; s < n; s++) {
