@@ -121,7 +121,6 @@ export class ProtoWriter {
   }
 }
 
-/** A malformed message. */
 /** `bytes` as UTF-8 text; a `SyntaxError` if they are not valid UTF-8. */
 function decodeUtf8(bytes: Uint8Array): string {
   try {
@@ -132,6 +131,7 @@ function decodeUtf8(bytes: Uint8Array): string {
   }
 }
 
+/** A malformed message. */
 function bad(what: string): SyntaxError {
   return new SyntaxError(`malformed protobuf message: ${what}`);
 }
