@@ -1251,13 +1251,9 @@ function keyPart(name: string, value: string): string {
   return `${name.length}:${name}${value.length}:${value}`;
 }
 
-function makeLSet(names: string[], values: string[]): LSet {
-  return new LSet(names, values);
-}
-
 function lsetFromLabels(metric: Labels): LSet {
   const names = Object.keys(metric).filter((n) => metric[n] !== "").sort(compareUtf8);
-  return makeLSet(names, names.map((n) => metric[n]!));
+  return new LSet(names, names.map((n) => metric[n]!));
 }
 
 function lsetGet(ls: LSet, name: string): string {
@@ -1291,7 +1287,7 @@ function lsetEdit(
       values.splice(at, 0, v);
     }
   }
-  return makeLSet(names, values);
+  return new LSet(names, values);
 }
 
 /** Go's `labels.Compare`. */
@@ -1867,7 +1863,7 @@ function evalRangeFn(node: Extract<VNode, { k: "range" }>, ctx: Ctx): VSeries[] 
       present![s] = 1;
     }
     if (values !== null) {
-      const ls = fn === "last_over_time" ? r.ls : dropMeta(r.ls, ctx.meta);
+      const ls = fn === "last_over_time" ? r.ls : lsetEdit(r.ls, ctx.meta, null, null);
       out.push({ ls, v: values, p: present! });
     }
   }
@@ -2098,12 +2094,7 @@ function mergeInto(target: VSeries, s: VSeries, ctx: Ctx, construct: string): vo
   }
 }
 
-/** `ls` without the metadata labels (`__name__`, and in 3.x `__type__`/`__unit__`). */
-function dropMeta(ls: LSet, meta: ReadonlySet<string>): LSet {
-  return lsetEdit(ls, meta, null, null);
-}
-
-const NO_LABELS: LSet = makeLSet([], []);
+const NO_LABELS: LSet = new LSet([], []);
 
 function evalAggregation(node: Extract<VNode, { k: "agg" }>, ctx: Ctx): VSeries[] {
   const { n, v3 } = ctx;
@@ -2440,7 +2431,7 @@ function matchGroupString(ls: LSet, matching: Matching, meta: ReadonlySet<string
     names.push(nm);
     values.push(ls.values[i]!);
   }
-  return lsetString(makeLSet(names, values));
+  return lsetString(new LSet(names, values));
 }
 
 /** Keeps the error Prometheus reports first: the earliest step, then the earliest check. */
@@ -2529,7 +2520,7 @@ function evalVectorScalar(node: Extract<VNode, { k: "vs" }>, ctx: Ctx): VSeries[
       if (s.p[k] === 0) continue;
       v[k] = node.scalarLeft ? arith(node.op, sc[k]!, s.v[k]!) : arith(node.op, s.v[k]!, sc[k]!);
     }
-    out.push({ ls: dropMeta(s.ls, ctx.meta), v, p: s.p });
+    out.push({ ls: lsetEdit(s.ls, ctx.meta, null, null), v, p: s.p });
   }
   return mergePerStep(out, ctx, `vector ${node.op} scalar`);
 }
@@ -2538,7 +2529,7 @@ function evalNeg(node: Extract<VNode, { k: "neg" }>, ctx: Ctx): VSeries[] {
   const out = evalVector(node.expr, ctx).map((s) => {
     const v = ctx.slabs.values();
     for (let k = 0; k < v.length; k++) v[k] = -s.v[k]!;
-    return { ls: dropMeta(s.ls, ctx.meta), v, p: s.p };
+    return { ls: lsetEdit(s.ls, ctx.meta, null, null), v, p: s.p };
   });
   return ctx.v3 ? mergePerStep(out, ctx, "unary -") : checkWhole(out, ctx, "unary -");
 }
@@ -2555,7 +2546,7 @@ function evalClamp(node: Extract<VNode, { k: "clamp" }>, ctx: Ctx): VSeries[] {
       // 2.x: Min(max, v) / Max(min, v); 3.x: Max(min, Min(max, v)) with ∓Inf, the same values.
       v[k] = node.max ? Math.min(param[k]!, s.v[k]!) : Math.max(param[k]!, s.v[k]!);
     }
-    out.push({ ls: dropMeta(s.ls, ctx.meta), v, p: s.p });
+    out.push({ ls: lsetEdit(s.ls, ctx.meta, null, null), v, p: s.p });
   }
   return mergePerStep(out, ctx, node.max ? "clamp_max" : "clamp_min");
 }
