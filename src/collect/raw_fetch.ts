@@ -7,10 +7,13 @@
  *
  * **Compact storage.** A 6-hour range of a 2,000-pod cluster is ~60,000 series
  * × ~78 samples. Each series' `t` and `v` are `subarray` views into a few large
- * chunks per answer (no `ArrayBuffer` per series), and the label values of all
+ * chunks per answer (no `ArrayBuffer` per series). Numbers already stored are
+ * not stored again: series scraped together share their timestamps (a run of
+ * an earlier series' timestamps), and series of one constant value (info
+ * series, requests, limits) share their values. The label values of all
  * series of a call share one string per distinct value (pod, namespace, node
  * names repeat across series and selectors). `src/collect/raw_fetch_bench.ts`
- * measures it.
+ * measures it. The views are shared, so nothing may write into them.
  *
  * **Why raw samples are safe to use.** The answer to a plain range selector
  * (`x{…}[3720s]`, no function around it) at an instant is the stored samples
@@ -127,8 +130,9 @@ export interface RawStore {
   /** Queries sent (one per distinct fetch). */
   readonly queries: number;
   /**
-   * Approximate memory held: the sample chunks' bytes (16 per sample, plus the
-   * few unused slots left in them), 2 bytes per character of each distinct
+   * Approximate memory held: the sample chunks' bytes (at most 16 per sample,
+   * less where timestamps or constant values are shared, plus the few unused
+   * slots left in them), 2 bytes per character of each distinct
    * label name and value (shared by all series of the call), and an estimate
    * of the objects: 200 bytes per series (its `RawSeries` and two views) and
    * 16 per label of its `metric`.
@@ -202,21 +206,116 @@ export function sortSeries(series: RawSeries[]): RawSeries[] {
   return series.sort((x, y) => compareLabelSets(x.metric, names.get(x)!, y.metric, names.get(y)!));
 }
 
-/** Samples of the first chunk of an answer; each next chunk doubles, up to {@linkcode CHUNK_MAX}. */
+/** Slots of a lane's first chunk; each next chunk doubles, up to {@linkcode CHUNK_MAX}. */
 const CHUNK_MIN = 1_024;
-/** Largest chunk, in samples (2 MiB per array), unless one series needs more. */
+/** Largest chunk, in slots (2 MiB), unless one series needs more. */
 const CHUNK_MAX = 262_144;
 /** Estimated V8 bytes per series besides its samples and strings: the `RawSeries` and its two views. */
 const SERIES_OVERHEAD_BYTES = 200;
 /** Estimated V8 bytes per label of a series' `metric` object (its property slot and share of the object). */
 const LABEL_OVERHEAD_BYTES = 16;
+/** Earlier timestamp runs of an answer that a new series' timestamps are looked for in, most recently used first. */
+const RUN_CANDIDATES = 8;
 
-/** One chunk of an answer's samples: timestamps and values side by side, filled from the front. */
-interface Chunk {
-  t: Float64Array<ArrayBuffer>;
-  v: Float64Array<ArrayBuffer>;
-  /** Samples written and committed. */
-  used: number;
+/**
+ * Where {@linkcode Answer.reserve} lets a series write its samples before it
+ * is committed: timestamps at `t[tAt…]`, values at `v[vAt…]`.
+ */
+interface Scratch {
+  readonly t: Float64Array<ArrayBuffer>;
+  readonly tAt: number;
+  readonly v: Float64Array<ArrayBuffer>;
+  readonly vAt: number;
+}
+
+/** A span of a {@linkcode Lane}: `length` slots of chunk `chunk` from `at` on. */
+interface Span {
+  readonly chunk: number;
+  readonly at: number;
+  readonly length: number;
+}
+
+/**
+ * One column of an answer (its timestamps, or its values): chunks of
+ * doubling size, never reallocated, each filled from the front. A series'
+ * numbers are written at the free end of the last chunk and kept only by
+ * {@linkcode Lane.keep}; a series whose numbers are already stored points at
+ * those instead and keeps nothing.
+ */
+class Lane {
+  readonly chunks: Float64Array<ArrayBuffer>[] = [];
+  /** Slots kept per chunk. */
+  readonly used: number[] = [];
+  /** Slots allocated (after {@linkcode Lane.trim}: kept). */
+  capacity = 0;
+  /** Slots kept. */
+  kept = 0;
+
+  /** Room for `n` slots at the end of the last chunk: the chunk and where the room starts. */
+  reserve(n: number): [Float64Array<ArrayBuffer>, number] {
+    const c = this.chunks.length - 1;
+    const last = this.chunks[c];
+    if (last !== undefined && last.length - this.used[c]! >= n) return [last, this.used[c]!];
+    const size = Math.max(
+      n,
+      last === undefined ? CHUNK_MIN : Math.min(CHUNK_MAX, last.length * 2),
+    );
+    const chunk = new Float64Array(size);
+    this.chunks.push(chunk);
+    this.used.push(0);
+    this.capacity += size;
+    return [chunk, 0];
+  }
+
+  /** Keeps the `n` slots written at the free end of the last chunk. */
+  keep(n: number): Span {
+    const c = this.chunks.length - 1;
+    const at = this.used[c]!;
+    this.used[c] = at + n;
+    this.kept += n;
+    return { chunk: c, at, length: n };
+  }
+
+  /** Cuts each chunk's unused tail off (one copy of that chunk) where it is 1/16 of the chunk or more. */
+  trim(): void {
+    for (let c = 0; c < this.chunks.length; c++) {
+      const chunk = this.chunks[c]!;
+      const spare = chunk.length - this.used[c]!;
+      if (spare > 0 && spare * 16 >= chunk.length) {
+        this.chunks[c] = chunk.slice(0, this.used[c]!);
+        this.capacity -= spare;
+      }
+    }
+  }
+}
+
+/** Index of the first element of `a[lo, hi)` (ascending) that is ≥ `x`. */
+function lowerBound(a: Float64Array, lo: number, hi: number, x: number): number {
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Views of lane spans, one per distinct span: series that share a span
+ * share its view object too.
+ */
+class Views {
+  readonly #byKey = new Map<string, Float64Array>();
+  constructor(readonly lane: Lane) {}
+
+  of(span: Span): Float64Array {
+    const key = `${span.chunk}:${span.at}:${span.length}`;
+    let view = this.#byKey.get(key);
+    if (view === undefined) {
+      view = this.lane.chunks[span.chunk]!.subarray(span.at, span.at + span.length);
+      this.#byKey.set(key, view);
+    }
+    return view;
+  }
 }
 
 /**
@@ -269,39 +368,48 @@ function sameLabels(a: Labels, aNames: readonly string[], b: Labels): boolean {
 /**
  * One answer's series, checked and converted; dropped when the attempt fails.
  *
- * Samples are appended to chunks of doubling size (never reallocated, so the
- * series' places stay put); {@linkcode Answer.finish} trims the chunks' unused
- * tails and hands out each series' `t`/`v` as `subarray` views into them.
- * No chunk is written to after that, so the views never change.
+ * Timestamps and values go to two {@linkcode Lane}s. Numbers already stored
+ * are not stored again:
+ * - series scraped together share their timestamps: a series whose
+ *   timestamps are a contiguous run of an earlier series' (equal, or a pod
+ *   that started or ended inside the window) points into that run;
+ * - a series whose values are all one number (info series, requests,
+ *   limits: most of the cost metrics) points into an earlier series of that
+ *   same constant, at least as long.
+ *
+ * {@linkcode Answer.finish} trims the chunks' unused tails and hands out each
+ * series' `t`/`v` as `subarray` views into them (one view per distinct
+ * span). No chunk is written to after that, so the views never change, and
+ * nothing may write into them: they are shared.
  */
 class Answer {
-  readonly #chunks: Chunk[] = [];
-  /** Per committed series: its labels, chunk, first sample in the chunk and count. */
+  readonly #t = new Lane();
+  readonly #v = new Lane();
+  /** Per committed series: its labels and its spans. */
   readonly #metrics: Labels[] = [];
-  readonly #chunkOf: number[] = [];
-  readonly #start: number[] = [];
-  readonly #count: number[] = [];
+  readonly #tSpans: Span[] = [];
+  readonly #vSpans: Span[] = [];
+  /** Distinct timestamp runs kept, most recently used first (at most {@linkcode RUN_CANDIDATES}). */
+  #runs: Span[] = [];
+  /** The longest kept span of each constant value (not NaN, not −0). */
+  #constants = new Map<number, Span>();
   /** Label-set hash → index (or indexes, on a collision) of the committed series with it. */
   #byHash = new Map<number, number | number[]>();
   /** Samples over the committed series. */
   samples = 0;
-  /** Sample slots allocated (after {@linkcode Answer.finish}: kept). */
-  capacity = 0;
   /** Labels over the committed series. */
   labels = 0;
 
-  /** The chunk to write `n` samples into, from its `used` on. */
-  reserve(n: number): Chunk {
-    const last = this.#chunks[this.#chunks.length - 1];
-    if (last !== undefined && last.t.length - last.used >= n) return last;
-    const size = Math.max(
-      n,
-      last === undefined ? CHUNK_MIN : Math.min(CHUNK_MAX, last.t.length * 2),
-    );
-    const chunk: Chunk = { t: new Float64Array(size), v: new Float64Array(size), used: 0 };
-    this.#chunks.push(chunk);
-    this.capacity += size;
-    return chunk;
+  /** Slots allocated over both lanes (after {@linkcode Answer.finish}: kept). */
+  get capacity(): number {
+    return this.#t.capacity + this.#v.capacity;
+  }
+
+  /** Where to write a series of up to `n` samples. */
+  reserve(n: number): Scratch {
+    const [t, tAt] = this.#t.reserve(n);
+    const [v, vAt] = this.#v.reserve(n);
+    return { t, tAt, v, vAt };
   }
 
   /** The committed series with the same labels as `labels` (whose hash is `hash`), if any. */
@@ -315,15 +423,12 @@ class Answer {
     return undefined;
   }
 
-  /** Commits a series whose `n` samples were written to the last reserved chunk at its `used`. */
+  /** Commits a series whose `n` samples were written where the last {@linkcode Answer.reserve} said. */
   commit(hash: number, metric: Labels, n: number, labelCount: number): void {
     const index = this.#metrics.length;
-    const chunk = this.#chunks.length - 1;
     this.#metrics.push(metric);
-    this.#chunkOf.push(chunk);
-    this.#start.push(this.#chunks[chunk]!.used);
-    this.#count.push(n);
-    this.#chunks[chunk]!.used += n;
+    this.#tSpans.push(this.#keepTimes(n));
+    this.#vSpans.push(this.#keepValues(n));
     const at = this.#byHash.get(hash);
     if (at === undefined) this.#byHash.set(hash, index);
     else if (typeof at === "number") this.#byHash.set(hash, [at, index]);
@@ -332,33 +437,78 @@ class Answer {
     this.labels += labelCount;
   }
 
+  /** The span of the `n` timestamps just written: inside an earlier run when they are part of one. */
+  #keepTimes(n: number): Span {
+    const lane = this.#t;
+    const c = lane.chunks.length - 1;
+    const t = lane.chunks[c]!, from = lane.used[c]!;
+    if (n > 0) {
+      const runs = this.#runs;
+      for (let r = 0; r < runs.length; r++) {
+        const run = runs[r]!;
+        const a = lane.chunks[run.chunk]!;
+        const end = run.at + run.length;
+        const i = lowerBound(a, run.at, end, t[from]!);
+        if (end - i < n) continue;
+        let k = 0;
+        while (k < n && a[i + k] === t[from + k]) k++;
+        if (k < n) continue;
+        if (r > 0) runs.unshift(...runs.splice(r, 1));
+        return { chunk: run.chunk, at: i, length: n };
+      }
+    }
+    const span = lane.keep(n);
+    if (n > 0) {
+      this.#runs.unshift(span);
+      if (this.#runs.length > RUN_CANDIDATES) this.#runs.pop();
+    }
+    return span;
+  }
+
+  /** The span of the `n` values just written: in an earlier series of the same constant when they are one. */
+  #keepValues(n: number): Span {
+    const lane = this.#v;
+    const c = lane.chunks.length - 1;
+    const v = lane.chunks[c]!, from = lane.used[c]!;
+    if (n === 0) return lane.keep(0);
+    const first = v[from]!;
+    let constant = !Number.isNaN(first) && !Object.is(first, -0);
+    for (let k = 1; constant && k < n; k++) {
+      const x = v[from + k]!;
+      constant = x === first && (x !== 0 || 1 / x > 0); // −0 is not 0: Go prints it as -0.000000
+    }
+    if (!constant) return lane.keep(n);
+    const known = this.#constants.get(first);
+    if (known !== undefined && known.length >= n) {
+      return { chunk: known.chunk, at: known.at, length: n };
+    }
+    const span = lane.keep(n);
+    this.#constants.set(first, span);
+    return span;
+  }
+
   /** The buffers of the trimmed chunks, once {@linkcode Answer.finish} has run. */
   buffers: ArrayBuffer[] = [];
 
   /** The series, with views into the trimmed chunks; the answer is spent afterwards. */
   finish(): RawSeries[] {
     this.#byHash = new Map();
-    const chunks = this.#chunks;
-    for (const c of chunks) {
-      const spare = c.t.length - c.used;
-      if (spare > 0 && spare * 16 >= c.t.length) {
-        // Copy the used part to exactly sized arrays; the big ones are dropped.
-        c.t = c.t.slice(0, c.used);
-        c.v = c.v.slice(0, c.used);
-        this.capacity -= spare;
-      }
-    }
-    const series = this.#metrics.map((metric, i): RawSeries => {
-      const c = chunks[this.#chunkOf[i]!]!;
-      const start = this.#start[i]!, end = start + this.#count[i]!;
-      return { metric, t: c.t.subarray(start, end), v: c.v.subarray(start, end) };
-    });
-    this.buffers = chunks.flatMap((c) => [c.t.buffer, c.v.buffer]);
-    chunks.length = 0;
+    this.#runs = [];
+    this.#constants = new Map();
+    this.#t.trim();
+    this.#v.trim();
+    const tViews = new Views(this.#t), vViews = new Views(this.#v);
+    const series = this.#metrics.map((metric, i): RawSeries => ({
+      metric,
+      t: tViews.of(this.#tSpans[i]!),
+      v: vViews.of(this.#vSpans[i]!),
+    }));
+    this.buffers = [...this.#t.chunks, ...this.#v.chunks].map((c) => c.buffer);
+    this.#t.chunks.length = 0;
+    this.#v.chunks.length = 0;
     this.#metrics.length = 0;
-    this.#chunkOf.length = 0;
-    this.#start.length = 0;
-    this.#count.length = 0;
+    this.#tSpans.length = 0;
+    this.#vSpans.length = 0;
     return series;
   }
 }
@@ -394,12 +544,16 @@ function showLabels(metric: Labels): string {
  * `thanos_limit`, `cancelled`, …) pass through; note its answer limits
  * (`maxSeries`, `maxAnswerBytes`, `maxSeriesBytes`) apply to each raw answer.
  *
- * Memory: 16 bytes per sample plus the labels; the answers' text is parsed
- * one series at a time and not kept. Each answer's samples are appended to
- * chunks of doubling size (1,024 samples up to 262,144, never reallocated);
- * once every answer is in, each chunk's unused tail is trimmed off (one copy
- * of that chunk) and each series gets `subarray` views of its span, so its
- * `t.buffer` is shared with the other series of the chunk. Label values (as
+ * Memory: at most 16 bytes per sample plus the labels; the answers' text is
+ * parsed one series at a time and not kept. Each answer's timestamps and
+ * values are appended to two columns of chunks of doubling size (1,024 slots
+ * up to 262,144, never reallocated). A series' timestamps that are a
+ * contiguous run of one of the last 8 distinct runs kept are not kept again,
+ * nor are values that are all one number (not NaN, not −0) when a series of
+ * that number at least as long was kept. Once every answer is in, each
+ * chunk's unused tail is trimmed off (one copy of that chunk) and each series
+ * gets `subarray` views of its spans (one view object per distinct span), so
+ * its `t.buffer` is shared with the other series of the chunk. Label values (as
  * kept in each series' `metric` object, which is the client's object, its
  * values replaced in place) are shared through one table per call: equal
  * strings across series and selectors are one string.
@@ -531,7 +685,7 @@ export async function fetchRaw(
     samples,
     seriesCount,
     queries: plan.fetches.length,
-    bytes: capacity * 16 + interner.chars * 2 + seriesCount * SERIES_OVERHEAD_BYTES +
+    bytes: capacity * 8 + interner.chars * 2 + seriesCount * SERIES_OVERHEAD_BYTES +
       labels * LABEL_OVERHEAD_BYTES,
   };
 }
@@ -631,8 +785,7 @@ async function readOne(
     for (const c of s.chunks) {
       if (c.type === CHUNK_XOR && c.data.length >= 2) most += (c.data[0]! << 8) | c.data[1]!;
     }
-    const chunk = answer.reserve(most);
-    const t = chunk.t, v = chunk.v, at = chunk.used;
+    const { t, tAt, v, vAt } = answer.reserve(most);
     let n = 0, previous = -Infinity;
     for (const c of s.chunks) {
       if (c.type !== CHUNK_XOR) continue;
@@ -649,8 +802,8 @@ async function readOne(
           }
           previous = ms;
           if (ms < loMs || ms > hiMs || stale) return;
-          t[at + n] = ms;
-          v[at + n] = value;
+          t[tAt + n] = ms;
+          v[vAt + n] = value;
           n++;
         });
       } catch (error) {
@@ -713,9 +866,8 @@ async function fetchOne(
     }
     const values = s.values;
     const n = values.length;
-    // Written at the chunk's free end; committed (kept) only once the whole series passed.
-    const chunk = answer.reserve(n);
-    const t = chunk.t, v = chunk.v, at = chunk.used;
+    // Written at the lanes' free ends; committed (kept) only once the whole series passed.
+    const { t, tAt, v, vAt } = answer.reserve(n);
     let previous = -Infinity;
     for (let i = 0; i < n; i++) {
       const [ts, text] = values[i]!;
@@ -733,9 +885,9 @@ async function fetchOne(
         );
       }
       previous = ms;
-      t[at + i] = ms;
+      t[tAt + i] = ms;
       try {
-        v[at + i] = parseSampleValue(text);
+        v[vAt + i] = parseSampleValue(text);
       } catch (error) {
         throw refuse(
           metric as Labels,

@@ -219,8 +219,9 @@ Deno.test("fetchRaw: a retried query drops what the failed attempt delivered", a
         assert.equal(seen.length, 2);
         assert.deepEqual(store.series(KEY_A).map((s) => s.metric.pod), ["p1", "p2"]);
         assert.equal(store.samples, 2);
-        // The failed attempt's samples are not in the kept chunk.
-        assert.equal(store.series(KEY_A)[0]!.t.buffer.byteLength, 2 * 8);
+        // The failed attempt's samples are not in the kept chunks (both series share one timestamp).
+        assert.equal(store.series(KEY_A)[0]!.t.buffer.byteLength, 1 * 8);
+        assert.equal(store.series(KEY_A)[0]!.v.buffer.byteLength, 2 * 8);
       } finally {
         client.close();
       }
@@ -312,17 +313,25 @@ Deno.test("fetchRaw: many series over several chunks, one series larger than a c
   }
   assert.equal(store.samples, total + 55); // KEY_B: 10 series of 1..10 samples
   assert.equal(store.seriesCount, pods + 2 + 10);
-  // Few buffers, none with more than a few spare slots.
-  const buffers = new Set(a.map((s) => s.t.buffer));
+  // Few buffers, none with more than a few spare slots. The pods' timestamps are all runs of
+  // one grid (each ends at LAST_MS, 60 s apart). The first 100 pods come in growing lengths, so
+  // each is stored (1 + 2 + … + 100 slots, plus chunk tails under 1/16); every later pod's is
+  // a run of the longest.
+  const buffers = new Set(a.map((s) => s.v.buffer));
   assert.ok(buffers.size <= 12, `${buffers.size} buffers`);
   let slots = 0;
   for (const b of buffers) slots += b.byteLength / 8;
-  assert.ok(slots - total < total / 16, `${slots} slots for ${total} samples`);
-  assert.ok(store.bytes >= total * 16);
+  assert.ok(slots >= total && slots - total < total / 16, `${slots} slots for ${total} samples`);
+  const tBuffers = new Set(a.map((s) => s.t.buffer));
+  let tSlots = 0;
+  for (const b of tBuffers) tSlots += b.byteLength / 8;
+  assert.ok(tSlots <= big + ((100 * 101) / 2) * (17 / 16), `${tSlots} timestamp slots`);
+  assert.ok(store.bytes >= (total + big + 100) * 8);
+  const buffers2 = new Set([...buffers, ...tBuffers]);
   // Released: every buffer is freed (detached), every view is empty, and the store refuses reads.
   const b = store.series(KEY_B);
   store.release();
-  for (const buffer of [...buffers, ...b.map((s) => s.v.buffer)]) {
+  for (const buffer of [...buffers2, ...b.map((s) => s.v.buffer)]) {
     assert.equal(buffer.byteLength, 0);
   }
   assert.ok(a.every((s) => s.t.length === 0 && s.v.length === 0));
@@ -801,4 +810,61 @@ Deno.test("fetchRaw over remote read: bad series are refused with thanos_parse; 
     remoteRead: { externalLabels: {} },
   });
   assert.deepEqual(sent, [`${KEY_B}[${rangeSeconds(FIRST_MS, LAST_MS, 0)}s]`]);
+});
+
+Deno.test("fetchRaw: shared timestamp runs and constant values read back exactly; −0, NaN and near misses are not shared", async () => {
+  const s = (pod: string, values: [number, string][]): StreamedSeries => ({
+    metric: { pod },
+    values,
+  });
+  const at = (k: number) => (LAST_MS - (9 - k) * 300_000) / 1000; // a grid of 10 points
+  const grid = (from: number, to: number, value: (k: number) => string) =>
+    Array.from({ length: to - from }, (_, i): [number, string] => [at(from + i), value(from + i)]);
+  const given = [
+    s("a-full", grid(0, 10, (k) => String(k))),
+    s("b-late", grid(4, 10, () => "1")), // a run inside a-full's, constant 1
+    s("c-early", grid(0, 3, () => "1")), // another run, a shorter constant 1
+    s("d-long1", grid(0, 10, () => "1")), // a longer constant 1: stored, then shared
+    s("e-one", grid(2, 8, () => "1")),
+    s("f-zero", grid(0, 5, () => "0")),
+    s("g-negzero", grid(0, 5, () => "-0")), // −0 is printed apart from 0: never shared with it
+    s("h-mixed", [[at(0), "0"], [at(1), "-0"]]),
+    s("i-nan", grid(0, 4, () => "NaN")),
+    s("j-nan", grid(0, 4, () => "NaN")),
+    s("k-offgrid", [[at(1) + 0.001, "2"], [at(2), "2"]]), // not a run of the grid
+  ];
+  const store = await fetchRaw(fakeClient(() => [given]), {
+    firstMs: LAST_MS,
+    lastMs: LAST_MS,
+    needs: [{ key: KEY_A, marginMs: 3_000_000 }],
+  });
+  const got = new Map(store.series(KEY_A).map((x) => [x.metric.pod!, x]));
+  for (const g of given) {
+    const x = got.get(g.metric.pod!)!;
+    assert.deepEqual([...x.t], g.values.map(([t]) => Math.round(t * 1000)), g.metric.pod);
+    const want = g.values.map(([, v]) => Number(v));
+    assert.equal(x.v.length, want.length, g.metric.pod);
+    want.forEach((w, i) => assert.ok(Object.is(x.v[i], w), `${g.metric.pod} ${i}: ${x.v[i]}`));
+  }
+  // Timestamps: a-full's run, and k-offgrid's and h-mixed's own (h-mixed's is inside a-full's).
+  const tSlots = new Set(store.series(KEY_A).map((x) => x.t.buffer)).values().reduce(
+    (n, b) => n + b.byteLength / 8,
+    0,
+  );
+  assert.equal(tSlots, 10 + 2);
+  assert.equal(got.get("b-late")!.t.buffer, got.get("a-full")!.t.buffer);
+  assert.equal(got.get("e-one")!.t.byteOffset, 2 * 8);
+  // Values: constant 1 stored twice (b-late's 6, then d-long1's longer 10; c-early and e-one
+  // share them); 0 once; −0, the mixed series, NaN and k-offgrid's 2 each their own.
+  const vSlots = new Set(store.series(KEY_A).map((x) => x.v.buffer)).values().reduce(
+    (n, b) => n + b.byteLength / 8,
+    0,
+  );
+  assert.equal(vSlots, 10 + 6 + 10 + 5 + 5 + 2 + 4 + 4 + 2);
+  assert.equal(got.get("e-one")!.v.buffer, got.get("d-long1")!.v.buffer);
+  assert.equal(got.get("e-one")!.v.byteOffset, got.get("d-long1")!.v.byteOffset);
+  // Equal spans share one view.
+  assert.equal(got.get("d-long1")!.t, got.get("a-full")!.t);
+  assert.equal(store.samples, given.reduce((n, g) => n + g.values.length, 0));
+  store.release();
 });
