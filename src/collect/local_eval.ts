@@ -62,6 +62,14 @@ export interface RawSeries {
   readonly metric: Labels;
   readonly t: Float64Array;
   readonly v: Float64Array;
+  /**
+   * The same labels as `metric`, as two parallel arrays: names in UTF-8 byte
+   * order, values, none empty. Optional: when given, the evaluator uses (and
+   * shares) these arrays instead of reading `metric`, so a store can keep its
+   * series' labels without an object per series.
+   */
+  readonly names?: readonly string[];
+  readonly values?: readonly string[];
 }
 
 /** One distinct selector a query reads, and how far before an evaluation time it reads samples. */
@@ -1662,7 +1670,9 @@ function rawSeries(ctx: Ctx, key: string): RawPrepared[] {
     }
     let ls = RAW_LSETS.get(r);
     if (ls === undefined) {
-      ls = lsetFromLabels(r.metric);
+      ls = r.names !== undefined && r.values !== undefined
+        ? new LSet(r.names, r.values)
+        : lsetFromLabels(r.metric);
       RAW_LSETS.set(r, ls);
     }
     items.push({ ls, t: r.t, v: r.v, resets: null });

@@ -924,3 +924,33 @@ Deno.test("raw series whose label sets are equal (an empty value is no label) me
     ]);
   }
 });
+
+Deno.test("evaluateRange: raw series that give their labels as arrays evaluate as from `metric`, and the arrays win", () => {
+  const plain = [
+    series({ __name__: "m", pod: "b", ns: "x" }, [[0, 1], [60_000, 2]]),
+    series({ __name__: "m", pod: "a", ns: "x" }, [[0, 5]]),
+  ];
+  const arrays: RawSeries[] = plain.map((s) => {
+    const names = Object.keys(s.metric).sort();
+    // `metric` is wrong on purpose: the evaluator must read the arrays.
+    return { ...s, metric: {}, names, values: names.map((n) => s.metric[n]!) };
+  });
+  const grid = { start: 0, end: 120_000 };
+  for (const expr of ["m", "sum by (pod) (m)", "max(m) by (ns)"]) {
+    for (const sem of ["prometheus2", "prometheus3"] as const) {
+      const want = run(expr, plain, sem, grid);
+      const got = evaluateRange(compiled(expr), () => arrays, {
+        startMs: grid.start,
+        endMs: grid.end,
+        stepMs: 60_000,
+        lookbackMs: LB,
+        semantics: sem,
+      }).map((s) => ({
+        metric: { ...s.metric },
+        values: [...s.values].map((v, i) => (s.present[i] === 1 ? v : null)),
+      }));
+      assert.deepEqual(got, want, `${expr} ${sem}`);
+      assert.ok(want.length > 0);
+    }
+  }
+});

@@ -346,6 +346,65 @@ class Interner {
   string(id: number): string {
     return this.#strings[id]!;
   }
+
+  readonly #nameLists = new Map<string, readonly string[]>();
+
+  /** The kept list equal to `names` (the series of a metric mostly have the same label names). */
+  names(names: readonly string[]): readonly string[] {
+    const key = names.join("\u0000"); // a name with NUL in it may clash: checked below
+    const kept = this.#nameLists.get(key);
+    if (
+      kept !== undefined && kept.length === names.length && kept.every((n, i) => n === names[i])
+    ) {
+      return kept;
+    }
+    this.#nameLists.set(key, names);
+    return names;
+  }
+}
+
+/**
+ * A fetched series: its labels as two parallel arrays in Prometheus's label
+ * order (the name list shared with the other series of the call that have
+ * the same names), no object per series; `metric` is built when asked for.
+ */
+class StoredSeries implements RawSeries {
+  /** Empty-valued labels left out (what the evaluator reads), or the arrays themselves when there are none. */
+  readonly names: readonly string[];
+  readonly values: readonly string[];
+
+  constructor(
+    readonly allNames: readonly string[],
+    readonly allValues: readonly string[],
+    readonly t: Float64Array,
+    readonly v: Float64Array,
+  ) {
+    if (allValues.includes("")) {
+      const keep = allNames.flatMap((_, i) => allValues[i] === "" ? [] : [i]);
+      this.names = keep.map((i) => allNames[i]!);
+      this.values = keep.map((i) => allValues[i]!);
+    } else {
+      this.names = allNames;
+      this.values = allValues;
+    }
+  }
+
+  get metric(): Labels {
+    const out: Record<string, string> = {};
+    for (let i = 0; i < this.allNames.length; i++) out[this.allNames[i]!] = this.allValues[i]!;
+    return out;
+  }
+}
+
+/** Go's `labels.Compare` of two stored series. */
+function compareStored(a: StoredSeries, b: StoredSeries): number {
+  const an = a.allNames, bn = b.allNames, av = a.allValues, bv = b.allValues;
+  const n = Math.min(an.length, bn.length);
+  for (let i = 0; i < n; i++) {
+    if (an[i] !== bn[i]) return compareUtf8(an[i]!, bn[i]!);
+    if (av[i] !== bv[i]) return compareUtf8(av[i]!, bv[i]!);
+  }
+  return an.length - bn.length;
 }
 
 /** A 32-bit mix of a label's name and value numbers; summed over a set, it does not depend on the labels' order. */
@@ -490,19 +549,26 @@ class Answer {
   /** The buffers of the trimmed chunks, once {@linkcode Answer.finish} has run. */
   buffers: ArrayBuffer[] = [];
 
-  /** The series, with views into the trimmed chunks; the answer is spent afterwards. */
-  finish(): RawSeries[] {
+  /**
+   * The series, with views into the trimmed chunks and their labels as
+   * arrays (names kept in `interner`); the answer is spent afterwards.
+   */
+  finish(interner: Interner): StoredSeries[] {
     this.#byHash = new Map();
     this.#runs = [];
     this.#constants = new Map();
     this.#t.trim();
     this.#v.trim();
     const tViews = new Views(this.#t), vViews = new Views(this.#v);
-    const series = this.#metrics.map((metric, i): RawSeries => ({
-      metric,
-      t: tViews.of(this.#tSpans[i]!),
-      v: vViews.of(this.#vSpans[i]!),
-    }));
+    const series = this.#metrics.map((metric, i) => {
+      const names = Object.keys(metric).sort(compareUtf8);
+      return new StoredSeries(
+        interner.names(names),
+        names.map((n) => metric[n]!),
+        tViews.of(this.#tSpans[i]!),
+        vViews.of(this.#vSpans[i]!),
+      );
+    });
     this.buffers = [...this.#t.chunks, ...this.#v.chunks].map((c) => c.buffer);
     this.#t.chunks.length = 0;
     this.#v.chunks.length = 0;
@@ -644,9 +710,9 @@ export async function fetchRaw(
   const buffers: ArrayBuffer[] = [];
   let released = false;
   for (const [key, answer] of answers) {
-    const series = answer.finish();
+    const series = answer.finish(interner);
     buffers.push(...answer.buffers);
-    byKey.set(key, sortSeries(series));
+    byKey.set(key, series.sort(compareStored));
     samples += answer.samples;
     seriesCount += series.length;
     capacity += answer.capacity;

@@ -868,3 +868,41 @@ Deno.test("fetchRaw: shared timestamp runs and constant values read back exactly
   assert.equal(store.samples, given.reduce((n, g) => n + g.values.length, 0));
   store.release();
 });
+
+Deno.test("fetchRaw: labels kept as sorted arrays, name lists shared across series and selectors, empty values left out for the evaluator", async () => {
+  const one = (metric: Record<string, string>): StreamedSeries => ({
+    metric,
+    values: samples(1, 1),
+  });
+  const store = await fetchRaw(
+    fakeClient((key) =>
+      key === KEY_A
+        ? [[
+          one({ pod: "p2", namespace: "n", __name__: "m" }),
+          one({ __name__: "m", pod: "p1", namespace: "n" }),
+        ]]
+        : [[
+          one({ namespace: "n", pod: "p3", __name__: "m" }),
+          one({ __name__: "m", pod: "p4", z: "" }),
+        ]]
+    ),
+    {
+      firstMs: LAST_MS,
+      lastMs: LAST_MS,
+      needs: [{ key: KEY_A, marginMs: 0 }, { key: KEY_B, marginMs: 0 }],
+    },
+  );
+  const [p1, p2] = store.series(KEY_A);
+  const [p3, p4] = store.series(KEY_B);
+  assert.deepEqual(p1!.names, ["__name__", "namespace", "pod"]);
+  assert.deepEqual(p1!.values, ["m", "n", "p1"]);
+  assert.deepEqual(p2!.values, ["m", "n", "p2"]);
+  assert.equal(p1!.names, p2!.names); // one list for equal names
+  assert.equal(p1!.names, p3!.names); // across selectors of the call too
+  assert.deepEqual(p1!.metric, { __name__: "m", namespace: "n", pod: "p1" });
+  // An empty value is in `metric` (as the server gave it) but not in the evaluator's arrays.
+  assert.deepEqual(p4!.metric, { __name__: "m", pod: "p4", z: "" });
+  assert.deepEqual(p4!.names, ["__name__", "pod"]);
+  assert.deepEqual(p4!.values, ["m", "p4"]);
+  store.release();
+});
