@@ -841,9 +841,9 @@ Deno.test("fetchRaw: shared timestamp runs and constant values read back exactly
   const got = new Map(store.series(KEY_A).map((x) => [x.metric.pod!, x]));
   for (const g of given) {
     const x = got.get(g.metric.pod!)!;
-    assert.deepEqual([...x.t], g.values.map(([t]) => Math.round(t * 1000)), g.metric.pod);
+    assert.deepEqual([...x.t], g.values.map(([t]) => Math.round(t * 1000)), g.metric.pod!);
     const want = g.values.map(([, v]) => Number(v));
-    assert.equal(x.v.length, want.length, g.metric.pod);
+    assert.equal(x.v.length, want.length, g.metric.pod!);
     want.forEach((w, i) => assert.ok(Object.is(x.v[i], w), `${g.metric.pod} ${i}: ${x.v[i]}`));
   }
   // Timestamps: a-full's run, and k-offgrid's and h-mixed's own (h-mixed's is inside a-full's).
