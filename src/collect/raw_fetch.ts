@@ -166,20 +166,19 @@ export function rangeSeconds(firstMs: number, lastMs: number, marginMs: number):
 /**
  * Prometheus's order of label sets (`labels.Compare`): label pairs sorted by
  * name, compared pair by pair, name then value, in UTF-8 byte order; a set
- * that is a prefix of the other comes first. `a` and `b` are the sorted names.
+ * that is a prefix of the other comes first. Each set is given as its sorted
+ * names and their values.
  */
 function compareLabelSets(
-  a: Labels,
   aNames: readonly string[],
-  b: Labels,
+  aValues: readonly string[],
   bNames: readonly string[],
+  bValues: readonly string[],
 ): number {
   const n = Math.min(aNames.length, bNames.length);
   for (let i = 0; i < n; i++) {
-    const an = aNames[i]!, bn = bNames[i]!;
-    if (an !== bn) return compareUtf8(an, bn);
-    const av = a[an]!, bv = b[bn]!;
-    if (av !== bv) return compareUtf8(av, bv);
+    if (aNames[i] !== bNames[i]) return compareUtf8(aNames[i]!, bNames[i]!);
+    if (aValues[i] !== bValues[i]) return compareUtf8(aValues[i]!, bValues[i]!);
   }
   return aNames.length - bNames.length;
 }
@@ -201,9 +200,12 @@ function compareLabelSets(
  * ```
  */
 export function sortSeries(series: RawSeries[]): RawSeries[] {
-  const names = new Map<RawSeries, string[]>();
-  for (const s of series) names.set(s, Object.keys(s.metric).sort(compareUtf8));
-  return series.sort((x, y) => compareLabelSets(x.metric, names.get(x)!, y.metric, names.get(y)!));
+  const sets = new Map<RawSeries, [string[], string[]]>();
+  for (const s of series) {
+    const names = Object.keys(s.metric).sort(compareUtf8);
+    sets.set(s, [names, names.map((n) => s.metric[n]!)]);
+  }
+  return series.sort((x, y) => compareLabelSets(...sets.get(x)!, ...sets.get(y)!));
 }
 
 /** Slots of a lane's first chunk; each next chunk doubles, up to {@linkcode CHUNK_MAX}. */
@@ -394,17 +396,6 @@ class StoredSeries implements RawSeries {
     for (let i = 0; i < this.allNames.length; i++) out[this.allNames[i]!] = this.allValues[i]!;
     return out;
   }
-}
-
-/** Go's `labels.Compare` of two stored series. */
-function compareStored(a: StoredSeries, b: StoredSeries): number {
-  const an = a.allNames, bn = b.allNames, av = a.allValues, bv = b.allValues;
-  const n = Math.min(an.length, bn.length);
-  for (let i = 0; i < n; i++) {
-    if (an[i] !== bn[i]) return compareUtf8(an[i]!, bn[i]!);
-    if (av[i] !== bv[i]) return compareUtf8(av[i]!, bv[i]!);
-  }
-  return an.length - bn.length;
 }
 
 /** A 32-bit mix of a label's name and value numbers; summed over a set, it does not depend on the labels' order. */
@@ -712,7 +703,10 @@ export async function fetchRaw(
   for (const [key, answer] of answers) {
     const series = answer.finish(interner);
     buffers.push(...answer.buffers);
-    byKey.set(key, series.sort(compareStored));
+    byKey.set(
+      key,
+      series.sort((x, y) => compareLabelSets(x.allNames, x.allValues, y.allNames, y.allValues)),
+    );
     samples += answer.samples;
     seriesCount += series.length;
     capacity += answer.capacity;
