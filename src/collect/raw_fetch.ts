@@ -250,8 +250,6 @@ class Lane {
   readonly used: number[] = [];
   /** Slots allocated (after {@linkcode Lane.trim}: kept). */
   capacity = 0;
-  /** Slots kept. */
-  kept = 0;
 
   /** Room for `n` slots at the end of the last chunk: the chunk and where the room starts. */
   reserve(n: number): [Float64Array<ArrayBuffer>, number] {
@@ -274,7 +272,6 @@ class Lane {
     const c = this.chunks.length - 1;
     const at = this.used[c]!;
     this.used[c] = at + n;
-    this.kept += n;
     return { chunk: c, at, length: n };
   }
 
