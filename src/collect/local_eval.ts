@@ -1457,8 +1457,9 @@ export class SlabPool {
  * of a {@linkcode SlabPool}): a result series costs two small view objects
  * instead of two `ArrayBuffer`s of its own. Thousands of separate small
  * buffers per query node each count as external memory, and their churn
- * drives V8 into frequent full collections. Each view is handed out once, so
- * writes never overlap.
+ * drives V8 into frequent full collections. A view is handed out again only
+ * after it was given back ({@linkcode StepArrays.reuse}), so writes never
+ * overlap.
  *
  * @example Keep copies of results while the evaluation's pool is recycled
  * ```ts
@@ -1478,6 +1479,9 @@ export class StepArrays {
   #valuesAt = 0;
   #present: Slab | null = null;
   #presentAt = 0;
+  /** Arrays given back by {@linkcode StepArrays.reuse}, handed out again before new ones are cut. */
+  #freeValues: Float64Array[] = [];
+  #freePresent: Uint8Array[] = [];
 
   constructor(n: number, pool: SlabPool) {
     this.#n = n;
@@ -1488,6 +1492,8 @@ export class StepArrays {
   /** A zeroed `Float64Array` of `n` values. */
   values(): Float64Array {
     const n = this.#n;
+    const again = this.#freeValues.pop();
+    if (again !== undefined) return again.fill(0);
     if (this.#per === 0) return new Float64Array(n);
     if (this.#values === null || this.#valuesAt === this.#per) {
       this.#values = this.#pool.take();
@@ -1501,6 +1507,8 @@ export class StepArrays {
   /** A zeroed `Uint8Array` of `n` presence flags. */
   present(): Uint8Array {
     const n = this.#n;
+    const again = this.#freePresent.pop();
+    if (again !== undefined) return again.fill(0);
     if (this.#per === 0) return new Uint8Array(n);
     if (this.#present === null || this.#presentAt === this.#per * 8) {
       this.#present = this.#pool.take();
@@ -1509,6 +1517,19 @@ export class StepArrays {
     const out = new Uint8Array(this.#present.buffer, this.#presentAt++ * n, n);
     if (this.#present.dirty) out.fill(0);
     return out;
+  }
+
+  /**
+   * Gives arrays that nothing reads any more back, to be handed out again by
+   * {@linkcode StepArrays.values} and {@linkcode StepArrays.present} (zeroed):
+   * an evaluation then holds the arrays of the nodes it is working on, not of
+   * every node it has evaluated. Each array is given back once, however often
+   * it is listed; arrays of another length are ignored.
+   */
+  reuse(values: Iterable<Float64Array>, present: Iterable<Uint8Array>): void {
+    const n = this.#n;
+    for (const v of new Set(values)) if (v.length === n) this.#freeValues.push(v);
+    for (const p of new Set(present)) if (p.length === n) this.#freePresent.push(p);
   }
 }
 
@@ -1717,12 +1738,47 @@ function rawSeries(ctx: Ctx, key: string): RawPrepared[] {
   return out;
 }
 
+/**
+ * A series of a node's result handed to a consumer one at a time: `v` and `p`
+ * may be overwritten once the consumer returns.
+ */
+type EmitSeries = (ls: LSet, v: Float64Array, p: Uint8Array) => void;
+
+/** Where a series' arrays come from: fresh ones to keep, or one scratch pair for streaming. */
+type TakeArrays = () => { v: Float64Array; p: Uint8Array };
+
+/** Fresh arrays of the evaluation's slabs, for series that are kept. */
+function keepArrays(ctx: Ctx): TakeArrays {
+  return () => ({ v: ctx.slabs.values(), p: ctx.slabs.present() });
+}
+
+/** One pair of arrays handed out again for every series (presence zeroed; values are read only where present). */
+function scratchArrays(ctx: Ctx): TakeArrays {
+  let pair: { v: Float64Array; p: Uint8Array } | null = null;
+  return () => {
+    if (pair === null) pair = { v: ctx.slabs.values(), p: ctx.slabs.present() };
+    else pair.p.fill(0);
+    return pair;
+  };
+}
+
 function evalSelector(node: Extract<VNode, { k: "sel" }>, ctx: Ctx): VSeries[] {
+  const out: VSeries[] = [];
+  eachSelected(node, ctx, keepArrays(ctx), (ls, v, p) => out.push({ ls, v, p }));
+  return out;
+}
+
+/** The series of an instant selector, one at a time, in raw (label) order; series without a point are left out. */
+function eachSelected(
+  node: Extract<VNode, { k: "sel" }>,
+  ctx: Ctx,
+  take: TakeArrays,
+  emit: EmitSeries,
+): void {
   const { n, ts, lookbackMs, v3 } = ctx;
   const offsetMs = node.offsetMs;
   // 2.x: excluded if t < ref - lookback; 3.x: excluded if t <= ref - lookback (whole ms).
   const reach = v3 ? lookbackMs - 1 : lookbackMs;
-  const out: VSeries[] = [];
   for (const r of rawSeries(ctx, node.key)) {
     const { t, v } = r;
     const len = t.length;
@@ -1733,16 +1789,12 @@ function evalSelector(node: Extract<VNode, { k: "sel" }>, ctx: Ctx): VSeries[] {
       const ref = ts[s]! - offsetMs;
       while (j < len && t[j]! <= ref) j++;
       if (j === 0 || t[j - 1]! < ref - reach) continue;
-      if (values === null) {
-        values = ctx.slabs.values();
-        present = ctx.slabs.present();
-      }
+      if (values === null) ({ v: values, p: present } = take());
       values[s] = v[j - 1]!;
       present![s] = 1;
     }
-    if (values !== null) out.push({ ls: r.ls, v: values, p: present! });
+    if (values !== null) emit(r.ls, values, present!);
   }
-  return out;
 }
 
 /** Go's `time.Duration.Seconds()` of a whole number of milliseconds. */
@@ -1772,12 +1824,43 @@ function isInf(x: number): boolean {
 }
 
 function evalRangeFn(node: Extract<VNode, { k: "range" }>, ctx: Ctx): VSeries[] {
+  const out: VSeries[] = [];
+  eachRangeResult(node, ctx, keepArrays(ctx), (ls, v, p) => out.push({ ls, v, p }));
+  // 2.x: any two result series with one label set fail the query; 3.x merges them unless they overlap.
+  return ctx.v3 ? mergePerStep(out, ctx, node.text) : checkWhole(out, ctx, node.text);
+}
+
+/**
+ * Whether a range function's result series have distinct label sets without
+ * a check: its raw series are distinct, and every label it drops (the metric
+ * name; in 3.x also `__type__` and `__unit__`) has one value across them.
+ */
+function rangeResultsDistinct(node: Extract<VNode, { k: "range" }>, ctx: Ctx): boolean {
+  if (node.sub !== null) return false;
+  if (node.fn === "last_over_time") return true; // keeps every label
+  const list = rawSeries(ctx, node.key);
+  for (const name of ctx.meta) {
+    const first = list.length > 0 ? lsetGet(list[0]!.ls, name) : "";
+    for (const r of list) if (lsetGet(r.ls, name) !== first) return false;
+  }
+  return true;
+}
+
+/**
+ * The series of a range function, one at a time, in input (label) order,
+ * before the check for equal label sets; series without a point are left out.
+ */
+function eachRangeResult(
+  node: Extract<VNode, { k: "range" }>,
+  ctx: Ctx,
+  take: TakeArrays,
+  emit: EmitSeries,
+): void {
   const { n, ts, v3 } = ctx;
   const { fn, rangeMs, offsetMs } = node;
   const rangeSec = durationSeconds(rangeMs);
   // 2.x: [mint, maxt]; 3.x: (mint, maxt], i.e. [mint + 1, maxt] for whole-ms timestamps.
   const edge = v3 ? 1 : 0;
-  const out: VSeries[] = [];
   const inputs = node.sub === null ? rawSeries(ctx, node.key) : subquerySeries(node, node.sub, ctx);
   for (const r of inputs) {
     const { t, v } = r;
@@ -1865,20 +1948,14 @@ function evalRangeFn(node: Extract<VNode, { k: "range" }>, ctx: Ctx): VSeries[] 
           value = v[hi - 1]!;
           break;
       }
-      if (values === null) {
-        values = ctx.slabs.values();
-        present = ctx.slabs.present();
-      }
+      if (values === null) ({ v: values, p: present } = take());
       values[s] = value;
       present![s] = 1;
     }
     if (values !== null) {
-      const ls = fn === "last_over_time" ? r.ls : lsetEdit(r.ls, ctx.meta, null, null);
-      out.push({ ls, v: values, p: present! });
+      emit(fn === "last_over_time" ? r.ls : lsetEdit(r.ls, ctx.meta, null, null), values, present!);
     }
   }
-  // 2.x: any two result series with one label set fail the query; 3.x merges them unless they overlap.
-  return v3 ? mergePerStep(out, ctx, node.text) : checkWhole(out, ctx, node.text);
 }
 
 /** `a mod m` for whole numbers, in [0, m). */
@@ -2107,50 +2184,91 @@ function mergeInto(target: VSeries, s: VSeries, ctx: Ctx, construct: string): vo
 const NO_LABELS: LSet = new LSet([], []);
 
 function evalAggregation(node: Extract<VNode, { k: "agg" }>, ctx: Ctx): VSeries[] {
-  const { n, v3 } = ctx;
-  const input = evalVector(node.expr, ctx);
-  const grouping = new Set(node.grouping);
-  const without = node.without ? new Set([...grouping, ...ctx.meta]) : null;
-  const groupOf = (ls: LSet): LSet =>
-    without !== null
-      ? lsetEdit(ls, without, null, null)
+  const acc = new Aggregator(node, ctx);
+  const add: EmitSeries = (ls, v, p) => acc.add(ls, v, p);
+  const expr = node.expr;
+  // A selector's or range function's series are summed up as they are made,
+  // one scratch pair at a time: the input is never held whole.
+  if (expr.k === "sel") eachSelected(expr, ctx, scratchArrays(ctx), add);
+  else if (expr.k === "range" && rangeResultsDistinct(expr, ctx)) {
+    eachRangeResult(expr, ctx, scratchArrays(ctx), add);
+  } else {
+    const input = evalVector(expr, ctx);
+    for (const s of input) acc.add(s.ls, s.v, s.p);
+    reuseArrays(ctx, input);
+  }
+  return acc.finish();
+}
+
+/** Gives the arrays of series that nothing reads any more back to the evaluation's slabs. */
+function reuseArrays(ctx: Ctx, ...lists: (readonly VSeries[])[]): void {
+  ctx.slabs.reuse(
+    lists.flatMap((l) => l.map((s) => s.v)),
+    lists.flatMap((l) => l.map((s) => s.p)),
+  );
+}
+
+/**
+ * One aggregation's groups, fed series by series in input order: each group
+ * accumulates straight into its result arrays (`value`; `seen` is its
+ * presence), with helper arrays only where the operator needs them.
+ */
+class Aggregator {
+  readonly #node: Extract<VNode, { k: "agg" }>;
+  readonly #ctx: Ctx;
+  readonly #grouping: ReadonlySet<string>;
+  readonly #without: ReadonlySet<string> | null;
+  readonly #groupIndex = new Map<string, number>();
+  readonly #groupLabels: LSet[] = [];
+  readonly #value: Float64Array[] = [];
+  readonly #seen: Uint8Array[] = [];
+  readonly #kc: Float64Array[] | null;
+  readonly #cnt: Float64Array[] | null;
+  readonly #mean: Float64Array[] | null;
+  readonly #incr: Uint8Array[] | null;
+
+  constructor(node: Extract<VNode, { k: "agg" }>, ctx: Ctx) {
+    this.#node = node;
+    this.#ctx = ctx;
+    this.#grouping = new Set(node.grouping);
+    this.#without = node.without ? new Set([...node.grouping, ...ctx.meta]) : null;
+    const op = node.op;
+    this.#kc = (op === "sum" && ctx.v3) || op === "avg" ? [] : null;
+    this.#cnt = op === "avg" ? [] : null;
+    this.#mean = op === "avg" ? [] : null;
+    this.#incr = op === "avg" && ctx.v3 ? [] : null;
+  }
+
+  /** The group of a label set, its arrays made when it is first seen. */
+  #group(ls: LSet): number {
+    const node = this.#node;
+    const g = this.#without !== null
+      ? lsetEdit(ls, this.#without, null, null)
       : node.grouping.length > 0
-      ? lsetEdit(ls, null, grouping, null)
+      ? lsetEdit(ls, null, this.#grouping, null)
       : NO_LABELS;
-  const groupIndex = new Map<string, number>();
-  const groupLabels: LSet[] = [];
-  const seriesGroup = new Int32Array(input.length);
-  for (let i = 0; i < input.length; i++) {
-    const g = groupOf(input[i]!.ls);
-    let gi = groupIndex.get(g.key);
-    if (gi === undefined) {
-      gi = groupLabels.length;
-      groupIndex.set(g.key, gi);
-      groupLabels.push(g);
-    }
-    seriesGroup[i] = gi;
+    let gi = this.#groupIndex.get(g.key);
+    if (gi !== undefined) return gi;
+    gi = this.#groupLabels.length;
+    this.#groupIndex.set(g.key, gi);
+    this.#groupLabels.push(g);
+    const slabs = this.#ctx.slabs;
+    this.#value.push(slabs.values());
+    this.#seen.push(slabs.present());
+    this.#kc?.push(slabs.values());
+    this.#cnt?.push(slabs.values());
+    this.#mean?.push(slabs.values());
+    this.#incr?.push(slabs.present());
+    return gi;
   }
-  const G = groupLabels.length;
-  const op = node.op;
-  // Each group accumulates straight into its result arrays (`value`; `seen` is
-  // its presence); the helpers only where the operator needs them.
-  const scratch = new StepArrays(n, ctx.pool);
-  const value: Float64Array[] = new Array(G);
-  const seen: Uint8Array[] = new Array(G);
-  for (let g = 0; g < G; g++) {
-    value[g] = ctx.slabs.values();
-    seen[g] = ctx.slabs.present();
-  }
-  const perGroup = (need: boolean): Float64Array[] | null =>
-    need ? Array.from({ length: G }, () => scratch.values()) : null;
-  const kc = perGroup((op === "sum" && v3) || op === "avg");
-  const cnt = perGroup(op === "avg");
-  const mean = perGroup(op === "avg");
-  const incr = op === "avg" && v3 ? Array.from({ length: G }, () => scratch.present()) : null;
-  for (let i = 0; i < input.length; i++) {
-    const { v, p } = input[i]!;
-    const g = seriesGroup[i]!;
-    const val = value[g]!, sn = seen[g]!;
+
+  /** Adds one input series (its arrays are only read during the call). */
+  add(ls: LSet, v: Float64Array, p: Uint8Array): void {
+    const { n, v3 } = this.#ctx;
+    const op = this.#node.op;
+    const g = this.#group(ls);
+    const kc = this.#kc, cnt = this.#cnt, mean = this.#mean, incr = this.#incr;
+    const val = this.#value[g]!, sn = this.#seen[g]!;
     switch (op) {
       case "sum":
         if (v3) {
@@ -2253,27 +2371,36 @@ function evalAggregation(node: Extract<VNode, { k: "agg" }>, ctx: Ctx): VSeries[
       }
     }
   }
-  const out: VSeries[] = [];
-  for (let g = 0; g < G; g++) {
-    const val = value[g]!, sn = seen[g]!;
-    let any = false;
-    for (let s = 0; s < n; s++) {
-      if (sn[s] === 0) continue;
-      any = true;
-      switch (op) {
-        case "sum":
-          if (v3) val[s] = val[s]! + kc![g]![s]!;
-          break;
-        case "avg":
-          if (!v3) val[s] = mean![g]![s]!;
-          else if (incr![g]![s] === 1) val[s] = mean![g]![s]! + kc![g]![s]!;
-          else val[s] = val[s]! / cnt![g]![s]! + kc![g]![s]! / cnt![g]![s]!;
-          break;
+
+  /** The groups' series, in the order their first input came; the helper arrays are given back. */
+  finish(): VSeries[] {
+    const { n, v3 } = this.#ctx;
+    const op = this.#node.op;
+    const kc = this.#kc, cnt = this.#cnt, mean = this.#mean, incr = this.#incr;
+    const out: VSeries[] = [];
+    for (let g = 0; g < this.#groupLabels.length; g++) {
+      const val = this.#value[g]!, sn = this.#seen[g]!;
+      let any = false;
+      for (let s = 0; s < n; s++) {
+        if (sn[s] === 0) continue;
+        any = true;
+        switch (op) {
+          case "sum":
+            if (v3) val[s] = val[s]! + kc![g]![s]!;
+            break;
+          case "avg":
+            if (!v3) val[s] = mean![g]![s]!;
+            else if (incr![g]![s] === 1) val[s] = mean![g]![s]! + kc![g]![s]!;
+            else val[s] = val[s]! / cnt![g]![s]! + kc![g]![s]! / cnt![g]![s]!;
+            break;
+        }
       }
+      if (any) out.push({ ls: this.#groupLabels[g]!, v: val, p: sn });
+      else this.#ctx.slabs.reuse([val], [sn]);
     }
-    if (any) out.push({ ls: groupLabels[g]!, v: val, p: sn });
+    this.#ctx.slabs.reuse([...(kc ?? []), ...(cnt ?? []), ...(mean ?? [])], incr ?? []);
+    return out;
   }
-  return out;
 }
 
 /** Per-step "any series present" of a vector. */
@@ -2428,6 +2555,8 @@ function evalVectorBinop(node: Extract<VNode, { k: "vv" }>, ctx: Ctx): VSeries[]
     }
   }
   err.raise(ctx);
+  // The result's arrays are its own: both sides' go back to the slabs.
+  reuseArrays(ctx, lhsAll, rhsAll);
   return out;
 }
 
@@ -2516,6 +2645,8 @@ function evalSetOp(node: Extract<VNode, { k: "set" }>, ctx: Ctx): VSeries[] {
     );
     if (m !== null) out.push(m);
   }
+  // `and`/`unless` keep the left side's values; nothing reads the right side any more.
+  reuseArrays(ctx, rhs);
   return out;
 }
 
