@@ -49,7 +49,6 @@ import {
   type RawSeries,
   type SelectorNeed,
   SlabPool,
-  StepArrays,
 } from "./local_eval.ts";
 import { fetchRaw, type RawStore, type RemoteReader } from "./raw_fetch.ts";
 import { compareHourSeries, counterResetClusters, type SelfCheckRotation } from "./self_check.ts";
@@ -532,7 +531,7 @@ export async function collectHoursBatch(
         }
       }
     } finally {
-      // The batch's raw samples and kept results go now, before the next batch is fetched.
+      // The batch's raw samples go now, before the next batch is fetched.
       fetched.release?.();
     }
     if (stopped.size === members.length) return out;
@@ -700,7 +699,7 @@ interface SpanFetched {
    * in, dropping the previous run's); call before reading an hour.
    */
   readonly prepare?: (hour: number) => Promise<void>;
-  /** Local mode: frees the raw samples and kept results at once; call when no hour is read any more. */
+  /** Local mode: frees the raw samples at once; call when no hour is read any more. */
   readonly release?: () => void;
 }
 
@@ -810,6 +809,8 @@ const LOCAL_EVAL_HOURS = 6;
  * which a longer run shares (a 12-hour batch in 6-hour runs: +3.5 s of wall).
  */
 const ROS_EVAL_HOURS = 12;
+/** Bytes of a slab of ROS evaluation's intermediate arrays (48 points of 1,000 series take 432 kB). */
+const ROS_SLAB_BYTES = 1 << 20;
 
 /**
  * Local mode, one hour range of a batch: the raw samples of every selector the
@@ -930,7 +931,7 @@ async function fetchLocalSpan(
     options.signal,
   );
   const store = fetched.raw;
-  /** What this range holds until it is released: raw stores, pools of kept results. */
+  /** What this range holds until it is released: its raw stores. */
   const owned: { release(): void }[] = store ? [store] : [];
   const rawOf = (key: string) => store?.series(key) ?? [];
   const evaluateRun = (list: readonly CompiledCost[], run: readonly number[]) =>
@@ -1268,7 +1269,7 @@ interface LocalRosInput {
     readonly startMs: number;
     readonly lastMs: number;
   };
-  /** The range's releasable memory: the ROS raw store and kept results are added here. */
+  /** The range's releasable memory: the ROS raw store is added here. */
   readonly owned: { release(): void }[];
 }
 
@@ -1311,7 +1312,7 @@ async function localRos(
     to: number,
   ): Fetch<RosSamplesOf> | null => {
     try {
-      return evaluateRos(options, list, rawOf, route, who, day, from, to, input.owned);
+      return evaluateRos(options, list, rawOf, route, who, day, from, to);
     } catch (error) {
       if (!(error instanceof BridgeError && error.code === "local_eval")) throw error;
       addServerQueries(report, [{ query: "ros", reason: error.message }]);
@@ -1452,18 +1453,15 @@ function evaluateRos(
   day: string,
   first: number,
   last: number,
-  owned?: { release(): void }[],
 ): Fetch<RosSamplesOf> {
   const local = options.local!;
   const hours = formatHours(day, first, last);
   const seriesOf = perCluster(() => new Map<string, RosEntry>());
   const planOf = new Map<string, SentRosQuery>(compiled.map((c) => [c.p.query.name, c.p]));
-  // Intermediate arrays are recycled from query to query; the results kept for the run are copied out.
-  const pool = new SlabPool();
-  // The results, kept until the range is released (or collected with the run).
-  const kept = new SlabPool();
-  owned?.push(kept);
-  let keep: StepArrays | null = null;
+  // Intermediate arrays are recycled from query to query; each query's results are copied out
+  // into two arrays of their own, its series at offsets in them (no view objects per series).
+  // At 4 points an hour a series' arrays are small: smaller slabs than the cost runs' suffice.
+  const pool = new SlabPool(ROS_SLAB_BYTES);
   try {
     for (const { p, q } of compiled) {
       options.signal?.throwIfAborted();
@@ -1478,17 +1476,19 @@ function evaluateRos(
         semantics: local.semantics,
         pool,
       });
-      for (const s of result) {
+      const steps = result[0]?.values.length ?? 0;
+      const value = new Float64Array(result.length * steps);
+      const present = new Uint8Array(result.length * steps);
+      for (let i = 0; i < result.length; i++) {
+        const s = result[i]!;
         const { clusterId, metric, key } = route(s.metric, p.stripClusterLabel ?? false, ctx);
         const series = seriesOf(clusterId, name);
         if (series.has(key)) {
           throw new BridgeError("local_eval", `${name}: series ${showLabels(metric)} twice`);
         }
-        keep ??= new StepArrays(s.values.length, kept);
-        const value = keep.values(), present = keep.present();
-        value.set(s.values);
-        present.set(s.present);
-        series.set(key, { metric, value, present });
+        value.set(s.values, i * steps);
+        present.set(s.present, i * steps);
+        series.set(key, { metric, value, present, at: i * steps });
       }
     }
   } finally {
@@ -1995,6 +1995,7 @@ function rosBatchTasks(
             metric,
             value: new Array<number>(span * 4).fill(0),
             present: new Array<boolean>(span * 4).fill(false),
+            at: 0,
           };
           for (let i = 0; i < slots.length; i++) {
             entry.value[slots[i]!] = values[i]!;
@@ -2013,11 +2014,16 @@ function rosBatchTasks(
   return { tasks, result: rosResult(seriesOf, planOf, first) };
 }
 
-/** One ROS series: its value at each window end of the batch, and which ends have a point. */
+/**
+ * One ROS series: its value at each window end of the batch, and which ends
+ * have a point, from index `at` of `value` and `present` (arrays that the
+ * series of one query may share).
+ */
 interface RosEntry {
   readonly metric: Labels;
   readonly value: ArrayLike<number>;
   readonly present: ArrayLike<boolean | number>;
+  readonly at: number;
 }
 
 /** Each cluster's ROS samples per hour and window, from its series in answer order. */
@@ -2033,8 +2039,8 @@ function rosResult(
       const byQuery = new Map<string, RosSample[]>();
       for (const [name, entries] of ordered) {
         const list: RosSample[] = [];
-        for (const { metric, value, present } of entries) {
-          if (present[slot]) list.push({ metric, value: sampleText(value[slot]!) });
+        for (const { metric, value, present, at } of entries) {
+          if (present[at + slot]) list.push({ metric, value: sampleText(value[at + slot]!) });
         }
         byQuery.set(name, list);
       }
