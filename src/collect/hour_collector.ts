@@ -984,7 +984,7 @@ async function fetchLocalSpan(
     const lists = mine.byHour.get(pick.hour)!;
     for (const id of ids) {
       if (excluded.has(id)) continue;
-      const ours = inAnswerOrder(lists(id, p.query.name), p.stripClusterLabel ?? false);
+      const ours = inAnswerOrder(lists(id, p.query.name).series(), p.stripClusterLabel ?? false);
       const theirs = check.fetch.result(id, [p])(pick.hour).get(p.query.name) ?? [];
       const diff = compareHourSeries(ours, theirs, p.query.value?.reduction ?? null);
       if (diff !== null) {
@@ -1031,7 +1031,10 @@ async function fetchLocalSpan(
       const name = p.query.name;
       if (localNames.has(name) && isLocal(name, hour)) {
         if (!lists) throw new RangeError(`fetchLocalSpan: hour ${hour} was not evaluated`);
-        byQuery.set(name, inAnswerOrder(lists(clusterId, name), p.stripClusterLabel ?? false));
+        byQuery.set(
+          name,
+          inAnswerOrder(lists(clusterId, name).series(), p.stripClusterLabel ?? false),
+        );
       } else {
         let list: HourSeries | undefined;
         for (const f of fromServer) list ??= f.get(clusterId, name, hour);
@@ -1083,7 +1086,35 @@ type CompiledCost = { readonly p: SentQuery; readonly q: LocalQuery };
 /** A query the evaluator refused at run time, and why. */
 type Refused = { readonly p: SentQuery; readonly reason: string };
 /** A run's series: per hour, per cluster, per query, in evaluation (label) order. */
-type RunSeries = Map<number, (clusterId: string, query: string) => HourSeries>;
+type RunSeries = Map<number, (clusterId: string, query: string) => HourColumns>;
+
+/**
+ * One query's reduced series of one hour and cluster, column by column: a
+ * run holds tens of thousands of them, and three arrays cost a fraction of an
+ * object, a `Reduced` object and a boxed number per series. The series
+ * objects are made when the hour is read.
+ */
+class HourColumns {
+  readonly #metrics: Labels[] = [];
+  readonly #values: number[] = [];
+  /** Samples per series; −1 where the query has no reduction. */
+  readonly #counts: number[] = [];
+
+  /** Appends a series. */
+  push(metric: Labels, reduced: Reduced | null): void {
+    this.#metrics.push(metric);
+    this.#values.push(reduced?.value ?? 0);
+    this.#counts.push(reduced?.n ?? -1);
+  }
+
+  /** The series, in the order they were pushed. */
+  series(): HourSeries {
+    return this.#metrics.map((metric, i) => ({
+      metric,
+      reduced: this.#counts[i]! < 0 ? null : { value: this.#values[i]!, n: this.#counts[i]! },
+    }));
+  }
+}
 
 /** Server answers for some queries from hour `from` on: each cluster's, looked up by hour. */
 interface ServerPart {
@@ -1126,7 +1157,7 @@ function evaluateCostRun(
 ): { byHour: RunSeries; refused: Refused[] } {
   const local = options.local!;
   const hours = formatHours(day, run[0]!, run.at(-1)!);
-  const byHour: RunSeries = new Map(run.map((h) => [h, perCluster<HourSeries>(() => [])]));
+  const byHour: RunSeries = new Map(run.map((h) => [h, perCluster(() => new HourColumns())]));
   const refused: Refused[] = [];
   const values: number[] = [];
   const from = hourStartSeconds(day, run[0]!) * 1000;
@@ -1139,9 +1170,9 @@ function evaluateCostRun(
       const name = p.query.name;
       const ctx: AnswerContext = { queryId: name, clusterId: who, hours };
       const reduction = p.query.value?.reduction ?? null;
-      const rows: { hour: number; clusterId: string; series: HourSeries[number] }[] = [];
+      let result: ReturnType<typeof evaluateRange>;
       try {
-        const result = evaluateRange(q, rawOf, {
+        result = evaluateRange(q, rawOf, {
           startMs: from,
           endMs: from + run.length * HOUR_MS - LOCAL_STEP_MS,
           stepMs: LOCAL_STEP_MS,
@@ -1149,26 +1180,6 @@ function evaluateCostRun(
           semantics: local.semantics,
           pool,
         });
-        for (const s of result) {
-          let routed: ReturnType<Route> | null = null;
-          for (let h = 0; h < run.length; h++) {
-            values.length = 0;
-            const end = (h + 1) * STEPS_PER_HOUR;
-            for (let k = h * STEPS_PER_HOUR; k < end; k++) {
-              if (s.present[k]) values.push(s.values[k]!);
-            }
-            if (values.length === 0) continue;
-            routed ??= route(s.metric, p.stripClusterLabel ?? false, ctx);
-            rows.push({
-              hour: run[h]!,
-              clusterId: routed.clusterId,
-              series: {
-                metric: routed.metric,
-                reduced: reduction ? reduceValues(values, reduction) : null,
-              },
-            });
-          }
-        }
       } catch (error) {
         if (error instanceof BridgeError && error.code === "local_eval") {
           refused.push({ p, reason: error.message });
@@ -1176,7 +1187,22 @@ function evaluateCostRun(
         }
         throw error;
       }
-      for (const r of rows) byHour.get(r.hour)!(r.clusterId, name).push(r.series);
+      for (const s of result) {
+        let routed: ReturnType<Route> | null = null;
+        for (let h = 0; h < run.length; h++) {
+          values.length = 0;
+          const end = (h + 1) * STEPS_PER_HOUR;
+          for (let k = h * STEPS_PER_HOUR; k < end; k++) {
+            if (s.present[k]) values.push(s.values[k]!);
+          }
+          if (values.length === 0) continue;
+          routed ??= route(s.metric, p.stripClusterLabel ?? false, ctx);
+          byHour.get(run[h]!)!(routed.clusterId, name).push(
+            routed.metric,
+            reduction ? reduceValues(values, reduction) : null,
+          );
+        }
+      }
     }
   } finally {
     pool.release();
