@@ -1358,14 +1358,24 @@ interface Ctx {
   readonly subqueryStepMs: number;
   /** Subquery results on this grid, by subquery text, range, offset and step (`or` branches repeat them). */
   readonly subCache: Map<string, RawPrepared[]>;
+  /** Scratch for the counter resets of the series a range function is reading. */
+  readonly resets: number[];
 }
 
-interface RawPrepared {
-  readonly ls: LSet;
-  readonly t: Float64Array;
-  readonly v: Float64Array;
-  /** Indices i ≥ 1 with v[i] < v[i-1] (counter resets), ascending. */
-  resets: Int32Array | null;
+/**
+ * A raw series as the evaluator reads it: its label set, with its samples.
+ * One object per raw series (shared by every selector key that lists it),
+ * not a label set and a wrapper: a batch holds tens of thousands of them.
+ */
+class RawPrepared extends LSet {
+  constructor(
+    names: readonly string[],
+    values: readonly string[],
+    readonly t: Float64Array,
+    readonly v: Float64Array,
+  ) {
+    super(names, values);
+  }
 }
 
 /**
@@ -1603,6 +1613,7 @@ export function evaluateRange(
     expr: query.expr,
     subqueryStepMs,
     subCache: new Map(),
+    resets: [],
   };
   if (root.type === "scalar") {
     const values = evalScalar(root.node, ctx);
@@ -1669,8 +1680,8 @@ function evalVector(node: VNode, ctx: Ctx): VSeries[] {
 
 /** Prepared raw series, per array returned by the raw lookup (kept while the caller keeps the array). */
 const PREPARED = new WeakMap<readonly RawSeries[], RawPrepared[]>();
-/** Parsed label sets of raw series. */
-const RAW_LSETS = new WeakMap<RawSeries, LSet>();
+/** Raw series as the evaluator reads them, label sets parsed. */
+const RAW_PREPARED = new WeakMap<RawSeries, RawPrepared>();
 
 /** The raw series of a key, label sets parsed, sorted in storage (label) order, duplicates merged. */
 function rawSeries(ctx: Ctx, key: string): RawPrepared[] {
@@ -1689,27 +1700,28 @@ function rawSeries(ctx: Ctx, key: string): RawPrepared[] {
         `Raw series of ${key} has ${r.t.length} timestamps but ${r.v.length} values`,
       );
     }
-    let ls = RAW_LSETS.get(r);
-    if (ls === undefined) {
-      ls = r.names !== undefined && r.values !== undefined
-        ? new LSet(r.names, r.values)
+    let item = RAW_PREPARED.get(r);
+    if (item === undefined) {
+      const ls = r.names !== undefined && r.values !== undefined
+        ? { names: r.names, values: r.values }
         : lsetFromLabels(r.metric);
-      RAW_LSETS.set(r, ls);
+      item = new RawPrepared(ls.names, ls.values, r.t, r.v);
+      RAW_PREPARED.set(r, item);
     }
-    items.push({ ls, t: r.t, v: r.v, resets: null });
+    items.push(item);
   }
   let sorted = true;
   for (let i = 1; i < items.length && sorted; i++) {
-    sorted = compareLSets(items[i - 1]!.ls, items[i]!.ls) < 0;
+    sorted = compareLSets(items[i - 1]!, items[i]!) < 0;
   }
   let out = items;
   if (!sorted) {
     // A stable sort: series with equal label sets end up side by side, in the order given.
-    items.sort((a, b) => compareLSets(a.ls, b.ls));
+    items.sort(compareLSets);
     out = [];
     for (const item of items) {
       const prior = out[out.length - 1];
-      if (prior === undefined || compareLSets(prior.ls, item.ls) !== 0) {
+      if (prior === undefined || compareLSets(prior, item) !== 0) {
         out.push(item);
         continue;
       }
@@ -1725,12 +1737,12 @@ function rawSeries(ctx: Ctx, key: string): RawPrepared[] {
         t.push(pt);
         v.push(pv);
       }
-      out[out.length - 1] = {
-        ls: prior.ls,
-        t: Float64Array.from(t),
-        v: Float64Array.from(v),
-        resets: null,
-      };
+      out[out.length - 1] = new RawPrepared(
+        prior.names,
+        prior.values,
+        Float64Array.from(t),
+        Float64Array.from(v),
+      );
     }
   }
   PREPARED.set(list, out);
@@ -1793,7 +1805,7 @@ function eachSelected(
       values[s] = v[j - 1]!;
       present![s] = 1;
     }
-    if (values !== null) emit(r.ls, values, present!);
+    if (values !== null) emit(r, values, present!);
   }
 }
 
@@ -1840,8 +1852,8 @@ function rangeResultsDistinct(node: Extract<VNode, { k: "range" }>, ctx: Ctx): b
   if (node.fn === "last_over_time") return true; // keeps every label
   const list = rawSeries(ctx, node.key);
   for (const name of ctx.meta) {
-    const first = list.length > 0 ? lsetGet(list[0]!.ls, name) : "";
-    for (const r of list) if (lsetGet(r.ls, name) !== first) return false;
+    const first = list.length > 0 ? lsetGet(list[0]!, name) : "";
+    for (const r of list) if (lsetGet(r, name) !== first) return false;
   }
   return true;
 }
@@ -1865,12 +1877,13 @@ function eachRangeResult(
   for (const r of inputs) {
     const { t, v } = r;
     const len = t.length;
-    if ((fn === "rate" || fn === "increase") && r.resets === null) {
-      const resets: number[] = [];
+    // Indices i ≥ 1 with v[i] < v[i-1] (counter resets), ascending; found again per evaluation
+    // rather than kept with every raw series of the batch.
+    const resets = ctx.resets;
+    resets.length = 0;
+    if (fn === "rate" || fn === "increase") {
       for (let i = 1; i < len; i++) if (v[i]! < v[i - 1]!) resets.push(i);
-      r.resets = Int32Array.from(resets);
     }
-    const resets = r.resets;
     let rp = 0;
     let lo = 0;
     let hi = 0;
@@ -1889,9 +1902,9 @@ function eachRangeResult(
         case "increase": {
           if (count < 2) continue;
           let result = v[hi - 1]! - v[lo]!;
-          while (rp < resets!.length && resets![rp]! <= lo) rp++;
-          for (let q = rp; q < resets!.length && resets![q]! < hi; q++) {
-            result += v[resets![q]! - 1]!;
+          while (rp < resets.length && resets[rp]! <= lo) rp++;
+          for (let q = rp; q < resets.length && resets[q]! < hi; q++) {
+            result += v[resets[q]! - 1]!;
           }
           value = extrapolate(
             result,
@@ -1953,7 +1966,7 @@ function eachRangeResult(
       present![s] = 1;
     }
     if (values !== null) {
-      emit(fn === "last_over_time" ? r.ls : lsetEdit(r.ls, ctx.meta, null, null), values, present!);
+      emit(fn === "last_over_time" ? r : lsetEdit(r, ctx.meta, null, null), values, present!);
     }
   }
 }
@@ -2027,7 +2040,7 @@ function subquerySeries(
       v[j] = s.v[k]!;
       j++;
     }
-    out.push({ ls: s.ls, t, v, resets: null });
+    out.push(new RawPrepared(s.ls.names, s.ls.values, t, v));
   }
   ctx.subCache.set(cacheKey, out);
   return out;
