@@ -25,6 +25,8 @@ interface RunResult {
   summary: {
     ok: boolean;
     queries: number;
+    /** Batches that failed and were collected again cluster by cluster. */
+    batching: { fallbacks: unknown[] };
     local?: {
       semantics: string;
       rawRead: string;
@@ -97,12 +99,15 @@ Deno.test({
       const csvs = new Map<string, Uint8Array>();
       const checked = new Map<string, number>();
       const local = { checks: 0, mismatches: 0 };
-      // local: raw samples by remote read (auto, on Prometheus); local-query: by instant queries.
-      for (const mode of ["client", "server", "local", "local-query"] as const) {
+      // local: raw samples by remote read (auto, on Prometheus); local-query: by instant queries;
+      // local-day: one 24-hour batch (two ROS runs, its raw samples released after the second).
+      const modes = ["client", "server", "local", "local-query", "local-day"] as const;
+      for (const mode of modes) {
         const run = await collect(url, ids, [
           "--reduce",
-          mode === "local-query" ? "local" : mode,
+          mode.startsWith("local") ? "local" : mode,
           ...(mode === "local-query" ? ["--raw-read", "query"] : []),
+          ...(mode === "local-day" ? ["--batch-hours", "24"] : []),
           "--out",
           `${work}/out-${mode}`,
           "--state",
@@ -110,15 +115,16 @@ Deno.test({
         ]);
         assert.equal(run.code, 0, run.stderr);
         assert.ok(run.summary.ok);
-        if (mode === "local" || mode === "local-query") {
+        assert.deepEqual(run.summary.batching.fallbacks, [], `${mode}: no batch fell back`);
+        if (mode.startsWith("local")) {
           const l = run.summary.local!;
           assert.equal(l.semantics, "prometheus2", "Debian's Prometheus 2.42, from its build info");
           assert.equal(
             l.rawRead,
-            mode === "local" ? "remote read" : "instant queries (--raw-read query)",
+            mode === "local-query" ? "instant queries (--raw-read query)" : "remote read",
           );
           assert.deepEqual(l.serverQueries, [], "every cost query evaluated here");
-          local.checks = Math.min(local.checks || l.checks, l.checks);
+          if (mode !== "local-day") local.checks = Math.min(local.checks || l.checks, l.checks);
           local.mismatches += l.mismatches.length;
         }
         for (const { clusterId, days: [c] } of run.summary.clusters) {
@@ -135,7 +141,7 @@ Deno.test({
       let compared = 0;
       for (const [key, clientBytes] of csvs) {
         if (!key.startsWith("client/") || key.endsWith("/manifest.json")) continue; // date differs
-        for (const other of ["server", "local", "local-query"]) {
+        for (const other of modes.slice(1)) {
           const bytes = csvs.get(key.replace(/^client\//, `${other}/`));
           assert.ok(bytes, `${other} payload has ${key}`);
           assert.deepEqual(bytes, clientBytes, `${key}: ${other} and client CSVs are identical`);

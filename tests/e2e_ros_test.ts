@@ -4,8 +4,8 @@
  * ROS-opted-in namespaces, throttled containers and accelerator metrics:
  *
  * - every cell of both ROS reports matches the independent oracle
- *   (tools/synth/ros_truth.ts), in both `--reduce` modes, and the two modes
- *   give byte-identical ROS CSVs; the manifest lists exactly the ROS members
+ *   (tools/synth/ros_truth.ts) in every `--reduce` mode (local also with one
+ *   24-hour batch, two ROS runs), and the modes give byte-identical ROS CSVs; the manifest lists exactly the ROS members
  *   under `resource_optimization_files` and koku's manifest rules pass;
  * - a day delivered hour by hour puts every 15-minute window into exactly one
  *   payload; a re-run ships nothing; a re-run into an empty sink rebuilds the
@@ -56,6 +56,8 @@ interface Summary {
   ok: boolean;
   queries: number;
   clusters: { clusterId: string; days: Day[] }[];
+  /** Batches that failed and were collected again cluster by cluster. */
+  batching: { fallbacks: unknown[] };
 }
 
 async function collect(hub: Hub, url: string, ids: string[], extra: string[]): Promise<Summary> {
@@ -121,7 +123,7 @@ async function withHub(fn: (url: string, hub: Hub, work: string) => Promise<void
 }
 
 Deno.test({
-  name: "e2e ROS: every cell matches the oracle in both reduce modes; windows ship once",
+  name: "e2e ROS: every cell matches the oracle in every reduce mode; windows ship once",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: () =>
@@ -137,16 +139,21 @@ Deno.test({
 
       const csvs = new Map<string, Uint8Array>();
       let checkedCells = 0;
-      for (const mode of ["client", "server"] as const) {
+      // local-day: one 24-hour batch, so two 12-hour ROS runs (the raw samples go after the second).
+      const modes = ["client", "server", "local", "local-day"] as const;
+      for (const mode of modes) {
         const run = await collect(hub, url, ids, [
           "--reduce",
-          mode,
+          mode === "local-day" ? "local" : mode,
+          ...(mode === "local-day" ? ["--batch-hours", "24"] : []),
           "--out",
           `${work}/out-${mode}`,
           "--state",
           `${work}/state-${mode}`,
         ]);
         assert.ok(run.ok);
+        // Not rescued by a retry: every batch's evaluation held up on its own.
+        assert.deepEqual(run.batching.fallbacks, [], `${mode}: no batch fell back`);
         for (const { clusterId, days: [d] } of run.clusters) {
           assert.equal(d!.hours, 24);
           const path = d!.refs[0]!.location;
@@ -190,7 +197,13 @@ Deno.test({
       let compared = 0;
       for (const [key, bytes] of csvs) {
         if (!key.startsWith("client/")) continue;
-        assert.deepEqual(csvs.get(key.replace(/^client\//, "server/")), bytes, key);
+        for (const other of modes.slice(1)) {
+          assert.deepEqual(
+            csvs.get(key.replace(/^client\//, `${other}/`)),
+            bytes,
+            `${other}: ${key}`,
+          );
+        }
         compared++;
       }
       assert.ok(compared >= 2, `ROS CSVs compared across modes: ${compared}`);

@@ -1071,9 +1071,11 @@ async function fetchLocalSpan(
     prepareRos = done.prepare;
     skipped += done.skipped;
   }
+  // ROS first: its raw samples are released once its last run is evaluated, before the cost
+  // run's evaluation adds its own series (the two stores' peaks do not stack).
   const prepare = async (hour: number) => {
-    await prepareCost(hour);
     await prepareRos?.(hour);
+    await prepareCost(hour);
   };
   const release = () => {
     for (const o of owned.splice(0)) o.release();
@@ -1376,6 +1378,7 @@ async function localRos(
     ],
     options.signal,
   );
+  const rosStore = store as RawStore | null; // set by the fetch task above
   if (store !== null) {
     const fetched: RawStore = store;
     input.owned.push(fetched);
@@ -1392,6 +1395,8 @@ async function localRos(
     const run = runs.find((r) => r.includes(hour))!;
     current = null; // the previous run's series go before the next run is evaluated
     const rest = evaluate(compiled.rest, run[0]!, run.at(-1)!);
+    // Hours come in order: after the last run, nothing reads the ROS raw samples.
+    if (run === runs.at(-1)) rosStore?.release();
     if (rest) current = { run, result: rest.result };
     else fromServer = { from: run[0]!, rosOf: (await serverRos(run[0]!)).rosOf! };
   };
