@@ -1838,6 +1838,8 @@ function isInf(x: number): boolean {
 function evalRangeFn(node: Extract<VNode, { k: "range" }>, ctx: Ctx): VSeries[] {
   const out: VSeries[] = [];
   eachRangeResult(node, ctx, keepArrays(ctx), (ls, v, p) => out.push({ ls, v, p }));
+  // Distinct label sets need no check (and no key per series).
+  if (rangeResultsDistinct(node, ctx)) return out;
   // 2.x: any two result series with one label set fail the query; 3.x merges them unless they overlap.
   return ctx.v3 ? mergePerStep(out, ctx, node.text) : checkWhole(out, ctx, node.text);
 }
