@@ -809,8 +809,13 @@ const LOCAL_EVAL_HOURS = 6;
  * which a longer run shares (a 12-hour batch in 6-hour runs: +3.5 s of wall).
  */
 const ROS_EVAL_HOURS = 12;
-/** Bytes of a slab of ROS evaluation's intermediate arrays (48 points of 1,000 series take 432 kB). */
-const ROS_SLAB_BYTES = 1 << 20;
+/**
+ * Bytes of a slab of the evaluation pool that a range's cost and ROS queries
+ * share (a series takes 2,880 bytes at 360 points, 432 at 48): slabs are
+ * recycled from query to query and run to run, and freed with the range, so
+ * the arrays of one query kind do not come on top of the other's.
+ */
+const EVAL_SLAB_BYTES = 1 << 20;
 
 /**
  * Local mode, one hour range of a batch: the raw samples of every selector the
@@ -931,11 +936,14 @@ async function fetchLocalSpan(
     options.signal,
   );
   const store = fetched.raw;
-  /** What this range holds until it is released: its raw stores. */
+  /** What this range holds until it is released: its raw stores and evaluation pool. */
   const owned: { release(): void }[] = store ? [store] : [];
+  // Each query's result arrays are read (reduced, or copied) before the next query reuses them.
+  const pool = new SlabPool(EVAL_SLAB_BYTES);
+  owned.push(pool);
   const rawOf = (key: string) => store?.series(key) ?? [];
   const evaluateRun = (list: readonly CompiledCost[], run: readonly number[]) =>
-    evaluateCostRun(options, list, rawOf, route, who, day, run);
+    evaluateCostRun(options, list, rawOf, route, who, day, run, pool);
   /** Sends refused queries to the server from the first hour of `run` to the range's end. */
   const refuseFrom = async (refused: readonly Refused[], run: readonly number[]) => {
     for (const r of refused) {
@@ -1066,6 +1074,7 @@ async function fetchLocalSpan(
       clusterLabel,
       fetched: { store, rawOf, startMs, lastMs },
       owned,
+      pool,
     });
     rosOf = done.rosOf;
     prepareRos = done.prepare;
@@ -1156,6 +1165,7 @@ function evaluateCostRun(
   who: string,
   day: string,
   run: readonly number[],
+  pool: SlabPool,
 ): { byHour: RunSeries; refused: Refused[] } {
   const local = options.local!;
   const hours = formatHours(day, run[0]!, run.at(-1)!);
@@ -1163,51 +1173,45 @@ function evaluateCostRun(
   const refused: Refused[] = [];
   const values: number[] = [];
   const from = hourStartSeconds(day, run[0]!) * 1000;
-  // Each query's result arrays are read (reduced) before the next query reuses them.
-  const pool = new SlabPool();
-  try {
-    for (const { p, q } of list) {
-      pool.reset();
-      options.signal?.throwIfAborted();
-      const name = p.query.name;
-      const ctx: AnswerContext = { queryId: name, clusterId: who, hours };
-      const reduction = p.query.value?.reduction ?? null;
-      let result: ReturnType<typeof evaluateRange>;
-      try {
-        result = evaluateRange(q, rawOf, {
-          startMs: from,
-          endMs: from + run.length * HOUR_MS - LOCAL_STEP_MS,
-          stepMs: LOCAL_STEP_MS,
-          lookbackMs: local.lookbackMs,
-          semantics: local.semantics,
-          pool,
-        });
-      } catch (error) {
-        if (error instanceof BridgeError && error.code === "local_eval") {
-          refused.push({ p, reason: error.message });
-          continue;
-        }
-        throw error;
+  for (const { p, q } of list) {
+    pool.reset();
+    options.signal?.throwIfAborted();
+    const name = p.query.name;
+    const ctx: AnswerContext = { queryId: name, clusterId: who, hours };
+    const reduction = p.query.value?.reduction ?? null;
+    let result: ReturnType<typeof evaluateRange>;
+    try {
+      result = evaluateRange(q, rawOf, {
+        startMs: from,
+        endMs: from + run.length * HOUR_MS - LOCAL_STEP_MS,
+        stepMs: LOCAL_STEP_MS,
+        lookbackMs: local.lookbackMs,
+        semantics: local.semantics,
+        pool,
+      });
+    } catch (error) {
+      if (error instanceof BridgeError && error.code === "local_eval") {
+        refused.push({ p, reason: error.message });
+        continue;
       }
-      for (const s of result) {
-        let routed: ReturnType<Route> | null = null;
-        for (let h = 0; h < run.length; h++) {
-          values.length = 0;
-          const end = (h + 1) * STEPS_PER_HOUR;
-          for (let k = h * STEPS_PER_HOUR; k < end; k++) {
-            if (s.present[k]) values.push(s.values[k]!);
-          }
-          if (values.length === 0) continue;
-          routed ??= route(s.metric, p.stripClusterLabel ?? false, ctx);
-          byHour.get(run[h]!)!(routed.clusterId, name).push(
-            routed.metric,
-            reduction ? reduceValues(values, reduction) : null,
-          );
+      throw error;
+    }
+    for (const s of result) {
+      let routed: ReturnType<Route> | null = null;
+      for (let h = 0; h < run.length; h++) {
+        values.length = 0;
+        const end = (h + 1) * STEPS_PER_HOUR;
+        for (let k = h * STEPS_PER_HOUR; k < end; k++) {
+          if (s.present[k]) values.push(s.values[k]!);
         }
+        if (values.length === 0) continue;
+        routed ??= route(s.metric, p.stripClusterLabel ?? false, ctx);
+        byHour.get(run[h]!)!(routed.clusterId, name).push(
+          routed.metric,
+          reduction ? reduceValues(values, reduction) : null,
+        );
       }
     }
-  } finally {
-    pool.release();
   }
   return { byHour, refused };
 }
@@ -1299,6 +1303,8 @@ interface LocalRosInput {
   };
   /** The range's releasable memory: the ROS raw store is added here. */
   readonly owned: { release(): void }[];
+  /** The range's evaluation pool, shared with its cost queries. */
+  readonly pool: SlabPool;
 }
 
 /**
@@ -1340,7 +1346,7 @@ async function localRos(
     to: number,
   ): Fetch<RosSamplesOf> | null => {
     try {
-      return evaluateRos(options, list, rawOf, route, who, day, from, to);
+      return evaluateRos(options, list, rawOf, route, who, day, from, to, input.pool);
     } catch (error) {
       if (!(error instanceof BridgeError && error.code === "local_eval")) throw error;
       addServerQueries(report, [{ query: "ros", reason: error.message }]);
@@ -1484,6 +1490,7 @@ function evaluateRos(
   day: string,
   first: number,
   last: number,
+  pool: SlabPool,
 ): Fetch<RosSamplesOf> {
   const local = options.local!;
   const hours = formatHours(day, first, last);
@@ -1491,39 +1498,33 @@ function evaluateRos(
   const planOf = new Map<string, SentRosQuery>(compiled.map((c) => [c.p.query.name, c.p]));
   // Intermediate arrays are recycled from query to query; each query's results are copied out
   // into two arrays of their own, its series at offsets in them (no view objects per series).
-  // At 4 points an hour a series' arrays are small: smaller slabs than the cost runs' suffice.
-  const pool = new SlabPool(ROS_SLAB_BYTES);
-  try {
-    for (const { p, q } of compiled) {
-      options.signal?.throwIfAborted();
-      pool.reset();
-      const name = p.query.name;
-      const ctx: AnswerContext = { queryId: name, clusterId: who, hours };
-      const result = evaluateRange(q, rawOf, {
-        startMs: (hourStartSeconds(day, first) + ROS_STEP) * 1000,
-        endMs: (hourStartSeconds(day, last) + 3600) * 1000,
-        stepMs: ROS_STEP * 1000,
-        lookbackMs: local.lookbackMs,
-        semantics: local.semantics,
-        pool,
-      });
-      const steps = result[0]?.values.length ?? 0;
-      const value = new Float64Array(result.length * steps);
-      const present = new Uint8Array(result.length * steps);
-      for (let i = 0; i < result.length; i++) {
-        const s = result[i]!;
-        const { clusterId, metric, key } = route(s.metric, p.stripClusterLabel ?? false, ctx);
-        const series = seriesOf(clusterId, name);
-        if (series.has(key)) {
-          throw new BridgeError("local_eval", `${name}: series ${showLabels(metric)} twice`);
-        }
-        value.set(s.values, i * steps);
-        present.set(s.present, i * steps);
-        series.set(key, { metric, value, present, at: i * steps });
+  for (const { p, q } of compiled) {
+    options.signal?.throwIfAborted();
+    pool.reset();
+    const name = p.query.name;
+    const ctx: AnswerContext = { queryId: name, clusterId: who, hours };
+    const result = evaluateRange(q, rawOf, {
+      startMs: (hourStartSeconds(day, first) + ROS_STEP) * 1000,
+      endMs: (hourStartSeconds(day, last) + 3600) * 1000,
+      stepMs: ROS_STEP * 1000,
+      lookbackMs: local.lookbackMs,
+      semantics: local.semantics,
+      pool,
+    });
+    const steps = result[0]?.values.length ?? 0;
+    const value = new Float64Array(result.length * steps);
+    const present = new Uint8Array(result.length * steps);
+    for (let i = 0; i < result.length; i++) {
+      const s = result[i]!;
+      const { clusterId, metric, key } = route(s.metric, p.stripClusterLabel ?? false, ctx);
+      const series = seriesOf(clusterId, name);
+      if (series.has(key)) {
+        throw new BridgeError("local_eval", `${name}: series ${showLabels(metric)} twice`);
       }
+      value.set(s.values, i * steps);
+      present.set(s.present, i * steps);
+      series.set(key, { metric, value, present, at: i * steps });
     }
-  } finally {
-    pool.release();
   }
   return { tasks: [], result: rosResult(seriesOf, planOf, first) };
 }
