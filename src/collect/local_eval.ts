@@ -2207,6 +2207,9 @@ function evalAggregation(node: Extract<VNode, { k: "agg" }>, ctx: Ctx): VSeries[
   if (expr.k === "sel") eachSelected(expr, ctx, scratchArrays(ctx), add);
   else if (expr.k === "range" && rangeResultsDistinct(expr, ctx)) {
     eachRangeResult(expr, ctx, scratchArrays(ctx), add);
+  } else if (expr.k === "vv" && streamedMany(expr, ctx) !== null) {
+    // So are a join's results when its 'many' side is read one series at a time.
+    eachBinopResult(expr, ctx, scratchArrays(ctx), add);
   } else {
     const input = evalVector(expr, ctx);
     for (const s of input) acc.add(s.ls, s.v, s.p);
@@ -2426,6 +2429,11 @@ function anyPresent(series: readonly VSeries[], n: number): Uint8Array {
 }
 
 function evalVectorBinop(node: Extract<VNode, { k: "vv" }>, ctx: Ctx): VSeries[] {
+  if (streamedMany(node, ctx) !== null) {
+    const out: VSeries[] = [];
+    eachBinopResult(node, ctx, keepArrays(ctx), (ls, v, p) => out.push({ ls, v, p }));
+    return out;
+  }
   const { n, meta } = ctx;
   const lhsAll = evalVector(node.lhs, ctx);
   const rhsAll = evalVector(node.rhs, ctx);
@@ -2434,41 +2442,9 @@ function evalVectorBinop(node: Extract<VNode, { k: "vv" }>, ctx: Ctx): VSeries[]
   const one = swap ? lhsAll : rhsAll;
   const manyAny = anyPresent(many, n);
   const oneAny = anyPresent(one, n);
-  const oneSide = swap ? "left" : "right";
   const err = new FirstError();
-
-  // The 'one' side by signature: which series is present at each step.
-  const sigWhich = new Map<string, Int32Array>();
-  const oneSig: string[] = [];
-  for (let i = 0; i < one.length; i++) {
-    const sig = signature(one[i]!.ls, node.matching, meta);
-    oneSig.push(sig);
-    let which = sigWhich.get(sig);
-    if (which === undefined) {
-      which = new Int32Array(n).fill(-1);
-      sigWhich.set(sig, which);
-    }
-    const p = one[i]!.p;
-    for (let s = 0; s < n; s++) {
-      if (p[s] === 0) continue;
-      if (which[s]! >= 0) {
-        if (manyAny[s] === 1 && err.wants(s, 0)) {
-          const a = lsetString(one[i]!.ls);
-          const b = lsetString(one[which[s]!]!.ls);
-          const [d1, d2] = ctx.v3 && compareUtf8(a, b) > 0 ? [b, a] : [a, b];
-          err.offer(
-            s,
-            0,
-            `${node.text}: found duplicate series for the match group ${
-              matchGroupString(one[i]!.ls, node.matching, meta)
-            } on the ${oneSide} hand-side of the operation: [${d1}, ${d2}];many-to-many matching not allowed: matching labels must be unique on one side`,
-          );
-        }
-        continue;
-      }
-      which[s] = i;
-    }
-  }
+  const { sigWhich, conflicts } = indexOneSide(one, node, ctx);
+  offerOneSideConflicts(err, conflicts, manyAny, one, node, ctx);
 
   const del = meta; // arithmetic drops the metric name (and 3.x type/unit)
   const keep = node.card === "one-to-one" && node.matching.on
@@ -2573,6 +2549,170 @@ function evalVectorBinop(node: Extract<VNode, { k: "vv" }>, ctx: Ctx): VSeries[]
   // The result's arrays are its own: both sides' go back to the slabs.
   reuseArrays(ctx, lhsAll, rhsAll);
   return out;
+}
+
+/**
+ * The 'one' side of a binary operator by join signature: which of its series
+ * is present at each step (the first, where two are), and for each step the
+ * first such pair (`conflicts[2s]`, `conflicts[2s + 1]`; null when there is
+ * none), which is an error wherever the 'many' side has a point.
+ */
+function indexOneSide(
+  one: readonly VSeries[],
+  node: Extract<VNode, { k: "vv" }>,
+  ctx: Ctx,
+): { sigWhich: Map<string, Int32Array>; conflicts: Int32Array | null } {
+  const { n, meta } = ctx;
+  const sigWhich = new Map<string, Int32Array>();
+  let conflicts: Int32Array | null = null;
+  for (let i = 0; i < one.length; i++) {
+    const sig = signature(one[i]!.ls, node.matching, meta);
+    let which = sigWhich.get(sig);
+    if (which === undefined) {
+      which = new Int32Array(n).fill(-1);
+      sigWhich.set(sig, which);
+    }
+    const p = one[i]!.p;
+    for (let s = 0; s < n; s++) {
+      if (p[s] === 0) continue;
+      if (which[s]! >= 0) {
+        conflicts ??= new Int32Array(2 * n).fill(-1);
+        if (conflicts[2 * s]! < 0) {
+          conflicts[2 * s] = i;
+          conflicts[2 * s + 1] = which[s]!;
+        }
+        continue;
+      }
+      which[s] = i;
+    }
+  }
+  return { sigWhich, conflicts };
+}
+
+/** Offers the 'one' side's duplicate error at every step where both it and the 'many' side have a point. */
+function offerOneSideConflicts(
+  err: FirstError,
+  conflicts: Int32Array | null,
+  manyAny: Uint8Array,
+  one: readonly VSeries[],
+  node: Extract<VNode, { k: "vv" }>,
+  ctx: Ctx,
+): void {
+  if (conflicts === null) return;
+  for (let s = 0; s < ctx.n; s++) {
+    const i = conflicts[2 * s]!;
+    if (i < 0 || manyAny[s] === 0 || !err.wants(s, 0)) continue;
+    const a = lsetString(one[i]!.ls);
+    const b = lsetString(one[conflicts[2 * s + 1]!]!.ls);
+    const [d1, d2] = ctx.v3 && compareUtf8(a, b) > 0 ? [b, a] : [a, b];
+    err.offer(
+      s,
+      0,
+      `${node.text}: found duplicate series for the match group ${
+        matchGroupString(one[i]!.ls, node.matching, ctx.meta)
+      } on the ${
+        node.card === "one-to-many" ? "left" : "right"
+      } hand-side of the operation: [${d1}, ${d2}];many-to-many matching not allowed: matching labels must be unique on one side`,
+    );
+  }
+}
+
+/**
+ * The 'many' side of a `group_left`/`group_right` operator when it can be
+ * read one series at a time ({@linkcode eachBinopResult}): a selector, or a
+ * range function over one, whose series stay distinct once the operator has
+ * dropped the metric name and set the copied labels — every such label has
+ * one value (or none) across the raw series. Then no two result series share
+ * a label set, and none of the checks needs the whole side. Null otherwise.
+ */
+function streamedMany(
+  node: Extract<VNode, { k: "vv" }>,
+  ctx: Ctx,
+): Extract<VNode, { k: "sel" | "range" }> | null {
+  if (node.card === "one-to-one") return null;
+  const many = node.card === "one-to-many" ? node.rhs : node.lhs;
+  if (many.k !== "sel" && !(many.k === "range" && many.sub === null)) return null;
+  const list = rawSeries(ctx, many.key);
+  for (const name of [...ctx.meta, ...node.include]) {
+    const first = list.length > 0 ? lsetGet(list[0]!, name) : "";
+    for (const r of list) if (lsetGet(r, name) !== first) return null;
+  }
+  return many;
+}
+
+/**
+ * The result series of a `group_left`/`group_right` operator whose 'many'
+ * side is streamed ({@linkcode streamedMany}), one at a time, in the order the
+ * whole-side evaluation makes them: the 'one' side is evaluated and indexed,
+ * then each 'many' series is joined as it is read, so that side is never held
+ * whole (inside an aggregation, neither is the result).
+ */
+function eachBinopResult(
+  node: Extract<VNode, { k: "vv" }>,
+  ctx: Ctx,
+  take: TakeArrays,
+  emit: EmitSeries,
+): void {
+  const { n, meta } = ctx;
+  const many = streamedMany(node, ctx)!;
+  const swap = node.card === "one-to-many";
+  const one = evalVector(swap ? node.lhs : node.rhs, ctx);
+  const { sigWhich, conflicts } = indexOneSide(one, node, ctx);
+  const manyAny = new Uint8Array(n);
+  // The copied labels' values per 'one' series, as a key: 'one' series with equal values give
+  // one result series per 'many' series, as the whole-side evaluation merges them.
+  const includeKey: (string | undefined)[] = [];
+  const includeOf = (r: number): string => {
+    let key = includeKey[r];
+    if (key === undefined) {
+      key = "";
+      for (const l of node.include) key += keyPart(l, lsetGet(one[r]!.ls, l));
+      includeKey[r] = key;
+    }
+    return key;
+  };
+  const keys: string[] = [];
+  const firstOf: number[] = [];
+  const read: EmitSeries = (ls, v, p) => {
+    for (let s = 0; s < n; s++) manyAny[s]! |= p[s]!;
+    const which = sigWhich.get(signature(ls, node.matching, meta));
+    if (which === undefined) return;
+    // The result series of this 'many' series, in the order of their first step.
+    keys.length = 0;
+    firstOf.length = 0;
+    for (let s = 0; s < n; s++) {
+      const r = which[s]!;
+      if (p[s] === 0 || r < 0) continue;
+      const key = node.include.length > 0 ? includeOf(r) : "";
+      if (!keys.includes(key)) {
+        keys.push(key);
+        firstOf.push(r);
+      }
+    }
+    for (let o = 0; o < keys.length; o++) {
+      const out = take();
+      for (let s = 0; s < n; s++) {
+        const r = which[s]!;
+        if (p[s] === 0 || r < 0) continue;
+        if (keys.length > 1 && includeOf(r) !== keys[o]) continue;
+        const rv = one[r]!.v[s]!;
+        out.v[s] = swap ? arith(node.op, rv, v[s]!) : arith(node.op, v[s]!, rv);
+        out.p[s] = 1;
+      }
+      let include: Map<string, string> | null = null;
+      if (node.include.length > 0) {
+        include = new Map();
+        for (const l of node.include) include.set(l, lsetGet(one[firstOf[o]!]!.ls, l));
+      }
+      emit(lsetEdit(ls, meta, null, include), out.v, out.p);
+    }
+  };
+  if (many.k === "sel") eachSelected(many, ctx, scratchArrays(ctx), read);
+  else eachRangeResult(many, ctx, scratchArrays(ctx), read);
+  const err = new FirstError();
+  offerOneSideConflicts(err, conflicts, manyAny, one, node, ctx);
+  err.raise(ctx);
+  reuseArrays(ctx, one);
 }
 
 function matchGroupString(ls: LSet, matching: Matching, meta: ReadonlySet<string>): string {
