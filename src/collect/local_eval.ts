@@ -1816,19 +1816,19 @@ function durationSeconds(ms: number): number {
   return sec + nsec / 1e9;
 }
 
-function kahanInc2(inc: number, sum: number, c: number): [number, number] {
-  const t = sum + inc;
-  if (Math.abs(sum) >= Math.abs(inc)) c += (sum - t) + inc;
-  else c += (inc - t) + sum;
-  return [t, c];
+/**
+ * The compensation after adding `inc` to `sum` (giving `t`) in Prometheus
+ * 2.x's Kahan-Neumaier summation (`kahanSumInc`). The new sum is `t` itself;
+ * callers keep both in locals (a function returning the pair would allocate
+ * an array per sample in the hottest loops).
+ */
+function kahanC2(inc: number, sum: number, t: number, c: number): number {
+  return Math.abs(sum) >= Math.abs(inc) ? c + ((sum - t) + inc) : c + ((inc - t) + sum);
 }
 
-function kahanInc3(inc: number, sum: number, c: number): [number, number] {
-  const t = sum + inc;
-  if (t > Number.MAX_VALUE || t < -Number.MAX_VALUE) c = 0;
-  else if (Math.abs(sum) >= Math.abs(inc)) c += (sum - t) + inc;
-  else c += (inc - t) + sum;
-  return [t, c];
+/** As {@linkcode kahanC2}, with 3.x's reset of the compensation when the sum overflows. */
+function kahanC3(inc: number, sum: number, t: number, c: number): number {
+  return t > Number.MAX_VALUE || t < -Number.MAX_VALUE ? 0 : kahanC2(inc, sum, t, c);
 }
 
 function isInf(x: number): boolean {
@@ -1870,107 +1870,128 @@ function eachRangeResult(
   take: TakeArrays,
   emit: EmitSeries,
 ): void {
+  const fn = node.fn;
+  const inputs = node.sub === null ? rawSeries(ctx, node.key) : subquerySeries(node, node.sub, ctx);
+  for (const r of inputs) {
+    const out = rangeSeries(node, ctx, r.t, r.v, take);
+    if (out !== null) {
+      emit(fn === "last_over_time" ? r : lsetEdit(r, ctx.meta, null, null), out.v, out.p);
+    }
+  }
+}
+
+/**
+ * One input series of a range function: its value at every step (arrays from
+ * `take`), or null when it has none. A function of its own, called once per
+ * series: the engine optimizes it as a whole, where the same loops inside the
+ * per-node function ran mostly in the interpreter (their on-stack replacement
+ * was thrown away at every loop exit), boxing every sample it read.
+ */
+function rangeSeries(
+  node: Extract<VNode, { k: "range" }>,
+  ctx: Ctx,
+  t: Float64Array,
+  v: Float64Array,
+  take: TakeArrays,
+): { v: Float64Array; p: Uint8Array } | null {
   const { n, ts, v3 } = ctx;
   const { fn, rangeMs, offsetMs } = node;
   const rangeSec = durationSeconds(rangeMs);
   // 2.x: [mint, maxt]; 3.x: (mint, maxt], i.e. [mint + 1, maxt] for whole-ms timestamps.
   const edge = v3 ? 1 : 0;
-  const inputs = node.sub === null ? rawSeries(ctx, node.key) : subquerySeries(node, node.sub, ctx);
-  for (const r of inputs) {
-    const { t, v } = r;
-    const len = t.length;
-    // Indices i ≥ 1 with v[i] < v[i-1] (counter resets), ascending; found again per evaluation
-    // rather than kept with every raw series of the batch.
-    const resets = ctx.resets;
-    resets.length = 0;
-    if (fn === "rate" || fn === "increase") {
-      for (let i = 1; i < len; i++) if (v[i]! < v[i - 1]!) resets.push(i);
-    }
-    let rp = 0;
-    let lo = 0;
-    let hi = 0;
-    let values: Float64Array | null = null;
-    let present: Uint8Array | null = null;
-    for (let s = 0; s < n; s++) {
-      const maxt = ts[s]! - offsetMs;
-      const mint = maxt - rangeMs;
-      while (hi < len && t[hi]! <= maxt) hi++;
-      while (lo < hi && t[lo]! < mint + edge) lo++;
-      const count = hi - lo;
-      if (count === 0) continue;
-      let value: number;
-      switch (fn) {
-        case "rate":
-        case "increase": {
-          if (count < 2) continue;
-          let result = v[hi - 1]! - v[lo]!;
-          while (rp < resets.length && resets[rp]! <= lo) rp++;
-          for (let q = rp; q < resets.length && resets[q]! < hi; q++) {
-            result += v[resets[q]! - 1]!;
-          }
-          value = extrapolate(
-            result,
-            t[lo]!,
-            t[hi - 1]!,
-            v[lo]!,
-            count,
-            mint,
-            maxt,
-            rangeSec,
-            fn === "rate",
-            v3,
-          );
-          break;
-        }
-        case "irate": {
-          if (count < 2) continue;
-          const last = v[hi - 1]!;
-          const prev = v[hi - 2]!;
-          const dt = t[hi - 1]! - t[hi - 2]!;
-          if (dt === 0) continue;
-          value = last < prev ? last : last - prev;
-          value /= dt / 1000;
-          break;
-        }
-        case "sum_over_time": {
-          let sum = 0;
-          let c = 0;
-          for (let i = lo; i < hi; i++) {
-            [sum, c] = v3 ? kahanInc3(v[i]!, sum, c) : kahanInc2(v[i]!, sum, c);
-          }
-          value = isInf(sum) ? sum : sum + c;
-          break;
-        }
-        case "avg_over_time":
-          value = v3 ? avgOverTime3(v, lo, hi) : avgOverTime2(v, lo, hi);
-          break;
-        case "max_over_time": {
-          let m = v[lo]!;
-          for (let i = lo; i < hi; i++) if (v[i]! > m || Number.isNaN(m)) m = v[i]!;
-          value = m;
-          break;
-        }
-        case "min_over_time": {
-          let m = v[lo]!;
-          for (let i = lo; i < hi; i++) if (v[i]! < m || Number.isNaN(m)) m = v[i]!;
-          value = m;
-          break;
-        }
-        case "count_over_time":
-          value = count;
-          break;
-        case "last_over_time":
-          value = v[hi - 1]!;
-          break;
-      }
-      if (values === null) ({ v: values, p: present } = take());
-      values[s] = value;
-      present![s] = 1;
-    }
-    if (values !== null) {
-      emit(fn === "last_over_time" ? r : lsetEdit(r, ctx.meta, null, null), values, present!);
-    }
+  const len = t.length;
+  // Indices i ≥ 1 with v[i] < v[i-1] (counter resets), ascending; found again per evaluation
+  // rather than kept with every raw series of the batch.
+  const resets = ctx.resets;
+  resets.length = 0;
+  if (fn === "rate" || fn === "increase") {
+    for (let i = 1; i < len; i++) if (v[i]! < v[i - 1]!) resets.push(i);
   }
+  let rp = 0;
+  let lo = 0;
+  let hi = 0;
+  let values: Float64Array | null = null;
+  let present: Uint8Array | null = null;
+  for (let s = 0; s < n; s++) {
+    const maxt = ts[s]! - offsetMs;
+    const mint = maxt - rangeMs;
+    while (hi < len && t[hi]! <= maxt) hi++;
+    while (lo < hi && t[lo]! < mint + edge) lo++;
+    const count = hi - lo;
+    if (count === 0) continue;
+    let value: number;
+    switch (fn) {
+      case "rate":
+      case "increase": {
+        if (count < 2) continue;
+        let result = v[hi - 1]! - v[lo]!;
+        while (rp < resets.length && resets[rp]! <= lo) rp++;
+        for (let q = rp; q < resets.length && resets[q]! < hi; q++) {
+          result += v[resets[q]! - 1]!;
+        }
+        value = extrapolate(
+          result,
+          t[lo]!,
+          t[hi - 1]!,
+          v[lo]!,
+          count,
+          mint,
+          maxt,
+          rangeSec,
+          fn === "rate",
+          v3,
+        );
+        break;
+      }
+      case "irate": {
+        if (count < 2) continue;
+        const last = v[hi - 1]!;
+        const prev = v[hi - 2]!;
+        const dt = t[hi - 1]! - t[hi - 2]!;
+        if (dt === 0) continue;
+        value = last < prev ? last : last - prev;
+        value /= dt / 1000;
+        break;
+      }
+      case "sum_over_time": {
+        let sum = 0;
+        let c = 0;
+        for (let i = lo; i < hi; i++) {
+          const x = v[i]!;
+          const t = sum + x;
+          c = v3 ? kahanC3(x, sum, t, c) : kahanC2(x, sum, t, c);
+          sum = t;
+        }
+        value = isInf(sum) ? sum : sum + c;
+        break;
+      }
+      case "avg_over_time":
+        value = v3 ? avgOverTime3(v, lo, hi) : avgOverTime2(v, lo, hi);
+        break;
+      case "max_over_time": {
+        let m = v[lo]!;
+        for (let i = lo; i < hi; i++) if (v[i]! > m || Number.isNaN(m)) m = v[i]!;
+        value = m;
+        break;
+      }
+      case "min_over_time": {
+        let m = v[lo]!;
+        for (let i = lo; i < hi; i++) if (v[i]! < m || Number.isNaN(m)) m = v[i]!;
+        value = m;
+        break;
+      }
+      case "count_over_time":
+        value = count;
+        break;
+      case "last_over_time":
+        value = v[hi - 1]!;
+        break;
+    }
+    if (values === null) ({ v: values, p: present } = take());
+    values[s] = value;
+    present![s] = 1;
+  }
+  return values === null ? null : { v: values, p: present! };
 }
 
 /** `a mod m` for whole numbers, in [0, m). */
@@ -2106,7 +2127,10 @@ function avgOverTime2(v: Float64Array, lo: number, hi: number): number {
       if (isInf(x) && (mean > 0) === (x > 0)) continue;
       if (!isInf(x) && !Number.isNaN(x)) continue;
     }
-    [mean, c] = kahanInc2(x / count - mean / count, mean, c);
+    const inc = x / count - mean / count;
+    const t = mean + inc;
+    c = kahanC2(inc, mean, t, c);
+    mean = t;
   }
   return isInf(mean) ? mean : mean + c;
 }
@@ -2121,10 +2145,10 @@ function avgOverTime3(v: Float64Array, lo: number, hi: number): number {
     const x = v[i]!;
     count = i - lo + 1;
     if (!incremental) {
-      const [newSum, newC] = kahanInc3(x, sum, c);
+      const newSum = sum + x;
       if (!isInf(newSum)) {
+        c = kahanC3(x, sum, newSum, c);
         sum = newSum;
-        c = newC;
         continue;
       }
       incremental = true;
@@ -2132,7 +2156,11 @@ function avgOverTime3(v: Float64Array, lo: number, hi: number): number {
       c /= count - 1;
     }
     const q = (count - 1) / count;
-    [mean, c] = kahanInc3(x / count, q * mean, q * c);
+    const inc = x / count;
+    const base = q * mean;
+    const t = base + inc;
+    c = kahanC3(inc, base, t, q * c);
+    mean = t;
   }
   return incremental ? mean + c : sum / count + c / count;
 }
@@ -2299,7 +2327,7 @@ class Aggregator {
               val[s] = f;
               continue;
             }
-            // Kahan-Neumaier (kahanInc3), inline.
+            // Kahan-Neumaier (kahanC3), inline.
             const sum = val[s]!;
             const t = sum + f;
             let c = k[s]!;
@@ -2362,10 +2390,11 @@ class Aggregator {
           cn[s] = count;
           if (inc !== null) {
             if (inc[s] === 0) {
-              const [newV, newC] = kahanInc3(f, val[s]!, k[s]!);
+              const cur = val[s]!;
+              const newV = cur + f;
               if (!isInf(newV)) {
+                k[s] = kahanC3(f, cur, newV, k[s]!);
                 val[s] = newV;
-                k[s] = newC;
                 continue;
               }
               inc[s] = 1;
@@ -2373,7 +2402,10 @@ class Aggregator {
               k[s] = k[s]! / (count - 1);
             }
             const q = (count - 1) / count;
-            const [m, c] = kahanInc3(f / count, q * mn[s]!, q * k[s]!);
+            const step = f / count;
+            const base = q * mn[s]!;
+            const m = base + step;
+            const c = kahanC3(step, base, m, q * k[s]!);
             mn[s] = m;
             k[s] = c;
           } else {
