@@ -603,12 +603,9 @@ async function commitHour(
 ): Promise<"committed" | "pending" | { error: unknown }> {
   const { clusterId } = member;
   let reports: HourReports;
-  let ros: HourRos | null = null;
+  let nodes: RowMap;
   try {
-    const merged = mergeHour(member.plan, seriesOf(hour), day, hour);
-    reports = merged.reports;
-    // An hour without node rows gets no ROS rows (contract §3.1, "No data").
-    if (rosPlan && rosOf) ros = rosHour(rosPlan, rosOf, merged.nodes, day, hour);
+    ({ reports, nodes } = mergeHour(member.plan, seriesOf(hour), day, hour));
   } catch (error) {
     return { error };
   }
@@ -622,9 +619,16 @@ async function commitHour(
   try {
     writer = await options.store.beginHour(clusterId, day, hour);
     for (const [report, rows] of reports) await writer.writeRows(report, rows);
-    if (ros && ros.windows > 0) {
-      await writer.writeRows("ros-container", ros.container);
-      await writer.writeRows("ros-namespace", ros.namespace);
+    // ROS rows are made and written one window at a time: an hour's ROS records are
+    // thousands of rows of ~40 fields, and none of them needs another window.
+    let ros: { windows: number } | null = null;
+    if (rosPlan && rosOf) {
+      ros = { windows: 0 };
+      for (const window of rosWindows(rosPlan, rosOf, nodes, day, hour)) {
+        ros.windows++;
+        await writer.writeRows("ros-container", window.container);
+        await writer.writeRows("ros-namespace", window.namespace);
+      }
     }
     await writer.commit({
       collectedAt,
@@ -1344,7 +1348,7 @@ async function localRos(
     list: readonly CompiledRos[],
     from: number,
     to: number,
-  ): Fetch<RosSamplesOf> | null => {
+  ): ReturnType<typeof evaluateRos> | null => {
     try {
       return evaluateRos(options, list, rawOf, route, who, day, from, to, input.pool);
     } catch (error) {
@@ -1394,16 +1398,27 @@ async function localRos(
 
   /** ROS of the rest of the range from the server, from a run's first hour on. */
   let fromServer: { from: number; rosOf: ClusterRosOf } | null = null;
-  let current: { run: readonly number[]; result: Fetch<RosSamplesOf>["result"] } | null = null;
+  let current: {
+    run: readonly number[];
+    result: Fetch<RosSamplesOf>["result"];
+    release(): void;
+  } | null = null;
+  // Hours come in order and each is committed before the next is prepared: once the next run
+  // is due (or the range ends), nothing reads a run's results any more.
+  const dropCurrent = () => {
+    current?.release();
+    current = null;
+  };
+  input.owned.push({ release: dropCurrent });
   const runs = contiguousBatches(span, ROS_EVAL_HOURS);
   const prepare = async (hour: number) => {
     if ((fromServer && hour >= fromServer.from) || current?.run.includes(hour)) return;
     const run = runs.find((r) => r.includes(hour))!;
-    current = null; // the previous run's series go before the next run is evaluated
+    dropCurrent(); // the previous run's series go before the next run is evaluated
     const rest = evaluate(compiled.rest, run[0]!, run.at(-1)!);
     // Hours come in order: after the last run, nothing reads the ROS raw samples.
     if (run === runs.at(-1)) rosStore?.release();
-    if (rest) current = { run, result: rest.result };
+    if (rest) current = { run, result: rest.result, release: rest.release };
     else fromServer = { from: run[0]!, rosOf: (await serverRos(run[0]!)).rosOf! };
   };
   const localOf: ClusterRosOf = (clusterId) => {
@@ -1491,10 +1506,11 @@ function evaluateRos(
   first: number,
   last: number,
   pool: SlabPool,
-): Fetch<RosSamplesOf> {
+): Fetch<RosSamplesOf> & { release(): void } {
   const local = options.local!;
   const hours = formatHours(day, first, last);
   const seriesOf = perCluster(() => new Map<string, RosEntry>());
+  const buffers: ArrayBuffer[] = [];
   const planOf = new Map<string, SentRosQuery>(compiled.map((c) => [c.p.query.name, c.p]));
   // Intermediate arrays are recycled from query to query; each query's results are copied out
   // into two arrays of their own, its series at offsets in them (no view objects per series).
@@ -1514,6 +1530,7 @@ function evaluateRos(
     const steps = result[0]?.values.length ?? 0;
     const value = new Float64Array(result.length * steps);
     const present = new Uint8Array(result.length * steps);
+    buffers.push(value.buffer, present.buffer);
     for (let i = 0; i < result.length; i++) {
       const s = result[i]!;
       const { clusterId, metric, key } = route(s.metric, p.stripClusterLabel ?? false, ctx);
@@ -1526,7 +1543,14 @@ function evaluateRos(
       series.set(key, { metric, value, present, at: i * steps });
     }
   }
-  return { tasks: [], result: rosResult(seriesOf, planOf, first) };
+  return {
+    tasks: [],
+    result: rosResult(seriesOf, planOf, first),
+    // Frees the results at once, not at the next full collection: nothing may read them after.
+    release: () => {
+      for (const b of buffers.splice(0)) if (!b.detached) b.transfer(0);
+    },
+  };
 }
 
 /** Queries whose answer a counter-adjusting server (Thanos) computes differently near a reset. */
@@ -1959,16 +1983,6 @@ const ROS_STEP = 900;
  */
 export type RosSamplesOf = (hour: number, window: number) => Map<string, RosSample[]>;
 
-/** The ROS rows of one hour: its passed windows' rows, in window order. */
-export interface HourRos {
-  /** Windows (0–4) that passed the namespace filter. */
-  readonly windows: number;
-  /** `ros-openshift-container` records of the passed windows, window after window. */
-  readonly container: string[][];
-  /** `ros-openshift-namespace` records of the passed windows, window after window. */
-  readonly namespace: string[][];
-}
-
 /**
  * A sample value as a string `parseSampleValue` reads back to the same float
  * (the points are kept as numbers, 8 bytes each, not as the answer's strings).
@@ -2124,26 +2138,22 @@ function mergeHour(
 }
 
 /**
- * Builds the ROS rows of one hour from its four windows. An hour without node
- * rows has none (and no passed window): CMMO writes no report for it.
+ * The ROS rows of one hour's passed windows, window after window, each built
+ * when it is asked for. An hour without node rows has none (and no passed
+ * window): CMMO writes no report for it (contract §3.1, "No data").
  */
-function rosHour(
+function* rosWindows(
   rosPlan: readonly PlannedRosQuery[],
   rosOf: RosSamplesOf,
   nodes: RowMap,
   day: string,
   hour: number,
-): HourRos {
-  const out = { windows: 0, container: [] as string[][], namespace: [] as string[][] };
-  if (nodes.size === 0) return out;
+): Generator<{ container: string[][]; namespace: string[][] }> {
+  if (nodes.size === 0) return;
   const queries = rosPlan.map((p) => p.query);
   const ends = rosWindowEnds(new Date(hourStartSeconds(day, hour) * 1000));
   for (let w = 0; w < 4; w++) {
     const window = buildRosWindowReports(queries, rosOf(hour, w), nodes, ends[w]!);
-    if (!window.passed) continue;
-    out.windows++;
-    for (const r of window.container) out.container.push(r);
-    for (const r of window.namespace) out.namespace.push(r);
+    if (window.passed) yield window;
   }
-  return out;
 }
