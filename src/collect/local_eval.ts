@@ -51,6 +51,7 @@ import {
   quotePromqlString,
   unquotePromql,
 } from "./promql_rewrite.ts";
+import { keyPart, LabelSet as LSet } from "./label_set.ts";
 import type { Labels } from "./row_map.ts";
 import { compareUtf8 } from "./utf8_compare.ts";
 
@@ -1223,42 +1224,6 @@ function goExtract(str: string): { name: string; num: number; rest: string } | n
 // ---------------------------------------------------------------------------
 // Label sets
 
-/**
- * Sorted label set with a key for hashing (name/value pairs, each prefixed
- * with its length). The key is built on first use and kept: most label sets
- * (the raw series', kept for a whole batch) never need one, and it is the
- * largest part of a set.
- */
-class LSet {
-  readonly names: readonly string[];
-  readonly values: readonly string[];
-  #key: string | undefined = undefined;
-
-  constructor(names: readonly string[], values: readonly string[]) {
-    this.names = names;
-    this.values = values;
-  }
-
-  get key(): string {
-    if (this.#key === undefined) {
-      const parts = new Array<string>(this.names.length);
-      for (let i = 0; i < parts.length; i++) parts[i] = keyPart(this.names[i]!, this.values[i]!);
-      this.#key = parts.join(""); // one flat string, not a rope of parts
-    }
-    return this.#key;
-  }
-}
-
-/**
- * One label as part of a key: name and value each prefixed with its length,
- * so a sequence of them is uniquely decodable whatever the values contain,
- * and the key stays a one-byte string for Latin-1 labels (half the memory of
- * the two-byte strings that separator characters outside Latin-1 would make).
- */
-function keyPart(name: string, value: string): string {
-  return `${name.length}:${name}${value.length}:${value}`;
-}
-
 function lsetFromLabels(metric: Labels): LSet {
   const names = Object.keys(metric).filter((n) => metric[n] !== "").sort(compareUtf8);
   return new LSet(names, names.map((n) => metric[n]!));
@@ -1364,10 +1329,14 @@ interface Ctx {
 
 /**
  * A raw series as the evaluator reads it: its label set, with its samples.
- * One object per raw series (shared by every selector key that lists it),
- * not a label set and a wrapper: a batch holds tens of thousands of them.
+ * One object per raw series (shared by every selector key that lists it): a
+ * raw store's series are such label sets themselves; others are wrapped once
+ * ({@linkcode WrappedRaw}).
  */
-class RawPrepared extends LSet {
+type RawPrepared = LSet & { readonly t: Float64Array; readonly v: Float64Array };
+
+/** A raw series given as a plain {@linkcode RawSeries}, as a label set with its samples. */
+class WrappedRaw extends LSet {
   constructor(
     names: readonly string[],
     values: readonly string[],
@@ -1700,12 +1669,12 @@ function rawSeries(ctx: Ctx, key: string): RawPrepared[] {
         `Raw series of ${key} has ${r.t.length} timestamps but ${r.v.length} values`,
       );
     }
-    let item = RAW_PREPARED.get(r);
+    let item: RawPrepared | undefined = r instanceof LSet ? r as RawPrepared : RAW_PREPARED.get(r);
     if (item === undefined) {
       const ls = r.names !== undefined && r.values !== undefined
         ? { names: r.names, values: r.values }
         : lsetFromLabels(r.metric);
-      item = new RawPrepared(ls.names, ls.values, r.t, r.v);
+      item = new WrappedRaw(ls.names, ls.values, r.t, r.v);
       RAW_PREPARED.set(r, item);
     }
     items.push(item);
@@ -1737,7 +1706,7 @@ function rawSeries(ctx: Ctx, key: string): RawPrepared[] {
         t.push(pt);
         v.push(pv);
       }
-      out[out.length - 1] = new RawPrepared(
+      out[out.length - 1] = new WrappedRaw(
         prior.names,
         prior.values,
         Float64Array.from(t),
@@ -2063,7 +2032,7 @@ function subquerySeries(
       v[j] = s.v[k]!;
       j++;
     }
-    out.push(new RawPrepared(s.ls.names, s.ls.values, t, v));
+    out.push(new WrappedRaw(s.ls.names, s.ls.values, t, v));
   }
   ctx.subCache.set(cacheKey, out);
   return out;

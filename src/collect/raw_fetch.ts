@@ -39,6 +39,7 @@ import { decodeXorChunk } from "../thanos/xor_chunk.ts";
 import type { RawSeries, SelectorNeed, SelectorParts } from "./local_eval.ts";
 import { parseSampleValue } from "./reduce.ts";
 import type { Labels } from "./row_map.ts";
+import { LabelSet } from "./label_set.ts";
 import { passesFilter, planRawFetches } from "./raw_fetch_plan.ts";
 import { compareUtf8 } from "./utf8_compare.ts";
 
@@ -346,6 +347,17 @@ class Interner {
     return this.#strings[id]!;
   }
 
+  /**
+   * Drops the lookup tables once every series is made (the series keep the
+   * strings themselves): they are as large as the strings, and the store's
+   * closures would keep them for the whole batch.
+   */
+  forget(): void {
+    this.#ids.clear();
+    this.#strings.length = 0;
+    this.#nameLists.clear();
+  }
+
   readonly #nameLists = new Map<string, readonly string[]>();
 
   /** The kept list equal to `names` (the series of a metric mostly have the same label names). */
@@ -366,25 +378,23 @@ class Interner {
  * A fetched series: its labels as two parallel arrays in Prometheus's label
  * order (the name list shared with the other series of the call that have
  * the same names), no object per series; `metric` is built when asked for.
+ * It is the evaluator's label set itself ({@linkcode LabelSet}), so the
+ * evaluator needs no second object per raw series.
  */
-class StoredSeries implements RawSeries {
-  /** Empty-valued labels left out (what the evaluator reads), or the arrays themselves when there are none. */
-  readonly names: readonly string[];
-  readonly values: readonly string[];
-
+class StoredSeries extends LabelSet implements RawSeries {
   constructor(
     readonly allNames: readonly string[],
     readonly allValues: readonly string[],
     readonly t: Float64Array,
     readonly v: Float64Array,
   ) {
+    // Empty-valued labels left out (what the evaluator reads), or the arrays themselves when
+    // there are none.
     if (allValues.includes("")) {
       const keep = allNames.flatMap((_, i) => allValues[i] === "" ? [] : [i]);
-      this.names = keep.map((i) => allNames[i]!);
-      this.values = keep.map((i) => allValues[i]!);
+      super(keep.map((i) => allNames[i]!), keep.map((i) => allValues[i]!));
     } else {
-      this.names = allNames;
-      this.values = allValues;
+      super(allNames, allValues);
     }
   }
 
@@ -709,6 +719,8 @@ export async function fetchRaw(
     capacity += answer.capacity;
     labels += answer.labels;
   }
+  const chars = interner.chars;
+  interner.forget();
   const cut = new Map<string, readonly RawSeries[]>();
   return {
     series(key: string): readonly RawSeries[] {
@@ -742,7 +754,7 @@ export async function fetchRaw(
     samples,
     seriesCount,
     queries: plan.fetches.length,
-    bytes: capacity * 8 + interner.chars * 2 + seriesCount * SERIES_OVERHEAD_BYTES +
+    bytes: capacity * 8 + chars * 2 + seriesCount * SERIES_OVERHEAD_BYTES +
       labels * LABEL_OVERHEAD_BYTES,
   };
 }
