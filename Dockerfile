@@ -39,7 +39,8 @@
 #   --allow-sys=osRelease,hostname
 #                             the AWS SDK's user agent reads the OS release; the cluster lock
 #                             records the host name.
-#   --v8-flags=…              512 MiB heap, 4 MiB young generation (override: DENO_V8_FLAGS).
+#   --v8-flags=…              512 MiB heap, 4 MiB young generation, old generation grown to
+#                             1.25× its live data, freed pages returned at once (override: DENO_V8_FLAGS).
 #   Not granted: --allow-run (no subprocesses), --allow-ffi, --allow-import (static imports only),
 #   --allow-all. prom-client's process metrics are off because /proc is not readable.
 
@@ -65,7 +66,7 @@ RUN set -eu; \
       --allow-write=/var/lib/thanos-bridge \
       --allow-env \
       --allow-sys=osRelease,hostname \
-      --v8-flags=--max-old-space-size=512,--max-semi-space-size=4 \
+      --v8-flags=--max-old-space-size=512,--max-semi-space-size=4,--heap-growing-percent=25,--memory-pool-timeout=0,--no-large-page-pool \
       --output /out/thanos-bridge src/cli/main.ts; \
     /out/thanos-bridge --version; \
     mkdir -p /out/root/var/lib/thanos-bridge/state /out/root/var/lib/thanos-bridge/out \
