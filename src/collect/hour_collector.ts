@@ -1086,9 +1086,17 @@ async function fetchLocalSpan(
   }
   // ROS first: its raw samples are released once its last run is evaluated, before the cost
   // run's evaluation adds its own series (the two stores' peaks do not stack).
+  const lastRun = runs.at(-1)!;
   const prepare = async (hour: number) => {
     await prepareRos?.(hour);
     await prepareCost(hour);
+    // After the last cost run (and so after every ROS run: those are longer and start on the
+    // same hours, and each hour's ROS is prepared first) nothing reads the raw samples or the
+    // pool again: they go before that run's hours are written, not after.
+    if (hour === lastRun[0]) {
+      store?.release();
+      pool.release();
+    }
   };
   const release = () => {
     for (const o of owned.splice(0)) o.release();
