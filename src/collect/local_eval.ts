@@ -1821,8 +1821,12 @@ function evalRangeFn(node: Extract<VNode, { k: "range" }>, ctx: Ctx): VSeries[] 
 function rangeResultsDistinct(node: Extract<VNode, { k: "range" }>, ctx: Ctx): boolean {
   if (node.sub !== null) return false;
   if (node.fn === "last_over_time") return true; // keeps every label
-  const list = rawSeries(ctx, node.key);
-  for (const name of ctx.meta) {
+  return oneValueEach(rawSeries(ctx, node.key), ctx.meta);
+}
+
+/** Whether each of `names` has one value (or none: "") across the series of `list`. */
+function oneValueEach(list: readonly LSet[], names: Iterable<string>): boolean {
+  for (const name of names) {
     const first = list.length > 0 ? lsetGet(list[0]!, name) : "";
     for (const r of list) if (lsetGet(r, name) !== first) return false;
   }
@@ -2633,12 +2637,7 @@ function streamedMany(
   if (node.card === "one-to-one") return null;
   const many = node.card === "one-to-many" ? node.rhs : node.lhs;
   if (many.k !== "sel" && !(many.k === "range" && many.sub === null)) return null;
-  const list = rawSeries(ctx, many.key);
-  for (const name of [...ctx.meta, ...node.include]) {
-    const first = list.length > 0 ? lsetGet(list[0]!, name) : "";
-    for (const r of list) if (lsetGet(r, name) !== first) return null;
-  }
-  return many;
+  return oneValueEach(rawSeries(ctx, many.key), [...ctx.meta, ...node.include]) ? many : null;
 }
 
 /**
