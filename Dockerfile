@@ -39,6 +39,7 @@
 #   --allow-sys=osRelease,hostname
 #                             the AWS SDK's user agent reads the OS release; the cluster lock
 #                             records the host name.
+#   --no-code-cache           no V8 code cache: ~4 MiB less resident memory, no cache file written.
 #   --v8-flags=…              512 MiB heap, 4 MiB young generation, old generation grown to
 #                             1.25× its live data, freed pages returned at once (override: DENO_V8_FLAGS).
 #   Not granted: --allow-run (no subprocesses), --allow-ffi, --allow-import (static imports only),
@@ -66,6 +67,7 @@ RUN set -eu; \
       --allow-write=/var/lib/thanos-bridge \
       --allow-env \
       --allow-sys=osRelease,hostname \
+      --no-code-cache \
       --v8-flags=--max-old-space-size=512,--max-semi-space-size=4,--heap-growing-percent=25,--memory-pool-timeout=0,--no-large-page-pool \
       --output /out/thanos-bridge src/cli/main.ts; \
     /out/thanos-bridge --version; \

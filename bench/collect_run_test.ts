@@ -24,7 +24,8 @@ Deno.test("COMPILE_PERMISSIONS are exactly the flags of `deno task compile`", as
     await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
   ) as { tasks: Record<string, string> };
   const compile = config.tasks.compile!.split(/\s+/).filter((a) =>
-    a.startsWith("--allow") || a === "--no-prompt" || a.startsWith("--v8-flags")
+    a.startsWith("--allow") || a === "--no-prompt" || a === "--no-code-cache" ||
+    a.startsWith("--v8-flags")
   );
   assert.deepEqual([...COMPILE_PERMISSIONS].sort(), compile.sort());
 });
