@@ -1517,7 +1517,7 @@ function evaluateRos(
 ): Fetch<RosSamplesOf> & { release(): void } {
   const local = options.local!;
   const hours = formatHours(day, first, last);
-  const seriesOf = perCluster(() => new Map<string, RosEntry>());
+  const seriesOf = perCluster(() => new Map<number, RosEntry>());
   const buffers: ArrayBuffer[] = [];
   const planOf = new Map<string, SentRosQuery>(compiled.map((c) => [c.p.query.name, c.p]));
   // Intermediate arrays are recycled from query to query; each query's results are copied out
@@ -1611,28 +1611,73 @@ type Route = (
 ) => Routed;
 
 /**
- * A routed series: its cluster, its labels and their canonical key
- * ({@linkcode labelsKey}). Label sets are interned per collection: the same
- * pod comes back from a dozen queries, and one shared label object and key
- * string instead of a dozen copies is most of a batch's memory.
+ * A routed series: its cluster, its labels and their number within the
+ * collection (`key`: equal label sets, equal numbers). Label sets are
+ * interned per collection: the same pod comes back from a dozen queries, and
+ * one shared label object instead of a dozen copies is most of a batch's
+ * memory.
  */
 interface Routed {
   readonly clusterId: string;
   readonly metric: Labels;
-  readonly key: string;
+  readonly key: number;
 }
 
-/** Interns label sets by cluster and key (one table per collection of an hour range). */
+/**
+ * Interns label sets by cluster (one table per collection of an hour range),
+ * found by a hash of their labels and compared label by label: no key string
+ * is built per series and answer, nor kept per label set.
+ */
 function interner(): (clusterId: string, metric: Labels) => Routed {
-  const tables = new Map<string, Map<string, Routed>>();
+  const tables = new Map<string, Map<number, Routed | Routed[]>>();
+  let next = 0;
   return (clusterId, metric) => {
     let table = tables.get(clusterId);
     if (!table) tables.set(clusterId, table = new Map());
-    const key = labelsKey(metric);
-    let routed = table.get(key);
-    if (!routed) table.set(key, routed = { clusterId, metric, key });
+    const hash = labelsHash(metric);
+    const found = table.get(hash);
+    if (found !== undefined && !Array.isArray(found) && sameLabels(found.metric, metric)) {
+      return found;
+    }
+    if (Array.isArray(found)) {
+      for (const r of found) if (sameLabels(r.metric, metric)) return r;
+    }
+    const routed: Routed = { clusterId, metric, key: next++ };
+    if (found === undefined) table.set(hash, routed);
+    else if (Array.isArray(found)) found.push(routed);
+    else table.set(hash, [found, routed]);
     return routed;
   };
+}
+
+/** A 32-bit hash of a label set that does not depend on the order of its labels. */
+function labelsHash(metric: Labels): number {
+  let hash = 0;
+  for (const name in metric) {
+    let x = Math.imul(stringHash(name), 0x9e3779b1) ^ stringHash(metric[name]!);
+    x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+    x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+    hash = (hash + (x ^ (x >>> 16))) | 0;
+  }
+  return hash;
+}
+
+/** FNV-1a over a string's UTF-16 code units. */
+function stringHash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h;
+}
+
+/** Whether two label sets hold the same labels (an empty value is a label here, as in the answer). */
+function sameLabels(a: Labels, b: Labels): boolean {
+  let count = 0;
+  for (const name in a) {
+    if (!Object.hasOwn(b, name) || b[name] !== a[name]) return false;
+    count++;
+  }
+  for (const _ in b) count--;
+  return count === 0;
 }
 
 /** One cluster: every series is its own, labels unchanged. */
@@ -1841,7 +1886,7 @@ function serverBatchTasks(
    */
   type Points = { value: number[]; present: number };
   type Entry = { metric: Labels; byAggregate: Partial<Record<ServerAggregate, Points>> };
-  const seriesOf = perCluster(() => new Map<string, Entry>());
+  const seriesOf = perCluster(() => new Map<number, Entry>());
   const planOf = new Map<string, SentQuery>(plan.map((p) => [p.query.name, p]));
   const tasks = plan.flatMap((p) => {
     const name = p.query.name;
@@ -2028,7 +2073,7 @@ function rosBatchTasks(
   };
   const hours = formatHours(day, first, last);
   type Entry = RosEntry & { value: number[]; present: boolean[] };
-  const seriesOf = perCluster(() => new Map<string, RosEntry>());
+  const seriesOf = perCluster(() => new Map<number, RosEntry>());
   const planOf = new Map<string, SentRosQuery>(rosPlan.map((p) => [p.query.name, p]));
   const tasks = rosPlan.map((p) => {
     const name = p.query.name;
@@ -2082,7 +2127,7 @@ interface RosEntry {
 
 /** Each cluster's ROS samples per hour and window, from its series in answer order. */
 function rosResult(
-  seriesOf: (clusterId: string, query: string) => Map<string, RosEntry>,
+  seriesOf: (clusterId: string, query: string) => Map<number, RosEntry>,
   planOf: ReadonlyMap<string, { readonly stripClusterLabel?: boolean }>,
   first: number,
 ): Fetch<RosSamplesOf>["result"] {
