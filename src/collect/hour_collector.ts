@@ -51,6 +51,7 @@ import {
   SlabPool,
 } from "./local_eval.ts";
 import { fetchRaw, type RawStore, type RemoteReader } from "./raw_fetch.ts";
+import { mixPair } from "./label_set.ts";
 import { compareHourSeries, counterResetClusters, type SelfCheckRotation } from "./self_check.ts";
 
 /** One `query_range` request. Times are unix seconds. */
@@ -1626,15 +1627,25 @@ interface Routed {
 /**
  * Interns label sets by cluster (one table per collection of an hour range),
  * found by a hash of their labels and compared label by label: no key string
- * is built per series and answer, nor kept per label set.
+ * is built per series and answer, nor kept per label set. The hash mixes the
+ * numbers of the label names and values, each string numbered once (a string
+ * caches its own hash, and the values of local mode's series are the raw
+ * store's shared strings).
  */
 function interner(): (clusterId: string, metric: Labels) => Routed {
   const tables = new Map<string, Map<number, Routed | Routed[]>>();
+  const numbers = new Map<string, number>();
+  const numberOf = (s: string): number => {
+    let n = numbers.get(s);
+    if (n === undefined) numbers.set(s, n = numbers.size);
+    return n;
+  };
   let next = 0;
   return (clusterId, metric) => {
     let table = tables.get(clusterId);
     if (!table) tables.set(clusterId, table = new Map());
-    const hash = labelsHash(metric);
+    let hash = 0;
+    for (const name in metric) hash = (hash + mixPair(numberOf(name), numberOf(metric[name]!))) | 0;
     const found = table.get(hash);
     if (found !== undefined && !Array.isArray(found) && sameLabels(found.metric, metric)) {
       return found;
@@ -1648,25 +1659,6 @@ function interner(): (clusterId: string, metric: Labels) => Routed {
     else table.set(hash, [found, routed]);
     return routed;
   };
-}
-
-/** A 32-bit hash of a label set that does not depend on the order of its labels. */
-function labelsHash(metric: Labels): number {
-  let hash = 0;
-  for (const name in metric) {
-    let x = Math.imul(stringHash(name), 0x9e3779b1) ^ stringHash(metric[name]!);
-    x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
-    x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
-    hash = (hash + (x ^ (x >>> 16))) | 0;
-  }
-  return hash;
-}
-
-/** FNV-1a over a string's UTF-16 code units. */
-function stringHash(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return h;
 }
 
 /** Whether two label sets hold the same labels (an empty value is a label here, as in the answer). */

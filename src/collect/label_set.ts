@@ -59,3 +59,24 @@ export class LabelSet {
 export function keyPart(name: string, value: string): string {
   return `${name.length}:${name}${value.length}:${value}`;
 }
+
+/**
+ * A 32-bit mix of a label's name and value, given as numbers (each distinct
+ * string numbered once): summed over a set, it does not depend on the order of
+ * the labels, so it hashes a label set held as an object.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mixPair } from "./label_set.ts";
+ * const a = (mixPair(0, 1) + mixPair(2, 3)) | 0;
+ * assert.equal((mixPair(2, 3) + mixPair(0, 1)) | 0, a);
+ * assert.notEqual((mixPair(0, 3) + mixPair(2, 1)) | 0, a);
+ * ```
+ */
+export function mixPair(name: number, value: number): number {
+  let x = Math.imul(name + 1, 0x9e3779b1) ^ value;
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return x ^ (x >>> 16);
+}

@@ -39,7 +39,7 @@ import { decodeXorChunk } from "../thanos/xor_chunk.ts";
 import type { RawSeries, SelectorNeed, SelectorParts } from "./local_eval.ts";
 import { parseSampleValue } from "./reduce.ts";
 import type { Labels } from "./row_map.ts";
-import { LabelSet } from "./label_set.ts";
+import { LabelSet, mixPair } from "./label_set.ts";
 import { passesFilter, planRawFetches } from "./raw_fetch_plan.ts";
 import { compareUtf8 } from "./utf8_compare.ts";
 
@@ -403,14 +403,6 @@ class StoredSeries extends LabelSet implements RawSeries {
     for (let i = 0; i < this.allNames.length; i++) out[this.allNames[i]!] = this.allValues[i]!;
     return out;
   }
-}
-
-/** A 32-bit mix of a label's name and value numbers; summed over a set, it does not depend on the labels' order. */
-function mixPair(name: number, value: number): number {
-  let x = Math.imul(name + 1, 0x9e3779b1) ^ value;
-  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
-  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
-  return x ^ (x >>> 16);
 }
 
 /** Whether `a` (with names `aNames`) and `b` hold the same labels. */
