@@ -375,6 +375,19 @@ class Interner {
 }
 
 /**
+ * The labels with a value (what the evaluator reads), or the arrays themselves
+ * when every label has one.
+ */
+function nonEmpty(
+  names: readonly string[],
+  values: readonly string[],
+): [readonly string[], readonly string[]] {
+  if (!values.includes("")) return [names, values];
+  const keep = names.flatMap((_, i) => values[i] === "" ? [] : [i]);
+  return [keep.map((i) => names[i]!), keep.map((i) => values[i]!)];
+}
+
+/**
  * A fetched series: its labels as two parallel arrays in Prometheus's label
  * order (the name list shared with the other series of the call that have
  * the same names), no object per series; `metric` is built when asked for.
@@ -388,14 +401,7 @@ class StoredSeries extends LabelSet implements RawSeries {
     readonly t: Float64Array,
     readonly v: Float64Array,
   ) {
-    // Empty-valued labels left out (what the evaluator reads), or the arrays themselves when
-    // there are none.
-    if (allValues.includes("")) {
-      const keep = allNames.flatMap((_, i) => allValues[i] === "" ? [] : [i]);
-      super(keep.map((i) => allNames[i]!), keep.map((i) => allValues[i]!));
-    } else {
-      super(allNames, allValues);
-    }
+    super(...nonEmpty(allNames, allValues));
   }
 
   get metric(): Labels {
