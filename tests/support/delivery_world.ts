@@ -20,6 +20,8 @@ import {
 import { type KafkaServer, startKafka } from "./kafka.ts";
 import { type SeaweedServer, startSeaweedfs } from "./seaweedfs.ts";
 import { startTcpProxy, type TcpProxy } from "./tcp_proxy.ts";
+import { forward, loopbackTarget, relay } from "./proxy_forward.ts";
+import { snappyDecode } from "../../src/thanos/snappy.ts";
 
 /** The announce topic. */
 export const TOPIC = "platform.upload.announce";
@@ -54,6 +56,8 @@ export interface World {
  * An HTTP proxy in front of Prometheus that answers 503 to every query naming
  * one cluster when told: its own queries and the batched queries it is part of
  * (so a batch falls back to per-cluster queries, and only that cluster fails).
+ * Remote reads (local mode's raw reads) are seen through their snappy body;
+ * every body is forwarded as the bytes it is.
  */
 export interface FaultyThanos {
   url: string;
@@ -63,18 +67,22 @@ export interface FaultyThanos {
 
 export function faultyThanos(target: string): FaultyThanos {
   const state: FaultyThanos = { url: "", failCluster: null, close: async () => {} };
+  const upstream = loopbackTarget(target);
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
-    const body = req.method === "POST" ? await req.text() : null;
-    const fail = state.failCluster;
-    if (fail !== null && (body ?? req.url).includes(encodeURIComponent(fail))) {
-      return new Response("upstream unavailable", { status: 503 });
-    }
     const url = new URL(req.url);
-    return await fetch(`${target}${url.pathname}${url.search}`, {
-      method: req.method,
-      headers: { "content-type": req.headers.get("content-type") ?? "text/plain" },
-      ...(body !== null ? { body } : {}),
-    });
+    const bytes = req.method === "POST"
+      ? new Uint8Array(await req.arrayBuffer())
+      : new Uint8Array();
+    const fail = state.failCluster;
+    if (fail !== null) {
+      // A remote read's matchers are plain strings inside its snappy-compressed protobuf.
+      // (A cluster id is hex digits and dashes: the same text URL-encoded.)
+      const body = url.pathname.endsWith("/api/v1/read") ? snappyDecode(bytes) : bytes;
+      if ((new TextDecoder().decode(body) + url.search).includes(fail)) {
+        return new Response("upstream unavailable", { status: 503 });
+      }
+    }
+    return relay(await forward(req, url, bytes, upstream));
   });
   state.url = `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`;
   state.close = () => server.shutdown();
