@@ -52,7 +52,7 @@ import {
 } from "./local_eval.ts";
 import { fetchRaw, type RawStore, type RemoteReader } from "./raw_fetch.ts";
 import { mixPair } from "./label_set.ts";
-import { compareHourSeries, counterResetClusters, type SelfCheckRotation } from "./self_check.ts";
+import { compareHourSeries, counterResetClusters, type SelfCheckPicker } from "./self_check.ts";
 
 /** One `query_range` request. Times are unix seconds. */
 export interface RangeRequest {
@@ -139,8 +139,11 @@ export interface LocalModeOptions {
    * self-check does not compare them.
    */
   readonly counterAdjusting: boolean;
-  /** Picks the self-check's (query, hour); one per run, so checks rotate through the catalogue. */
-  readonly rotation: SelfCheckRotation;
+  /**
+   * Picks each hour range's self-check (query, hour): `SelfCheckRotation`, so
+   * checks rotate through the catalogue and the hours.
+   */
+  readonly rotation: SelfCheckPicker;
   /**
    * Fetch raw samples over the server's remote read API (Prometheus), with
    * its external labels to remove; absent or null: instant queries.
@@ -929,7 +932,9 @@ async function fetchLocalSpan(
     return { pick, c, fetch: serverBatchTasks(options, [c.p], routeOf(), who, day, [pick.hour]) };
   };
   let check = compiled.length > 0
-    ? checkOf(local.rotation.next(compiled.map((c) => c.p.query.name), span))
+    ? checkOf(
+      local.rotation.next(compiled.map((c) => c.p.query.name), span, { clusters: ids, day }),
+    )
     : null;
   await runAll(
     [
@@ -975,7 +980,9 @@ async function fetchLocalSpan(
       await refuseFrom(mine.refused, span);
       const rest = compiled.filter((c) => isLocal(c.p.query.name, first));
       check = rest.length > 0
-        ? checkOf(local.rotation.next(rest.map((c) => c.p.query.name), span))
+        ? checkOf(
+          local.rotation.next(rest.map((c) => c.p.query.name), span, { clusters: ids, day }),
+        )
         : null;
       if (check) await runAll(check.fetch.tasks, options.signal);
       continue;
@@ -1378,7 +1385,7 @@ async function localRos(
   );
   // The self-check's server answer comes with the other selectors' raw samples.
   const pick = compiled.rest.length > 0
-    ? local.rotation.next(compiled.rest.map((c) => c.p.query.name), span)
+    ? local.rotation.next(compiled.rest.map((c) => c.p.query.name), span, { clusters: ids, day })
     : null;
   const c = pick ? compiled.rest.find((x) => x.p.query.name === pick.query)! : null;
   const check = pick && c

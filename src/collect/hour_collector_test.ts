@@ -13,7 +13,6 @@ import { collectionParams, type PlannedQuery, planQueries } from "./query_plan.t
 import { planRosQueries, rosPlanFingerprint } from "./ros_plan.ts";
 import type { InstantQuery } from "../thanos/thanos_client.ts";
 import type { StreamedSeries } from "./raw_fetch.ts";
-import { SelfCheckRotation } from "./self_check.ts";
 
 const DAY = "2026-11-01";
 
@@ -475,7 +474,8 @@ Deno.test("local mode: a query the evaluator refuses only in a later run is loca
       semantics: "prometheus3" as const,
       lookbackMs: 300_000,
       counterAdjusting: false,
-      rotation: new SelfCheckRotation(0),
+      // The check of the first hour, before the refusal.
+      rotation: { next: (names: readonly string[]) => ({ query: names[0]!, hour: 0 }) },
     };
     const hours = Array.from({ length: 12 }, (_, h) => h);
     const events: string[] = [];

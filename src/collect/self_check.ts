@@ -20,36 +20,79 @@ export interface CheckedSeries {
   readonly reduced: Reduced | null;
 }
 
+/** The hour range a self-check is picked for: its clusters and its UTC day (`YYYY-MM-DD`). */
+export interface CheckedRange {
+  readonly clusters: readonly string[];
+  readonly day: string;
+}
+
+/** What picks a range's self-check (see {@linkcode SelfCheckRotation}). */
+export interface SelfCheckPicker {
+  /** The (query, hour) to check among `names` and the `hours` of `range`; both non-empty. */
+  next(
+    names: readonly string[],
+    hours: readonly number[],
+    range: CheckedRange,
+  ): { query: string; hour: number };
+}
+
+/** FNV-1a (32 bits) of a string's UTF-16 code units. */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
 /**
- * Picks the self-check of each hour range in turn: call `k` checks query
- * `k mod q` (of the names it is given) at hour `k mod h` of the range, so over
- * a run the checks walk through the catalogue and through the hours of a day.
+ * Picks the self-check of each hour range: check `k` checks query `k mod q`
+ * (of the names it is given) at hour `k mod h` of the range, where `k` is the
+ * epoch hour (hours since 1970-01-01T00:00Z) of the range's first hour, plus
+ * a hash of its sorted cluster ids, plus the number of checks picked for the
+ * same range before (plus `start`). Successive ranges (scheduled runs, the
+ * batches of a day) and different clusters so check different queries and
+ * hours, and the pick depends only on the range: never on which other ranges
+ * a run has, or in which order, so a recorded run replays its self-checks for
+ * any subset of its clusters.
  *
  * @example
  * ```ts
  * import { SelfCheckRotation } from "./self_check.ts";
  * const rotation = new SelfCheckRotation();
- * rotation.next(["a", "b"], [0, 1, 2]); // { query: "a", hour: 0 }
- * rotation.next(["a", "b"], [0, 1, 2]); // { query: "b", hour: 1 }
+ * const range = { clusters: ["c1"], day: "2026-11-01" };
+ * const a = rotation.next(["a", "b"], [0, 1, 2], range);
+ * const b = rotation.next(["a", "b"], [0, 1, 2], range); // the other query, the next hour
  * ```
  */
-export class SelfCheckRotation {
-  #k: number;
+export class SelfCheckRotation implements SelfCheckPicker {
+  readonly #start: number;
+  readonly #picked = new Map<string, number>();
 
-  /** @param start Where the rotation begins (e.g. a run's number, so runs do not all check the same). */
+  /** @param start Added to every `k` (0: the pick depends on the range alone). */
   constructor(start = 0) {
     if (!Number.isSafeInteger(start) || start < 0) {
       throw new RangeError(`Invalid rotation start ${start}: expected a non-negative integer`);
     }
-    this.#k = start;
+    this.#start = start;
   }
 
-  /** The next (query, hour) among `names` and the `hours` of a range; both must be non-empty. */
-  next(names: readonly string[], hours: readonly number[]): { query: string; hour: number } {
+  /** The next (query, hour) among `names` and the `hours` of `range`; both must be non-empty. */
+  next(
+    names: readonly string[],
+    hours: readonly number[],
+    range: CheckedRange,
+  ): { query: string; hour: number } {
     if (names.length === 0 || hours.length === 0) {
       throw new RangeError("SelfCheckRotation.next: needs at least one query and one hour");
     }
-    const k = this.#k++;
+    const dayMs = Date.parse(`${range.day}T00:00:00Z`);
+    if (!Number.isFinite(dayMs)) {
+      throw new RangeError(`Invalid day ${JSON.stringify(range.day)}: expected YYYY-MM-DD`);
+    }
+    const clusters = [...range.clusters].sort(compareUtf8).join(",");
+    const key = `${range.day} ${hours[0]} ${clusters}`;
+    const before = this.#picked.get(key) ?? 0;
+    this.#picked.set(key, before + 1);
+    const k = this.#start + dayMs / 3_600_000 + hours[0]! + fnv1a(clusters) + before;
     return { query: names[k % names.length]!, hour: hours[k % hours.length]! };
   }
 }

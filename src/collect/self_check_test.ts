@@ -5,15 +5,43 @@ Deno.test("SelfCheckRotation walks through every query and every hour of a range
   const rotation = new SelfCheckRotation();
   const names = ["a", "b", "c"];
   const hours = [0, 1, 2, 3];
+  const range = { clusters: ["c2", "c1"], day: "2026-11-01" };
   const seen = new Set<string>();
+  const picks: string[] = [];
   for (let i = 0; i < names.length * hours.length; i++) {
-    const { query, hour } = rotation.next(names, hours);
+    const { query, hour } = rotation.next(names, hours, range);
     seen.add(`${query}@${hour}`);
+    picks.push(`${query}@${hour}`);
   }
   // 3 and 4 are coprime: 12 checks cover all 12 (query, hour) pairs.
   assert.equal(seen.size, 12);
-  assert.deepEqual(new SelfCheckRotation(4).next(names, hours), { query: "b", hour: 0 });
-  assert.throws(() => rotation.next([], hours), RangeError);
+  // The pick depends on the range alone: not on the order of its clusters, nor on other
+  // ranges picked before (a replay of some of a run's clusters checks what the run checked).
+  const other = new SelfCheckRotation();
+  other.next(names, hours, { clusters: ["c3"], day: "2026-11-01" });
+  other.next(names, [4, 5, 6, 7], range);
+  assert.equal(
+    (({ query, hour }) => `${query}@${hour}`)(
+      other.next(names, hours, { clusters: ["c1", "c2"], day: "2026-11-01" }),
+    ),
+    picks[0],
+  );
+  // Successive hour ranges (a scheduled run per hour) check successive queries.
+  const at = (first: number) => new SelfCheckRotation().next(names, [first], range).query;
+  assert.deepEqual([at(5), at(6), at(7)].sort(), names);
+  // The next day's range with the same first hour: 24 hours later in the walk.
+  const k0 = names.indexOf(at(5));
+  assert.equal(
+    new SelfCheckRotation().next(names, [5], { ...range, day: "2026-11-02" }).query,
+    names[(k0 + 24) % 3],
+  );
+  assert.deepEqual(
+    new SelfCheckRotation(1).next(names, [5], range).query,
+    names[(k0 + 1) % 3],
+    "start shifts k",
+  );
+  assert.throws(() => rotation.next([], hours, range), RangeError);
+  assert.throws(() => rotation.next(names, hours, { ...range, day: "11/01" }), /Invalid day/);
   assert.throws(() => new SelfCheckRotation(-1), /Invalid rotation start -1/);
 });
 

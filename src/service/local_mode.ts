@@ -9,7 +9,7 @@
 
 import { SelfCheckRotation } from "../collect/self_check.ts";
 import type { BridgeSettings } from "../config.ts";
-import { BridgeError, ConfigError, HOUR_MS } from "../model.ts";
+import { BridgeError, ConfigError } from "../model.ts";
 import {
   type BuildInfo,
   type EngineSemantics,
@@ -34,14 +34,15 @@ export type LocalModeServer = Pick<
  * flags), from a data-free probe query that counts the points of a window;
  * when neither tells, the run fails with a `config` error asking for
  * `--engine-semantics`. The server counts as counter-adjusting unless its
- * build info says Prometheus. The self-check rotation starts at the run's
- * hour, so consecutive runs check different queries. Raw samples come by
- * remote read or by instant queries (see {@linkcode resolveRawRead}).
+ * build info says Prometheus. The build info is asked for in a replay too
+ * (a recording keeps it). Each hour range's self-check is picked by a
+ * `SelfCheckRotation`. Raw samples come by remote read or by instant queries
+ * (see {@linkcode resolveRawRead}).
  *
  * @example
  * ```ts ignore
  * import { resolveLocalRun } from "./local_mode.ts";
- * const local = await resolveLocalRun(settings, client, new Date(), signal);
+ * const local = await resolveLocalRun(settings, client, signal);
  * local.semantics; // "prometheus3" behind Thanos 0.42
  * ```
  */
@@ -51,13 +52,11 @@ export async function resolveLocalRun(
     "engineSemantics" | "lookbackMs" | "replay" | "record" | "rawRead"
   >,
   server: LocalModeServer,
-  now: Date,
   signal?: AbortSignal,
 ): Promise<LocalRun> {
-  let info: BuildInfo | null = null;
-  if (settings.replay === null) info = await fetchBuildInfo(server, signal);
+  const info: BuildInfo | null = await fetchBuildInfo(server, signal);
   const counterAdjusting = info?.server !== "prometheus";
-  const rotation = new SelfCheckRotation(Math.floor(now.getTime() / HOUR_MS));
+  const rotation = new SelfCheckRotation();
   const raw = await resolveRawRead(settings, info, server, signal);
   const base = {
     lookbackMs: settings.lookbackMs,

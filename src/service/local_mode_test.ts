@@ -187,7 +187,6 @@ const LOCAL: Pick<
   BridgeSettings,
   "engineSemantics" | "lookbackMs" | "replay" | "record" | "rawRead"
 > = { engineSemantics: "auto", lookbackMs: 300_000, replay: null, record: null, rawRead: "auto" };
-const NOW = new Date("2026-11-01T03:20:00Z");
 
 Deno.test("resolveLocalRun: the run carries remoteRead and how raw samples are read", async () => {
   const server = new FakeServer({
@@ -195,7 +194,7 @@ Deno.test("resolveLocalRun: the run carries remoteRead and how raw samples are r
     probe: null,
     labels: { replica: "a" },
   });
-  const run = await resolveLocalRun(LOCAL, server, NOW);
+  const run = await resolveLocalRun(LOCAL, server);
   assert.deepEqual(run.remoteRead, { externalLabels: { replica: "a" } });
   assert.equal(run.rawRead, "remote read");
   assert.equal(run.semantics, "prometheus2");
@@ -203,30 +202,33 @@ Deno.test("resolveLocalRun: the run carries remoteRead and how raw samples are r
   assert.deepEqual(server.names, ["buildInfo", "probeRemoteRead", "externalLabels"]);
 
   const thanos = new FakeServer({ buildInfo: { version: "0.42.5" } });
-  const viaQueries = await resolveLocalRun(LOCAL, thanos, NOW);
+  const viaQueries = await resolveLocalRun(LOCAL, thanos);
   assert.equal(viaQueries.remoteRead, null);
   assert.match(viaQueries.rawRead, /^instant queries \(the server is Thanos Query/);
   assert.equal(viaQueries.semantics, "prometheus3");
   assert.deepEqual(thanos.names, ["buildInfo"]);
 });
 
-Deno.test("resolveLocalRun: a replay asks the server nothing and reads by instant queries", async () => {
-  const server = new FakeServer({ probe: null, labels: {} });
-  const run = await resolveLocalRun(
-    { ...LOCAL, engineSemantics: "prometheus3", replay: "/rec" },
-    server,
-    NOW,
-  );
+Deno.test("resolveLocalRun: a replay asks only for the (recorded) build info and reads by instant queries", async () => {
+  const server = new FakeServer({ probe: null, labels: {}, buildInfo: { version: "2.42.0" } });
+  const run = await resolveLocalRun({ ...LOCAL, replay: "/rec" }, server);
   assert.equal(run.remoteRead, null);
   assert.equal(run.rawRead, "instant queries (recording or replaying)");
-  assert.equal(run.semanticsFrom, "--engine-semantics");
-  assert.deepEqual(server.names, []);
+  assert.equal(run.semantics, "prometheus2");
+  assert.equal(run.counterAdjusting, false, "the recorded server was Prometheus");
+  assert.deepEqual(server.names, ["buildInfo"]);
+  const forced = await resolveLocalRun(
+    { ...LOCAL, engineSemantics: "prometheus3", replay: "/rec" },
+    new FakeServer(),
+  );
+  assert.equal(forced.semanticsFrom, "--engine-semantics");
+  assert.equal(forced.counterAdjusting, true, "no recorded build info: maybe Thanos");
 });
 
 Deno.test("resolveLocalRun: --raw-read remote-read against a server without it fails the run", async () => {
   const server = new FakeServer({ buildInfo: { version: "0.42.5" }, probe: "HTTP 404" });
   await assert.rejects(
-    resolveLocalRun({ ...LOCAL, rawRead: "remote-read" }, server, NOW),
+    resolveLocalRun({ ...LOCAL, rawRead: "remote-read" }, server),
     (e) => e instanceof ConfigError && e.field === "rawRead",
   );
 });

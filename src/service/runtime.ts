@@ -595,7 +595,7 @@ export async function createBridge(settings: BridgeSettings, host: BridgeHost): 
       }
       const stats = options.counter ?? { queries: 0, attempts: 0, bytes: 0 };
       const local = settings.reduce === "local"
-        ? await resolveLocalRun(settings, client, host.now(), options.signal)
+        ? await resolveLocalRun(settings, client, options.signal)
         : undefined;
       const summary = await runCollection(plan, settings, {
         client,

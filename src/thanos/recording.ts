@@ -18,6 +18,10 @@
  * header, plus any `secrets` given) is scrubbed from everything that is
  * stored: answer bodies, index lines and the text keys are computed from.
  *
+ * The server's build info (`GET /api/v1/status/buildinfo`, which local mode
+ * reads to choose its engine semantics) is kept as `buildinfo.json`, so a
+ * replay answers it as the recorded server did.
+ *
  * @module
  */
 
@@ -26,6 +30,11 @@ import { REDACTED, Redactor } from "./redact.ts";
 const QUERY_RANGE_SUFFIX = "/api/v1/query_range";
 const QUERY_SUFFIX = "/api/v1/query";
 const SERIES_SUFFIX = "/api/v1/series";
+const BUILD_INFO_SUFFIX = "/api/v1/status/buildinfo";
+/** Where a recording keeps the server's build info answer. */
+const BUILD_INFO_FILE = "buildinfo.json";
+/** A build info answer is a few hundred bytes; a larger one is not kept. */
+const MAX_BUILD_INFO_BYTES = 1 << 16;
 const INDEX_FILE = "index.jsonl";
 
 /** The parameters that identify a recorded `query_range` answer. */
@@ -334,7 +343,8 @@ function appendIndex(dir: string, entry: RecordingIndexEntry): Promise<void> {
  * nothing behind. A later answer to the same request (a retry, a re-run)
  * replaces the stored body and appends another index line for the same key;
  * the last line for a key describes the stored body.
- * Non-2xx answers and other requests pass through unrecorded. `init` (with a
+ * A successful build info answer is stored as `buildinfo.json` (scrubbed as
+ * well). Non-2xx answers and other requests pass through unrecorded. `init` (with a
  * TLS `client`, signal, headers) is passed to `inner` unchanged; headers are
  * never written to disk. The bearer token of the request's `Authorization`
  * header and `options.secrets` are scrubbed from the stored body, the index
@@ -359,6 +369,9 @@ export function recordingFetch(
     const redactor = new Redactor(secrets);
     const raw = await readRecordable(input, init);
     const response = await inner(input, init);
+    if (raw === undefined && response.ok && isBuildInfo(input)) {
+      return await recordBuildInfo(dir, response, redactor);
+    }
     if (raw === undefined || !response.ok || response.body === null) return response;
     const request = scrubRequest(raw, redactor);
     const key = await recordingKey(request);
@@ -369,6 +382,32 @@ export function recordingFetch(
       headers: response.headers,
     });
   };
+}
+
+function isBuildInfo(input: RequestInfo | URL): boolean {
+  const url = new URL(input instanceof Request ? input.url : String(input));
+  return url.pathname.endsWith(BUILD_INFO_SUFFIX);
+}
+
+/** Stores a build info answer (small: read whole) and passes it on unchanged. */
+async function recordBuildInfo(
+  dir: string,
+  response: Response,
+  redactor: Redactor,
+): Promise<Response> {
+  const body = new Uint8Array(await response.arrayBuffer());
+  if (body.byteLength <= MAX_BUILD_INFO_BYTES) {
+    await Deno.mkdir(dir, { recursive: true });
+    const path = `${dir}/${BUILD_INFO_FILE}`;
+    const tmp = `${path}.tmp-${crypto.randomUUID()}`;
+    await Deno.writeTextFile(tmp, redactor.redact(new TextDecoder().decode(body)));
+    await Deno.rename(tmp, path);
+  }
+  return new Response(body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
 }
 
 /** Options of {@linkcode recordingFetch}. */
@@ -491,7 +530,9 @@ export interface ReplayOptions {
  * `ThanosClient` turns into an immediate, non-retried error; `onMissing` is
  * called with the request first. A `/api/v1/series` request (label lookup) gets an empty
  * successful answer: a recording has no such answers, so the labels are
- * unknown. Any other request gets a 404. `init.client` and headers are ignored.
+ * unknown. A build info request gets the recorded `buildinfo.json`, or a 404
+ * (no build info endpoint) in a recording without one. Any other request gets
+ * a 404. `init.client` and headers are ignored.
  *
  * @example Replay a recording
  * ```ts ignore
@@ -513,6 +554,17 @@ export function replayFetch(dir: string, options: ReplayOptions = {}): typeof fe
           status: 200,
           headers: { "Content-Type": "application/json" },
         });
+      }
+      if (url.pathname.endsWith(BUILD_INFO_SUFFIX)) {
+        try {
+          return new Response(await Deno.readFile(`${dir}/${BUILD_INFO_FILE}`), {
+            status: 200,
+            headers: { "Content-Type": "application/json" },
+          });
+        } catch (error) {
+          if (!(error instanceof Deno.errors.NotFound)) throw error;
+          return errorResponse(404, "not_found", `no build info recorded in ${dir}`);
+        }
       }
       return errorResponse(
         404,

@@ -539,3 +539,40 @@ Deno.test("a label lookup against a replay is answered as unknown (empty)", asyn
   });
   assert.deepEqual(await client.findLabelsWithValue("c1", "kube_node_info", 0, 3600), []);
 });
+
+Deno.test("the build info is recorded (token scrubbed) and replayed; without it a replay has no build info", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "recording_test_" });
+  try {
+    const info = { version: "2.42.0+ds", revision: TOKEN, branch: "debian" };
+    await withServer(
+      (_form, _n, _stop, path) =>
+        path.endsWith("/api/v1/status/buildinfo")
+          ? Response.json({ status: "success", data: info })
+          : new Response("nope", { status: 404 }),
+      async (url) => {
+        const client = new ThanosClient({
+          url,
+          token: TOKEN,
+          fetch: recordingFetch(dir),
+          ...fast,
+        });
+        try {
+          assert.deepEqual(await client.buildInfo(), info, "passed on unchanged");
+        } finally {
+          client.close();
+        }
+      },
+    );
+    const stored = await Deno.readTextFile(`${dir}/buildinfo.json`);
+    assert.ok(!stored.includes(TOKEN), "the token is scrubbed");
+    assert.deepEqual(await listDir(dir), ["buildinfo.json"], "no index line, no spool file");
+    const replay = new ThanosClient({ url: "http://replay.invalid", fetch: replayFetch(dir) });
+    assert.deepEqual(await replay.buildInfo(), { ...info, revision: "[redacted]" });
+    replay.close();
+    const none = new ThanosClient({ url: "http://replay.invalid", fetch: replayFetch(`${dir}/x`) });
+    assert.equal(await none.buildInfo(), null, "a 404: the endpoint is unknown");
+    none.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
