@@ -48,14 +48,16 @@ import { encodeRecord } from "./csv.ts";
  * How an hour was collected. An hour collected with other parameters than the
  * current ones is not trustworthy for the current settings (a wrong cluster
  * label gives "no data", another rate window other values) and must be
- * collected again; see {@linkcode hourMatches}.
+ * collected again; see {@linkcode hourMatches}. The reduce mode is recorded
+ * but not compared: every mode writes CMMO's values, so it says how an hour
+ * was collected, not what it holds.
  */
 export interface CollectionParams {
   /** Label carrying the cluster id (`--cluster-label`). */
   readonly clusterLabel: string;
   /** Range window of `rate`/`*_over_time` (`--rate-window`). */
   readonly rateWindow: string;
-  /** Where values were reduced (`--reduce`): `server` or `client`. */
+  /** Where values were reduced (`--reduce`): `server`, `client` or `local`; not compared. */
   readonly reduce: string;
   /** `planFingerprint(plan)`: SHA-256 (hex) of the expressions actually sent. */
   readonly queryHash: string;
@@ -472,12 +474,17 @@ export async function tryHold(path: string): Promise<Deno.FsFile | null> {
 }
 
 /**
- * Whether a committed hour was collected with exactly these parameters. An
+ * Whether a committed hour was collected with these parameters. An
  * `hour.json` without parameters (written before they were recorded) counts as
  * collected with other parameters. The service collects an hour again instead
  * of reusing it when this is false. With `params.rosHash` (ROS on) the hour
  * must carry the same `rosHash`; without it (ROS off) the hour's `rosHash` is
  * not compared: an hour collected with ROS serves a run without ROS as it is.
+ * The reduce mode is not compared: the modes differ in where CMMO's
+ * evaluations are made, not in the values (the contract's), so a day begun in
+ * one mode goes on in another without collecting its hours again (which the
+ * service could not do for hours before its run's range: they would stop the
+ * day's gap-free run of hours, and so its shipping, until the day ends).
  *
  * @example
  * ```ts
@@ -485,13 +492,13 @@ export async function tryHold(path: string): Promise<Deno.FsFile | null> {
  * const params = { clusterLabel: "clusterID", rateWindow: "15m", reduce: "server", queryHash: "ab" };
  * hourMatches({ params } as HourMeta, params); // true
  * hourMatches({ params: null } as HourMeta, params); // false
+ * hourMatches({ params } as HourMeta, { ...params, reduce: "local" }); // true
  * ```
  */
 export function hourMatches(meta: Pick<HourMeta, "params">, params: CollectionParams): boolean {
   const p = meta.params;
   return p !== null && p !== undefined && p.clusterLabel === params.clusterLabel &&
-    p.rateWindow === params.rateWindow && p.reduce === params.reduce &&
-    p.queryHash === params.queryHash &&
+    p.rateWindow === params.rateWindow && p.queryHash === params.queryHash &&
     // With ROS, the hour must have been collected with the same ROS plan; without ROS, an
     // hour collected with ROS is just as good (its ROS fragments are not shipped).
     (params.rosHash === undefined || p.rosHash === params.rosHash);
