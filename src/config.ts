@@ -254,9 +254,11 @@ export interface BridgeSettings {
    */
   readonly thanosGzip: boolean;
   /**
-   * Where CMMO's 60 evaluations per hour happen: `server` (`*_over_time` on
-   * Thanos), `client` (Thanos evaluates, the 60 points are reduced here) or
-   * `local` (raw samples are fetched and the queries evaluated here).
+   * Where CMMO's 60 evaluations per hour happen: `local` (the default: raw
+   * samples are fetched and the queries evaluated here, checked against the
+   * server every run), `server` (`*_over_time` on Thanos: local mode's
+   * fallback and reference) or `client` (Thanos evaluates, the 60 points are
+   * reduced here).
    */
   readonly reduce: ReduceSetting;
   /**
@@ -274,7 +276,7 @@ export interface BridgeSettings {
   readonly rawRead: "auto" | "remote-read" | "query";
   /** Local mode's lookback delta for instant selectors, ms (default 5 min, as Prometheus). */
   readonly lookbackMs: number;
-  /** Hours per batch of queries (raw reads in local mode): default 6, 12 in local mode. */
+  /** Hours per batch of queries (raw reads in local mode): 12 in local mode, else 6. */
   readonly batchHours: number;
   /**
    * Clusters per query (default 100): one query covers up to this many
@@ -891,7 +893,7 @@ export function resolveSettings(config: Config, context: ResolveContext): Bridge
   }
   const rateWindow = str(config.rateWindow) ?? "15m";
   durationMs("rateWindow", rateWindow, 1000);
-  const reduce = str(config.reduce) ?? "server";
+  const reduce = str(config.reduce) ?? "local";
   if (!(REDUCE_SETTINGS as readonly string[]).includes(reduce)) {
     throw new ConfigError("reduce", reduce, "must be server, client or local");
   }

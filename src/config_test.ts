@@ -32,8 +32,11 @@ Deno.test("resolveSettings: defaults", () => {
   assert.equal(s.concurrency, 4);
   assert.equal(s.timeoutMs, 120_000);
   assert.equal(s.maxAttempts, 5);
-  assert.equal(s.reduce, "server");
-  assert.equal(s.batchHours, 6);
+  assert.equal(s.reduce, "local");
+  assert.equal(s.batchHours, 12);
+  // The other modes keep their own batch default.
+  assert.equal(resolveSettings({ ...base, reduce: "server" }, ctx).batchHours, 6);
+  assert.equal(resolveSettings({ ...base, reduce: "client" }, ctx).batchHours, 6);
   assert.equal(s.settleDelayMs, 600_000);
   assert.equal(s.emptyHourGraceMs, 6 * 3_600_000);
   assert.equal(s.maxBackfillMs, 14 * 24 * 3_600_000);

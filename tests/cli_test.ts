@@ -72,6 +72,9 @@ function collectArgs(
     opts.out ?? `${dir}/out`,
     "--state",
     `${dir}/state`,
+    // The fake answers range queries only (no raw reads); an `extra` --reduce comes later.
+    "--reduce",
+    "server",
     ...extra,
   ];
 }
@@ -403,6 +406,8 @@ Deno.test("multi-day runs, oldest day first; then the watermark resumes where th
         "--state",
         `${dir}/state`,
         "--json",
+        "--reduce",
+        "server",
       ];
       const first = io();
       first.now = () => new Date("2026-11-02T03:30:00Z"); // newest ready hour: 02:00
@@ -522,6 +527,8 @@ Deno.test("ingress sink: 202 passes, 500 is retried, 401 fails with a clear mess
         "--ingress-token-file",
         `${dir}/token`,
         "--json",
+        "--reduce",
+        "server",
       ];
       const flaky = fakeIngress([500]);
       try {

@@ -193,7 +193,9 @@ Deno.test({
       assert.equal(same.summary.queries, 0);
 
       // One more hour: only hour 23 is queried (one batch in server mode), new uuid, 24 hours.
-      // Without the skip probe, to count the catalogue's queries exactly.
+      // Without the skip probe, to count the catalogue's queries exactly. Hours 0–22 were
+      // collected in local mode (the default): the mode is not part of an hour's identity, so
+      // a day goes on in another mode without collecting its hours again.
       const more = await collect(url, [id], [
         ...state,
         "--until",
@@ -201,6 +203,8 @@ Deno.test({
         "--out",
         `${work}/a`,
         "--no-skip-empty",
+        "--reduce",
+        "server",
       ]);
       const m = more.summary.clusters[0]!.days[0]!;
       assert.deepEqual(m.collectedHours, [23]);

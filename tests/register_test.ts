@@ -59,6 +59,8 @@ function args(
     "--no-ros",
     "--cluster-batch",
     "1",
+    "--batch-hours",
+    "6",
     "--replay",
     `${ROOT}demo/recording`,
     "--cluster",

@@ -4,7 +4,10 @@
  * entry point with `--record`: once with the exact flags of `deno task demo`
  * (recorded requests are keyed by query and time range, so the replay must use
  * the same day, reduction mode, batch size and cluster batch), and once with
- * `--cluster-batch 1 --no-ros`, for tests that replay a subset of the clusters.
+ * `--cluster-batch 1 --no-ros --batch-hours 6`, for tests that replay a subset
+ * of the clusters and of the hours (up to 05, 11, 17 or 23). Both are local
+ * mode (the default): raw reads by instant queries, the self-checks' server
+ * answers and the server's build info.
  *
  * Run: `deno run -A tools/make_demo.ts`
  *
@@ -25,12 +28,14 @@ try {
     await Deno.remove(RECORDING, { recursive: true }).catch(() => {});
     const clusters = hub.clusters.map((c) => c.id).join(",");
     // 1. The demo's own run (one batch for the three clusters). 2. Each cluster on its own
-    //    queries without ROS, which tests replay for other subsets of the clusters
-    //    (tests/register_test.ts collects two of them).
+    //    queries without ROS, in 6-hour batches, which tests replay for other subsets of the
+    //    clusters and hours (tests/register_test.ts collects two of them, to 05 then to 11).
     const passes: [string, string[]][] = [["demo", []], ["per-cluster", [
       "--cluster-batch",
       "1",
       "--no-ros",
+      "--batch-hours",
+      "6",
     ]]];
     for (const [name, extra] of passes) {
       const out = await new Deno.Command(Deno.execPath(), {

@@ -170,8 +170,8 @@ const OPTIONS: readonly OptionSpec[] = [
   ],
   [
     "reduce",
-    "server|client|local",
-    "server: *_over_time on Thanos; client: 60 points here; local: raw samples, evaluated here",
+    "local|server|client",
+    "local (default): raw samples, evaluated here; server: *_over_time on Thanos; client: 60 points here",
   ],
   [
     "engineSemantics",
@@ -184,7 +184,11 @@ const OPTIONS: readonly OptionSpec[] = [
     "local mode: raw samples by Prometheus remote read or by query (default auto: remote read where offered)",
   ],
   ["lookbackDelta", "duration", "local mode: the engine's lookback delta (default 5m)"],
-  ["batchHours", "n", "server and local mode: hours per query (default 6; local mode 12)"],
+  [
+    "batchHours",
+    "n",
+    "server and local mode: hours per query (default 12 in local mode, 6 in server mode)",
+  ],
   ["clusterBatch", "n", "clusters per query; 1: one query per cluster (default 100)"],
   ["batchSeries", "n", "most estimated series in one cluster batch (default 10000)"],
   ["skipEmpty", null, "skip queries that must be empty (GPU, VMs); --no-skip-empty (default on)"],

@@ -845,6 +845,8 @@ Deno.test("the real bridge: a run via the manager delivers its day; clusters() s
           state: join(dir, "state"),
           orgId: "1234567",
           retries: 1,
+          // The fake answers range queries only (no raw reads).
+          reduce: "server",
         },
         { cacheDir: dir },
       );
