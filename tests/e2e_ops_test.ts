@@ -173,6 +173,7 @@ Deno.test({
             "thanos.reach",
             "thanos.cluster_label",
             "metrics.present",
+            "local.engine",
             "sink.dir",
           ]
         ) {
@@ -184,6 +185,13 @@ Deno.test({
         ]);
         const c = byId(doc.checks);
         assert.equal(c["discovery.thanos"]!.detail, "found 3 cluster(s)");
+        // Local mode (the default) against Debian's Prometheus 2: its build info, remote read,
+        // and no counter adjustment.
+        assert.match(
+          c["local.engine"]!.detail,
+          /^prometheus2 semantics \(Prometheus 2\.[\d.]+\S* \(2\.x engine\)\), raw samples by remote read$/,
+        );
+        assert.equal(c["local.engine"]!.items, undefined);
         assert.deepEqual(c["metrics.present"]!.items, [item.trim()]);
 
         // --hours is counted back from now: 7 h after the data ended, the last 6 h are empty

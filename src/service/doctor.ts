@@ -3,7 +3,8 @@
  * that the configuration resolves and that its files can be read (by wiring a
  * bridge); {@linkcode diagnose} then checks, with the wired parts: discovery
  * (every source), Thanos (reach, token, cluster label, per-cluster metrics:
- * `doctor_thanos.ts`), koku's sources API when registration is on, and the
+ * `doctor_thanos.ts`; with `--reduce local`, what a run would evaluate with),
+ * koku's sources API when registration is on, and the
  * sink (S3 write/read/presign/delete and Kafka, or ingress: `sink_probe.ts`).
  *
  * Nothing here throws for a failed check: every problem is a `fail` check. An
@@ -20,6 +21,7 @@ import type { ThanosClient } from "../thanos/thanos_client.ts";
 import type { DiscoveryResult } from "./cluster_discovery.ts";
 import { check, type DoctorCheck } from "./doctor_check.ts";
 import { thanosChecks } from "./doctor_thanos.ts";
+import { resolveLocalRun } from "./local_mode.ts";
 import type { SinkInputs } from "./runtime.ts";
 
 /** What `doctor` asks for besides the settings. */
@@ -95,6 +97,7 @@ export async function diagnose(
         ros: settings.ros,
       }, signal),
     );
+    checks.push(await localModeCheck(deps, checks, signal));
   }
 
   // koku's sources API, when registration is on.
@@ -224,5 +227,44 @@ async function kokuSourcesCheck(
   } catch (error) {
     signal?.throwIfAborted();
     return check("koku.sources", title, "fail", errorInfo(error).message);
+  }
+}
+
+/**
+ * With `--reduce local`: what a run resolves before it reads anything (the
+ * engine semantics, how raw samples are read, whether the server adjusts
+ * counters), or why it cannot (a `fail` naming the setting to change).
+ */
+async function localModeCheck(
+  deps: DiagnoseDeps,
+  before: readonly DoctorCheck[],
+  signal?: AbortSignal,
+): Promise<DoctorCheck> {
+  const id = "local.engine";
+  const title = "Local mode knows the server's engine and how to read raw samples";
+  const { settings } = deps;
+  if (settings.reduce !== "local") {
+    return check(id, title, "skip", `--reduce ${settings.reduce}: Thanos evaluates`);
+  }
+  if (before.some((c) => c.id === "thanos.reach" && c.status !== "ok")) {
+    return check(id, title, "skip", "skipped: Thanos does not answer");
+  }
+  try {
+    const run = await resolveLocalRun(settings, deps.client, signal);
+    return check(
+      id,
+      title,
+      "ok",
+      `${run.semantics} semantics (${run.semanticsFrom}), raw samples by ${run.rawRead}`,
+      run.counterAdjusting
+        ? [
+          "the server is not known to be Prometheus: it may adjust counters at a reset, so the " +
+          "self-check skips rate/increase queries of clusters whose counters reset",
+        ]
+        : [],
+    );
+  } catch (error) {
+    signal?.throwIfAborted();
+    return check(id, title, "fail", errorInfo(error).message);
   }
 }
