@@ -93,9 +93,15 @@ LABEL org.opencontainers.image.title="thanos-bridge" \
       io.openshift.non-scalable="true"
 COPY --from=build --chown=65532:0 /out/root/ /
 COPY --from=build --chmod=0555 /out/thanos-bridge /usr/local/bin/thanos-bridge
+# glibc's malloc: two arenas instead of one per thread, and blocks of 256 KiB or more mapped on their
+# own, so freed sample buffers go back to the system at once (the 2,000-pod bench day in local mode:
+# peak RSS 236–241 instead of 242–250 MiB, three alternating runs each, wall unchanged). Only the
+# environment can set them: they are read when the process starts.
 ENV HOME=/var/lib/thanos-bridge \
     DENO_NO_UPDATE_CHECK=1 \
-    NO_COLOR=1
+    NO_COLOR=1 \
+    MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=262144
 WORKDIR /var/lib/thanos-bridge
 USER 65532:0
 VOLUME ["/var/lib/thanos-bridge"]

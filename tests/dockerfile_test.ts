@@ -156,6 +156,9 @@ Deno.test("Dockerfile: minimal glibc runtime, non-root, read-only root with a st
   assert.equal(last("VOLUME"), '["/var/lib/thanos-bridge"]');
   assert.equal(last("WORKDIR"), "/var/lib/thanos-bridge");
   assert.match(last("ENV") ?? "", /HOME=\/var\/lib\/thanos-bridge/);
+  // glibc's malloc tuned for a smaller peak (see the comment above ENV).
+  assert.match(last("ENV") ?? "", /\bMALLOC_ARENA_MAX=2\b/);
+  assert.match(last("ENV") ?? "", /\bMALLOC_MMAP_THRESHOLD_=262144\b/);
   assert.equal(last("EXPOSE"), "8080");
   assert.equal(last("ENTRYPOINT"), '["/usr/local/bin/thanos-bridge"]');
   assert.equal(last("CMD"), '["serve", "--config", "/etc/thanos-bridge/config.yaml"]');
