@@ -481,10 +481,12 @@ export async function tryHold(path: string): Promise<Deno.FsFile | null> {
  * must carry the same `rosHash`; without it (ROS off) the hour's `rosHash` is
  * not compared: an hour collected with ROS serves a run without ROS as it is.
  * The reduce mode is not compared: the modes differ in where CMMO's
- * evaluations are made, not in the values (the contract's), so a day begun in
- * one mode goes on in another without collecting its hours again (which the
- * service could not do for hours before its run's range: they would stop the
- * day's gap-free run of hours, and so its shipping, until the day ends).
+ * evaluations are made, not in the values (the contract's; behind Thanos,
+ * server mode's differ at a counter reset, where Thanos adjusts counters and
+ * local mode follows CMMO's Prometheus), so a day begun in one mode goes on
+ * in another without collecting its hours again (which the service could not
+ * do for hours before its run's range: they would stop the day's gap-free run
+ * of hours, and so its shipping, until the day ends).
  *
  * @example
  * ```ts
