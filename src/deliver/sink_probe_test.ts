@@ -346,13 +346,31 @@ Deno.test({
           probeKafka(kafkaBase, {}, AbortSignal.abort()),
           (e: unknown) => e instanceof BridgeError && e.code === "cancelled",
         );
-        const controller = new AbortController();
-        const running = probeKafka(kafkaBase, {}, controller.signal);
-        setTimeout(() => controller.abort(), 5);
-        await assert.rejects(
-          running,
-          (e: unknown) => e instanceof BridgeError && e.code === "cancelled",
-        );
+        // In flight: a broker address that accepts connections and never answers, so the probe
+        // cannot finish before the abort (the real broker sometimes answered within 5 ms).
+        const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+        const held: Deno.Conn[] = [];
+        const accepting = (async () => {
+          for await (const conn of silent) held.push(conn);
+        })().catch(() => {});
+        try {
+          const controller = new AbortController();
+          const running = probeKafka(
+            // The disconnect after the abort waits up to one step timeout.
+            { ...kafkaBase, brokers: [`127.0.0.1:${silent.addr.port}`], stepTimeoutMs: 1_000 },
+            {},
+            controller.signal,
+          );
+          setTimeout(() => controller.abort(), 50);
+          await assert.rejects(
+            running,
+            (e: unknown) => e instanceof BridgeError && e.code === "cancelled",
+          );
+        } finally {
+          silent.close();
+          for (const conn of held) conn.close();
+          await accepting;
+        }
       });
     } finally {
       await Promise.all([s3.stop(), kafka.stop()]);
