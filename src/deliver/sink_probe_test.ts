@@ -219,13 +219,7 @@ Deno.test({
       });
 
       await t.step("s3: cancelling throws cancelled and still deletes the object", async () => {
-        const controller = new AbortController();
-        const running = probeS3(s3Options(s3), controller.signal);
-        setTimeout(() => controller.abort(), 1);
-        await assert.rejects(
-          running,
-          (e: unknown) => e instanceof BridgeError && e.code === "cancelled",
-        );
+        await assertCancelledAfter(1, (signal) => probeS3(s3Options(s3), signal));
         await assert.rejects(
           probeS3(s3Options(s3), AbortSignal.abort()),
           (e: unknown) => e instanceof BridgeError && e.code === "cancelled",
@@ -354,18 +348,13 @@ Deno.test({
           for await (const conn of silent) held.push(conn);
         })().catch(() => {});
         try {
-          const controller = new AbortController();
-          const running = probeKafka(
-            // The disconnect after the abort waits up to one step timeout.
-            { ...kafkaBase, brokers: [`127.0.0.1:${silent.addr.port}`], stepTimeoutMs: 1_000 },
-            {},
-            controller.signal,
-          );
-          setTimeout(() => controller.abort(), 50);
-          await assert.rejects(
-            running,
-            (e: unknown) => e instanceof BridgeError && e.code === "cancelled",
-          );
+          await assertCancelledAfter(50, (signal) =>
+            probeKafka(
+              // The disconnect after the abort waits up to one step timeout.
+              { ...kafkaBase, brokers: [`127.0.0.1:${silent.addr.port}`], stepTimeoutMs: 1_000 },
+              {},
+              signal,
+            ));
         } finally {
           silent.close();
           for (const conn of held) conn.close();
@@ -524,15 +513,9 @@ Deno.test("probeIngress: what a GET of the upload URL proves, against a fake ing
         probeIngress({ url: fake.url, auth: null }, AbortSignal.abort()),
         (e: unknown) => e instanceof BridgeError && e.code === "cancelled",
       );
-      const controller = new AbortController();
-      const running = probeIngress(
-        { url: `${fake.url}/slow`, auth: { bearer: TOKEN } },
-        controller.signal,
-      );
-      setTimeout(() => controller.abort(), 50);
-      await assert.rejects(
-        running,
-        (e: unknown) => e instanceof BridgeError && e.code === "cancelled",
+      await assertCancelledAfter(
+        50,
+        (signal) => probeIngress({ url: `${fake.url}/slow`, auth: { bearer: TOKEN } }, signal),
       );
     });
   } finally {
@@ -541,3 +524,14 @@ Deno.test("probeIngress: what a GET of the upload URL proves, against a fake ing
     await fake.close();
   }
 });
+
+/** Starts `probe`, aborts it after `ms` (while it is in flight), and expects a `cancelled` error. */
+async function assertCancelledAfter(
+  ms: number,
+  probe: (signal: AbortSignal) => Promise<unknown>,
+): Promise<void> {
+  const controller = new AbortController();
+  const running = probe(controller.signal);
+  setTimeout(() => controller.abort(), ms);
+  await assert.rejects(running, (e: unknown) => e instanceof BridgeError && e.code === "cancelled");
+}
