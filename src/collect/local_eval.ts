@@ -1931,9 +1931,9 @@ function rangeSeries(
         let c = 0;
         for (let i = lo; i < hi; i++) {
           const x = v[i]!;
-          const t = sum + x;
-          c = v3 ? kahanC3(x, sum, t, c) : kahanC2(x, sum, t, c);
-          sum = t;
+          const next = sum + x; // not `t`: that is the series' timestamps here
+          c = v3 ? kahanC3(x, sum, next, c) : kahanC2(x, sum, next, c);
+          sum = next;
         }
         value = isInf(sum) ? sum : sum + c;
         break;
@@ -2203,14 +2203,15 @@ function evalAggregation(node: Extract<VNode, { k: "agg" }>, ctx: Ctx): VSeries[
   const acc = new Aggregator(node, ctx);
   const add: EmitSeries = (ls, v, p) => acc.add(ls, v, p);
   const expr = node.expr;
+  const many = expr.k === "vv" ? streamedMany(expr, ctx) : null;
   // A selector's or range function's series are summed up as they are made,
   // one scratch pair at a time: the input is never held whole.
   if (expr.k === "sel") eachSelected(expr, ctx, scratchArrays(ctx), add);
   else if (expr.k === "range" && rangeResultsDistinct(expr, ctx)) {
     eachRangeResult(expr, ctx, scratchArrays(ctx), add);
-  } else if (expr.k === "vv" && streamedMany(expr, ctx) !== null) {
+  } else if (expr.k === "vv" && many !== null) {
     // So are a join's results when its 'many' side is read one series at a time.
-    eachBinopResult(expr, ctx, scratchArrays(ctx), add);
+    eachBinopResult(expr, many, ctx, scratchArrays(ctx), add);
   } else {
     const input = evalVector(expr, ctx);
     for (const s of input) acc.add(s.ls, s.v, s.p);
@@ -2434,9 +2435,10 @@ function anyPresent(series: readonly VSeries[], n: number): Uint8Array {
 }
 
 function evalVectorBinop(node: Extract<VNode, { k: "vv" }>, ctx: Ctx): VSeries[] {
-  if (streamedMany(node, ctx) !== null) {
+  const streamed = streamedMany(node, ctx);
+  if (streamed !== null) {
     const out: VSeries[] = [];
-    eachBinopResult(node, ctx, keepArrays(ctx), (ls, v, p) => out.push({ ls, v, p }));
+    eachBinopResult(node, streamed, ctx, keepArrays(ctx), (ls, v, p) => out.push({ ls, v, p }));
     return out;
   }
   const { n, meta } = ctx;
@@ -2642,19 +2644,19 @@ function streamedMany(
 
 /**
  * The result series of a `group_left`/`group_right` operator whose 'many'
- * side is streamed ({@linkcode streamedMany}), one at a time, in the order the
+ * side `many` is streamed (as {@linkcode streamedMany} found it), one at a time, in the order the
  * whole-side evaluation makes them: the 'one' side is evaluated and indexed,
  * then each 'many' series is joined as it is read, so that side is never held
  * whole (inside an aggregation, neither is the result).
  */
 function eachBinopResult(
   node: Extract<VNode, { k: "vv" }>,
+  many: Extract<VNode, { k: "sel" | "range" }>,
   ctx: Ctx,
   take: TakeArrays,
   emit: EmitSeries,
 ): void {
   const { n, meta } = ctx;
-  const many = streamedMany(node, ctx)!;
   const swap = node.card === "one-to-many";
   const one = evalVector(swap ? node.lhs : node.rhs, ctx);
   const { sigWhich, conflicts } = indexOneSide(one, node, ctx);
